@@ -1,0 +1,315 @@
+"""The recording format: CSV files of timestamped 6-axis IMU samples.
+
+Canonical header (SI units)::
+
+    timestamp_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z[,label][,device_id]
+
+Also read:
+
+* the seed's files: ``acc_x..gyro_z`` without a time column, with the sample rate given by the
+  caller (``rate_hz``);
+* unit-suffixed headers: ``acc_x_g``, ``acc_x_mg``, ``acc_x_ms2``, ``gyro_x_dps``,
+  ``gyro_x_rads``; ``timestamp_ms`` instead of ``timestamp_s``.
+
+The reader refuses what it cannot trust (a malformed row, a non-finite value, time going
+backwards) with the line number; it never skips a row silently. The writer appends while
+streaming and flushes to disk at least once per second of stream time, so a crash loses at
+most the last second.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gaitedge.units import AccelUnit, GyroUnit, accel_to_m_s2, gyro_to_rad_s
+
+AXES = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
+CANONICAL_HEADER = ("timestamp_s", *AXES)
+_ACCEL_SUFFIX = {"": AccelUnit.M_S2, "ms2": AccelUnit.M_S2, "m_s2": AccelUnit.M_S2}
+_ACCEL_SUFFIX |= {"g": AccelUnit.G, "mg": AccelUnit.MG}
+_GYRO_SUFFIX = {"": GyroUnit.RAD_S, "rads": GyroUnit.RAD_S, "rad_s": GyroUnit.RAD_S}
+_GYRO_SUFFIX |= {"dps": GyroUnit.DEG_S, "deg_s": GyroUnit.DEG_S}
+_TIME_COLUMNS = {"timestamp_s": 1.0, "timestamp_ms": 1e-3}
+
+
+class RecordingError(ValueError):
+    """A recording file that cannot be trusted; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A recording in canonical units.
+
+    Attributes:
+        timestamp_s: [N] strictly increasing sample times in seconds.
+        imu: [N, 6] acc_x..acc_z in m/s², gyro_x..gyro_z in rad/s.
+        label: [N] per-sample labels as strings, or None when the file has none.
+        device_id: [N] device ids as strings, or None.
+    """
+
+    timestamp_s: np.ndarray
+    imu: np.ndarray
+    label: np.ndarray | None = None
+    device_id: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.timestamp_s)
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.timestamp_s[-1] - self.timestamp_s[0]) if len(self) > 1 else 0.0
+
+    @property
+    def median_rate_hz(self) -> float:
+        """The median sample rate; 0 for fewer than two samples."""
+        if len(self) < 2:
+            return 0.0
+        return float(1.0 / np.median(np.diff(self.timestamp_s)))
+
+
+@dataclass(frozen=True)
+class _Layout:
+    time_index: int | None
+    time_scale: float
+    axis_index: tuple[int, ...]
+    accel_unit: AccelUnit
+    gyro_unit: GyroUnit
+    label_index: int | None
+    device_index: int | None
+
+
+def _unit_of(column: str, axis: str, table: dict) -> object | None:
+    if column == axis:
+        return table[""]
+    if column.startswith(axis + "_"):
+        return table.get(column[len(axis) + 1 :])
+    return None
+
+
+def _parse_header(header: list[str], where: str) -> _Layout:
+    names = [h.strip().lower() for h in header]
+    time_index, time_scale = None, 1.0
+    for name, scale in _TIME_COLUMNS.items():
+        if name in names:
+            time_index, time_scale = names.index(name), scale
+    axis_index, units = [], []
+    for axis in AXES:
+        table = _ACCEL_SUFFIX if axis.startswith("acc") else _GYRO_SUFFIX
+        found = [(i, _unit_of(n, axis, table)) for i, n in enumerate(names)]
+        found = [(i, u) for i, u in found if u is not None]
+        if len(found) != 1:
+            raise RecordingError(
+                f"{where}: header needs exactly one column for {axis} "
+                f"(as {axis} or {axis}_<unit>); got header {header}"
+            )
+        axis_index.append(found[0][0])
+        units.append(found[0][1])
+    if len(set(units[:3])) != 1 or len(set(units[3:])) != 1:
+        raise RecordingError(f"{where}: the three axes of a sensor must share one unit")
+    return _Layout(
+        time_index=time_index,
+        time_scale=time_scale,
+        axis_index=tuple(axis_index),
+        accel_unit=units[0],
+        gyro_unit=units[3],
+        label_index=names.index("label") if "label" in names else None,
+        device_index=names.index("device_id") if "device_id" in names else None,
+    )
+
+
+def read_recording(path: str | os.PathLike, rate_hz: float | None = None) -> Recording:
+    """Read a recording CSV into canonical units.
+
+    Args:
+        path: the CSV file.
+        rate_hz: sample rate for files without a time column (the seed's format); ignored
+            (and checked to be absent) when the file has one.
+
+    Raises:
+        RecordingError: missing or ambiguous columns, a malformed row, a non-finite value, or
+            timestamps that do not strictly increase; the message gives the line number.
+    """
+    path = Path(path)
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecordingError(f"{where}: cannot read: {exc}") from exc
+    rows = csv.reader(io.StringIO(text))
+    header = next(rows, None)
+    if not header:
+        raise RecordingError(f"{where}: empty file, expected a header line")
+    layout = _parse_header(header, where)
+    if layout.time_index is None and not (rate_hz and rate_hz > 0):
+        raise RecordingError(
+            f"{where}: no timestamp_s column; give the sample rate (rate_hz / --rate-hz)"
+        )
+    if layout.time_index is not None and rate_hz is not None:
+        raise RecordingError(f"{where}: has its own timestamps; do not also give a rate")
+    numeric = ([layout.time_index] if layout.time_index is not None else []) + list(
+        layout.axis_index
+    )
+    values, labels, devices = [], [], []
+    for line_no, row in enumerate(rows, start=2):
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if len(row) != len(header):
+            raise RecordingError(
+                f"{where}:{line_no}: expected {len(header)} fields, got {len(row)}"
+            )
+        try:
+            values.append([float(row[i]) for i in numeric])
+        except ValueError as exc:
+            raise RecordingError(f"{where}:{line_no}: not a number: {exc}") from exc
+        if layout.label_index is not None:
+            labels.append(row[layout.label_index].strip())
+        if layout.device_index is not None:
+            devices.append(row[layout.device_index].strip())
+    if not values:
+        raise RecordingError(f"{where}: no samples after the header")
+    data = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(data).all(axis=1)
+    if bad.any():
+        raise RecordingError(f"{where}:{int(np.argmax(bad)) + 2}: non-finite value (NaN/inf)")
+    if layout.time_index is not None:
+        t, data = data[:, 0] * layout.time_scale, data[:, 1:]
+        back = np.diff(t) <= 0
+        if back.any():
+            i = int(np.argmax(back)) + 1
+            raise RecordingError(
+                f"{where}:{i + 2}: timestamp {t[i]:.6f} s does not increase "
+                f"(previous {t[i - 1]:.6f} s)"
+            )
+    else:
+        t = np.arange(len(data)) / float(rate_hz)
+    imu = np.empty_like(data)
+    imu[:, :3] = accel_to_m_s2(data[:, :3], layout.accel_unit)
+    imu[:, 3:] = gyro_to_rad_s(data[:, 3:], layout.gyro_unit)
+    return Recording(
+        timestamp_s=t,
+        imu=imu,
+        label=np.asarray(labels) if layout.label_index is not None else None,
+        device_id=np.asarray(devices) if layout.device_index is not None else None,
+    )
+
+
+class RecordingWriter:
+    """Append samples to a canonical recording CSV while streaming.
+
+    Flushes (and fsyncs) whenever the stream time has advanced ``flush_interval_s`` since the
+    last flush, so a crash loses at most that much. Appending to an existing file checks that
+    its header matches.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        with_label: bool = False,
+        with_device_id: bool = False,
+        flush_interval_s: float = 1.0,
+    ) -> None:
+        self.path = Path(path)
+        self.header = list(CANONICAL_HEADER)
+        if with_label:
+            self.header.append("label")
+        if with_device_id:
+            self.header.append("device_id")
+        self.flush_interval_s = flush_interval_s
+        self.rows_written = 0
+        self._last_flush_t: float | None = None
+        exists = self.path.exists() and self.path.stat().st_size > 0
+        if exists:
+            with self.path.open(encoding="utf-8") as f:
+                first = f.readline().strip().split(",")
+            if first != self.header:
+                raise RecordingError(
+                    f"{self.path}: cannot append, header {first} differs from {self.header}"
+                )
+        self._file = self.path.open("a", encoding="utf-8", newline="")
+        if not exists:
+            self._file.write(",".join(self.header) + "\n")
+            self._sync()
+
+    def write(
+        self,
+        timestamp_s: np.ndarray,
+        imu: np.ndarray,
+        label: str | np.ndarray | None = None,
+        device_id: str | np.ndarray | None = None,
+    ) -> None:
+        """Append [N] timestamps and [N, 6] samples in canonical units."""
+        t = np.asarray(timestamp_s, dtype=np.float64).reshape(-1)
+        x = np.asarray(imu, dtype=np.float64).reshape(len(t), 6)
+        extra = []
+        if "label" in self.header:
+            extra.append(np.broadcast_to(np.asarray(label, dtype=str), t.shape))
+        if "device_id" in self.header:
+            extra.append(np.broadcast_to(np.asarray(device_id, dtype=str), t.shape))
+        lines = []
+        for i in range(len(t)):
+            fields = [f"{t[i]:.6f}", *(f"{v:.9g}" for v in x[i])]
+            fields.extend(str(col[i]) for col in extra)
+            lines.append(",".join(fields))
+        if lines:
+            self._file.write("\n".join(lines) + "\n")
+            self.rows_written += len(lines)
+            if self._last_flush_t is None:
+                self._last_flush_t = float(t[0])
+            if t[-1] - self._last_flush_t >= self.flush_interval_s:
+                self._sync()
+                self._last_flush_t = float(t[-1])
+
+    def _sync(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._sync()
+            self._file.close()
+
+    def __enter__(self) -> RecordingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_recording(path: str | os.PathLike, recording: Recording) -> None:
+    """Write a whole recording in the canonical format (replacing the file)."""
+    Path(path).unlink(missing_ok=True)
+    with RecordingWriter(
+        path,
+        with_label=recording.label is not None,
+        with_device_id=recording.device_id is not None,
+    ) as w:
+        w.write(recording.timestamp_s, recording.imu, recording.label, recording.device_id)
+
+
+def describe_recording(recording: Recording, max_gap_s: float = 0.2) -> dict:
+    """A summary for people: samples, duration, median rate, gaps longer than ``max_gap_s``."""
+    dt = np.diff(recording.timestamp_s)
+    gaps = np.flatnonzero(dt > max_gap_s)
+    summary = {
+        "samples": len(recording),
+        "duration_s": round(recording.duration_s, 3),
+        "median_rate_hz": round(recording.median_rate_hz, 3),
+        "gaps": [
+            {"t_s": round(float(recording.timestamp_s[i]), 3), "length_s": round(float(dt[i]), 3)}
+            for i in gaps
+        ],
+        "acc_norm_median_m_s2": round(
+            float(np.median(np.linalg.norm(recording.imu[:, :3], axis=1))), 3
+        ),
+    }
+    if recording.label is not None:
+        names, counts = np.unique(recording.label, return_counts=True)
+        summary["labels"] = {str(n): int(c) for n, c in zip(names, counts, strict=True)}
+    return summary

@@ -1,0 +1,64 @@
+"""Unit conversion into the canonical units of the signal chain: m/s² and rad/s."""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+STANDARD_GRAVITY_M_S2 = 9.80665
+
+
+class AccelUnit(str, enum.Enum):
+    """Units an accelerometer may report in."""
+
+    M_S2 = "m/s2"
+    G = "g"
+    MG = "mg"
+    COUNTS = "counts"
+
+
+class GyroUnit(str, enum.Enum):
+    """Units a gyroscope may report in."""
+
+    RAD_S = "rad/s"
+    DEG_S = "deg/s"
+    COUNTS = "counts"
+
+
+_ACCEL_TO_M_S2 = {
+    AccelUnit.M_S2: 1.0,
+    AccelUnit.G: STANDARD_GRAVITY_M_S2,
+    AccelUnit.MG: STANDARD_GRAVITY_M_S2 / 1000.0,
+}
+_GYRO_TO_RAD_S = {GyroUnit.RAD_S: 1.0, GyroUnit.DEG_S: np.pi / 180.0}
+
+
+def accel_to_m_s2(
+    values: np.ndarray, unit: AccelUnit | str, g_per_count: float | None = None
+) -> np.ndarray:
+    """Convert acceleration to m/s².
+
+    Raw counts need the sensor's scale in g per count (for example 1/256 for an ADXL345 at
+    ±16 g, 13 bit); without it counts cannot be interpreted and a ValueError is raised.
+    """
+    unit = AccelUnit(unit)
+    values = np.asarray(values, dtype=np.float64)
+    if unit is AccelUnit.COUNTS:
+        if g_per_count is None or not g_per_count > 0:
+            raise ValueError("accelerometer counts need a positive scale in g per count")
+        return values * (g_per_count * STANDARD_GRAVITY_M_S2)
+    return values * _ACCEL_TO_M_S2[unit]
+
+
+def gyro_to_rad_s(
+    values: np.ndarray, unit: GyroUnit | str, dps_per_count: float | None = None
+) -> np.ndarray:
+    """Convert angular rate to rad/s; raw counts need the scale in deg/s per count."""
+    unit = GyroUnit(unit)
+    values = np.asarray(values, dtype=np.float64)
+    if unit is GyroUnit.COUNTS:
+        if dps_per_count is None or not dps_per_count > 0:
+            raise ValueError("gyroscope counts need a positive scale in deg/s per count")
+        return values * np.deg2rad(dps_per_count)
+    return values * _GYRO_TO_RAD_S[unit]

@@ -30,13 +30,19 @@ RateOption = Annotated[
 ]
 
 
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print a user error as one plain line (no box that wraps file paths) and exit non-zero."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
 def _load(path: Path, rate_hz: float | None):
     from gaitedge.recording import RecordingError, read_recording
 
     try:
         return read_recording(path, rate_hz=rate_hz)
     except RecordingError as exc:
-        raise typer.BadParameter(str(exc), param_hint="RECORDING") from exc
+        raise fail(str(exc)) from exc
 
 
 @app.command()
@@ -75,7 +81,7 @@ def windows(
     try:
         result = run_offline(cfg, rec.timestamp_s, rec.imu)
     except ChainInputError as exc:
-        raise typer.BadParameter(str(exc), param_hint="RECORDING") from exc
+        raise fail(str(exc)) from exc
     np.savez_compressed(
         out,
         data=result.data,

@@ -252,9 +252,10 @@ class RecordingWriter:
             extra.append(np.broadcast_to(np.asarray(label, dtype=str), t.shape))
         if "device_id" in self.header:
             extra.append(np.broadcast_to(np.asarray(device_id, dtype=str), t.shape))
+        # repr() is the shortest text that reads back as the same float64: no loss.
         lines = []
-        for i in range(len(t)):
-            fields = [f"{t[i]:.6f}", *(f"{v:.9g}" for v in x[i])]
+        for i, row in enumerate(x.tolist()):
+            fields = [f"{t[i]:.6f}", *map(repr, row)]
             fields.extend(str(col[i]) for col in extra)
             lines.append(",".join(fields))
         if lines:

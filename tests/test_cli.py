@@ -1,0 +1,67 @@
+"""The CLI: in-process with CliRunner, and the console script once as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from typer.testing import CliRunner
+
+from gaitedge.cli import app
+from gaitedge.recording import Recording, write_recording
+
+runner = CliRunner()
+
+
+def test_help_does_not_import_torch_or_tensorrt():
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from gaitedge.cli import app\n"
+        "r = CliRunner().invoke(app, ['--help'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "bad = [m for m in ('torch', 'tensorrt') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_console_script_runs_as_a_subprocess():
+    exe = __import__("shutil").which("gaitedge") or str(
+        __import__("pathlib").Path(sys.executable).with_name("gaitedge")
+    )
+    done = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True)
+    assert "inspect" in done.stdout
+
+
+def _recording(tmp_path):
+    t = np.arange(600) / 50.0
+    x = np.column_stack([np.sin(t), np.cos(t), 9.8 + 0 * t, 0 * t, 0 * t, 0.1 + 0 * t])
+    path = tmp_path / "r.csv"
+    write_recording(path, Recording(t, x))
+    return path
+
+
+def test_inspect_prints_a_summary(tmp_path):
+    result = runner.invoke(app, ["inspect", str(_recording(tmp_path))])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["samples"] == 600
+
+
+def test_windows_writes_the_chain_output(tmp_path):
+    out = tmp_path / "w.npz"
+    result = runner.invoke(app, ["windows", str(_recording(tmp_path)), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with np.load(out) as d:
+        assert d["data"].shape == (8, 128, 9)
+
+
+def test_malformed_recording_is_a_clear_error_not_a_traceback(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z\n0,1,2,3,4,5\n")
+    result = runner.invoke(app, ["inspect", str(bad)])
+    assert result.exit_code == 2
+    assert "bad.csv:2: expected 7 fields" in result.output
+    assert "Traceback" not in result.output

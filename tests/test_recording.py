@@ -1,0 +1,154 @@
+"""The recording CSV format: formats read, malformed input refused with line numbers, writer."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from gaitedge.recording import (
+    RecordingError,
+    RecordingWriter,
+    describe_recording,
+    read_recording,
+    write_recording,
+)
+from gaitedge.units import STANDARD_GRAVITY_M_S2, AccelUnit, GyroUnit, accel_to_m_s2, gyro_to_rad_s
+
+HEADER = "timestamp_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z"
+
+
+def write(tmp_path, text: str, name: str = "rec.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_reads_the_shipped_hapt_sample_in_si_units(hapt_dir, tmp_path):
+    """HAPT's sample file is in g (acc) and rad/s; declared as acc_x_g it reads as m/s²."""
+    src = hapt_dir / "sample_exp01_first3000.csv"
+    lines = src.read_text().splitlines()
+    assert lines[0] == HEADER + ",label"
+    lines[0] = "timestamp_s,acc_x_g,acc_y_g,acc_z_g,gyro_x,gyro_y,gyro_z,label"
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    rec = read_recording(path)
+    assert len(rec) == 3000 and rec.median_rate_hz == pytest.approx(50.0)
+    assert np.median(np.linalg.norm(rec.imu[:, :3], axis=1)) == pytest.approx(9.9, abs=0.4)
+    assert set(rec.label) >= {"0", "5"}
+
+
+def test_seed_format_without_timestamps_needs_a_rate(tmp_path):
+    path = write(tmp_path, "acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z\n" + "0,0,9.8,0,0,0\n" * 5)
+    with pytest.raises(RecordingError, match="give the sample rate"):
+        read_recording(path)
+    rec = read_recording(path, rate_hz=25.0)
+    np.testing.assert_allclose(rec.timestamp_s, np.arange(5) / 25.0)
+
+
+@pytest.mark.parametrize(
+    ("acc_suffix", "gyro_suffix", "acc_factor", "gyro_factor"),
+    [
+        ("_g", "_dps", STANDARD_GRAVITY_M_S2, np.pi / 180),
+        ("_mg", "_rads", STANDARD_GRAVITY_M_S2 / 1000, 1.0),
+        ("_ms2", "", 1.0, 1.0),
+    ],
+    ids=["g-dps", "mg-rads", "ms2-plain"],
+)
+def test_unit_suffixed_headers(tmp_path, acc_suffix, gyro_suffix, acc_factor, gyro_factor):
+    cols = [f"acc_{a}{acc_suffix}" for a in "xyz"] + [f"gyro_{a}{gyro_suffix}" for a in "xyz"]
+    path = write(tmp_path, "timestamp_ms," + ",".join(cols) + "\n0,1,2,3,4,5,6\n20,1,2,3,4,5,6\n")
+    rec = read_recording(path)
+    np.testing.assert_allclose(rec.timestamp_s, [0.0, 0.02])
+    np.testing.assert_allclose(rec.imu[0, :3], np.array([1, 2, 3]) * acc_factor)
+    np.testing.assert_allclose(rec.imu[0, 3:], np.array([4, 5, 6]) * gyro_factor)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("0,1,2,3,4,5,6\n0.02,1,2,x,4,5,6\n", r"rec.csv:3: not a number"),
+        ("0,1,2,3,4,5,6\n0.02,1,2,3,4,5\n", r"rec.csv:3: expected 7 fields, got 6"),
+        ("0,1,2,3,4,5,6\n0.02,1,nan,3,4,5,6\n", r"rec.csv:3: non-finite"),
+        ("0,1,2,3,4,5,6\n0.04,1,2,3,4,5,6\n0.02,1,2,3,4,5,6\n", r"rec.csv:4: timestamp"),
+        ("0,1,2,3,4,5,6\n0,1,2,3,4,5,6\n", r"rec.csv:3: timestamp"),
+        ("", "no samples"),
+    ],
+    ids=["not-a-number", "short-row", "nan", "backwards", "duplicate", "header-only"],
+)
+def test_malformed_files_are_refused_with_the_line(tmp_path, body, message):
+    path = write(tmp_path, HEADER + "\n" + body)
+    with pytest.raises(RecordingError, match=message):
+        read_recording(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty file"),
+        ("timestamp_s,acc_x,acc_y,gyro_x,gyro_y,gyro_z\n0,1,2,3,4,5\n", "acc_z"),
+        ("timestamp_s,acc_x_g,acc_y,acc_z,gyro_x,gyro_y,gyro_z\n0,1,2,3,4,5,6\n", "share one unit"),
+        (HEADER + "\n\xff", "cannot read"),
+    ],
+    ids=["empty", "missing-column", "mixed-units", "not-utf8"],
+)
+def test_bad_headers_are_refused(tmp_path, text, message):
+    path = tmp_path / "rec.csv"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(RecordingError, match=message):
+        read_recording(path)
+
+
+def test_writer_round_trips_and_appends(tmp_path):
+    rng = np.random.default_rng(0)
+    t = np.arange(100) / 50.0
+    x = rng.standard_normal((100, 6)).astype(np.float32).astype(np.float64)
+    path = tmp_path / "out.csv"
+    with RecordingWriter(path, with_label=True, with_device_id=True) as w:
+        w.write(t[:40], x[:40], label="walk", device_id="dev1")
+    with RecordingWriter(path, with_label=True, with_device_id=True) as w:
+        w.write(t[40:], x[40:], label=np.array(["sit"] * 60), device_id="dev1")
+    rec = read_recording(path)
+    np.testing.assert_allclose(rec.timestamp_s, t, atol=1e-6)
+    np.testing.assert_array_equal(rec.imu, x)  # values are written losslessly
+    assert list(rec.label[:40]) == ["walk"] * 40 and rec.label[-1] == "sit"
+    with pytest.raises(RecordingError, match="cannot append"):
+        RecordingWriter(path)
+
+
+def test_writer_flushes_each_second_so_a_crash_loses_at_most_one(tmp_path):
+    path = tmp_path / "live.csv"
+    w = RecordingWriter(path)
+    for i in range(0, 250, 5):  # 5 s at 50 Hz, in chunks of 5 samples
+        w.write(np.arange(i, i + 5) / 50.0, np.zeros((5, 6)))
+        # What is on disk now is what survives a crash (the file object is not closed).
+        crash_copy = tmp_path / "crash.csv"
+        shutil.copy(path, crash_copy)
+        if i + 5 >= 100:
+            on_disk = read_recording(crash_copy)
+            assert (i + 5) / 50.0 - on_disk.timestamp_s[-1] <= 1.0 + 1e-9
+    w.close()
+    assert len(read_recording(path)) == 250
+
+
+def test_write_recording_and_describe(tmp_path, hapt_experiment):
+    t, x, label = hapt_experiment
+    from gaitedge.recording import Recording
+
+    rec = Recording(t[:500], x[:500], label=label[:500].astype(str))
+    path = tmp_path / "r.csv"
+    write_recording(path, rec)
+    again = read_recording(path)
+    summary = describe_recording(again)
+    assert summary["samples"] == 500 and summary["median_rate_hz"] == pytest.approx(50.0)
+    assert summary["gaps"] == []
+
+
+def test_unit_converters_refuse_counts_without_scale():
+    with pytest.raises(ValueError, match="scale"):
+        accel_to_m_s2(np.ones(3), AccelUnit.COUNTS)
+    with pytest.raises(ValueError, match="scale"):
+        gyro_to_rad_s(np.ones(3), GyroUnit.COUNTS)
+    # SisFall's ADXL345: 256 counts = 1 g
+    assert accel_to_m_s2(256, "counts", g_per_count=1 / 256) == pytest.approx(9.80665)
+    assert gyro_to_rad_s(1000, "counts", dps_per_count=0.061) == pytest.approx(np.deg2rad(61))

@@ -1,0 +1,456 @@
+"""The wire protocol between wearable firmware and the host: the bytes, and nowhere else.
+
+Two messages, both little-endian, both starting with one header byte ``major << 4 | type``:
+
+* ``SampleFrame`` (type 1): ``u8 header, u16 seq, u32 timestamp_us, N x (i16 ax ay az gx gy gz)``;
+  N is implied by the length, 1 <= N <= MAX_SAMPLES_PER_FRAME.
+* ``DeviceInfo`` (type 2): ``u8 header, u8 protocol_minor, u32 device_id,
+  u32 sample_rate_millihz, u8 accel_range_g, u16 gyro_range_dps, u8 firmware_major,
+  u8 firmware_minor``; a newer minor version may append fields, which this host ignores.
+
+Transports:
+
+* Serial: ``COBS(message + CRC-16/CCITT-FALSE little-endian) + 0x00``; ``StreamDecoder``.
+* BLE: one message per GATT notification, no COBS or CRC (the link layer already checks a
+  CRC-24 per packet); ``NotificationDecoder``.
+
+PROTOCOL.md is the full specification; this module is its reference implementation.
+"""
+
+from __future__ import annotations
+
+import binascii
+import enum
+import struct
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Compatibility rule: a host decodes messages whose major version equals PROTOCOL_MAJOR and
+# refuses every other major (counted as UNSUPPORTED_VERSION). Within a major, a newer minor may
+# only append fields to DeviceInfo or add new message types, which older hosts skip (counted as
+# UNKNOWN_TYPE) without losing the stream. The major lives in the header byte's high nibble, so
+# 1..15 are possible; 0 is never valid, which keeps a zeroed buffer from parsing as a message.
+PROTOCOL_MAJOR = 1
+PROTOCOL_MINOR = 0
+
+
+class MessageType(enum.IntEnum):
+    """The low nibble of the header byte."""
+
+    SAMPLES = 1
+    DEVICE_INFO = 2
+
+
+# One sample is six int16 counts: accel x, y, z then gyro x, y, z.
+AXES_PER_SAMPLE = 6
+SAMPLE_LEN = 12
+# header u8 + seq u16 + timestamp_us u32.
+SAMPLE_HEADER_LEN = 7
+# The default ATT MTU of 23 bytes leaves 20 bytes of notification payload (3 bytes of ATT
+# header); 7 + 12 = 19 bytes, so one sample always fits a notification on any BLE link.
+DEFAULT_ATT_MTU = 23
+ATT_HEADER_LEN = 3
+# 20 samples make a 247-byte message; with the 2-byte CRC that is 249 <= 254 bytes, so COBS adds
+# exactly one byte and never needs a 0xFF block split, and a device buffer of
+# MAX_SERIAL_PACKET_LEN + 1 bytes always suffices. On BLE, 247 bytes need an ATT MTU of 250.
+MAX_SAMPLES_PER_FRAME = 20
+MAX_MESSAGE_LEN = SAMPLE_HEADER_LEN + SAMPLE_LEN * MAX_SAMPLES_PER_FRAME
+CRC_LEN = 2
+# COBS overhead for a packet of at most 254 bytes is one byte; the 0x00 delimiter is not counted.
+MAX_SERIAL_PACKET_LEN = MAX_MESSAGE_LEN + CRC_LEN + 1
+# u16 sequence numbers wrap after 65536 frames; u32 microseconds wrap after 2**32 us = 71.6 min.
+SEQ_MODULUS = 1 << 16
+TIMESTAMP_MODULUS_US = 1 << 32
+# binascii.crc_hqx is CRC-16/CCITT-FALSE (poly 0x1021, no reflection, no final XOR) when
+# started at 0xFFFF: check value 0x29B1 for b"123456789".
+CRC_INIT = 0xFFFF
+# Full scale of an int16 sensor reading: +range maps to 32768 counts (saturating at 32767).
+FULL_SCALE_COUNTS = 32768
+# The conventional value used by sensor datasheets, so counts convert the way the chip means.
+STANDARD_GRAVITY_M_S2 = 9.80665
+
+# BLE GATT: devices advertise SERVICE_UUID; the scan response carries the name
+# DEVICE_NAME_PREFIX + device_id as 8 lowercase hex digits.
+SERVICE_UUID = uuid.UUID("9c5a0001-cd44-4ed1-8528-49a84ea41756")
+SAMPLES_CHAR_UUID = uuid.UUID("9c5a0002-cd44-4ed1-8528-49a84ea41756")
+DEVICE_INFO_CHAR_UUID = uuid.UUID("9c5a0003-cd44-4ed1-8528-49a84ea41756")
+DEVICE_NAME_PREFIX = "gaitedge-"
+
+_SAMPLE_HEAD = struct.Struct("<BHI")
+_DEVICE_INFO = struct.Struct("<BBIIBHBB")
+DEVICE_INFO_LEN = _DEVICE_INFO.size
+_SAMPLES_BYTE = PROTOCOL_MAJOR << 4 | MessageType.SAMPLES
+_INT16 = np.dtype("<i2")
+
+
+class DropReason(enum.Enum):
+    """Why a decoder discarded a packet or notification."""
+
+    COBS_ERROR = "cobs_error"  # a COBS code byte points past the end of the packet
+    TOO_SHORT = "too_short"  # shorter than a header byte plus the CRC
+    TOO_LONG = "too_long"  # longer than MAX_SERIAL_PACKET_LEN / MAX_MESSAGE_LEN
+    BAD_CRC = "bad_crc"
+    UNSUPPORTED_VERSION = "unsupported_version"  # another major version
+    UNKNOWN_TYPE = "unknown_type"  # a type this host does not know (perhaps a newer minor)
+    BAD_LENGTH = "bad_length"  # a length that does not fit the message type
+    BAD_FIELD = "bad_field"  # a zero sample rate or sensor range
+
+
+class ProtocolError(ValueError):
+    """A message that cannot be decoded; ``reason`` says why."""
+
+    def __init__(self, reason: DropReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+
+
+class CobsError(ValueError):
+    """Bytes that are not a valid COBS packet."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SampleFrame:
+    """N consecutive IMU samples in raw int16 counts.
+
+    Attributes:
+        seq: uint16 frame counter, +1 per frame, wrapping; gaps mean lost frames.
+        timestamp_us: uint32 device clock in microseconds at the first sample, wrapping.
+        samples: [N, 6] int16 counts: acc_x, acc_y, acc_z, gyro_x, gyro_y, gyro_z.
+    """
+
+    seq: int
+    timestamp_us: int
+    samples: np.ndarray
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SampleFrame):
+            return NotImplemented
+        return (
+            self.seq == other.seq
+            and self.timestamp_us == other.timestamp_us
+            and np.array_equal(self.samples, other.samples)
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # equality is by array contents
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """What a host needs to interpret sample frames; sent at connect and then periodically.
+
+    Attributes:
+        device_id: uint32 identifier, unique per device (e.g. from the chip's serial number).
+        sample_rate_millihz: the nominal sample rate in mHz, so 204.8 Hz is exact (204800).
+        accel_range_g: accelerometer full scale in g: 32768 counts = +accel_range_g.
+        gyro_range_dps: gyroscope full scale in deg/s: 32768 counts = +gyro_range_dps.
+        firmware_major, firmware_minor: the firmware's own version, for the logs.
+        protocol_minor: the minor protocol version the device speaks.
+    """
+
+    device_id: int
+    sample_rate_millihz: int
+    accel_range_g: int
+    gyro_range_dps: int
+    firmware_major: int = 0
+    firmware_minor: int = 0
+    protocol_minor: int = PROTOCOL_MINOR
+
+    @property
+    def sample_rate_hz(self) -> float:
+        return self.sample_rate_millihz / 1000.0
+
+    @property
+    def name(self) -> str:
+        """The BLE local name the device advertises."""
+        return f"{DEVICE_NAME_PREFIX}{self.device_id:08x}"
+
+
+Message = SampleFrame | DeviceInfo
+
+
+def _check_range(name: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise ValueError(f"{name}={value} outside [{low}, {high}]")
+
+
+def encode(message: Message) -> bytes:
+    """The message bytes, as sent in one BLE notification (and inside a serial packet).
+
+    Raises:
+        ValueError: a field outside its wire range, or a sample count outside
+            1..MAX_SAMPLES_PER_FRAME.
+    """
+    if isinstance(message, SampleFrame):
+        return _encode_samples(message)
+    if isinstance(message, DeviceInfo):
+        return _encode_device_info(message)
+    raise TypeError(f"not a protocol message: {type(message).__name__}")
+
+
+def _encode_samples(frame: SampleFrame) -> bytes:
+    samples = np.asarray(frame.samples)
+    if samples.ndim != 2 or samples.shape[1] != AXES_PER_SAMPLE:
+        raise ValueError(f"samples must be [N, 6], got shape {samples.shape}")
+    _check_range("samples per frame", len(samples), 1, MAX_SAMPLES_PER_FRAME)
+    if (
+        not np.issubdtype(samples.dtype, np.integer)
+        or samples.min() < -32768
+        or samples.max() > 32767
+    ):
+        raise ValueError("samples must be int16 counts")
+    _check_range("seq", frame.seq, 0, SEQ_MODULUS - 1)
+    _check_range("timestamp_us", frame.timestamp_us, 0, TIMESTAMP_MODULUS_US - 1)
+    head = _SAMPLE_HEAD.pack(_SAMPLES_BYTE, frame.seq, frame.timestamp_us)
+    return head + samples.astype(_INT16).tobytes()
+
+
+def _encode_device_info(info: DeviceInfo) -> bytes:
+    _check_range("sample_rate_millihz", info.sample_rate_millihz, 1, 2**32 - 1)
+    _check_range("accel_range_g", info.accel_range_g, 1, 255)
+    _check_range("gyro_range_dps", info.gyro_range_dps, 1, 2**16 - 1)
+    try:
+        return _DEVICE_INFO.pack(
+            PROTOCOL_MAJOR << 4 | MessageType.DEVICE_INFO,
+            info.protocol_minor,
+            info.device_id,
+            info.sample_rate_millihz,
+            info.accel_range_g,
+            info.gyro_range_dps,
+            info.firmware_major,
+            info.firmware_minor,
+        )
+    except struct.error as exc:
+        raise ValueError(f"device info field out of range: {exc}") from exc
+
+
+def encode_serial(message: Message) -> bytes:
+    """One serial packet: COBS(message + CRC) followed by the 0x00 delimiter."""
+    return frame_serial(encode(message))
+
+
+def frame_serial(body: bytes) -> bytes:
+    """Append the CRC-16/CCITT-FALSE (little-endian), COBS-encode, and add the delimiter."""
+    crc = binascii.crc_hqx(body, CRC_INIT)
+    return cobs_encode(body + crc.to_bytes(CRC_LEN, "little")) + b"\x00"
+
+
+def cobs_encode(data: bytes) -> bytes:
+    """Consistent Overhead Byte Stuffing (Cheshire & Baker 1999): the result has no 0x00 byte.
+
+    Canonical form, as in the paper's reference code: a final block of exactly 254 bytes is
+    not followed by an empty 0x01 block.
+    """
+    out = bytearray()
+    blocks = bytes(data).split(b"\x00")
+    last = len(blocks) - 1
+    for k, block in enumerate(blocks):
+        while len(block) >= 254:
+            out.append(0xFF)
+            out += block[:254]
+            block = block[254:]
+            if not block and k == last:
+                return bytes(out)
+        out.append(len(block) + 1)
+        out += block
+    return bytes(out)
+
+
+def cobs_decode(packet: bytes) -> bytes:
+    """Invert ``cobs_encode`` for one packet without its delimiter.
+
+    Raises:
+        CobsError: an empty packet, a 0x00 inside it, or a code byte pointing past its end.
+    """
+    packet = bytes(packet)
+    if not packet or b"\x00" in packet:
+        raise CobsError("a COBS packet is non-empty and has no 0x00 byte")
+    return _cobs_decode_nonzero(packet)
+
+
+def _cobs_decode_nonzero(packet: bytes) -> bytes:
+    # Each code byte says where the next one is; every code byte but the first stands for a
+    # 0x00 in the data, unless the code before it was 0xFF (a full block with no zero). So walk
+    # the chain (one step per zero in the data, not per byte) and patch the copy in place.
+    n = len(packet)
+    out = bytearray(packet)
+    full_blocks = None
+    i = 0
+    while True:
+        code = packet[i]
+        j = i + code
+        if j >= n:
+            break
+        if code == 0xFF:
+            full_blocks = [j] if full_blocks is None else [*full_blocks, j]
+        else:
+            out[j] = 0
+        i = j
+    if j > n:
+        raise CobsError(f"code byte at {i} points {j - n} bytes past the end")
+    if full_blocks:
+        for j in reversed(full_blocks):
+            del out[j]
+    del out[0]
+    return bytes(out)
+
+
+def parse_message(body: bytes) -> Message:
+    """Parse one message (a BLE notification, or a serial packet after COBS and CRC).
+
+    Raises:
+        ProtocolError: with the DropReason.
+    """
+    body = bytes(body)
+    if len(body) > MAX_MESSAGE_LEN:
+        raise ProtocolError(DropReason.TOO_LONG, f"{len(body)} > {MAX_MESSAGE_LEN} bytes")
+    return _parse(body, len(body))
+
+
+def _parse(buf: bytes, end: int) -> Message:
+    """Parse the message in ``buf[:end]`` (the serial path leaves the CRC after ``end``)."""
+    if end < 1:
+        raise ProtocolError(DropReason.TOO_SHORT, "empty message")
+    head = buf[0]
+    if head == _SAMPLES_BYTE:
+        return _parse_samples(buf, end)
+    if head >> 4 != PROTOCOL_MAJOR:
+        raise ProtocolError(
+            DropReason.UNSUPPORTED_VERSION, f"major {head >> 4}, this host speaks {PROTOCOL_MAJOR}"
+        )
+    if head & 0x0F == MessageType.DEVICE_INFO:
+        return _parse_device_info(buf, end)
+    raise ProtocolError(DropReason.UNKNOWN_TYPE, f"message type {head & 0x0F}")
+
+
+def _parse_samples(buf: bytes, end: int) -> SampleFrame:
+    count, extra = divmod(end - SAMPLE_HEADER_LEN, SAMPLE_LEN)
+    if extra or not 1 <= count <= MAX_SAMPLES_PER_FRAME:
+        raise ProtocolError(DropReason.BAD_LENGTH, f"{end} bytes is not 7 + 12 N, 1 <= N <= 20")
+    _, seq, timestamp_us = _SAMPLE_HEAD.unpack_from(buf)
+    samples = np.frombuffer(buf, _INT16, count * AXES_PER_SAMPLE, SAMPLE_HEADER_LEN)
+    return SampleFrame(seq, timestamp_us, samples.reshape(count, AXES_PER_SAMPLE))
+
+
+def _parse_device_info(buf: bytes, end: int) -> DeviceInfo:
+    if end < DEVICE_INFO_LEN:
+        raise ProtocolError(DropReason.BAD_LENGTH, f"device info of {end} < 15 bytes")
+    _, minor, device_id, rate, accel_g, gyro_dps, fw_major, fw_minor = _DEVICE_INFO.unpack_from(buf)
+    if not (rate and accel_g and gyro_dps):
+        raise ProtocolError(DropReason.BAD_FIELD, "zero sample rate or sensor range")
+    return DeviceInfo(device_id, rate, accel_g, gyro_dps, fw_major, fw_minor, minor)
+
+
+@dataclass
+class DecoderStats:
+    """What a decoder kept and dropped since it was created.
+
+    Attributes:
+        messages_ok: messages decoded and returned.
+        dropped: packets (or notifications) discarded, per reason.
+        bytes_received: every byte fed in.
+        bytes_discarded: bytes of the discarded packets, delimiters not counted.
+    """
+
+    messages_ok: int = 0
+    dropped: dict[DropReason, int] = field(default_factory=lambda: dict.fromkeys(DropReason, 0))
+    bytes_received: int = 0
+    bytes_discarded: int = 0
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+    def _drop(self, reason: DropReason, n_bytes: int) -> None:
+        self.dropped[reason] += 1
+        self.bytes_discarded += n_bytes
+
+
+class StreamDecoder:
+    """Incremental serial decoder: ``feed(bytes) -> list[Message]``.
+
+    Any split of the byte stream gives the same messages. A bad packet costs only itself: the
+    next 0x00 delimiter resynchronises. Never raises on any bytes; see ``stats`` for what was
+    dropped and why.
+    """
+
+    def __init__(self) -> None:
+        self.stats = DecoderStats()
+        self._pending = b""
+        # True after discarding an over-long packet's start, until its delimiter arrives.
+        self._skipping = False
+
+    def feed(self, data: bytes) -> list[Message]:
+        """Decode every complete packet in the stream so far."""
+        stats = self.stats
+        stats.bytes_received += len(data)
+        packets = (self._pending + bytes(data)).split(b"\x00")
+        tail = packets.pop()
+        start = 0
+        if self._skipping:
+            if packets:
+                stats.bytes_discarded += len(packets[0])
+                start, self._skipping = 1, False
+            else:
+                stats.bytes_discarded += len(tail)
+                tail = b""
+        if len(tail) > MAX_SERIAL_PACKET_LEN:
+            stats._drop(DropReason.TOO_LONG, len(tail))
+            tail, self._skipping = b"", True
+        self._pending = tail
+        out = []
+        for k in range(start, len(packets)):
+            message = self._decode_packet(packets[k])
+            if message is not None:
+                out.append(message)
+        stats.messages_ok += len(out)
+        return out
+
+    def _decode_packet(self, packet: bytes) -> Message | None:
+        n = len(packet)
+        if n == 0:
+            return None  # back-to-back delimiters: allowed, a device may send one to resync
+        if n > MAX_SERIAL_PACKET_LEN:
+            self.stats._drop(DropReason.TOO_LONG, n)
+            return None
+        try:
+            raw = _cobs_decode_nonzero(packet)
+        except CobsError:
+            self.stats._drop(DropReason.COBS_ERROR, n)
+            return None
+        end = len(raw) - CRC_LEN
+        if end < 1:
+            self.stats._drop(DropReason.TOO_SHORT, n)
+            return None
+        if binascii.crc_hqx(raw[:end], CRC_INIT) != raw[end] | raw[end + 1] << 8:
+            self.stats._drop(DropReason.BAD_CRC, n)
+            return None
+        try:
+            return _parse(raw, end)
+        except ProtocolError as exc:
+            self.stats._drop(exc.reason, n)
+            return None
+
+
+class NotificationDecoder:
+    """BLE decoder: one message per notification; never raises, counts drops in ``stats``."""
+
+    def __init__(self) -> None:
+        self.stats = DecoderStats()
+
+    def decode(self, payload: bytes) -> Message | None:
+        """The message in one notification payload, or None (counted in ``stats``)."""
+        self.stats.bytes_received += len(payload)
+        try:
+            message = parse_message(payload)
+        except ProtocolError as exc:
+            self.stats._drop(exc.reason, len(payload))
+            return None
+        self.stats.messages_ok += 1
+        return message
+
+
+def samples_per_notification(att_mtu: int = DEFAULT_ATT_MTU) -> int:
+    """How many samples one notification carries at a negotiated ATT MTU (0 if none fit)."""
+    return max(0, min(MAX_SAMPLES_PER_FRAME, (att_mtu - ATT_HEADER_LEN - SAMPLE_HEADER_LEN) // 12))

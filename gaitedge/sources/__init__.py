@@ -1,0 +1,20 @@
+"""Sources: serial, BLE and replay backends behind one interface, yielding SampleChunks."""
+
+from gaitedge.sources.base import ClockModel, FrameAssembler, SampleChunk, Source, SourceStats
+from gaitedge.sources.ble import BleSource, FoundDevice, scan
+from gaitedge.sources.replay import ReplaySource
+from gaitedge.sources.serial import SerialSource, SourceError
+
+__all__ = [
+    "BleSource",
+    "ClockModel",
+    "FoundDevice",
+    "FrameAssembler",
+    "ReplaySource",
+    "SampleChunk",
+    "SerialSource",
+    "Source",
+    "SourceError",
+    "SourceStats",
+    "scan",
+]

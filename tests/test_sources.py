@@ -1,0 +1,250 @@
+"""Sources: replay pacing, serial through a real pty from the device emulator, BLE at its edge."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from firmware_bridge import DeviceInfo, SampleFrame, counts_to_si, encode, si_to_counts
+from firmware_bridge.emulator import EmulatedSerialDevice, Emulator, EmulatorConfig
+from gaitedge.recording import Recording
+from gaitedge.sources import BleSource, ReplaySource, SerialSource, SourceError, scan
+from gaitedge.sources.base import ClockModel, FrameAssembler, SourceStats
+
+
+def recording(seconds: float = 4.0, rate_hz: float = 50.0) -> Recording:
+    t = np.arange(int(seconds * rate_hz)) / rate_hz
+    imu = np.column_stack(
+        [np.sin(t), np.cos(t), 9.8 + 0 * t, 0.1 * np.sin(3 * t), 0 * t, 0.2 + 0 * t]
+    )
+    return Recording(t, imu)
+
+
+async def collect(source, limit_s: float = 10.0, until=None):
+    chunks = []
+
+    async def run():
+        async with source:
+            async for chunk in source.chunks():
+                chunks.append(chunk)
+                if until is not None and until(chunks):
+                    return
+
+    try:
+        await asyncio.wait_for(run(), limit_s)
+    except (TimeoutError, SourceError):  # time is up, or the device went away for good
+        pass
+    return chunks
+
+
+def test_replay_is_paced_without_drift():
+    rec = recording(2.0)
+    start = time.monotonic()
+    chunks = asyncio.run(collect(ReplaySource(recording=rec, speed=4.0, tick_s=0.02)))
+    elapsed = time.monotonic() - start
+    t = np.concatenate([c.t_s for c in chunks])
+    np.testing.assert_allclose(t, rec.timestamp_s)
+    assert 0.45 <= elapsed <= 0.9, elapsed  # 2 s of data at 4x
+    assert chunks[0].new_connection and not chunks[1].new_connection
+
+
+def test_replay_fast_yields_everything_in_big_chunks():
+    rec = recording(60.0)
+    chunks = asyncio.run(collect(ReplaySource(recording=rec, fast=True, fast_chunk_samples=1000)))
+    assert [len(c.t_s) for c in chunks] == [1000, 1000, 1000]
+
+
+def expected_si(rec: Recording, emulator: Emulator) -> np.ndarray:
+    return counts_to_si(si_to_counts(rec.imu, emulator.info), emulator.info)
+
+
+def test_serial_source_reads_the_emulator_over_a_real_pty():
+    rec = recording(3.0)
+    emulator = Emulator(rec.timestamp_s, rec.imu, EmulatorConfig(speed=4.0, samples_per_frame=5))
+    with EmulatedSerialDevice(emulator) as device:
+        source = SerialSource(device.path, watchdog_s=1.0, max_reconnects=1)
+        chunks = asyncio.run(
+            collect(source, until=lambda cs: sum(len(c.t_s) for c in cs) >= len(rec))
+        )
+    t = np.concatenate([c.t_s for c in chunks])
+    imu = np.concatenate([c.imu for c in chunks])
+    np.testing.assert_allclose(t, rec.timestamp_s, atol=2e-6)
+    np.testing.assert_array_equal(imu, expected_si(rec, emulator))
+    assert source.stats.lost_frames == 0 and chunks[0].new_connection
+
+
+def test_serial_source_counts_dropped_and_corrupted_frames():
+    rec = recording(4.0)
+    cfg = EmulatorConfig(speed=8.0, samples_per_frame=2, drop_rate=0.05, corrupt_rate=2e-3, seed=3)
+    emulator = Emulator(rec.timestamp_s, rec.imu, cfg)
+    with EmulatedSerialDevice(emulator) as device:
+        source = SerialSource(device.path, watchdog_s=0.5, max_reconnects=1)
+        chunks = asyncio.run(collect(source, limit_s=3.0))
+    got = sum(len(c.t_s) for c in chunks)
+    assert emulator.stats.frames_dropped > 0 and emulator.stats.bytes_corrupted > 0
+    lost_by_seq = sum(c.lost_frames for c in chunks)
+    # Every frame that did not arrive is a sequence gap, except any before the first frame
+    # received or after the last one.
+    made = emulator.stats.frames_made
+    unseen_ends = chunks[0].seq + (made - 1 - chunks[-1].seq)
+    assert lost_by_seq + unseen_ends == made - got // 2
+    assert lost_by_seq >= emulator.stats.frames_dropped
+    t = np.concatenate([c.t_s for c in chunks])
+    assert (np.diff(t) > 0).all()
+
+
+def test_unplugged_port_reconnects_then_gives_up_clearly():
+    rec = recording(10.0)
+    emulator = Emulator(rec.timestamp_s, rec.imu, EmulatorConfig(disconnect_after_s=1.0, speed=2.0))
+    with EmulatedSerialDevice(emulator) as device:
+        source = SerialSource(device.path, watchdog_s=0.5, max_reconnects=2, max_backoff_s=0.1)
+
+        async def run():
+            async with source:
+                async for _ in source.chunks():
+                    pass
+
+        with pytest.raises(SourceError, match="reconnect attempts failed"):
+            asyncio.run(asyncio.wait_for(run(), 10.0))
+
+
+def test_missing_port_is_a_clear_error():
+    async def run():
+        async with SerialSource("/dev/does-not-exist"):
+            pass
+
+    with pytest.raises(SourceError, match="cannot open serial port /dev/does-not-exist"):
+        asyncio.run(run())
+
+
+def test_assembler_waits_for_device_info_and_continues_time_across_reconnects():
+    info = DeviceInfo(
+        device_id=1, sample_rate_millihz=50_000, accel_range_g=16, gyro_range_dps=2000
+    )
+    stats = SourceStats()
+    asm = FrameAssembler("dev", stats)
+    frame = lambda seq, ts: SampleFrame(seq, ts, np.ones((2, 6), np.int16))  # noqa: E731
+    assert asm.add(frame(0, 0), 100.0) == []  # no DeviceInfo yet: kept
+    (first,) = asm.add(info, 100.0)
+    np.testing.assert_allclose(first.t_s, [0.0, 0.02])
+    (second,) = asm.add(frame(3, 120_000), 100.2)  # seq 1 and 2 lost
+    assert second.lost_frames == 2 and stats.lost_frames == 2
+    assert asm.add(frame(3, 120_000), 100.2) == []  # duplicate frame ignored
+    asm.reset()  # reconnect 5 s later; the device clock restarted at 0
+    (third,) = asm.add(frame(0, 0), 105.0)
+    assert third.new_connection and third.t_s[0] == pytest.approx(5.0)
+
+
+def test_clock_model_fits_drift():
+    clock = ClockModel()
+    device = np.arange(0, 20, 0.1)
+    for d in device:
+        clock.add(d, 1000.0 + d * (1 + 200e-6) + 0.003)
+    offset, drift = clock.fit()
+    assert drift * 1e6 == pytest.approx(200, abs=1)
+    assert offset == pytest.approx(1000.003, abs=1e-6)
+
+
+class FakeBleakClient:
+    """The hardware edge this machine lacks: a BLE client fed from an emulated device.
+
+    Only bleak's client surface is faked (connect, read_gatt_char, start_notify, disconnect);
+    the payloads are real protocol messages from firmware_bridge.
+    """
+
+    instances: list[FakeBleakClient] = []
+
+    def __init__(self, address, disconnected_callback=None, timeout=20.0, *, plan=None):
+        self.address, self.on_disconnect, self.plan = address, disconnected_callback, plan
+        self.connected = False
+        FakeBleakClient.instances.append(self)
+
+    async def connect(self):
+        if self.plan["fail_connects"] > 0:
+            self.plan["fail_connects"] -= 1
+            raise OSError("device not found")
+        self.connected = True
+
+    async def read_gatt_char(self, uuid):
+        return bytearray(encode(self.plan["info"]))
+
+    async def start_notify(self, uuid, callback):
+        self.plan["task"] = asyncio.create_task(self._notify(callback))
+
+    async def _notify(self, callback):
+        for i, payload in enumerate(self.plan["payloads"].pop(0)):
+            callback(None, bytearray(payload))
+            await asyncio.sleep(0.001)
+        if self.plan.get("disconnect_after_burst"):
+            self.connected = False
+            self.on_disconnect(self)
+
+    async def disconnect(self):
+        self.connected = False
+
+
+def test_ble_source_reconnects_on_disconnect_and_watchdog():
+    info = DeviceInfo(device_id=7, sample_rate_millihz=50_000, accel_range_g=8, gyro_range_dps=500)
+    frames = [encode(SampleFrame(i, i * 20_000, np.full((1, 6), i, np.int16))) for i in range(30)]
+    bursts = [frames[:10], frames[12:20] + [b"\x99garbage"], frames[20:21] + frames[23:]]
+    plan = {
+        "info": info,
+        "payloads": bursts,
+        "fail_connects": 0,
+        "disconnect_after_burst": True,
+    }
+
+    def factory(address, disconnected_callback=None, timeout=20.0):
+        if len(FakeBleakClient.instances) == 1:
+            plan["fail_connects"] = 1  # the first reconnect attempt fails: backoff and retry
+        return FakeBleakClient(address, disconnected_callback, timeout, plan=plan)
+
+    FakeBleakClient.instances.clear()
+    source = BleSource("AA:BB", watchdog_s=0.3, max_backoff_s=0.05, client_factory=factory)
+    chunks = asyncio.run(collect(source, limit_s=3.0, until=lambda cs: len(cs) >= 26))
+    assert len(chunks) == 26
+    assert chunks[19].lost_frames == 2 and source.stats.lost_frames == 2  # 21, 22 dropped
+    # Frames 10 and 11 went missing over the disconnect: a new connection, whose stream time
+    # continues from the host clock, so the chain sees a gap instead of counting on.
+    assert chunks[10].new_connection and chunks[10].seq == 12
+    assert source.stats.reconnects == 2
+    assert source.stats.decoder_drops  # the garbage notification was counted
+    assert [c.new_connection for c in chunks].count(True) == 3
+    t = np.concatenate([c.t_s for c in chunks])
+    assert (np.diff(t) > 0).all()
+
+
+def test_ble_watchdog_notices_a_silent_device():
+    info = DeviceInfo(device_id=7, sample_rate_millihz=50_000, accel_range_g=8, gyro_range_dps=500)
+    plan = {"info": info, "payloads": [[], [], [], []], "fail_connects": 0}
+    factory = lambda a, disconnected_callback=None, timeout=20.0: FakeBleakClient(  # noqa: E731
+        a, disconnected_callback, timeout, plan=plan
+    )
+    source = BleSource("AA:BB", watchdog_s=0.1, max_backoff_s=0.05, client_factory=factory)
+    asyncio.run(collect(source, limit_s=0.8))
+    assert source.stats.watchdog_timeouts >= 2 and source.stats.reconnects >= 2
+
+
+def test_scan_filters_gaitedge_devices():
+    class Dev:
+        def __init__(self, address, name):
+            self.address, self.name = address, name
+
+    class Adv:
+        def __init__(self, uuids, name, rssi):
+            self.service_uuids, self.local_name, self.rssi = uuids, name, rssi
+
+    from firmware_bridge import SERVICE_UUID
+
+    async def discover(timeout, return_adv):
+        return {
+            "1": (Dev("1", None), Adv([str(SERVICE_UUID)], None, -60)),
+            "2": (Dev("2", "gaitedge-0000abcd"), Adv([], "gaitedge-0000abcd", -40)),
+            "3": (Dev("3", "headphones"), Adv(["0000180d-0000-1000-8000-00805f9b34fb"], None, -30)),
+        }
+
+    found = asyncio.run(scan(1.0, scanner=discover))
+    assert [d.address for d in found] == ["2", "1"]

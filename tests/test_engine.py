@@ -40,7 +40,7 @@ def test_model_without_contract_is_refused_with_how_to_fix(bundle, tmp_path):
     del model.metadata_props[:]
     bare = tmp_path / "bare.onnx"
     onnx.save(model, bare)
-    with pytest.raises(ContractError, match="no gaitedge contract.*export.onnx"):
+    with pytest.raises(ContractError, match=r"no gaitedge contract.*export\.onnx"):
         load_engine(bare)
 
 

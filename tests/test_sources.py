@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -155,7 +156,7 @@ class FakeBleakClient:
     the payloads are real protocol messages from firmware_bridge.
     """
 
-    instances: list[FakeBleakClient] = []
+    instances: ClassVar[list[FakeBleakClient]] = []
 
     def __init__(self, address, disconnected_callback=None, timeout=20.0, *, plan=None):
         self.address, self.on_disconnect, self.plan = address, disconnected_callback, plan
@@ -175,7 +176,7 @@ class FakeBleakClient:
         self.plan["task"] = asyncio.create_task(self._notify(callback))
 
     async def _notify(self, callback):
-        for i, payload in enumerate(self.plan["payloads"].pop(0)):
+        for _i, payload in enumerate(self.plan["payloads"].pop(0)):
             callback(None, bytearray(payload))
             await asyncio.sleep(0.001)
         if self.plan.get("disconnect_after_burst"):
@@ -189,7 +190,7 @@ class FakeBleakClient:
 def test_ble_source_reconnects_on_disconnect_and_watchdog():
     info = DeviceInfo(device_id=7, sample_rate_millihz=50_000, accel_range_g=8, gyro_range_dps=500)
     frames = [encode(SampleFrame(i, i * 20_000, np.full((1, 6), i, np.int16))) for i in range(30)]
-    bursts = [frames[:10], frames[12:20] + [b"\x99garbage"], frames[20:21] + frames[23:]]
+    bursts = [frames[:10], [*frames[12:20], b"\x99garbage"], frames[20:21] + frames[23:]]
     plan = {
         "info": info,
         "payloads": bursts,

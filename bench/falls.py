@@ -1,0 +1,219 @@
+"""Fall confirmation on real data: SisFall fall and ADL trials, and 6 h of HAPT daily activity.
+
+    python bench/falls.py --json [--model model.onnx] [--set impact_threshold_g=3.0 ...]
+
+Every trial runs through the real causal chain (``run_offline``, hop 10 samples = 0.2 s) and
+:class:`gaitedge.alerts.FallDetector`. Without ``--model`` the fall probability is 1.0 for every
+window, so only the signal-side rules (impact + confirmation) are measured; with ``--model`` the
+engine's fall head gates them too.
+
+Last line: ``{"fall_trials_confirmed", "adl_false_per_h", "hapt_false_per_h", "latency_p50_s",
+"latency_p95_s", "model", ...}``. Latency is alert time minus the detected impact's time. The
+same figures restricted to the held-out SisFall subjects (never used to tune the defaults) are
+under ``"held_out"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._data import data_root
+from gaitedge.alerts import Alert, FallConfig, FallDetector
+from gaitedge.preprocess import ChainConfig, run_offline
+from gaitedge.units import STANDARD_GRAVITY_M_S2
+
+log = logging.getLogger("bench.falls")
+
+# The shipped model's SisFall test subjects (train/data.py SISFALL_TEST_SUBJECTS): the fall
+# rules' defaults were tuned on the other subjects only.
+HELD_OUT_SUBJECTS = ("SA03", "SA08", "SA13", "SA18", "SA23", "SE03", "SE06", "SE12")
+HOP_SAMPLES = 10
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One recording in m/s² and rad/s, with what the benchmark needs to score it."""
+
+    name: str
+    subject: str
+    is_fall: bool
+    source: str  # "sisfall" or "hapt"
+    imu: np.ndarray  # [N, 6]
+    rate_hz: float
+
+    @property
+    def hours(self) -> float:
+        return len(self.imu) / self.rate_hz / 3600
+
+
+def sisfall_trials(root: Path) -> Iterator[Trial]:
+    """Every SisFall trial: ADXL345 acceleration (impacts need its ±16 g) and ITG3200 gyro."""
+    folder = root / "sisfall"
+    with np.load(folder / "sisfall_50hz_counts_int16.npz") as z:
+        counts = z["counts"]
+        rate_hz = float(z["sample_rate_hz"])
+        acc_scale = float(z["scale_adxl345_g_per_count"][0]) * STANDARD_GRAVITY_M_S2
+        gyro_scale = np.deg2rad(float(z["scale_itg3200_dps_per_count_datasheet"][0]))
+    with open(folder / "trials.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        s, n = int(row["start_row"]), int(row["n_samples"])
+        block = counts[s : s + n].astype(np.float64)
+        imu = np.concatenate([block[:, 0:3] * acc_scale, block[:, 3:6] * gyro_scale], axis=1)
+        yield Trial(row["file"], row["subject"], row["is_fall"] == "1", "sisfall", imu, rate_hz)
+
+
+def hapt_trials(root: Path) -> Iterator[Trial]:
+    """Each HAPT experiment (about 6 min of scripted daily activity, no falls)."""
+    with np.load(root / "hapt" / "hapt_raw_50hz.npz") as d:
+        imu_all = d["imu"].astype(np.float64)
+        exp_id = d["exp_id"]
+        subject = d["subject"]
+        rate_hz = float(d["sample_rate_hz"])
+    imu_all[:, :3] *= STANDARD_GRAVITY_M_S2
+    for e in np.unique(exp_id):
+        rows = exp_id == e
+        yield Trial(
+            f"hapt exp {e}", f"hapt{subject[rows][0]}", False, "hapt", imu_all[rows], rate_hz
+        )
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A trial's alerts, without its samples."""
+
+    name: str
+    subject: str
+    is_fall: bool
+    source: str
+    hours: float
+    alerts: list[Alert]
+
+
+class FallScorer:
+    """Runs the chain, the optional model and the detector over one trial."""
+
+    def __init__(self, cfg: FallConfig, model: Path | None) -> None:
+        self.cfg = cfg
+        self.engine = None
+        self.chain = ChainConfig(hop_samples=HOP_SAMPLES)
+        self.fall_index = 0
+        if model is not None:
+            from gaitedge.engine import load_engine
+
+            self.engine = load_engine(model)
+            contract = self.engine.contract
+            self.chain = replace(contract.chain, hop_samples=HOP_SAMPLES)
+            self.fall_index = list(contract.heads["fall"]).index("fall")
+
+    def score(self, trial: Trial) -> Scored:
+        return Scored(
+            trial.name, trial.subject, trial.is_fall, trial.source, trial.hours, self.alerts(trial)
+        )
+
+    def alerts(self, trial: Trial) -> list[Alert]:
+        t = np.arange(len(trial.imu)) / trial.rate_hz
+        windows = run_offline(self.chain, t, trial.imu)
+        if not len(windows):
+            return []
+        if self.engine is None:
+            p_fall = np.ones(len(windows))
+        else:
+            p_fall = np.concatenate(
+                [
+                    self.engine.predict(windows.data[i : i + 256])["fall"][:, self.fall_index]
+                    for i in range(0, len(windows), 256)
+                ]
+            )
+        detector = FallDetector(self.chain.channels, self.cfg, device=trial.name)
+        return detector.update_windows(windows, p_fall, self.chain)
+
+
+def summarise(results: list[Scored]) -> dict:
+    falls = [r.alerts for r in results if r.is_fall]
+    latencies = [alerts[0].latency_s for alerts in falls if alerts]
+
+    def false_per_h(source: str) -> float | None:
+        adl = [r for r in results if not r.is_fall and r.source == source]
+        hours = sum(r.hours for r in adl)
+        return round(sum(len(r.alerts) for r in adl) / hours, 3) if hours else None
+
+    return {
+        "fall_trials": len(falls),
+        "fall_trials_confirmed": round(float(np.mean([bool(a) for a in falls])), 4)
+        if falls
+        else None,
+        "adl_false_per_h": false_per_h("sisfall"),
+        "hapt_false_per_h": false_per_h("hapt"),
+        "latency_p50_s": round(float(np.percentile(latencies, 50)), 3) if latencies else None,
+        "latency_p95_s": round(float(np.percentile(latencies, 95)), 3) if latencies else None,
+    }
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``name=value`` pairs for FallConfig fields, typed like the field's default."""
+    defaults = {f.name: f.default for f in dataclasses.fields(FallConfig)}
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in defaults or isinstance(defaults[name], tuple):
+            raise SystemExit(f"--set: unknown or non-scalar FallConfig field {name!r}")
+        kind = type(defaults[name])
+        out[name] = value.lower() in ("1", "true") if kind is bool else kind(value)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON line last")
+    parser.add_argument("--model", type=Path, help="ONNX bundle whose fall head gates alerts")
+    parser.add_argument("--set", nargs="*", default=[], help="FallConfig overrides name=value")
+    parser.add_argument("--no-hapt", action="store_true", help="skip the HAPT hours")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    root = data_root()
+    if not (root / "sisfall" / "trials.csv").exists():
+        raise SystemExit(f"benchmark needs SisFall at {root / 'sisfall'} (set GAITEDGE_DATA_ROOT)")
+    cfg = replace(FallConfig(), **parse_overrides(args.set))
+    scorer = FallScorer(cfg, args.model)
+    start = time.perf_counter()
+    results = [scorer.score(trial) for trial in sisfall_trials(root)]
+    if not args.no_hapt:
+        results += [scorer.score(trial) for trial in hapt_trials(root)]
+    held_out = [r for r in results if r.subject in HELD_OUT_SUBJECTS]
+    tuned_on = [r for r in results if r.source == "sisfall" and r.subject not in HELD_OUT_SUBJECTS]
+    figures = summarise(results)
+    figures["model"] = str(args.model) if args.model else "none"
+    figures["held_out"] = summarise(held_out)
+    figures["tuning_subjects"] = summarise(tuned_on)
+    figures["config"] = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "confirmations"}
+    figures["config"]["confirmations"] = [c.value for c in cfg.confirmations]
+    figures["seconds"] = round(time.perf_counter() - start, 1)
+    by_activity: dict[str, list[int]] = {}
+    for r in results:
+        if r.source == "sisfall":
+            by_activity.setdefault(Path(r.name).name[:3], []).append(len(r.alerts))
+    figures["alerts_per_trial_by_activity"] = {
+        code: round(float(np.mean(v)), 3) for code, v in sorted(by_activity.items())
+    }
+    if not args.json:
+        for key, value in figures.items():
+            log.info("%s: %s", key, value)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,437 @@
+"""From per-window class probabilities to alerts: activity smoothing and fall confirmation.
+
+    windows (stream time) + engine probabilities
+      -> ActivitySmoother: k-of-n vote over windows, one alert per activity change
+      -> FallDetector: impact (peak |a|) + model probability + confirmation
+         (post-impact stillness or orientation change), with a refractory period
+      -> Alert -> sinks (``gaitedge.sinks``)
+
+Times are stream times in seconds, counted from the recording's or connection's first sample.
+Every alert carries ``t`` (when it was raised: the end of the window that decided it) and
+``t_event`` (when the thing happened: the impact, or the estimated activity change), so
+``latency_s = t - t_event`` is what a carer waits beyond the event itself.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gaitedge.preprocess import ChainConfig
+from gaitedge.units import STANDARD_GRAVITY_M_S2
+from gaitedge.windows import Windows
+
+log = logging.getLogger(__name__)
+
+
+class AlertType(str, enum.Enum):
+    FALL = "fall"
+    ACTIVITY = "activity"
+
+
+class Confirmation(str, enum.Enum):
+    """Post-impact evidence that turns an impact into a fall alert."""
+
+    STILLNESS = "stillness"
+    ORIENTATION = "orientation"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert, as sent to every sink.
+
+    Attributes:
+        t: stream time (s) at which the alert was raised.
+        t_event: stream time (s) of the impact or the activity change.
+        type: fall or activity.
+        label: "fall", or the new activity's class name.
+        p: the model's probability behind the alert (fall: the highest fall probability of the
+            windows holding the impact; activity: the mean probability of the winning votes).
+        device: which sensor the alert is about.
+        confirmed_by: fall only; the post-impact evidence that confirmed it.
+        extra: further JSON-ready fields (e.g. ``impact_g``), written after the fixed ones.
+    """
+
+    t: float
+    t_event: float
+    type: AlertType
+    label: str
+    p: float
+    device: str = ""
+    confirmed_by: tuple[Confirmation, ...] = ()
+    extra: Mapping[str, float | int | str] = field(default_factory=dict)
+
+    @property
+    def latency_s(self) -> float:
+        return self.t - self.t_event
+
+    def to_dict(self) -> dict:
+        out = {
+            "t": round(float(self.t), 3),
+            "t_event": round(float(self.t_event), 3),
+            "type": self.type.value,
+            "label": self.label,
+            "p": round(float(self.p), 4),
+            "device": self.device,
+            "latency_s": round(float(self.latency_s), 3),
+        }
+        if self.confirmed_by:
+            out["confirmed_by"] = [c.value for c in self.confirmed_by]
+        out.update(self.extra)
+        return out
+
+    def to_json(self) -> str:
+        """One line of JSON (no newline inside): the alert JSONL format."""
+        return json.dumps(self.to_dict(), separators=(", ", ": "))
+
+
+@dataclass(frozen=True)
+class ActivityConfig:
+    """k-of-n smoothing: a label becomes current once it wins ``k`` of the last ``n`` windows.
+
+    A window votes for its arg-max class only when that class's probability is at least
+    ``min_prob``; less confident windows abstain (they still occupy a slot of the ``n``).
+    """
+
+    k: int = 3
+    n: int = 4
+    min_prob: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.k <= self.n:
+            raise ValueError(f"activity smoothing needs 1 <= k <= n, got k={self.k}, n={self.n}")
+        if not 0.0 <= self.min_prob <= 1.0:
+            raise ValueError(f"min_prob must lie in [0, 1], got {self.min_prob}")
+
+
+_ABSTAIN = -1
+
+
+class ActivitySmoother:
+    """Reports the current activity when it changes, with flicker suppressed by a k-of-n vote.
+
+    The first label to win ``k`` of the last ``n`` windows is reported, then every change.
+    ``t_event`` is the centre of the earliest window among the last ``n`` that voted for the new
+    label: a window is labelled by what fills most of it, so its centre is the best single guess
+    of when the new activity began, and it is never later than ``t`` (that window's end or an
+    earlier one).
+
+    Args:
+        labels: activity class names, in the model's output order.
+        cfg: smoothing parameters.
+        device: written into every alert.
+    """
+
+    def __init__(
+        self, labels: Sequence[str], cfg: ActivityConfig | None = None, device: str = ""
+    ) -> None:
+        self.labels = tuple(labels)
+        self.cfg = cfg or ActivityConfig()
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream (new connection): the next winning label is reported afresh."""
+        self.current: int | None = None
+        # The last n - 1 windows: what the next window's vote is counted with.
+        n_keep = self.cfg.n - 1
+        self._votes = np.zeros(0, np.int64)  # [<= n-1]
+        self._centre = np.zeros(0)  # [<= n-1] window centres (s)
+        self._p = np.zeros((0, len(self.labels)))  # [<= n-1, n_act]
+        self._n_keep = n_keep
+
+    def update(self, t_start: float, t_end: float, probs: np.ndarray) -> Alert | None:
+        """One window: ``probs`` [n_act]. Returns the alert if the current activity changed."""
+        alerts = self.update_batch(
+            np.array([t_start], np.float64),
+            np.array([t_end], np.float64),
+            np.asarray(probs, np.float64)[None],
+        )
+        return alerts[0] if alerts else None
+
+    def update_batch(
+        self, t_start: np.ndarray, t_end: np.ndarray, probs: np.ndarray
+    ) -> list[Alert]:
+        """K windows in stream order: ``t_start`` [K], ``t_end`` [K], ``probs`` [K, n_act].
+
+        Equivalent to calling :meth:`update` on each window in turn.
+        """
+        probs = np.asarray(probs, np.float64)
+        if probs.ndim != 2 or probs.shape[1] != len(self.labels):
+            raise ValueError(f"expected probs [K, {len(self.labels)}], got {probs.shape}")
+        t_end = np.asarray(t_end, np.float64)
+        if not len(probs):
+            return []
+        best = probs.argmax(axis=1)  # [K]
+        confident = probs[np.arange(len(best)), best] >= self.cfg.min_prob
+        votes = np.concatenate([self._votes, np.where(confident, best, _ABSTAIN)])  # [H+K]
+        centre = np.concatenate([self._centre, (np.asarray(t_start) + t_end) / 2])
+        p_all = np.concatenate([self._p, probs])
+        h = len(self._votes)
+        winners = self._winners(votes, h)  # [K], _ABSTAIN where no label reaches k
+        alerts = []
+        # Where a window's own label reaches k votes, it becomes (or stays) current; elsewhere
+        # the current label carries on. So the current label is a forward fill of `winners`,
+        # and only its changes need a Python-level step.
+        for i in np.flatnonzero(winners != _ABSTAIN):
+            label = int(winners[i])
+            if label == self.current:
+                continue
+            self.current = label
+            alerts.append(self._alert(label, h + i, votes, centre, p_all, float(t_end[i])))
+        keep = max(len(votes) - self._n_keep, 0)
+        self._votes, self._centre, self._p = votes[keep:], centre[keep:], p_all[keep:]
+        return alerts
+
+    def _winners(self, votes: np.ndarray, h: int) -> np.ndarray:
+        """For each new window, its own vote if that label has >= k of the last n votes."""
+        n_act = len(self.labels)
+        onehot = np.zeros((len(votes) + 1, n_act + 1), np.int64)  # column n_act: abstain
+        onehot[np.arange(1, len(votes) + 1), np.where(votes < 0, n_act, votes)] = 1
+        counts = np.cumsum(onehot, axis=0)  # counts[j] = votes among the first j
+        ends = np.arange(h + 1, len(votes) + 1)  # window i ends the slice votes[:i+1]
+        starts = np.maximum(ends - self.cfg.n, 0)
+        own = votes[h:]
+        col = np.where(own < 0, n_act, own)
+        in_last_n = counts[ends, col] - counts[starts, col]
+        return np.where((own >= 0) & (in_last_n >= self.cfg.k), own, _ABSTAIN)
+
+    def _alert(
+        self,
+        label: int,
+        j: int,
+        votes: np.ndarray,
+        centre: np.ndarray,
+        p_all: np.ndarray,
+        t: float,
+    ) -> Alert:
+        lo = max(j - self.cfg.n + 1, 0)
+        mine = lo + np.flatnonzero(votes[lo : j + 1] == label)
+        return Alert(
+            t=t,
+            t_event=float(centre[mine[0]]),
+            type=AlertType.ACTIVITY,
+            label=self.labels[label],
+            p=float(p_all[mine, label].mean()),
+            device=self.device,
+        )
+
+
+@dataclass(frozen=True)
+class FallConfig:
+    """Fall confirmation rules (defaults tuned on SisFall training subjects, see BENCHMARKS.md).
+
+    An impact is a sample with |a| >= ``impact_threshold_g``. Confirmation is looked for over
+    the trailing ``stillness_s`` of samples once ``settle_s`` has passed since the impact:
+    stillness (total-acceleration std below ``stillness_threshold_g``) or an orientation change
+    (mean acceleration direction vs the gravity direction ``pre_impact_s`` before the impact,
+    more than ``orientation_change_deg``). Without confirmation by ``confirm_window_s`` after
+    the impact, the impact is dropped.
+    """
+
+    prob_threshold: float = 0.5
+    impact_threshold_g: float = 2.5
+    settle_s: float = 0.2
+    stillness_s: float = 0.5
+    stillness_threshold_g: float = 0.1
+    orientation_change_deg: float = 50.0
+    pre_impact_s: float = 1.0
+    confirm_window_s: float = 1.5
+    refractory_s: float = 10.0
+    confirmations: tuple[Confirmation, ...] = (Confirmation.STILLNESS, Confirmation.ORIENTATION)
+    # True: every rule in `confirmations` must hold; False: any one of them suffices.
+    require_all: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "confirmations", tuple(map(Confirmation, self.confirmations)))
+        if not self.confirmations:
+            raise ValueError("FallConfig needs at least one confirmation rule")
+        if self.settle_s + self.stillness_s > self.confirm_window_s:
+            raise ValueError("settle_s + stillness_s must not exceed confirm_window_s")
+        if min(self.impact_threshold_g, self.stillness_s, self.confirm_window_s) <= 0:
+            raise ValueError("impact_threshold_g, stillness_s and confirm_window_s must be > 0")
+
+    @property
+    def history_s(self) -> float:
+        """How much signal the detector keeps: from before the impact to the last check."""
+        return self.pre_impact_s + self.confirm_window_s + 0.5
+
+
+@dataclass
+class _Impact:
+    t: float
+    peak_g: float
+    gravity_before: np.ndarray  # [3] unit vector
+    p_max: float
+
+
+def denormalize(windows: Windows | np.ndarray, chain: ChainConfig) -> np.ndarray:
+    """Chain output [K, W, C] back in physical units (m/s², rad/s): ``data * std + mean``."""
+    data = windows.data if isinstance(windows, Windows) else np.asarray(windows)
+    if chain.norm_mean is None:
+        return np.asarray(data, np.float64)
+    return data * np.asarray(chain.norm_std) + np.asarray(chain.norm_mean)
+
+
+def _axes(channels: Sequence[str], prefix: str) -> np.ndarray | None:
+    names = [f"{prefix}_{a}" for a in "xyz"]
+    if not all(n in channels for n in names):
+        return None
+    return np.array([list(channels).index(n) for n in names])
+
+
+class FallDetector:
+    """Streaming fall confirmation over overlapping windows; state carries across windows.
+
+    Each window adds only its samples newer than the last window's end to a short history, so
+    overlapping windows are not counted twice and an impact seen in one window can be confirmed
+    by a later one. A new segment (a gap in the stream) clears everything but the refractory
+    clock.
+
+    Args:
+        channels: the chain's channel names; needs gravity_* and either acc_* or body_acc_*.
+        cfg: confirmation rules.
+        device: written into every alert.
+    """
+
+    def __init__(
+        self, channels: Sequence[str], cfg: FallConfig | None = None, device: str = ""
+    ) -> None:
+        self.cfg = cfg or FallConfig()
+        self.device = device
+        self._acc = _axes(channels, "acc")
+        self._body = _axes(channels, "body_acc")
+        self._gravity = _axes(channels, "gravity")
+        if self._gravity is None or (self._acc is None and self._body is None):
+            raise ValueError(
+                f"fall detection needs gravity_x/y/z and acc_x/y/z or body_acc_x/y/z channels, "
+                f"got {list(channels)}"
+            )
+        self._last_alert_t = -np.inf
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new segment: forget samples and any pending impact."""
+        self._segment: int | None = None
+        self._t = np.zeros(0)  # [H] sample times (s)
+        self._a = np.zeros((0, 3))  # [H, 3] total acceleration (g)
+        self._g = np.zeros((0, 3))  # [H, 3] gravity estimate (g)
+        self._pending: _Impact | None = None
+
+    def update(
+        self,
+        t_start: float,
+        t_end: float,
+        p_fall: float,
+        raw: np.ndarray,
+        segment: int = 0,
+    ) -> Alert | None:
+        """One window: ``raw`` [W, C] de-normalised chain output; ``p_fall`` the model's."""
+        if self._segment is not None and segment != self._segment:
+            self.reset()
+        self._segment = segment
+        t_new, a_new = self._append(t_start, t_end, np.asarray(raw, np.float64))
+        if not len(t_new):
+            return None
+        self._look_for_impact(t_new, a_new, p_fall)
+        if self._pending is None:
+            return None
+        if self._pending.t >= t_start:  # the model saw the impact in this window
+            self._pending.p_max = max(self._pending.p_max, float(p_fall))
+        return self._try_confirm(float(t_new[-1]))
+
+    def update_windows(
+        self, windows: Windows, p_fall: np.ndarray, chain: ChainConfig
+    ) -> list[Alert]:
+        """All windows of a chain output, with ``p_fall`` [K] from the engine's fall head."""
+        raw = denormalize(windows, chain)  # [K, W, C]
+        alerts = []
+        for i in range(len(windows)):
+            alert = self.update(
+                float(windows.t_start_s[i]),
+                float(windows.t_end_s[i]),
+                float(p_fall[i]),
+                raw[i],
+                int(windows.segment[i]),
+            )
+            if alert is not None:
+                alerts.append(alert)
+        return alerts
+
+    def _append(
+        self, t_start: float, t_end: float, raw: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Add the window's unseen samples to the history; return their times and |a| (g)."""
+        t = np.linspace(t_start, t_end, len(raw))  # windows lie on the chain's uniform grid
+        # Half a sample of tolerance: the grid times are recomputed, not copied.
+        last = self._t[-1] + 0.5 * (t[1] - t[0]) if len(self._t) else -np.inf
+        new = t > last
+        gravity = raw[new][:, self._gravity]
+        # The low-passed total acceleration, not body_acc: the slow gravity filter lags a
+        # fall's orientation change by seconds, and that lag would read as motion.
+        acc = raw[new][:, self._acc] if self._acc is not None else raw[new][:, self._body] + gravity
+        keep = self._t >= t[new][-1] - self.cfg.history_s if new.any() else slice(None)
+        self._t = np.concatenate([self._t[keep], t[new]])
+        self._a = np.concatenate([self._a[keep], acc / STANDARD_GRAVITY_M_S2])
+        self._g = np.concatenate([self._g[keep], gravity / STANDARD_GRAVITY_M_S2])
+        return t[new], np.linalg.norm(acc, axis=1) / STANDARD_GRAVITY_M_S2
+
+    def _look_for_impact(self, t_new: np.ndarray, a_new: np.ndarray, p_fall: float) -> None:
+        i = int(np.argmax(a_new))
+        peak, t_peak = float(a_new[i]), float(t_new[i])
+        if peak < self.cfg.impact_threshold_g:
+            return
+        if t_peak < self._last_alert_t + self.cfg.refractory_s:
+            return
+        pending = self._pending
+        if pending is not None and peak <= pending.peak_g:
+            return  # a smaller bounce after the main impact; it only spoils stillness
+        if pending is not None:
+            # A harder hit within the confirmation window: the fall's real impact is this one.
+            pending.t, pending.peak_g = t_peak, peak
+            return
+        self._pending = _Impact(t_peak, peak, self._gravity_before(t_peak), float(p_fall))
+
+    def _gravity_before(self, t_impact: float) -> np.ndarray:
+        j = int(np.searchsorted(self._t, t_impact - self.cfg.pre_impact_s))
+        g = self._g[min(j, len(self._g) - 1)]
+        return g / max(float(np.linalg.norm(g)), 1e-9)
+
+    def _try_confirm(self, t_now: float) -> Alert | None:
+        cfg, imp = self.cfg, self._pending
+        if t_now > imp.t + cfg.confirm_window_s:
+            log.debug("impact at %.2f s not confirmed; dropped", imp.t)
+            self._pending = None
+            return None
+        if t_now < imp.t + cfg.settle_s + cfg.stillness_s or imp.p_max < cfg.prob_threshold:
+            return None
+        tail = self._a[self._t > t_now - cfg.stillness_s]  # [S, 3]
+        held = []
+        if Confirmation.STILLNESS in cfg.confirmations:
+            spread = float(np.sqrt(tail.var(axis=0).sum()))
+            if spread < cfg.stillness_threshold_g:
+                held.append(Confirmation.STILLNESS)
+        if Confirmation.ORIENTATION in cfg.confirmations:
+            now = tail.mean(axis=0)
+            cos = float(now @ imp.gravity_before) / max(float(np.linalg.norm(now)), 1e-9)
+            if np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))) > cfg.orientation_change_deg:
+                held.append(Confirmation.ORIENTATION)
+        if not held or (cfg.require_all and len(held) < len(cfg.confirmations)):
+            return None
+        self._pending = None
+        self._last_alert_t = t_now
+        return Alert(
+            t=t_now,
+            t_event=imp.t,
+            type=AlertType.FALL,
+            label="fall",
+            p=imp.p_max,
+            device=self.device,
+            confirmed_by=tuple(held),
+            extra={"impact_g": round(imp.peak_g, 2)},
+        )

@@ -93,7 +93,10 @@ class SerialSource:
         port, loop = self._port, self._loop
         while not self._stop.is_set():
             try:
-                data = port.read(4096)
+                # Only what is waiting (or one byte, blocking up to the timeout): a larger read
+                # would keep collecting, and pyserial drops what it collected when the port
+                # vanishes mid-read, losing the device's last frames.
+                data = port.read(max(1, port.in_waiting))
             except Exception as exc:  # pyserial raises SerialException or OSError on unplug
                 log.warning("serial port %s: %s", self.port_name, exc)
                 loop.call_soon_threadsafe(self._enqueue, _DISCONNECTED)

@@ -1,0 +1,203 @@
+"""The one place that wires the stages together.
+
+    Source -> StreamingChain -> Engine -> ActivitySmoother / FallDetector -> sinks
+
+The model bundle's contract configures the chain, so what the runtime computes is what the
+model was trained on. One :class:`Pipeline` serves several devices at once (state per device);
+one consumer drives it, so no stage needs a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gaitedge.alerts import ActivityConfig, ActivitySmoother, Alert, FallConfig, FallDetector
+from gaitedge.engine import Engine
+from gaitedge.preprocess import BadSamplePolicy, StreamingChain
+from gaitedge.recording import RecordingWriter
+from gaitedge.sinks import FanOut
+from gaitedge.sources.base import SampleChunk, Source
+
+log = logging.getLogger(__name__)
+
+STAGES = ("chain", "engine", "alerts", "end_to_end")
+
+
+class LatencyHistogram:
+    """Fixed log-spaced bins from 1 µs to 100 s: constant memory however long it runs."""
+
+    EDGES_S = np.logspace(-6, 2, 161)
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(len(self.EDGES_S) + 1, np.int64)
+        self.total = 0
+
+    def add(self, seconds: float) -> None:
+        self.counts[np.searchsorted(self.EDGES_S, seconds)] += 1
+        self.total += 1
+
+    def percentile_ms(self, q: float) -> float:
+        """Upper bin edge at quantile ``q`` (0-100), in ms; NaN when empty."""
+        if not self.total:
+            return float("nan")
+        i = int(np.searchsorted(np.cumsum(self.counts), q / 100 * self.total))
+        return float(self.EDGES_S[min(i, len(self.EDGES_S) - 1)] * 1e3)
+
+    def summary(self) -> dict[str, float]:
+        return {f"p{q}_ms": round(self.percentile_ms(q), 4) for q in (50, 95, 99)} | {
+            "n": self.total
+        }
+
+
+@dataclass
+class DeviceState:
+    chain: StreamingChain
+    activity: ActivitySmoother | None
+    fall: FallDetector | None
+    activity_label: str | None = None
+    activity_p: float = 0.0
+    windows: int = 0
+    last_t_s: float = 0.0
+
+
+@dataclass
+class PipelineStats:
+    latency: dict[str, LatencyHistogram] = field(
+        default_factory=lambda: {s: LatencyHistogram() for s in STAGES}
+    )
+    windows: int = 0
+    alerts: int = 0
+    chunks: int = 0
+
+    def latency_summary(self) -> dict[str, dict[str, float]]:
+        return {stage: h.summary() for stage, h in self.latency.items()}
+
+
+class Pipeline:
+    """Feeds chunks through chain, engine and alert logic, sending alerts to the sinks.
+
+    Args:
+        engine: a loaded model (its contract configures the chain).
+        sinks: where alerts go.
+        recorder: if given, every raw sample is recorded (``--record``).
+        activity_config / fall_config: alert logic settings.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        sinks: FanOut,
+        *,
+        recorder: RecordingWriter | None = None,
+        activity_config: ActivityConfig | None = None,
+        fall_config: FallConfig | None = None,
+    ) -> None:
+        self.engine = engine
+        self.contract = engine.contract
+        self.sinks = sinks
+        self.recorder = recorder
+        self.activity_config = activity_config or ActivityConfig()
+        self.fall_config = fall_config or FallConfig()
+        self.devices: dict[str, DeviceState] = {}
+        self.stats = PipelineStats()
+
+    def _state(self, device: str) -> DeviceState:
+        state = self.devices.get(device)
+        if state is None:
+            heads = self.contract.heads
+            state = DeviceState(
+                chain=StreamingChain(self.contract.chain, policy=BadSamplePolicy.DROP),
+                activity=(
+                    ActivitySmoother(heads["activity"], self.activity_config, device=device)
+                    if "activity" in heads
+                    else None
+                ),
+                fall=(
+                    FallDetector(self.contract.chain.channels, self.fall_config, device=device)
+                    if "fall" in heads
+                    else None
+                ),
+            )
+            self.devices[device] = state
+        return state
+
+    def process(self, chunk: SampleChunk) -> list[Alert]:
+        """Run one chunk through every stage; returns the alerts it raised (already sent)."""
+        state = self._state(chunk.device)
+        self.stats.chunks += 1
+        if self.recorder is not None:
+            self.recorder.write(chunk.t_s, chunk.imu, device_id=chunk.device)
+        if chunk.new_connection:
+            state.chain.reset()
+        t0 = time.perf_counter()
+        windows = state.chain.process(chunk.t_s, chunk.imu)
+        t1 = time.perf_counter()
+        self.stats.latency["chain"].add(t1 - t0)
+        if len(chunk.t_s):
+            state.last_t_s = float(chunk.t_s[-1])
+        if not len(windows):
+            return []
+        probs = self.engine.predict(windows.data)
+        t2 = time.perf_counter()
+        self.stats.latency["engine"].add(t2 - t1)
+        alerts = self._alerts(state, windows, probs)
+        self.stats.latency["alerts"].add(time.perf_counter() - t2)
+        self.stats.latency["end_to_end"].add(time.monotonic() - chunk.host_rx_s)
+        state.windows += len(windows)
+        self.stats.windows += len(windows)
+        for alert in alerts:
+            self.sinks.send(alert)
+        self.stats.alerts += len(alerts)
+        return alerts
+
+    def _alerts(self, state: DeviceState, windows, probs: dict[str, np.ndarray]) -> list[Alert]:
+        alerts: list[Alert] = []
+        if state.activity is not None:
+            p = probs["activity"]
+            alerts += state.activity.update_batch(windows.t_start_s, windows.t_end_s, p)
+            best = int(p[-1].argmax())
+            state.activity_label = self.contract.heads["activity"][best]
+            state.activity_p = float(p[-1, best])
+        if state.fall is not None:
+            alerts += state.fall.update_windows(windows, probs["fall"][:, -1], self.contract.chain)
+        return sorted(alerts, key=lambda a: a.t)
+
+    def status(self) -> list[dict]:
+        """One line per device for the live display."""
+        e2e = self.stats.latency["end_to_end"]
+        return [
+            {
+                "device": name,
+                "t_s": round(s.last_t_s, 1),
+                "activity": s.activity_label,
+                "p": round(s.activity_p, 2),
+                "windows": s.windows,
+                "dropped": s.chain.stats.dropped_nonfinite + s.chain.stats.dropped_out_of_order,
+                "segments": s.chain.stats.segments,
+                "latency_p95_ms": round(e2e.percentile_ms(95), 2),
+            }
+            for name, s in self.devices.items()
+        ]
+
+    async def run(self, source: Source, *, duration_s: float | None = None) -> None:
+        """Drive the pipeline from a source until it ends, ``duration_s`` passes, or cancel."""
+
+        async def consume() -> None:
+            async with source:
+                async for chunk in source.chunks():
+                    self.process(chunk)
+
+        try:
+            await asyncio.wait_for(consume(), duration_s)
+        except TimeoutError:
+            log.info("stopping after %.1f s", duration_s)
+
+    async def run_many(self, sources: list[Source], *, duration_s: float | None = None) -> None:
+        """Several devices at once: each source in its own task, one pipeline state each."""
+        tasks = [asyncio.create_task(self.run(s, duration_s=duration_s)) for s in sources]
+        await asyncio.gather(*tasks)

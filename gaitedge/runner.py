@@ -1,0 +1,88 @@
+"""Sessions the CLI starts: open the model, sinks and recorder, run sources, report.
+
+Kept out of ``cli.py`` so the command line stays parsing and printing only, and so tests and
+other programs can run the same sessions in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from gaitedge.engine import load_engine
+from gaitedge.pipeline import Pipeline
+from gaitedge.recording import RecordingWriter
+from gaitedge.sinks import FanOut, build_sinks
+from gaitedge.sources.base import Source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SinkOptions:
+    alerts_jsonl: Path | None = None
+    webhook: str | None = None
+    mqtt: str | None = None
+    mqtt_topic: str = "gaitedge/alerts"
+    lsl: bool = False
+
+
+@contextlib.contextmanager
+def open_pipeline(
+    model: str | os.PathLike | None,
+    sinks: SinkOptions,
+    *,
+    echo: Callable[[str], None] | None = None,
+    record: Path | None = None,
+    intra_op_threads: int = 1,
+) -> Iterator[Pipeline]:
+    """A ready pipeline; sinks and the recording are closed (and flushed) on exit."""
+    engine = load_engine(model, intra_op_threads=intra_op_threads)
+    fan_out: FanOut = build_sinks(
+        alerts_jsonl=sinks.alerts_jsonl,
+        webhook=sinks.webhook,
+        mqtt=sinks.mqtt,
+        mqtt_topic=sinks.mqtt_topic,
+        lsl=sinks.lsl,
+        echo=echo,
+    )
+    recorder = RecordingWriter(record, with_device_id=True) if record else None
+    try:
+        yield Pipeline(engine, fan_out, recorder=recorder)
+    finally:
+        fan_out.close()
+        if recorder is not None:
+            recorder.close()
+
+
+async def _with_status(
+    pipeline: Pipeline,
+    sources: list[Source],
+    duration_s: float | None,
+    on_status: Callable[[list[dict]], None] | None,
+    status_interval_s: float,
+) -> None:
+    run = asyncio.create_task(pipeline.run_many(sources, duration_s=duration_s))
+    while not run.done():
+        await asyncio.wait({run}, timeout=status_interval_s)
+        if on_status is not None and not run.done():
+            on_status(pipeline.status())
+    run.result()
+
+
+def run_sources(
+    pipeline: Pipeline,
+    sources: list[Source],
+    *,
+    duration_s: float | None = None,
+    on_status: Callable[[list[dict]], None] | None = None,
+    status_interval_s: float = 2.0,
+) -> None:
+    """Run sources to their end, for ``duration_s`` seconds, or until Ctrl-C."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_with_status(pipeline, sources, duration_s, on_status, status_interval_s))

@@ -1,0 +1,136 @@
+"""The pipeline end to end: replay and live serial through chain, engine, alerts and sinks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+
+from firmware_bridge import counts_to_si, si_to_counts
+from firmware_bridge.emulator import EmulatedSerialDevice, Emulator, EmulatorConfig
+from gaitedge.bundle import ContractError
+from gaitedge.engine import load_engine
+from gaitedge.pipeline import LatencyHistogram, Pipeline
+from gaitedge.preprocess import ChainConfig
+from gaitedge.recording import Recording, read_recording, write_recording
+from gaitedge.runner import SinkOptions, open_pipeline, run_sources
+from gaitedge.sinks import FanOut
+from gaitedge.sources import ReplaySource, SerialSource
+from tests.bundles import make_bundle
+
+ALERT_KEYS = {"t", "t_event", "type", "label", "p", "device"}
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    return make_bundle(tmp_path / "m.onnx")
+
+
+@pytest.fixture
+def hapt_recording(hapt_experiment, tmp_path):
+    t, x, label = hapt_experiment
+    rec = Recording(t[:6000], x[:6000], label=label[:6000].astype(str))
+    path = tmp_path / "hapt.csv"
+    write_recording(path, rec)
+    return path
+
+
+def test_replay_fast_through_the_pipeline_writes_alert_lines(bundle, hapt_recording, tmp_path):
+    jsonl = tmp_path / "alerts.jsonl"
+    with open_pipeline(bundle, SinkOptions(alerts_jsonl=jsonl), echo=lambda s: None) as pipe:
+        run_sources(pipe, [ReplaySource(hapt_recording, fast=True)])
+    rec = read_recording(hapt_recording)
+    expected_windows = (len(rec) - 128) // 25 + 1
+    assert pipe.stats.windows == expected_windows
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert lines, "an activity must be reported at least once"
+    for line in lines:
+        assert set(line) >= ALERT_KEYS
+        assert line["t_event"] <= line["t"] + 1e-9
+        assert line["device"] == "hapt.csv"
+    assert lines[0]["type"] == "activity"
+
+
+def test_fast_and_paced_replay_give_the_same_alerts(bundle, hapt_recording, tmp_path):
+    """Batching windows into the engine (--fast) changes nothing but speed."""
+    results = []
+    for name, kwargs in [("fast", {"fast": True}), ("paced", {"speed": 200.0, "tick_s": 0.01})]:
+        jsonl = tmp_path / f"{name}.jsonl"
+        with open_pipeline(bundle, SinkOptions(alerts_jsonl=jsonl), echo=lambda s: None) as pipe:
+            run_sources(pipe, [ReplaySource(hapt_recording, **kwargs)])
+        results.append([json.loads(x) for x in jsonl.read_text().splitlines()])
+    fast, paced = results
+    assert [(a["t"], a["label"]) for a in fast] == [(a["t"], a["label"]) for a in paced]
+
+
+def test_live_serial_end_to_end_records_exactly_what_was_sent(bundle, hapt_recording, tmp_path):
+    rec = read_recording(hapt_recording)
+    rec = Recording(rec.timestamp_s[:1500], rec.imu[:1500])
+    emulator = Emulator(rec.timestamp_s, rec.imu, EmulatorConfig(speed=10.0, samples_per_frame=4))
+    record = tmp_path / "live.csv"
+    jsonl = tmp_path / "alerts.jsonl"
+    with EmulatedSerialDevice(emulator) as device:
+        sinks = SinkOptions(alerts_jsonl=jsonl)
+        with open_pipeline(bundle, sinks, echo=lambda s: None, record=record) as pipe:
+            source = SerialSource(device.path, watchdog_s=1.0, max_reconnects=1)
+            try:
+                run_sources(pipe, [source], duration_s=8.0)
+            except Exception as exc:  # the emulator closing the port ends the stream
+                assert "reconnect attempts failed" in str(exc)
+    recorded = read_recording(record)
+    sent = counts_to_si(si_to_counts(rec.imu, emulator.info), emulator.info)
+    assert len(recorded) == len(rec)
+    np.testing.assert_array_equal(recorded.imu, sent)
+    np.testing.assert_allclose(recorded.timestamp_s, rec.timestamp_s, atol=1e-6)
+    assert set(recorded.device_id) == {device.path}
+    assert pipe.stats.windows == (len(rec) - 128) // 25 + 1
+    assert jsonl.read_text().strip(), "alerts reached the JSONL sink"
+    assert pipe.stats.latency["engine"].total > 0
+
+
+def test_model_whose_channels_the_chain_cannot_feed_is_refused(tmp_path, hapt_recording):
+    chain = ChainConfig(channels=("acc_x", "acc_y"), norm_mean=(0, 0), norm_std=(1, 1))
+    model = make_bundle(tmp_path / "two.onnx", chain=chain, heads={"activity": ("a", "b")})
+    engine = load_engine(model)
+    with pytest.raises(ContractError, match="expects windows of 128 samples x 2"):
+        engine.predict(np.zeros((1, 128, 9), np.float32))
+    # A fall head needs the gravity channels; the pipeline says so instead of guessing.
+    model = make_bundle(tmp_path / "nofall.onnx", chain=chain, heads={"fall": ("no", "yes")})
+    with pytest.raises(ValueError, match="fall detection needs gravity"):
+        Pipeline(load_engine(model), FanOut([])).process(_chunk())
+
+
+def _chunk():
+    from gaitedge.sources import SampleChunk
+
+    return SampleChunk("d", np.arange(200) / 50.0, np.zeros((200, 6)), host_rx_s=0.0)
+
+
+def test_bad_samples_in_a_live_stream_are_dropped_and_counted(bundle):
+    pipe = Pipeline(load_engine(bundle), FanOut([]))
+    chunk = _chunk()
+    chunk.imu[10, 2] = np.nan
+    pipe.process(chunk)
+    (status,) = pipe.status()
+    assert status["dropped"] == 1 and status["windows"] == 3
+
+
+def test_several_devices_share_one_pipeline(bundle, hapt_recording, tmp_path):
+    jsonl = tmp_path / "a.jsonl"
+    with open_pipeline(bundle, SinkOptions(alerts_jsonl=jsonl), echo=lambda s: None) as pipe:
+        sources = [ReplaySource(hapt_recording, fast=True, device=f"dev{i}") for i in range(3)]
+        asyncio.run(pipe.run_many(sources))
+    devices = {json.loads(x)["device"] for x in jsonl.read_text().splitlines()}
+    assert devices == {"dev0", "dev1", "dev2"}
+    assert {s["device"] for s in pipe.status()} == devices
+
+
+def test_latency_histogram_percentiles():
+    h = LatencyHistogram()
+    for v in np.linspace(0.001, 0.002, 100):
+        h.add(v)
+    assert 0.9 <= h.percentile_ms(50) <= 1.7
+    assert h.percentile_ms(99) >= h.percentile_ms(50)
+    assert np.isnan(LatencyHistogram().percentile_ms(50))

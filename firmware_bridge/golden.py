@@ -73,7 +73,7 @@ class InvalidVector:
 Vector = ValidVector | InvalidVector
 
 
-def _valid(name: str, message: Message) -> ValidVector:
+def valid_vector(name: str, message: Message) -> ValidVector:
     return ValidVector(name, message, encode(message), encode_serial(message))
 
 
@@ -90,25 +90,25 @@ def _valid_vectors() -> list[ValidVector]:
         ]
     )
     return [
-        _valid("one_sample_zeros", _frame(0, 0, [[0] * 6])),
-        _valid("one_sample_1g_z", _frame(1, 10_000, [[12, -40, 2048, 3, -5, 0]])),
-        _valid(
+        valid_vector("one_sample_zeros", _frame(0, 0, [[0] * 6])),
+        valid_vector("one_sample_1g_z", _frame(1, 10_000, [[12, -40, 2048, 3, -5, 0]])),
+        valid_vector(
             "int16_extremes",
             _frame(7, 123_456, [[-32768, 32767, -1, 0, 1, -32767], [32767, -32768, 1, -1, 0, 256]]),
         ),
-        _valid("seq_max", _frame(65535, 5_000_000, [[100, 200, 300, 400, 500, 600]])),
-        _valid("seq_wrapped", _frame(0, 5_010_000, [[101, 201, 301, 401, 501, 601]])),
-        _valid("timestamp_max", _frame(42, 2**32 - 1, [[1, 2, 3, 4, 5, 6]])),
-        _valid("timestamp_wrapped", _frame(43, 9_999, [[1, 2, 3, 4, 5, 6]])),
-        _valid("four_samples", _frame(1000, 40_000_000, walk[:4])),
-        _valid("nineteen_samples_mtu247", _frame(1001, 40_040_000, walk[:19])),
-        _valid("max_samples", _frame(1002, 40_230_000, walk)),
-        _valid("max_samples_no_zero_byte", _frame(0x0101, 0x01010101, -np.ones((20, 6)))),
-        _valid("device_info_100hz", DeviceInfo(0x1A2B3C4D, 100_000, 16, 2000, 1, 2)),
-        _valid("device_info_204_8hz", DeviceInfo(7, 204_800, 8, 500, 0, 9)),
-        _valid(
+        valid_vector("seq_max", _frame(65535, 5_000_000, [[100, 200, 300, 400, 500, 600]])),
+        valid_vector("seq_wrapped", _frame(0, 5_010_000, [[101, 201, 301, 401, 501, 601]])),
+        valid_vector("timestamp_max", _frame(42, 2**32 - 1, [[1, 2, 3, 4, 5, 6]])),
+        valid_vector("timestamp_wrapped", _frame(43, 9_999, [[1, 2, 3, 4, 5, 6]])),
+        valid_vector("four_samples", _frame(1000, 40_000_000, walk[:4])),
+        valid_vector("nineteen_samples_mtu247", _frame(1001, 40_040_000, walk[:19])),
+        valid_vector("max_samples", _frame(1002, 40_230_000, walk)),
+        valid_vector("max_samples_no_zero_byte", _frame(0x0101, 0x01010101, -np.ones((20, 6)))),
+        valid_vector("device_info_100hz", DeviceInfo(0x1A2B3C4D, 100_000, 16, 2000, 1, 2)),
+        valid_vector("device_info_204_8hz", DeviceInfo(7, 204_800, 8, 500, 0, 9)),
+        valid_vector(
             "device_info_max_fields",
-            DeviceInfo(2**32 - 1, 2**32 - 1, 255, 65535, 255, 255, 255),
+            DeviceInfo(2**32 - 1, 2**32 - 1, 255, 65535, 255, 255),
         ),
     ]
 

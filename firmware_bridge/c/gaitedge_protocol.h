@@ -1,0 +1,81 @@
+/*
+ * gaitedge wire protocol 1.0: reference encoder for firmware (C99, no allocation, no
+ * dependencies beyond <stdint.h> and <stddef.h>). Copy this file and gaitedge_protocol.c.
+ *
+ * The specification is firmware_bridge/PROTOCOL.md; firmware_bridge/protocol.py is the host's
+ * decoder, and firmware_bridge/vectors/frames.txt pins the bytes both must agree on.
+ *
+ * Typical use, per frame:
+ *
+ *     uint8_t msg[GE_MAX_MESSAGE_LEN], pkt[GE_SERIAL_BUFFER_LEN];
+ *     size_t n = ge_encode_samples(msg, sizeof msg, seq++, now_us, samples, count);
+ *     ble_notify(msg, n);                                          // BLE: the message as is
+ *     uart_write(pkt, ge_serial_packet(pkt, sizeof pkt, msg, n));  // serial: COBS + CRC + 0x00
+ *
+ * Every function returns the number of bytes written, or 0 when the output buffer is too small
+ * or an argument is out of range (nothing useful is written then).
+ */
+#ifndef GAITEDGE_PROTOCOL_H
+#define GAITEDGE_PROTOCOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A host accepts messages of its own major version only; see PROTOCOL.md, "Versioning". */
+#define GE_PROTOCOL_MAJOR 1u
+#define GE_PROTOCOL_MINOR 0u
+
+/* The header byte of every message is (GE_PROTOCOL_MAJOR << 4) | type. */
+#define GE_TYPE_SAMPLES 1u
+#define GE_TYPE_DEVICE_INFO 2u
+
+/* Sample frame: u8 header, u16 seq, u32 timestamp_us, then 12 bytes per sample. */
+#define GE_SAMPLE_HEADER_LEN 7u
+#define GE_SAMPLE_LEN 12u
+/* 20 samples keep message + CRC at 249 <= 254 bytes, so COBS adds exactly one byte. */
+#define GE_MAX_SAMPLES_PER_FRAME 20u
+#define GE_MAX_MESSAGE_LEN (GE_SAMPLE_HEADER_LEN + GE_SAMPLE_LEN * GE_MAX_SAMPLES_PER_FRAME)
+#define GE_DEVICE_INFO_LEN 15u
+#define GE_CRC_LEN 2u
+/* COBS-encoded packet without its delimiter, and a buffer that holds one with it. */
+#define GE_MAX_SERIAL_PACKET_LEN (GE_MAX_MESSAGE_LEN + GE_CRC_LEN + 1u)
+#define GE_SERIAL_BUFFER_LEN (GE_MAX_SERIAL_PACKET_LEN + 1u)
+/* A BLE notification of (ATT MTU - 3) bytes carries this many samples (capped at 20). */
+#define GE_SAMPLES_PER_NOTIFICATION(att_mtu) \
+    (((att_mtu) - 3u - GE_SAMPLE_HEADER_LEN) / GE_SAMPLE_LEN > GE_MAX_SAMPLES_PER_FRAME \
+         ? GE_MAX_SAMPLES_PER_FRAME                                                     \
+         : ((att_mtu) - 3u - GE_SAMPLE_HEADER_LEN) / GE_SAMPLE_LEN)
+
+/* One IMU sample in raw counts; 32768 counts are the configured full-scale range. */
+typedef struct {
+    int16_t acc[3];  /* x, y, z */
+    int16_t gyro[3]; /* x, y, z */
+} ge_sample_t;
+
+typedef struct {
+    uint32_t device_id;
+    uint32_t sample_rate_millihz; /* 100 Hz -> 100000; must be > 0 */
+    uint8_t accel_range_g;        /* full scale, e.g. 16 for +-16 g; must be > 0 */
+    uint16_t gyro_range_dps;      /* full scale, e.g. 2000 for +-2000 deg/s; must be > 0 */
+    uint8_t firmware_major;
+    uint8_t firmware_minor;
+} ge_device_info_t;
+
+/* A sample frame of 1..GE_MAX_SAMPLES_PER_FRAME samples; timestamp_us is the first sample's. */
+size_t ge_encode_samples(uint8_t *out, size_t out_cap, uint16_t seq, uint32_t timestamp_us,
+                         const ge_sample_t *samples, size_t n_samples);
+
+/* The device info message (GE_DEVICE_INFO_LEN bytes). */
+size_t ge_encode_device_info(uint8_t *out, size_t out_cap, const ge_device_info_t *info);
+
+/* CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final XOR; "123456789" ->
+ * 0x29B1. Pass 0xFFFF as crc to start; feed the result back in to continue over more data. */
+uint16_t ge_crc16_update(uint16_t crc, const uint8_t *data, size_t len);
+
+/* COBS-encode len bytes (canonical form; no 0x00 in the output, no delimiter appended). */
+size_t ge_cobs_encode(uint8_t *out, size_t out_cap, const uint8_t *in, size_t len);
+
+/* A serial packet: COBS(message + CRC little-endian) + 0x00. GE_SERIAL_BUFFER_LEN always fits. */
+size_t ge_serial_packet(uint8_t *out, size_t out_cap, const uint8_t *msg, size_t msg_len);
+
+#endif /* GAITEDGE_PROTOCOL_H */

@@ -155,6 +155,33 @@ def read_recording(path: str | os.PathLike, rate_hz: float | None = None) -> Rec
     numeric = ([layout.time_index] if layout.time_index is not None else []) + list(
         layout.axis_index
     )
+    data = None
+    if layout.label_index is None and layout.device_index is None:
+        data = _parse_numeric_fast(text, len(header))
+    if data is not None:
+        data, labels, devices = data[:, numeric], [], []
+    else:
+        data, labels, devices = _parse_rows(rows, header, layout, numeric, where)
+    return _to_recording(data, labels, devices, layout, rate_hz, where)
+
+
+def _parse_numeric_fast(text: str, n_columns: int) -> np.ndarray | None:
+    """All-numeric files in one numpy call; None when anything is off (then the careful path
+    finds and reports the line)."""
+    body = text.split("\n", 1)[1] if "\n" in text else ""
+    body = body.replace("\r", "").strip()
+    if not body or ",," in body or "\n\n" in body:
+        return None
+    try:
+        flat = np.fromstring(body.replace("\n", ","), sep=",")
+    except ValueError:  # a field that is not a number
+        return None
+    if len(flat) != (body.count("\n") + 1) * n_columns:
+        return None
+    return flat.reshape(-1, n_columns)
+
+
+def _parse_rows(rows, header, layout: _Layout, numeric: list[int], where: str):
     values, labels, devices = [], [], []
     for line_no, row in enumerate(rows, start=2):
         if not row or (len(row) == 1 and not row[0].strip()):
@@ -171,9 +198,12 @@ def read_recording(path: str | os.PathLike, rate_hz: float | None = None) -> Rec
             labels.append(row[layout.label_index].strip())
         if layout.device_index is not None:
             devices.append(row[layout.device_index].strip())
-    if not values:
+    return np.asarray(values, dtype=np.float64).reshape(-1, len(numeric)), labels, devices
+
+
+def _to_recording(data, labels, devices, layout: _Layout, rate_hz, where: str) -> Recording:
+    if not len(data):
         raise RecordingError(f"{where}: no samples after the header")
-    data = np.asarray(values, dtype=np.float64)
     bad = ~np.isfinite(data).all(axis=1)
     if bad.any():
         raise RecordingError(f"{where}:{int(np.argmax(bad)) + 2}: non-finite value (NaN/inf)")

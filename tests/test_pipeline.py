@@ -17,7 +17,7 @@ from gaitedge.preprocess import ChainConfig
 from gaitedge.recording import Recording, read_recording, write_recording
 from gaitedge.runner import SinkOptions, open_pipeline, run_sources
 from gaitedge.sinks import FanOut
-from gaitedge.sources import ReplaySource, SerialSource
+from gaitedge.sources import ReplaySource, SerialSource, SourceError
 from tests.bundles import make_bundle
 
 ALERT_KEYS = {"t", "t_event", "type", "label", "p", "device"}
@@ -71,15 +71,26 @@ def test_live_serial_end_to_end_records_exactly_what_was_sent(bundle, hapt_recor
     emulator = Emulator(rec.timestamp_s, rec.imu, EmulatorConfig(speed=10.0, samples_per_frame=4))
     record = tmp_path / "live.csv"
     jsonl = tmp_path / "alerts.jsonl"
-    with EmulatedSerialDevice(emulator) as device:
-        sinks = SinkOptions(alerts_jsonl=jsonl)
+    device = EmulatedSerialDevice(emulator)
+
+    class OpenThenPlay(SerialSource):
+        """Start the device once the port is open: what it sends before is not 'sent' to us."""
+
+        async def __aenter__(self):
+            opened = await super().__aenter__()
+            device.start()
+            return opened
+
+    sinks = SinkOptions(alerts_jsonl=jsonl)
+    try:
         with open_pipeline(bundle, sinks, echo=lambda s: None, record=record) as pipe:
-            source = SerialSource(device.path, watchdog_s=1.0, max_reconnects=1)
-            try:
-                run_sources(pipe, [source], duration_s=8.0)
-            except Exception as exc:  # the emulator closing the port ends the stream
-                assert "reconnect attempts failed" in str(exc)
+            source = OpenThenPlay(device.path, watchdog_s=1.0, max_reconnects=1)
+            with pytest.raises(SourceError, match="reconnect attempts failed"):
+                run_sources(pipe, [source], duration_s=8.0)  # ends when the port closes
+    finally:
+        device.stop()
     recorded = read_recording(record)
+    assert emulator.stats.bytes_overrun == 0, emulator.stats
     sent = counts_to_si(si_to_counts(rec.imu, emulator.info), emulator.info)
     assert len(recorded) == len(rec)
     np.testing.assert_array_equal(recorded.imu, sent)

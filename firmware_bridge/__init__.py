@@ -3,6 +3,9 @@
 ``protocol`` is the one home of the wire bytes (PROTOCOL.md is its specification), ``convert``
 turns decoded frames into SI units, ``golden`` writes the byte-exact vectors, ``emulator``
 plays a recording as a device, and ``c/`` is the reference encoder for firmware.
+
+The emulator is imported from ``firmware_bridge.emulator`` and not re-exported here: it needs
+POSIX pseudo-terminals, and the protocol itself must import on every platform a host runs on.
 """
 
 from firmware_bridge.convert import (

@@ -1,0 +1,513 @@
+"""Labelled windows from real datasets, every one cut by the runtime's causal signal chain.
+
+Datasets (``--data`` names) and how their windows are labelled:
+
+* ``hapt`` (UCI HAPT raw signals): the chain runs per experiment. A window takes the label that
+  covers at least ``MIN_LABEL_FRACTION`` of its samples, else it has none (-1). The head
+  ``activity`` has the 6 basic activities or all 12 labels (transitions included).
+* ``sisfall``: the chain runs per trial (ADXL345 accel, ITG3200 gyro). Labels come per trial, so
+  window labels for the head ``fall`` are derived from the impact, the sample of peak |acc| of
+  the trial (:func:`fall_window_labels`): in a fall trial the window whose central half holds
+  the impact is ``fall``; windows that end before the impact (walking, sitting, getting up
+  before the fall) are ``no_fall``; the other windows of a fall trial (the impact near an edge,
+  lying after the fall) have no label, because a person lying still looks like a person lying
+  in bed and the runtime's alert logic, not the window classifier, confirms a fall by the
+  stillness after the impact. Every window of an ADL trial is ``no_fall``.
+  SisFall's axes are turned into HAPT's convention (+x up when upright) by a fixed rotation
+  (``SISFALL_TO_BODY_FRAME``) before the chain, so both datasets share one frame.
+* a folder of recording CSVs (``<root>/<dataset>/<subject>_<session>.csv``, the canonical
+  format or the seed's ``acc_x..gyro_z`` files with the sample rate given): the chain runs per
+  file; a ``label`` column gives head ``activity`` labels by the same majority rule as HAPT.
+
+Splits are by subject, never by window or file: HAPT's official UCI split, SisFall k-fold by
+subject or the fixed split of the shipped model (``SISFALL_TEST_SUBJECTS``).
+
+Chain output is cached under ``cache_dir`` as ``.npz`` keyed by a hash of the chain config.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gaitedge.preprocess import ChainConfig, fit_normalization, run_offline
+from gaitedge.recording import read_recording
+from gaitedge.units import STANDARD_GRAVITY_M_S2
+
+log = logging.getLogger(__name__)
+
+# Bump when the labelling rules change, so cached windows are rebuilt.
+LABELLING_VERSION = 1
+MIN_LABEL_FRACTION = 0.5
+IGNORE = -1
+
+HAPT_LABELS = (
+    "WALKING",
+    "WALKING_UPSTAIRS",
+    "WALKING_DOWNSTAIRS",
+    "SITTING",
+    "STANDING",
+    "LAYING",
+    "STAND_TO_SIT",
+    "SIT_TO_STAND",
+    "SIT_TO_LIE",
+    "LIE_TO_SIT",
+    "STAND_TO_LIE",
+    "LIE_TO_STAND",
+)
+FALL_CLASSES = ("no_fall", "fall")
+# Held out from the shipped model: five adults with falls, SE06 (the one elderly subject who
+# fell) and two elderly subjects with ADLs only. Not used by the k-fold evaluation.
+SISFALL_TEST_SUBJECTS = ("SA03", "SA08", "SA13", "SA18", "SA23", "SE03", "SE06", "SE12")
+# SisFall upright reads gravity on -y; HAPT on +x. Rotation by 90 degrees about z: x' = -y, y' = x.
+SISFALL_TO_BODY_FRAME = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+def default_data_root() -> Path:
+    """``$GAITEDGE_DATA_ROOT``, else ``../shared/data`` next to the repository."""
+    repo = Path(__file__).resolve().parents[1]
+    return Path(os.environ.get("GAITEDGE_DATA_ROOT", repo.parent / "shared" / "data"))
+
+
+@dataclass
+class WindowSet:
+    """Windows with their subject, recording and per-head labels.
+
+    Attributes:
+        data: [K, W, C] float32 chain output.
+        subject: [K] subject ids prefixed by dataset (``hapt:1``, ``sisfall:SA01``).
+        group: [K] recording (experiment / trial / file) id, unique within the set.
+        t_start_s: [K] window start within its recording.
+        labels: head name -> [K] int64 class index, ``IGNORE`` where the window has none.
+        classes: head name -> class names.
+        trial_is_fall: [K] int8, 1/0 for SisFall windows' trial label, -1 elsewhere.
+    """
+
+    data: np.ndarray
+    subject: np.ndarray
+    group: np.ndarray
+    t_start_s: np.ndarray
+    labels: dict[str, np.ndarray] = field(default_factory=dict)
+    classes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    trial_is_fall: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def take(self, index: np.ndarray) -> WindowSet:
+        """The windows at ``index`` (a boolean mask or integer indices)."""
+        return WindowSet(
+            data=self.data[index],
+            subject=self.subject[index],
+            group=self.group[index],
+            t_start_s=self.t_start_s[index],
+            labels={k: v[index] for k, v in self.labels.items()},
+            classes=dict(self.classes),
+            trial_is_fall=self.fall_trials()[index],
+        )
+
+    def fall_trials(self) -> np.ndarray:
+        if self.trial_is_fall is None:
+            return np.full(len(self), -1, np.int8)
+        return self.trial_is_fall
+
+    def with_data(self, data: np.ndarray) -> WindowSet:
+        return WindowSet(
+            data,
+            self.subject,
+            self.group,
+            self.t_start_s,
+            self.labels,
+            self.classes,
+            self.trial_is_fall,
+        )
+
+
+def concat(sets: Sequence[WindowSet]) -> WindowSet:
+    """Join window sets; a head a set lacks is ``IGNORE`` there; classes are merged by name."""
+    heads: dict[str, list[str]] = {}
+    for s in sets:
+        for head, names in s.classes.items():
+            merged = heads.setdefault(head, [])
+            merged.extend(n for n in names if n not in merged)
+    labels = {}
+    for head, names in heads.items():
+        parts = []
+        for s in sets:
+            if head not in s.labels:
+                parts.append(np.full(len(s), IGNORE, np.int64))
+                continue
+            remap = np.array([names.index(n) for n in s.classes[head]] + [IGNORE])
+            parts.append(remap[s.labels[head]])  # IGNORE (-1) indexes the appended -1
+        labels[head] = np.concatenate(parts)
+    offsets = np.cumsum([0] + [int(s.group.max()) + 1 if len(s) else 0 for s in sets[:-1]])
+    return WindowSet(
+        data=np.concatenate([s.data for s in sets]),
+        subject=np.concatenate([s.subject for s in sets]),
+        group=np.concatenate([s.group + o for s, o in zip(sets, offsets, strict=True)]),
+        t_start_s=np.concatenate([s.t_start_s for s in sets]),
+        labels=labels,
+        classes={k: tuple(v) for k, v in heads.items()},
+        trial_is_fall=np.concatenate([s.fall_trials() for s in sets]),
+    )
+
+
+def majority_labels(
+    label: np.ndarray, start: np.ndarray, window_samples: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per window the most frequent sample label and the fraction of the window it covers.
+
+    Args:
+        label: [N] int sample labels, 0 = unlabelled.
+        start: [K] first sample index of each window.
+    Returns:
+        ([K] label, 0 where the winner is unlabelled; [K] fraction in [0, 1]).
+    """
+    idx = start[:, None] + np.arange(window_samples)  # [K, W]
+    lab = label[np.clip(idx, 0, len(label) - 1)]  # [K, W]
+    n_classes = int(label.max()) + 1
+    counts = np.stack([(lab == c).sum(axis=1) for c in range(n_classes)], axis=1)  # [K, n]
+    winner = counts.argmax(axis=1)
+    return winner, counts[np.arange(len(start)), winner] / window_samples
+
+
+def fall_window_labels(start: np.ndarray, window_samples: int, impact: int) -> np.ndarray:
+    """Labels of a fall trial's windows from the impact sample (see the module docstring).
+
+    Returns [K] with 1 (impact in the central half of the window), 0 (window ends before the
+    impact) or ``IGNORE``.
+    """
+    quarter = window_samples // 4
+    central = (impact >= start + quarter) & (impact < start + window_samples - quarter)
+    before = start + window_samples <= impact
+    return np.where(central, 1, np.where(before, 0, IGNORE)).astype(np.int64)
+
+
+def _windows_of(cfg: ChainConfig, imu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Chain windows of one recording sampled at the chain's rate: ([K, W, C], [K] start idx)."""
+    t = np.arange(len(imu)) / cfg.sample_rate_hz
+    w = run_offline(cfg, t, imu)
+    return w.data, np.rint(w.t_start_s * cfg.sample_rate_hz).astype(np.int64)
+
+
+def _assemble(parts: list[dict], classes: dict[str, tuple[str, ...]]) -> WindowSet:
+    def cat(key: str) -> np.ndarray:
+        return np.concatenate([p[key] for p in parts])
+
+    heads = [k[len("label_") :] for k in parts[0] if k.startswith("label_")]
+    return WindowSet(
+        data=cat("data"),
+        subject=cat("subject"),
+        group=cat("group"),
+        t_start_s=cat("t_start_s"),
+        labels={h: cat(f"label_{h}") for h in heads},
+        classes=classes,
+        trial_is_fall=cat("trial_is_fall") if "trial_is_fall" in parts[0] else None,
+    )
+
+
+def _part(data: np.ndarray, start: np.ndarray, subject: str, group: int, rate_hz: float) -> dict:
+    k = len(data)
+    return {
+        "data": data,
+        "subject": np.full(k, subject, dtype=object).astype(str),
+        "group": np.full(k, group, np.int64),
+        "t_start_s": start / rate_hz,
+    }
+
+
+def build_hapt(root: Path, cfg: ChainConfig) -> WindowSet:
+    """All HAPT windows; head ``activity`` with the 12 labels (see :func:`activity_subset`)."""
+    with np.load(root / "hapt" / "hapt_raw_50hz.npz") as d:
+        imu, label = d["imu"].astype(np.float64), d["label"].astype(np.int64)
+        if int(d["sample_rate_hz"]) != cfg.sample_rate_hz:
+            raise ValueError("HAPT is stored at 50 Hz; the chain resamples only timestamped data")
+    imu[:, :3] *= STANDARD_GRAVITY_M_S2
+    parts = []
+    for row in _csv_rows(root / "hapt" / "experiments.csv"):
+        s, n = int(row["start_row"]), int(row["n_samples"])
+        data, start = _windows_of(cfg, imu[s : s + n])
+        lab, frac = majority_labels(label[s : s + n], start, cfg.window_samples)
+        part = _part(data, start, f"hapt:{row['subject']}", int(row["exp_id"]), cfg.sample_rate_hz)
+        part["label_activity"] = np.where((lab > 0) & (frac >= MIN_LABEL_FRACTION), lab - 1, -1)
+        parts.append(part)
+    return _assemble(parts, {"activity": HAPT_LABELS})
+
+
+def sisfall_trial_imu(counts: np.ndarray, scales: dict[str, float]) -> np.ndarray:
+    """[N, 9] SisFall counts -> [N, 6] acc (m/s², ADXL345) and gyro (rad/s, ITG3200), body frame."""
+    acc = counts[:, 0:3] * (scales["acc_g"] * STANDARD_GRAVITY_M_S2)
+    gyro = np.deg2rad(counts[:, 3:6] * scales["gyro_dps"])
+    return np.concatenate([acc @ SISFALL_TO_BODY_FRAME.T, gyro @ SISFALL_TO_BODY_FRAME.T], axis=1)
+
+
+def build_sisfall(root: Path, cfg: ChainConfig, subjects: Sequence[str] | None = None) -> WindowSet:
+    """SisFall windows (all subjects, or ``subjects`` like ``SA01``); head ``fall`` labelled
+    from the impact (module docstring)."""
+    with np.load(root / "sisfall" / "sisfall_50hz_counts_int16.npz") as z:
+        counts = z["counts"]
+        scales = {
+            "acc_g": float(z["scale_adxl345_g_per_count"][0]),
+            "gyro_dps": float(z["scale_itg3200_dps_per_count"][0]),
+        }
+    parts = []
+    for row in _csv_rows(root / "sisfall" / "trials.csv"):
+        if subjects is not None and row["subject"] not in subjects:
+            continue
+        s, n = int(row["start_row"]), int(row["n_samples"])
+        imu = sisfall_trial_imu(counts[s : s + n].astype(np.float64), scales)
+        data, start = _windows_of(cfg, imu)
+        is_fall = int(row["is_fall"])
+        if is_fall:
+            impact = int(np.argmax(np.linalg.norm(imu[:, :3], axis=1)))
+            label = fall_window_labels(start, cfg.window_samples, impact)
+        else:
+            label = np.zeros(len(data), np.int64)
+        part = _part(data, start, f"sisfall:{row['subject']}", int(row["trial"]), 50.0)
+        part["label_fall"] = label
+        part["trial_is_fall"] = np.full(len(data), is_fall, np.int8)
+        parts.append(part)
+    return _assemble(parts, {"fall": FALL_CLASSES})
+
+
+def build_folder(folder: Path, cfg: ChainConfig, rate_hz: float | None = None) -> WindowSet:
+    """Recording CSVs ``<folder>/<subject>_<session>.csv`` (canonical or the seed's format).
+
+    Files without a ``timestamp_s`` column need ``rate_hz``. A ``label`` column gives the head
+    ``activity`` (class names sorted; empty strings are unlabelled).
+    """
+    files = sorted(folder.glob("*.csv"))
+    if not files:
+        raise FileNotFoundError(f"no recording CSVs in {folder}")
+    recordings = []
+    for path in files:
+        header = path.open(encoding="utf-8-sig").readline().lower()
+        timed = "timestamp_s" in header or "timestamp_ms" in header
+        recordings.append((path, read_recording(path, None if timed else rate_hz)))
+    names = sorted({str(x) for _, r in recordings if r.label is not None for x in r.label} - {""})
+    parts = []
+    for group, (path, rec) in enumerate(recordings):
+        w = run_offline(cfg, rec.timestamp_s, rec.imu)
+        start = np.searchsorted(rec.timestamp_s, w.t_start_s - 1e-9)
+        part = _part(w.data, start, f"{folder.name}:{path.stem.split('_')[0]}", group, 1.0)
+        part["t_start_s"] = w.t_start_s - rec.timestamp_s[0]
+        sample_label = np.zeros(len(rec), np.int64)
+        if rec.label is not None:
+            lookup = {n: i + 1 for i, n in enumerate(names)}
+            sample_label = np.array([lookup.get(str(x), 0) for x in rec.label], np.int64)
+        lab, frac = majority_labels(sample_label, start, cfg.window_samples)
+        part["label_activity"] = np.where((lab > 0) & (frac >= MIN_LABEL_FRACTION), lab - 1, -1)
+        parts.append(part)
+    return _assemble(parts, {"activity": tuple(names)})
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(row for row in f if not row.startswith("#")))
+
+
+def cache_key(name: str, cfg: ChainConfig) -> str:
+    text = f"{name}|{cfg.to_json()}|labels-v{LABELLING_VERSION}"
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def load_windows(
+    name: str, cfg: ChainConfig, root: Path | None = None, cache_dir: Path | None = None
+) -> WindowSet:
+    """Windows of dataset ``name`` (``hapt``, ``sisfall`` or a folder under ``root``), cached."""
+    root = Path(root) if root is not None else default_data_root()
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"{name.replace('/', '_')}-{cache_key(name, cfg)}.npz"
+        if cache.exists():
+            return _read_cache(cache)
+    if name == "hapt":
+        ws = build_hapt(root, cfg)
+    elif name == "sisfall":
+        ws = build_sisfall(root, cfg)
+    else:
+        ws = build_folder(root / name, cfg, rate_hz=cfg.sample_rate_hz)
+    log.info("%s: %d windows from the chain", name, len(ws))
+    if cache is not None:
+        _write_cache(cache, ws)
+    return ws
+
+
+def _write_cache(path: Path, ws: WindowSet) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {"data": ws.data, "subject": ws.subject, "group": ws.group, "t_start_s": ws.t_start_s}
+    arrays |= {f"label_{h}": v for h, v in ws.labels.items()}
+    arrays |= {f"classes_{h}": np.array(v) for h, v in ws.classes.items()}
+    arrays["trial_is_fall"] = ws.fall_trials()
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # ranks may race
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def _read_cache(path: Path) -> WindowSet:
+    with np.load(path) as z:
+        heads = [k[len("label_") :] for k in z.files if k.startswith("label_")]
+        return WindowSet(
+            data=z["data"],
+            subject=z["subject"],
+            group=z["group"],
+            t_start_s=z["t_start_s"],
+            labels={h: z[f"label_{h}"] for h in heads},
+            classes={h: tuple(str(c) for c in z[f"classes_{h}"]) for h in heads},
+            trial_is_fall=z["trial_is_fall"],
+        )
+
+
+def activity_subset(ws: WindowSet, n_classes: int) -> WindowSet:
+    """Keep HAPT's 6 basic activities (``n_classes=6``) or all 12 labels for head ``activity``."""
+    if n_classes not in (6, 12) or "activity" not in ws.labels:
+        raise ValueError("activity labels: 6 (basic) or 12 (with transitions)")
+    if ws.classes["activity"] != HAPT_LABELS:
+        return ws
+    labels = dict(ws.labels)
+    labels["activity"] = np.where(ws.labels["activity"] < n_classes, ws.labels["activity"], -1)
+    classes = dict(ws.classes) | {"activity": HAPT_LABELS[:n_classes]}
+    return WindowSet(ws.data, ws.subject, ws.group, ws.t_start_s, labels, classes, ws.trial_is_fall)
+
+
+@dataclass(frozen=True)
+class SubjectSplit:
+    """Subjects for training and for held-out testing (never both)."""
+
+    train: tuple[str, ...]
+    test: tuple[str, ...]
+    description: str
+
+    def __post_init__(self) -> None:
+        overlap = set(self.train) & set(self.test)
+        if overlap:
+            raise ValueError(f"subjects in both train and test: {sorted(overlap)}")
+
+    def to_dict(self) -> dict:
+        return {"train": list(self.train), "test": list(self.test), "description": self.description}
+
+
+def hapt_split(root: Path) -> SubjectSplit:
+    """The official UCI HAR / HAPT split (21 train, 9 test subjects)."""
+    rows = [
+        line.split()
+        for line in (root / "hapt" / "uci_har_subject_split.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    train = tuple(f"hapt:{s}" for s, part in rows if part == "train")
+    test = tuple(f"hapt:{s}" for s, part in rows if part == "test")
+    return SubjectSplit(train, test, "HAPT official UCI split")
+
+
+def sisfall_subjects(root: Path) -> list[str]:
+    return sorted({r["subject"] for r in _csv_rows(root / "sisfall" / "trials.csv")})
+
+
+def sisfall_split(root: Path, fold: int | None = None, n_folds: int = 5) -> SubjectSplit:
+    """SisFall by subject: fold ``fold`` of ``n_folds`` (subjects dealt round-robin in sorted
+    order), or the fixed split of the shipped model (``fold=None``)."""
+    subjects = sisfall_subjects(root)
+    if fold is None:
+        test = set(SISFALL_TEST_SUBJECTS)
+        desc = "SisFall fixed test subjects " + ",".join(SISFALL_TEST_SUBJECTS)
+    else:
+        if not 0 <= fold < n_folds:
+            raise ValueError(f"fold must lie in [0, {n_folds})")
+        test = {s for i, s in enumerate(subjects) if i % n_folds == fold}
+        desc = f"SisFall subject fold {fold} of {n_folds}"
+    return SubjectSplit(
+        tuple(f"sisfall:{s}" for s in subjects if s not in test),
+        tuple(f"sisfall:{s}" for s in subjects if s in test),
+        desc,
+    )
+
+
+def folder_split(ws: WindowSet, test_fraction: float = 0.3, seed: int = 0) -> SubjectSplit:
+    """A seeded subject split for a folder dataset (no official split exists)."""
+    subjects = sorted(set(ws.subject.tolist()))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(subjects))
+    n_test = max(1, round(test_fraction * len(subjects))) if len(subjects) > 1 else 0
+    test = {subjects[i] for i in order[:n_test]}
+    train = tuple(s for s in subjects if s not in test)
+    return SubjectSplit(train, tuple(sorted(test)), f"folder subjects, seed {seed}")
+
+
+def merge_splits(splits: Sequence[SubjectSplit]) -> SubjectSplit:
+    return SubjectSplit(
+        tuple(s for sp in splits for s in sp.train),
+        tuple(s for sp in splits for s in sp.test),
+        "; ".join(sp.description for sp in splits),
+    )
+
+
+@dataclass
+class PreparedData:
+    """Normalised train and test windows plus the chain that made them."""
+
+    chain: ChainConfig
+    train: WindowSet
+    test: WindowSet
+    split: SubjectSplit
+
+
+def prepare(
+    names: Sequence[str],
+    cfg: ChainConfig,
+    root: Path | None = None,
+    cache_dir: Path | None = None,
+    *,
+    sisfall_fold: int | None = None,
+    sisfall_folds: int = 5,
+    activity_classes: int = 6,
+) -> PreparedData:
+    """Load datasets, split by subject, fit normalisation on training subjects, re-run the chain.
+
+    If ``cfg`` already carries normalisation statistics (a pretrained checkpoint's chain), they
+    are kept, so fine-tuning sees exactly the windows the pretrained encoder saw.
+    """
+    root = Path(root) if root is not None else default_data_root()
+    sets, splits = [], []
+    for name in names:
+        ws = load_windows(name, cfg, root, cache_dir)
+        if name == "hapt":
+            splits.append(hapt_split(root))
+            ws = activity_subset(ws, activity_classes)
+        elif name == "sisfall":
+            splits.append(sisfall_split(root, sisfall_fold, sisfall_folds))
+        else:
+            splits.append(folder_split(ws))
+        sets.append(ws)
+    split = merge_splits(splits)
+    if cfg.norm_mean is None:
+        train_raw = concat([s.take(np.isin(s.subject, split.train)) for s in sets])
+        cfg = cfg.with_normalization(*fit_normalization(train_raw.data))
+        del train_raw
+        sets = [
+            _renormalised(name, s, cfg, root, cache_dir)
+            for name, s in zip(names, sets, strict=True)
+        ]
+    ws = concat(sets)
+    return PreparedData(
+        chain=cfg,
+        train=ws.take(np.isin(ws.subject, split.train)),
+        test=ws.take(np.isin(ws.subject, split.test)),
+        split=split,
+    )
+
+
+def _renormalised(
+    name: str, ws: WindowSet, cfg: ChainConfig, root: Path, cache_dir: Path | None
+) -> WindowSet:
+    """The same windows from the chain with normalisation on (labels kept from ``ws``)."""
+    fresh = load_windows(name, cfg, root, cache_dir)
+    if len(fresh) != len(ws):
+        raise RuntimeError("normalisation changed the number of windows")
+    return ws.with_data(fresh.data)

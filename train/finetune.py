@@ -1,0 +1,252 @@
+"""Fine-tuning (full or linear probe) of a pretrained MAE encoder, or training from scratch.
+
+    python -m train.finetune --from runs/x/checkpoint.pt --task activity --out runs/y
+    python -m train.finetune --task activity,fall --out runs/default/finetune   # both heads
+
+Each window carries a label for at most one head; a head's loss is the class-weighted mean over
+the windows labelled for it, so HAPT windows train ``activity`` and SisFall windows ``fall``.
+Held-out subjects are scored at the end (``report.json``, confusion matrices).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+from gaitedge.preprocess import ChainConfig
+from train.augment import AugmentConfig, Augmenter
+from train.data import IGNORE, WindowSet, prepare
+from train.engine import METRICS_NAME, FitResult, fit, is_main_process
+from train.evaluate import evaluate_windows, write_report
+from train.model import PRESETS, IMUMaskedAutoencoder, load_checkpoint, preset_config, with_heads
+from train.options import (
+    add_augment_args,
+    add_data_args,
+    add_train_args,
+    augment_config,
+    setup_logging,
+    train_config,
+)
+from train.plots import plot_curves
+
+log = logging.getLogger(__name__)
+
+FINETUNE_AUGMENT = AugmentConfig(rotate_max_deg=15.0, scale_fraction=0.1, jitter_std=0.02)
+DEFAULT_DATA = {"activity": "hapt", "fall": "sisfall"}
+
+
+class ClassifierObjective(nn.Module):
+    """Sum over heads of the class-weighted cross-entropy on windows labelled for that head."""
+
+    def __init__(self, model: IMUMaskedAutoencoder, class_weights: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.model = model
+        for head, w in class_weights.items():
+            self.register_buffer(f"weight_{head}", w)
+
+    def forward(
+        self, x: torch.Tensor, **labels: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        logits = self.model.classify(x)  # {head: [B, n]}
+        total = x.new_zeros(())
+        metrics = {}
+        for head, y in labels.items():
+            valid = (y != IGNORE).float()  # [B]
+            target = y.clamp(min=0)
+            weight = getattr(self, f"weight_{head}")
+            ce = F.cross_entropy(logits[head].float(), target, weight=weight, reduction="none")
+            loss = (ce * valid).sum() / (weight[target] * valid).sum().clamp(min=1e-6)
+            total = total + loss
+            metrics[f"loss_{head}"] = loss.detach()
+        return total, metrics
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--from",
+        dest="init",
+        type=Path,
+        default=None,
+        help="pretrained checkpoint.pt (default: train from scratch)",
+    )
+    g.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="tiny",
+        help="model size when training from scratch",
+    )
+    g.add_argument("--patch-samples", type=int, default=4, help="patch size (from scratch)")
+    g.add_argument(
+        "--task", default="activity", help="heads to train: activity, fall, or activity,fall"
+    )
+    g.add_argument(
+        "--mode",
+        choices=["full", "linear"],
+        default="full",
+        help="full fine-tune, or linear probe on the frozen encoder",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        help="comma-separated datasets (default: hapt for activity, sisfall for fall)",
+    )
+    p.add_argument(
+        "--activity-classes",
+        type=int,
+        choices=[6, 12],
+        default=6,
+        help="HAPT: 6 basic activities or 12 labels with transitions",
+    )
+    p.add_argument(
+        "--label-fraction",
+        type=float,
+        default=1.0,
+        help="fraction of labelled training windows used (stratified by class)",
+    )
+    p.add_argument(
+        "--fall-threshold",
+        type=float,
+        default=0.5,
+        help="fall probability at which a trial counts as detected",
+    )
+    add_data_args(p)
+    add_train_args(p, lr=1e-3, epochs=10)
+    add_augment_args(p, FINETUNE_AUGMENT)
+    return p.parse_args(argv)
+
+
+def label_subset(ws: WindowSet, heads: Sequence[str], fraction: float, seed: int) -> WindowSet:
+    """Windows labelled for some head, keeping ``fraction`` of each (head, class), at least one."""
+    rng = np.random.default_rng(seed)
+    keep = np.zeros(len(ws), bool)
+    for head in heads:
+        y = ws.labels[head]
+        for c in np.unique(y[y != IGNORE]):
+            idx = np.flatnonzero(y == c)
+            n = max(1, round(fraction * len(idx)))
+            keep[rng.choice(idx, size=n, replace=False)] = True
+    return ws.take(keep)
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Square-root inverse class frequency, normalised to mean 1 (softens imbalance)."""
+    counts = np.bincount(y[y != IGNORE], minlength=n_classes).astype(float)
+    w = 1.0 / np.sqrt(np.maximum(counts, 1))
+    return torch.tensor(w / w.mean(), dtype=torch.float32)
+
+
+def build_model(
+    args: argparse.Namespace, chain: ChainConfig, heads: dict[str, int]
+) -> IMUMaskedAutoencoder:
+    if args.init is None:
+        return IMUMaskedAutoencoder(
+            preset_config(
+                args.preset,
+                window_samples=chain.window_samples,
+                n_channels=chain.n_channels,
+                patch_samples=args.patch_samples,
+                heads=tuple(heads.items()),
+            )
+        )
+    pretrained, _ = load_checkpoint(args.init)
+    return with_heads(pretrained, heads)
+
+
+def freeze(model: IMUMaskedAutoencoder, linear_probe: bool) -> None:
+    """The decoder is unused when classifying; a linear probe also freezes the encoder."""
+    decoder = [model.decoder_embed, model.decoder_blocks, model.decoder_norm, model.decoder_pred]
+    for p in [model.mask_token] + [p for m in decoder for p in m.parameters()]:
+        p.requires_grad_(False)
+    if linear_probe:
+        for p in model.encoder_parameters():
+            p.requires_grad_(False)
+
+
+def initial_chain(args: argparse.Namespace) -> tuple[ChainConfig, dict | None]:
+    """The pretrained checkpoint's chain (its normalisation included) or a fresh one."""
+    chain, split = ChainConfig(), None
+    if args.init is not None:
+        ckpt = torch.load(args.init, map_location="cpu", weights_only=False)
+        chain, split = ChainConfig.from_dict(ckpt["chain"]), ckpt["split"]
+    if args.hop_samples:
+        chain = replace(chain, hop_samples=args.hop_samples)
+    return chain, split
+
+
+def main(argv: Sequence[str] | None = None) -> FitResult:
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    torch.set_num_threads(args.threads)
+    cfg = train_config(args)
+    tasks = [t.strip() for t in args.task.split(",") if t.strip()]
+    names = (args.data or ",".join(DEFAULT_DATA[t] for t in tasks)).split(",")
+    chain, pretrain_split = initial_chain(args)
+    prepared = prepare(
+        names,
+        chain,
+        args.data_root,
+        args.cache_dir,
+        sisfall_fold=args.sisfall_fold,
+        sisfall_folds=args.folds,
+        activity_classes=args.activity_classes,
+    )
+    leaked = sorted(set(prepared.split.test) & set((pretrain_split or {}).get("train", [])))
+    if leaked:
+        log.warning("pretraining saw (unlabelled) windows of %d test subjects", len(leaked))
+    train = label_subset(prepared.train, tasks, args.label_fraction, cfg.seed)
+    heads = {t: prepared.train.classes[t] for t in tasks}
+    torch.manual_seed(cfg.seed)
+    model = build_model(args, prepared.chain, {h: len(c) for h, c in heads.items()})
+    freeze(model, args.mode == "linear")
+    weights = {h: class_weights(train.labels[h], len(c)) for h, c in heads.items()}
+    log.info("fine-tuning %s on %d windows (%s)", tasks, len(train), args.mode)
+    augment = augment_config(args)
+    meta = {
+        "kind": "finetune",
+        "chain": prepared.chain.to_dict(),
+        "heads": {h: list(c) for h, c in heads.items()},
+        "split": prepared.split.to_dict(),
+        "datasets": names,
+        "augment": augment.to_dict(),
+        "init": str(args.init) if args.init else None,
+        "mode": args.mode,
+        "label_fraction": args.label_fraction,
+        "train_windows": len(train),
+        "pretrain_test_overlap": leaked,
+    }
+
+    def evaluate() -> dict:
+        report = evaluate_windows(model, prepared.test, heads, args.fall_threshold)
+        write_report(report, args.out)
+        return {"test": report}
+
+    result = fit(
+        ClassifierObjective(model, weights),
+        torch.from_numpy(train.data),
+        {h: torch.from_numpy(train.labels[h]) for h in tasks},
+        cfg,
+        args.out,
+        meta=meta,
+        augment=Augmenter(prepared.chain, augment),
+        evaluate=evaluate,
+        resume=args.resume,
+    )
+    if is_main_process():
+        plot_curves(args.out / METRICS_NAME, args.out / "curves.png")
+        for head, r in result.metrics.get("test", {}).items():
+            log.info("%s: held-out macro-F1 %.4f", head, r["macro_f1"])
+    return result
+
+
+if __name__ == "__main__":
+    main()

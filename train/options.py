@@ -1,0 +1,134 @@
+"""Command-line options shared by ``train.pretrain`` and ``train.finetune`` (parsing only)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from train.augment import AugmentConfig
+from train.config import AmpMode, TrainConfig
+from train.data import default_data_root
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--data-root",
+        type=Path,
+        default=default_data_root(),
+        help="folder holding hapt/, sisfall/ and recording folders "
+        "(default: $GAITEDGE_DATA_ROOT or ../shared/data)",
+    )
+    g.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path("runs/cache"),
+        help="where chain windows are cached as .npz (keyed by chain config hash)",
+    )
+    g.add_argument(
+        "--hop-samples",
+        type=int,
+        default=None,
+        help="hop between training windows in samples (default: chain default 64)",
+    )
+    g.add_argument(
+        "--sisfall-fold",
+        type=int,
+        default=None,
+        help="SisFall subject fold held out (default: the fixed test subjects)",
+    )
+    g.add_argument("--folds", type=int, default=5, help="number of SisFall subject folds")
+
+
+def add_train_args(p: argparse.ArgumentParser, *, lr: float, epochs: float) -> None:
+    d = TrainConfig()
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--out", type=Path, required=True, help="output folder (checkpoint, metrics)")
+    g.add_argument("--lr", type=float, default=lr, help="peak learning rate")
+    g.add_argument("--min-lr", type=float, default=d.min_lr, help="learning rate at the end")
+    g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW decay")
+    g.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="linear warmup")
+    g.add_argument("--epochs", type=float, default=epochs, help="passes over the data")
+    g.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    g.add_argument("--batch-size", type=int, default=d.batch_size, help="windows per process")
+    g.add_argument("--clip-grad-norm", type=float, default=d.clip_grad_norm, help="max norm")
+    g.add_argument("--seed", type=int, default=d.seed, help="seed for order, masks, init")
+    g.add_argument(
+        "--amp",
+        choices=[m.value for m in AmpMode],
+        default=d.amp.value,
+        help="mixed precision on CUDA (ignored on CPU)",
+    )
+    g.add_argument("--threads", type=int, default=d.num_threads, help="torch CPU threads")
+    g.add_argument("--log-every", type=int, default=d.log_every_steps, help="steps per log")
+    g.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=d.checkpoint_every_steps,
+        help="steps between checkpoints",
+    )
+    g.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
+    g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def add_augment_args(p: argparse.ArgumentParser, defaults: AugmentConfig) -> None:
+    g = p.add_argument_group("augmentation (physical units, body and gravity alike)")
+    g.add_argument(
+        "--rotate-max-deg",
+        type=float,
+        default=defaults.rotate_max_deg,
+        help="random rotation of the sensor frame, max angle in degrees",
+    )
+    g.add_argument(
+        "--scale-fraction",
+        type=float,
+        default=defaults.scale_fraction,
+        help="random amplitude scaling by up to this fraction",
+    )
+    g.add_argument(
+        "--jitter-std",
+        type=float,
+        default=defaults.jitter_std,
+        help="Gaussian jitter in units of the channel std",
+    )
+    g.add_argument(
+        "--time-warp-fraction",
+        type=float,
+        default=defaults.time_warp_fraction,
+        help="smooth random time warp, max local speed change",
+    )
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        lr=args.lr,
+        min_lr=args.min_lr,
+        weight_decay=args.weight_decay,
+        warmup_steps=args.warmup_steps,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        clip_grad_norm=args.clip_grad_norm,
+        seed=args.seed,
+        amp=args.amp,
+        log_every_steps=args.log_every,
+        checkpoint_every_steps=args.checkpoint_every,
+        num_threads=args.threads,
+    )
+
+
+def augment_config(args: argparse.Namespace) -> AugmentConfig:
+    return AugmentConfig(
+        rotate_max_deg=args.rotate_max_deg,
+        scale_fraction=args.scale_fraction,
+        jitter_std=args.jitter_std,
+        time_warp_fraction=args.time_warp_fraction,
+    )
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

@@ -1,0 +1,170 @@
+"""Masked-autoencoder pretraining on IMU windows from the runtime's signal chain.
+
+    python -m train.pretrain --preset tiny --data hapt,sisfall --out runs/x
+
+Trains on every window (labelled or not) of the training subjects only; the held-out subjects'
+windows give the test reconstruction loss and the reconstruction figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from gaitedge.preprocess import ChainConfig
+from train.augment import AugmentConfig, Augmenter
+from train.data import PreparedData, prepare
+from train.engine import METRICS_NAME, FitResult, fit, is_main_process
+from train.model import PRESETS, IMUMaskedAutoencoder, MaskMode, PosEmbed, preset_config
+from train.options import (
+    add_augment_args,
+    add_data_args,
+    add_train_args,
+    augment_config,
+    setup_logging,
+    train_config,
+)
+from train.plots import plot_curves, plot_reconstruction
+
+log = logging.getLogger(__name__)
+
+# Mild by default: MAE learns the signal's structure; heavy rotation is for fine-tuning.
+PRETRAIN_AUGMENT = AugmentConfig(rotate_max_deg=15.0, scale_fraction=0.1)
+
+
+class MAEObjective(nn.Module):
+    """Reconstruction loss of the masked patches (for ``train.engine.fit``)."""
+
+    def __init__(self, model: IMUMaskedAutoencoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss, _, _ = self.model(x)
+        return loss, {}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    g = p.add_argument_group("model")
+    g.add_argument("--preset", choices=sorted(PRESETS), default="tiny", help="model size")
+    g.add_argument("--patch-samples", type=int, default=4, help="samples per patch token")
+    g.add_argument("--mask-ratio", type=float, default=0.75, help="fraction masked")
+    g.add_argument(
+        "--mask-mode",
+        choices=[m.value for m in MaskMode],
+        default="random",
+        help="random patches, contiguous spans, or whole sensor channels",
+    )
+    g.add_argument(
+        "--pos-embed",
+        choices=[m.value for m in PosEmbed],
+        default="sinusoidal",
+        help="time embedding of the patch tokens",
+    )
+    p.add_argument(
+        "--data",
+        default="hapt,sisfall",
+        help="comma-separated datasets: hapt, sisfall, or folders under --data-root",
+    )
+    add_data_args(p)
+    add_train_args(p, lr=1.5e-3, epochs=10)
+    add_augment_args(p, PRETRAIN_AUGMENT)
+    return p.parse_args(argv)
+
+
+def test_reconstruction(
+    model: IMUMaskedAutoencoder, prepared: PreparedData, out_dir: Path, seed: int
+) -> dict:
+    """Masked-reconstruction loss on held-out windows, and the figure of one of them."""
+    test = prepared.test.data
+    if not len(test):
+        return {}
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(test), size=min(2048, len(test)), replace=False))
+    x = torch.from_numpy(test[pick])
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        losses = [model(x[i : i + 512])[0].item() for i in range(0, len(x), 512)]
+        # The most active window makes a readable figure.
+        k = int(x.std(dim=(1, 2)).argmax())
+        _, pred, mask = model(x[k : k + 1])
+    plot_reconstruction(
+        x[k].numpy(),
+        model.unpatchify(pred)[0].numpy(),
+        model.unpatchify(mask)[0].numpy(),
+        prepared.chain.channels,
+        out_dir / "reconstruction.png",
+        prepared.chain.sample_rate_hz,
+    )
+    return {"test_reconstruction_loss": float(np.mean(losses)), "test_windows": len(pick)}
+
+
+def main(argv: Sequence[str] | None = None) -> FitResult:
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    torch.set_num_threads(args.threads)
+    cfg = train_config(args)
+    chain = ChainConfig()
+    if args.hop_samples:
+        chain = replace(chain, hop_samples=args.hop_samples)
+    names = [n.strip() for n in args.data.split(",") if n.strip()]
+    prepared = prepare(
+        names,
+        chain,
+        args.data_root,
+        args.cache_dir,
+        sisfall_fold=args.sisfall_fold,
+        sisfall_folds=args.folds,
+    )
+    log.info(
+        "pretraining on %d windows of %d subjects", len(prepared.train), len(prepared.split.train)
+    )
+    torch.manual_seed(cfg.seed)
+    model = IMUMaskedAutoencoder(
+        preset_config(
+            args.preset,
+            window_samples=prepared.chain.window_samples,
+            n_channels=prepared.chain.n_channels,
+            patch_samples=args.patch_samples,
+            mask_ratio=args.mask_ratio,
+            mask_mode=args.mask_mode,
+            pos_embed=args.pos_embed,
+        )
+    )
+    augment = augment_config(args)
+    meta = {
+        "kind": "pretrain",
+        "preset": args.preset,
+        "chain": prepared.chain.to_dict(),
+        "heads": {},
+        "split": prepared.split.to_dict(),
+        "datasets": names,
+        "augment": augment.to_dict(),
+    }
+    result = fit(
+        MAEObjective(model),
+        torch.from_numpy(prepared.train.data),
+        {},
+        cfg,
+        args.out,
+        meta=meta,
+        augment=Augmenter(prepared.chain, augment),
+        evaluate=lambda: test_reconstruction(model, prepared, args.out, cfg.seed),
+        resume=args.resume,
+    )
+    if is_main_process():
+        plot_curves(args.out / METRICS_NAME, args.out / "curves.png")
+    log.info("pretraining done: %s", {k: v for k, v in result.metrics.items()})
+    return result
+
+
+if __name__ == "__main__":
+    main()

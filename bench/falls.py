@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._data import data_root
-from gaitedge.alerts import Alert, FallConfig, FallDetector
+from gaitedge.alerts import Alert, Confirmation, FallConfig, FallDetector
 from gaitedge.preprocess import ChainConfig, run_offline
 from gaitedge.units import STANDARD_GRAVITY_M_S2
 
@@ -164,13 +164,19 @@ def summarise(results: list[Scored]) -> dict:
 
 
 def parse_overrides(items: list[str]) -> dict:
-    """``name=value`` pairs for FallConfig fields, typed like the field's default."""
+    """``name=value`` pairs for FallConfig fields, typed like the field's default.
+
+    ``confirmations`` takes a comma-separated list, e.g. ``confirmations=orientation``.
+    """
     defaults = {f.name: f.default for f in dataclasses.fields(FallConfig)}
-    out = {}
+    out: dict = {}
     for item in items:
         name, _, value = item.partition("=")
-        if name not in defaults or isinstance(defaults[name], tuple):
-            raise SystemExit(f"--set: unknown or non-scalar FallConfig field {name!r}")
+        if name not in defaults:
+            raise SystemExit(f"--set: unknown FallConfig field {name!r}")
+        if name == "confirmations":
+            out[name] = tuple(Confirmation(v) for v in value.split(","))
+            continue
         kind = type(defaults[name])
         out[name] = value.lower() in ("1", "true") if kind is bool else kind(value)
     return out

@@ -125,13 +125,31 @@ def detect(t: np.ndarray, imu: np.ndarray, p_fall: float = 1.0, **cfg) -> list[A
     return detector.update_windows(windows, np.full(len(windows), p_fall), CHAIN)
 
 
-def test_synthetic_fall_is_confirmed_within_a_second() -> None:
+@pytest.mark.parametrize(
+    "rules",
+    [
+        (Confirmation.ORIENTATION,),
+        (Confirmation.STILLNESS,),
+        (Confirmation.STILLNESS, Confirmation.ORIENTATION),
+    ],
+    ids=["orientation", "stillness", "both"],
+)
+def test_synthetic_fall_is_confirmed_within_a_second(rules) -> None:
     t, imu, t_impact = synthetic_fall()
-    (alert,) = detect(t, imu)
+    (alert,) = detect(t, imu, confirmations=rules, require_all=True)
     assert alert.type is AlertType.FALL and alert.device == "test"
     assert abs(alert.t_event - t_impact) <= 1.5 / RATE_HZ  # the chain's low-pass delays a little
     assert 0 < alert.latency_s <= 1.0
-    assert set(alert.confirmed_by) == {Confirmation.STILLNESS, Confirmation.ORIENTATION}
+    assert set(alert.confirmed_by) == set(rules)
+
+
+def test_no_confirmation_no_alert() -> None:
+    """An impact that ends upright and moving (a stumble, a jump) is not a fall."""
+    t, imu, t_impact = synthetic_fall()
+    after = t > t_impact + 0.05
+    rng = np.random.default_rng(0)
+    imu[after, :3] = np.array([0, 0, G]) + rng.normal(0, 0.5 * G, (int(after.sum()), 3))
+    assert detect(t, imu, confirmations=(Confirmation.STILLNESS, Confirmation.ORIENTATION)) == []
 
 
 def test_model_probability_gates_the_alert() -> None:
@@ -142,7 +160,7 @@ def test_model_probability_gates_the_alert() -> None:
 
 def test_refractory_period_keeps_one_alert_per_fall() -> None:
     _t1, imu1, _ = synthetic_fall(lie_s=1.5)
-    _, imu2, _ = synthetic_fall(lie_s=4.0, stand_s=1.5)
+    _, imu2, _ = synthetic_fall(lie_s=4.0, stand_s=4.0)
     imu = np.concatenate([imu1, imu2])
     t = np.arange(len(imu)) / RATE_HZ
     assert len(detect(t, imu, refractory_s=10.0)) == 1

@@ -1,0 +1,157 @@
+"""End to end on real data with the tiny preset: pretrain -> finetune -> evaluate, a few steps.
+
+Also pins the training loop's guarantees: same seed -> same losses, an interrupted run resumed
+from its checkpoint ends bit-identical to an uninterrupted one, a non-finite loss names its step.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gaitedge.preprocess import ChainConfig
+from train import evaluate, finetune, pretrain
+from train.config import TrainConfig
+from train.data import build_sisfall, concat, prepare
+from train.engine import NonFiniteLossError, fit
+from train.evaluate import evaluate_windows
+from train.finetune import ClassifierObjective, class_weights
+from train.model import IMUMaskedAutoencoder, load_checkpoint, preset_config
+from train.pretrain import MAEObjective
+
+FAST = ["--max-steps", "16", "--batch-size", "64", "--log-every", "1", "--warmup-steps", "2"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def common(hapt_dir: Path, data_root: Path, cache: Path) -> list:
+    return ["--data-root", str(data_root), "--cache-dir", str(cache), "--threads", "2"]
+
+
+@pytest.fixture(scope="module")
+def hapt_windows(hapt_dir: Path, data_root: Path, cache: Path) -> np.ndarray:
+    """2048 normalised HAPT training windows."""
+    return prepare(["hapt"], ChainConfig(), data_root, cache).train.data[:2048]
+
+
+def _losses(out: Path) -> list[float]:
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in rows if "loss" in r]
+
+
+def _falls(losses: list[float]) -> bool:
+    return np.mean(losses[-4:]) < 0.9 * np.mean(losses[:4])
+
+
+@pytest.fixture(scope="module")
+def pretrained(common: list, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pretrain")
+    pretrain.main(["--preset", "tiny", "--data", "hapt", "--patch-samples", "16", "--lr", "3e-3",
+                   "--out", str(out), *FAST, *common])  # fmt: skip
+    return out
+
+
+def test_pretrain_loss_falls_and_writes_artifacts(pretrained: Path) -> None:
+    assert _falls(_losses(pretrained))
+    for name in ("checkpoint.pt", "metrics.jsonl", "curves.png", "reconstruction.png"):
+        assert (pretrained / name).stat().st_size > 0, name
+    model, ckpt = load_checkpoint(pretrained / "checkpoint.pt")
+    assert ckpt["chain"]["norm_mean"] is not None and ckpt["heads"] == {}
+    assert ckpt["split"]["test"] and ckpt["metrics"]["test_reconstruction_loss"] > 0
+    assert model.cfg.patch_samples == 16
+
+
+def test_finetune_and_evaluate_on_held_out_subjects(
+    pretrained: Path, common: list, tmp_path: Path
+) -> None:
+    out = tmp_path / "finetune"
+    finetune.main(["--from", str(pretrained / "checkpoint.pt"), "--task", "activity",
+                   "--lr", "3e-3", "--out", str(out), *FAST, *common])  # fmt: skip
+    assert _falls(_losses(out))
+    for name in ("checkpoint.pt", "curves.png", "report.json", "confusion_activity.png"):
+        assert (out / name).stat().st_size > 0, name
+    _, ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["heads"] == {"activity": ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS",
+                                          "SITTING", "STANDING", "LAYING"]}  # fmt: skip
+    pre = torch.load(pretrained / "checkpoint.pt", weights_only=False)
+    assert ckpt["chain"] == pre["chain"]  # the pretrained normalisation is kept
+    test = ckpt["metrics"]["test"]["activity"]
+    assert test["n_windows"] > 3000 and 0 <= test["macro_f1"] <= 1
+    report = evaluate.main(["--checkpoint", str(out / "checkpoint.pt"), "--out",
+                            str(tmp_path / "eval"), *common[:4]])  # fmt: skip
+    assert report["activity"]["confusion_matrix"] == test["confusion_matrix"]
+
+
+def test_fall_head_with_trial_level_report(sisfall_dir: Path, data_root: Path, tmp_path) -> None:
+    raw = build_sisfall(data_root, ChainConfig(), subjects=("SA01", "SE06"))
+    mean, std = raw.data.reshape(-1, 9).mean(0), raw.data.reshape(-1, 9).std(0)
+    ws = raw.with_data(((raw.data - mean) / std).astype(np.float32))
+    both = concat([ws])
+    model = IMUMaskedAutoencoder(preset_config("tiny", patch_samples=16, heads=(("fall", 2),)))
+    labelled = both.take(both.labels["fall"] >= 0)
+    objective = ClassifierObjective(model, {"fall": class_weights(labelled.labels["fall"], 2)})
+    cfg = TrainConfig(max_steps=12, batch_size=64, warmup_steps=2, lr=3e-3, log_every_steps=1)
+    targets = {"fall": torch.from_numpy(labelled.labels["fall"])}
+    result = fit(objective, torch.from_numpy(labelled.data), targets, cfg, tmp_path, meta={})
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    report = evaluate_windows(model, both, {"fall": ("no_fall", "fall")})["fall"]
+    assert report["n_fall_trials"] == len(np.unique(ws.group[ws.trial_is_fall == 1]))
+    assert 0 <= report["trial_sensitivity"] <= 1 and 0 <= report["trial_specificity"] <= 1
+
+
+def _fit_mae(data: np.ndarray, out: Path, seed: int = 0, steps: int = 6, **kw):
+    torch.manual_seed(seed)
+    model = IMUMaskedAutoencoder(preset_config("tiny", patch_samples=16))
+    cfg = TrainConfig(max_steps=steps, batch_size=32, warmup_steps=2, seed=seed,
+                      log_every_steps=1, checkpoint_every_steps=3)  # fmt: skip
+    objective = kw.pop("objective", None) or MAEObjective(model)
+    return objective.model, fit(objective, torch.from_numpy(data), {}, cfg, out, meta={}, **kw)
+
+
+def test_same_seed_same_losses(hapt_windows: np.ndarray, tmp_path: Path) -> None:
+    _, a = _fit_mae(hapt_windows, tmp_path / "a")
+    _, b = _fit_mae(hapt_windows, tmp_path / "b")
+    _, c = _fit_mae(hapt_windows, tmp_path / "c", seed=1)
+    assert [r["loss"] for r in a.history] == [r["loss"] for r in b.history]
+    assert [r["loss"] for r in a.history] != [r["loss"] for r in c.history]
+
+
+class _Interrupt(MAEObjective):
+    """Stops the run (like a killed job) when step ``at`` begins."""
+
+    def __init__(self, model: IMUMaskedAutoencoder, at: int) -> None:
+        super().__init__(model)
+        self.calls, self.at = 0, at
+
+    def forward(self, x: torch.Tensor):
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        self.calls += 1
+        return super().forward(x)
+
+
+def test_resume_repeats_the_uninterrupted_run(hapt_windows: np.ndarray, tmp_path: Path) -> None:
+    full, _ = _fit_mae(hapt_windows, tmp_path / "full")
+    torch.manual_seed(0)
+    model = IMUMaskedAutoencoder(preset_config("tiny", patch_samples=16))
+    with pytest.raises(KeyboardInterrupt):
+        _fit_mae(hapt_windows, tmp_path / "cut", objective=_Interrupt(model, at=4))
+    resumed, result = _fit_mae(hapt_windows, tmp_path / "cut", resume=True)
+    assert result.step == 6
+    for key, value in full.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_non_finite_loss_names_step_and_batch(hapt_windows: np.ndarray, tmp_path: Path) -> None:
+    data = hapt_windows[:128].copy()
+    data[70, 5, 2] = np.nan
+    with pytest.raises(NonFiniteLossError, match=r"step \d+ \(epoch 0, batch \d+"):
+        _fit_mae(data, tmp_path, steps=4)

@@ -1,0 +1,51 @@
+"""gaitedge training: MAE pretraining and fine-tuning on windows from the runtime's chain.
+
+Stages: ``data`` (chain windows, labels, subject splits) -> ``augment`` -> ``model`` (MAE and
+heads) -> ``engine`` (the shared loop) -> ``pretrain`` / ``finetune`` -> ``evaluate``.
+"""
+
+from train.augment import AugmentConfig, Augmenter
+from train.config import AmpMode, TrainConfig
+from train.data import (
+    FALL_CLASSES,
+    HAPT_LABELS,
+    SISFALL_TEST_SUBJECTS,
+    SubjectSplit,
+    WindowSet,
+    load_windows,
+    prepare,
+)
+from train.engine import NonFiniteLossError, fit, lr_at
+from train.model import (
+    PRESETS,
+    IMUMaskedAutoencoder,
+    MaskMode,
+    ModelConfig,
+    ProbabilityModel,
+    load_checkpoint,
+    preset_config,
+)
+
+__all__ = [
+    "FALL_CLASSES",
+    "HAPT_LABELS",
+    "PRESETS",
+    "SISFALL_TEST_SUBJECTS",
+    "AmpMode",
+    "AugmentConfig",
+    "Augmenter",
+    "IMUMaskedAutoencoder",
+    "MaskMode",
+    "ModelConfig",
+    "NonFiniteLossError",
+    "ProbabilityModel",
+    "SubjectSplit",
+    "TrainConfig",
+    "WindowSet",
+    "fit",
+    "load_checkpoint",
+    "load_windows",
+    "lr_at",
+    "prepare",
+    "preset_config",
+]

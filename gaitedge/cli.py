@@ -93,5 +93,188 @@ def windows(
     typer.echo(f"{len(result)} windows of {cfg.window_samples} x {cfg.n_channels} -> {out}")
 
 
+ModelOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--model", help="Model bundle (.onnx, or .engine with TensorRT). Default: shipped."
+    ),
+]
+JsonlOption = Annotated[
+    Path | None, typer.Option("--alerts-jsonl", help="Append alerts to this JSONL file.")
+]
+WebhookOption = Annotated[
+    str | None, typer.Option("--webhook", help="POST each alert as JSON to this URL.")
+]
+MqttOption = Annotated[
+    str | None, typer.Option("--mqtt", help="Publish alerts to an MQTT broker HOST[:PORT].")
+]
+TopicOption = Annotated[str, typer.Option("--mqtt-topic", help="MQTT topic for alerts.")]
+LslOption = Annotated[bool, typer.Option("--lsl", help="Also push alerts to an LSL outlet.")]
+VerboseOption = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Only alerts and errors.")]
+
+
+def _logging(verbose: int, quiet: bool) -> None:
+    import logging
+
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    if not verbose and not quiet:
+        level = logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _session(model, jsonl, webhook, mqtt, topic, lsl, *, record=None):
+    """Open a pipeline, turning every user error into one clear line and a non-zero exit."""
+    from gaitedge.bundle import ContractError
+    from gaitedge.runner import SinkOptions, open_pipeline
+
+    sinks = SinkOptions(jsonl, webhook, mqtt, topic, lsl)
+    try:
+        return open_pipeline(model, sinks, echo=typer.echo, record=record)
+    except (ContractError, ValueError, OSError) as exc:
+        raise fail(str(exc)) from exc
+
+
+def _print_status(rows: list[dict]) -> None:
+    for row in rows:
+        typer.echo(
+            f"[{row['device']}] t={row['t_s']:.1f}s activity={row['activity']} p={row['p']:.2f} "
+            f"windows={row['windows']} dropped={row['dropped']} segments={row['segments']} "
+            f"latency_p95={row['latency_p95_ms']}ms",
+            err=True,
+        )
+
+
+def _print_stats(pipeline) -> None:
+    typer.echo(json.dumps({"latency": pipeline.stats.latency_summary()}), err=True)
+
+
+@app.command()
+def listen(
+    serial: Annotated[
+        list[str] | None, typer.Option("--serial", help="Serial port of a device (repeatable).")
+    ] = None,
+    ble: Annotated[
+        list[str] | None, typer.Option("--ble", help="BLE address of a device (repeatable).")
+    ] = None,
+    model: ModelOption = None,
+    record: Annotated[
+        Path | None, typer.Option("--record", help="Record the raw stream to this CSV.")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Stop after this many seconds.")
+    ] = None,
+    stats: Annotated[bool, typer.Option("--stats", help="Print latency histograms.")] = False,
+    alerts_jsonl: JsonlOption = None,
+    webhook: WebhookOption = None,
+    mqtt: MqttOption = None,
+    mqtt_topic: TopicOption = "gaitedge/alerts",
+    lsl: LslOption = False,
+    verbose: VerboseOption = 0,
+    quiet: QuietOption = False,
+) -> None:
+    """Stream from live sensors, show status and raise activity and fall alerts until Ctrl-C."""
+    from gaitedge.runner import run_sources
+    from gaitedge.sources import BleSource, SerialSource, SourceError
+
+    _logging(verbose, quiet)
+    if not serial and not ble:
+        raise fail("give at least one device: --serial PORT or --ble ADDRESS")
+    sources = [SerialSource(p) for p in serial or []] + [BleSource(a) for a in ble or []]
+    with _session(model, alerts_jsonl, webhook, mqtt, mqtt_topic, lsl, record=record) as pipe:
+        try:
+            run_sources(
+                pipe, sources, duration_s=duration, on_status=None if quiet else _print_status
+            )
+        except SourceError as exc:
+            raise fail(str(exc), code=1) from exc
+        if stats:
+            _print_stats(pipe)
+
+
+@app.command()
+def replay(
+    recording: Annotated[Path, typer.Argument(help="Recording CSV.", exists=True, dir_okay=False)],
+    model: ModelOption = None,
+    speed: Annotated[float, typer.Option("--speed", help="Playback speed factor.")] = 1.0,
+    fast: Annotated[
+        bool, typer.Option("--fast", help="As fast as possible, windows batched.")
+    ] = False,
+    rate_hz: RateOption = None,
+    stats: Annotated[bool, typer.Option("--stats", help="Print latency histograms.")] = False,
+    alerts_jsonl: JsonlOption = None,
+    webhook: WebhookOption = None,
+    mqtt: MqttOption = None,
+    mqtt_topic: TopicOption = "gaitedge/alerts",
+    lsl: LslOption = False,
+    verbose: VerboseOption = 0,
+    quiet: QuietOption = False,
+) -> None:
+    """Replay a recording through the runtime and print its activity timeline and alerts."""
+    from gaitedge.runner import run_sources
+    from gaitedge.sources import ReplaySource
+
+    _logging(verbose, quiet)
+    source = ReplaySource(recording, speed=speed, fast=fast, rate_hz=rate_hz)
+    with _session(model, alerts_jsonl, webhook, mqtt, mqtt_topic, lsl) as pipe:
+        try:
+            run_sources(pipe, [source])
+        except (ValueError, OSError) as exc:  # RecordingError, ChainInputError, ContractError
+            raise fail(str(exc)) from exc
+        summary = {"windows": pipe.stats.windows, "alerts": pipe.stats.alerts}
+        typer.echo(json.dumps(summary))
+        if stats:
+            _print_stats(pipe)
+
+
+@app.command()
+def scan(
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to scan.")] = 5.0,
+) -> None:
+    """List nearby BLE devices that speak the gaitedge service."""
+    import asyncio
+
+    from gaitedge.sources import SourceError
+    from gaitedge.sources import scan as ble_scan
+
+    try:
+        found = asyncio.run(ble_scan(timeout))
+    except SourceError as exc:
+        raise fail(str(exc), code=1) from exc
+    if not found:
+        typer.echo("no gaitedge devices found")
+    for device in found:
+        typer.echo(f"{device.address}  {device.name}  rssi={device.rssi}")
+
+
+@app.command()
+def demo(
+    duration: Annotated[float, typer.Option("--duration", help="Seconds to run.")] = 20.0,
+    speed: Annotated[
+        float, typer.Option("--speed", help="Emulator playback speed (real time = 1).")
+    ] = 4.0,
+    model: ModelOption = None,
+    alerts_jsonl: JsonlOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Offline demo: an emulated device on a pseudo-terminal, streamed with `listen --serial`."""
+    from gaitedge.demo import DEMO_RECORDING, emulated_device
+    from gaitedge.runner import run_sources
+    from gaitedge.sources import SerialSource
+
+    _logging(0, quiet)
+    typer.echo(f"demo: replaying {DEMO_RECORDING.name} from an emulated device at {speed}x")
+    with emulated_device(speed=speed) as device:
+        typer.echo(f"demo: device on {device.path}; gaitedge listen --serial {device.path}")
+        with _session(model, alerts_jsonl, None, None, "gaitedge/alerts", False) as pipe:
+            run_sources(
+                pipe,
+                [SerialSource(device.path, watchdog_s=5.0)],
+                duration_s=duration,
+                on_status=None if quiet else _print_status,
+            )
+            typer.echo(json.dumps({"windows": pipe.stats.windows, "alerts": pipe.stats.alerts}))
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()

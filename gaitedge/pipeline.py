@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gaitedge.alerts import ActivityConfig, ActivitySmoother, Alert, FallConfig, FallDetector
+from gaitedge.bundle import ContractError
 from gaitedge.engine import Engine
 from gaitedge.preprocess import BadSamplePolicy, StreamingChain
 from gaitedge.recording import RecordingWriter
@@ -63,6 +64,7 @@ class DeviceState:
     activity_p: float = 0.0
     windows: int = 0
     last_t_s: float = 0.0
+    segment: int = -1
 
 
 @dataclass
@@ -105,6 +107,22 @@ class Pipeline:
         self.fall_config = fall_config or FallConfig()
         self.devices: dict[str, DeviceState] = {}
         self.stats = PipelineStats()
+        fall_classes = self.contract.heads.get("fall", ())
+        if fall_classes and "fall" not in fall_classes:
+            raise ContractError(f"the fall head's classes {fall_classes} have no 'fall' class")
+        self._fall_index = fall_classes.index("fall") if fall_classes else -1
+
+    def close(self) -> None:
+        """Close the sinks and flush the recording; nothing queued is lost."""
+        self.sinks.close()
+        if self.recorder is not None:
+            self.recorder.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _state(self, device: str) -> DeviceState:
         state = self.devices.get(device)
@@ -159,12 +177,21 @@ class Pipeline:
         alerts: list[Alert] = []
         if state.activity is not None:
             p = probs["activity"]
-            alerts += state.activity.update_batch(windows.t_start_s, windows.t_end_s, p)
+            # Smoothing never votes across a gap: each new segment starts afresh.
+            cuts = np.flatnonzero(np.diff(windows.segment)) + 1
+            for a, b in zip((0, *cuts), (*cuts, len(windows)), strict=True):
+                if windows.segment[a] != state.segment:
+                    state.activity.reset()
+                    state.segment = int(windows.segment[a])
+                alerts += state.activity.update_batch(
+                    windows.t_start_s[a:b], windows.t_end_s[a:b], p[a:b]
+                )
             best = int(p[-1].argmax())
             state.activity_label = self.contract.heads["activity"][best]
             state.activity_p = float(p[-1, best])
         if state.fall is not None:
-            alerts += state.fall.update_windows(windows, probs["fall"][:, -1], self.contract.chain)
+            p_fall = probs["fall"][:, self._fall_index]
+            alerts += state.fall.update_windows(windows, p_fall, self.contract.chain)
         return sorted(alerts, key=lambda a: a.t)
 
     def status(self) -> list[dict]:

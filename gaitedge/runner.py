@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +32,6 @@ class SinkOptions:
     lsl: bool = False
 
 
-@contextlib.contextmanager
 def open_pipeline(
     model: str | os.PathLike | None,
     sinks: SinkOptions,
@@ -40,8 +39,11 @@ def open_pipeline(
     echo: Callable[[str], None] | None = None,
     record: Path | None = None,
     intra_op_threads: int = 1,
-) -> Iterator[Pipeline]:
-    """A ready pipeline; sinks and the recording are closed (and flushed) on exit."""
+) -> Pipeline:
+    """A ready pipeline (a context manager: leaving it closes the sinks and the recording).
+
+    Raises ContractError, ValueError (a malformed sink option) or OSError before anything runs.
+    """
     engine = load_engine(model, intra_op_threads=intra_op_threads)
     fan_out: FanOut = build_sinks(
         alerts_jsonl=sinks.alerts_jsonl,
@@ -51,13 +53,12 @@ def open_pipeline(
         lsl=sinks.lsl,
         echo=echo,
     )
-    recorder = RecordingWriter(record, with_device_id=True) if record else None
     try:
-        yield Pipeline(engine, fan_out, recorder=recorder)
-    finally:
+        recorder = RecordingWriter(record, with_device_id=True) if record else None
+    except Exception:
         fan_out.close()
-        if recorder is not None:
-            recorder.close()
+        raise
+    return Pipeline(engine, fan_out, recorder=recorder)
 
 
 async def _with_status(

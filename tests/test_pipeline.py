@@ -108,9 +108,12 @@ def test_model_whose_channels_the_chain_cannot_feed_is_refused(tmp_path, hapt_re
     with pytest.raises(ContractError, match="expects windows of 128 samples x 2"):
         engine.predict(np.zeros((1, 128, 9), np.float32))
     # A fall head needs the gravity channels; the pipeline says so instead of guessing.
-    model = make_bundle(tmp_path / "nofall.onnx", chain=chain, heads={"fall": ("no", "yes")})
+    model = make_bundle(tmp_path / "nograv.onnx", chain=chain, heads={"fall": ("no_fall", "fall")})
     with pytest.raises(ValueError, match="fall detection needs gravity"):
         Pipeline(load_engine(model), FanOut([])).process(_chunk())
+    model = make_bundle(tmp_path / "nofall.onnx", heads={"fall": ("no", "yes")})
+    with pytest.raises(ContractError, match="no 'fall' class"):
+        Pipeline(load_engine(model), FanOut([]))
 
 
 def _chunk():
@@ -136,6 +139,19 @@ def test_several_devices_share_one_pipeline(bundle, hapt_recording, tmp_path):
     devices = {json.loads(x)["device"] for x in jsonl.read_text().splitlines()}
     assert devices == {"dev0", "dev1", "dev2"}
     assert {s["device"] for s in pipe.status()} == devices
+
+
+def test_activity_smoothing_restarts_after_a_gap(bundle, hapt_experiment):
+    """A gap (segment break) makes the activity be reported afresh, never smoothed across."""
+    t, x, _ = hapt_experiment
+    t, x = t[:2000].copy(), x[:2000]
+    t[1000:] += 5.0
+    from gaitedge.sources import SampleChunk
+
+    pipe = Pipeline(load_engine(bundle), FanOut([]))
+    alerts = pipe.process(SampleChunk("d", t, x, host_rx_s=0.0))
+    after_gap = [a for a in alerts if a.t > t[1000]]
+    assert after_gap and after_gap[0].t_event >= t[1000]
 
 
 def test_latency_histogram_percentiles():

@@ -1,0 +1,84 @@
+"""Dataset readers, splits and window-labelling rules (numpy only, shared with train/)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gaitedge import datasets as ds
+
+
+def test_majority_label_needs_half_the_window():
+    label = np.array([0] * 60 + [4] * 68 + [5] * 64 + [0] * 64)
+    start = np.array([0, 64, 128])
+    # Ties go to the lower label id; exactly half a window is enough.
+    assert ds.activity_window_labels(label, start, 128).tolist() == [3, 3, ds.IGNORE]
+    lab, frac = ds.majority_labels(label, start, 128)
+    assert lab.tolist() == [4, 4, 0] and frac.tolist() == [68 / 128, 64 / 128, 64 / 128]
+
+
+def test_transitions_are_ignored_with_six_labels():
+    label = np.full(256, 8)  # SIT_TO_STAND
+    start = np.array([0, 64])
+    assert ds.activity_window_labels(label, start, 128, 12).tolist() == [7, 7]
+    assert ds.activity_window_labels(label, start, 128, 6).tolist() == [ds.IGNORE] * 2
+
+
+def test_fall_windows_are_labelled_from_the_impact():
+    start = np.arange(0, 640, 64)
+    labels = ds.fall_window_labels(start, 128, impact=400)
+    # Windows ending before the impact: no_fall; impact in the central half: fall; else none.
+    assert labels.tolist() == [0, 0, 0, 0, 0, 1] + [ds.IGNORE] * 4
+    assert ds.peak_window(start, 128, 400) == 5
+
+
+def test_hapt_official_split(hapt_dir):
+    split = ds.hapt_split(hapt_dir.parent)
+    assert len(split.train) == 21 and len(split.test) == 9
+    assert {"hapt:2", "hapt:4", "hapt:9", "hapt:24"} <= set(split.test)
+    assert split.subjects("all") == split.train + split.test
+
+
+def test_sisfall_fixed_split_holds_out_the_stated_subjects(sisfall_dir):
+    split = ds.sisfall_split(sisfall_dir.parent)
+    assert split.test == tuple(f"sisfall:{s}" for s in ds.SISFALL_TEST_SUBJECTS)
+    assert len(split.train) == 30
+
+
+def test_hapt_recordings_are_in_si_units(hapt_dir):
+    rec = next(ds.hapt_recordings(hapt_dir.parent, ["hapt:2"]))
+    assert rec.subject == "hapt:2" and rec.group == 3 and rec.rate_hz == 50
+    assert np.median(np.linalg.norm(rec.imu[:, :3], axis=1)) == pytest.approx(9.9, abs=0.4)
+    assert rec.sample_label.shape == (len(rec.imu),)
+
+
+def test_sisfall_upright_gravity_points_along_plus_x(sisfall_dir):
+    trials = ds.sisfall_recordings(sisfall_dir.parent, ["sisfall:SA03"])
+    rec = next(r for r in trials if r.activity == "D15")  # standing, then bending at the knees
+    first_s = rec.imu[: int(rec.rate_hz)].mean(axis=0)
+    assert first_s[0] == pytest.approx(9.6, abs=0.6)  # +x up, as in HAPT
+    assert rec.is_fall == 0
+
+
+def test_unknown_dataset_and_missing_root_are_clear(tmp_path):
+    with pytest.raises(ds.DatasetError, match="unknown dataset"):
+        ds.recordings("mhealth", tmp_path)
+    with pytest.raises(ds.DatasetError, match="not found"):
+        ds.hapt_split(tmp_path)
+
+
+def test_rules_are_the_ones_training_uses():
+    data = pytest.importorskip("train.data")
+    rng = np.random.default_rng(1)
+    label = rng.integers(0, 13, 2000)
+    start = np.arange(0, 1800, 37)
+    np.testing.assert_array_equal(
+        ds.majority_labels(label, start, 128)[0], data.majority_labels(label, start, 128)[0]
+    )
+    np.testing.assert_array_equal(
+        ds.fall_window_labels(start, 128, 900), data.fall_window_labels(start, 128, 900)
+    )
+    assert ds.SISFALL_TEST_SUBJECTS == data.SISFALL_TEST_SUBJECTS
+    assert ds.HAPT_LABELS == data.HAPT_LABELS and ds.FALL_CLASSES == data.FALL_CLASSES
+    np.testing.assert_array_equal(ds.SISFALL_TO_BODY_FRAME, data.SISFALL_TO_BODY_FRAME)
+    assert ds.MIN_LABEL_FRACTION == data.MIN_LABEL_FRACTION

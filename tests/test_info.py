@@ -1,0 +1,85 @@
+"""``gaitedge info``: the contract in readable form, and clear errors for bad files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from gaitedge.cli import app
+from gaitedge.info import channel_unit
+from gaitedge.preprocess import ChainConfig
+from tests._bundles import export_tiny, tiny_contract
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    windows = rng.standard_normal((16, 128, 9)).astype(np.float32)
+    return export_tiny(tmp_path_factory.mktemp("info") / "tiny.onnx", windows)
+
+
+def test_info_prints_the_contract(bundle):
+    result = runner.invoke(app, ["info", str(bundle)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    for text in ("tiny-test 0.0.1", "50 Hz", "order 4, 20 Hz", "0.3 Hz", "128 / 25 samples",
+                 "gravity_x    m/s²", "gyro_z       rad/s", "activity: WALKING, WALKING_UPSTAIRS",
+                 "fall: no_fall, fall", "test_subjects", "macro_f1"):  # fmt: skip
+        assert text in out, text
+
+
+def test_info_json_round_trips(bundle):
+    result = runner.invoke(app, ["info", str(bundle), "--json"])
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    assert ChainConfig.from_dict(data["chain"]) == tiny_contract().chain
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"not an onnx model", "not a loadable ONNX model"), (None, "no such model file")],
+    ids=["garbage", "missing"],
+)
+def test_info_refuses_a_bad_file_with_a_clear_error(tmp_path, content, message):
+    path = tmp_path / "bad.onnx"
+    if content is not None:
+        path.write_bytes(content)
+    result = runner.invoke(app, ["info", str(path)])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_info_refuses_an_onnx_model_without_a_contract(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )  # fmt: skip
+    path = tmp_path / "plain.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    result = runner.invoke(app, ["info", str(path)])
+    assert result.exit_code == 2 and "has no gaitedge contract" in result.output
+
+
+@pytest.mark.parametrize(
+    ("channel", "unit"),
+    [
+        ("body_acc_x", "m/s²"),
+        ("gravity_z", "m/s²"),
+        ("acc_y", "m/s²"),
+        ("gyro_x", "rad/s"),
+        ("acc_norm", "m/s²"),
+        ("gyro_norm", "rad/s"),
+    ],
+)
+def test_channel_units(channel, unit):
+    assert channel_unit(channel) == unit

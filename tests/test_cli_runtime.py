@@ -127,3 +127,23 @@ def test_scan_without_bluetooth_fails_clearly():
     assert "Traceback" not in result.output
     if result.exit_code == 1:
         assert "BLE scan failed" in result.output
+
+
+def test_demo_streams_the_shipped_recording_from_an_emulated_device(bundle, tmp_path):
+    jsonl = tmp_path / "alerts.jsonl"
+    result = runner.invoke(
+        app, ["demo", "--model", str(bundle), "--duration", "4", "--alerts-jsonl", str(jsonl)]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["windows"] >= 5
+    assert jsonl.read_text().strip()
+
+
+def test_bench_reports_stage_latencies(bundle, hapt_csv):
+    result = runner.invoke(app, ["bench", str(hapt_csv), "--model", str(bundle)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(report["latency"]) == {"chain", "engine", "alerts", "end_to_end"}
+    assert report["latency"]["engine"]["n"] == report["windows"] > 0
+    assert report["sensors_per_core"] > 1

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from gaitedge import __version__
+from gaitedge.datasets import DatasetName, SplitPart
 
 app = typer.Typer(
     name="gaitedge",
@@ -274,6 +275,77 @@ def demo(
                 on_status=None if quiet else _print_status,
             )
             typer.echo(json.dumps({"windows": pipe.stats.windows, "alerts": pipe.stats.alerts}))
+
+
+@app.command()
+def info(
+    model: Annotated[Path, typer.Argument(help="Model bundle (.onnx, or .engine with its .json).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the contract as JSON.")] = False,
+) -> None:
+    """Print a model bundle's contract: chain, window and hop, normalisation, heads, training."""
+    from gaitedge.bundle import ContractError, read_contract
+    from gaitedge.info import describe_contract
+
+    try:
+        contract = read_contract(model)
+    except ContractError as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        typer.echo(contract.to_json())
+        return
+    typer.echo("\n".join(describe_contract(contract)))
+
+
+@app.command()
+def evaluate(
+    model: Annotated[
+        Path | None, typer.Option("--model", help="ONNX bundle (default: the shipped model).")
+    ] = None,
+    dataset: Annotated[DatasetName, typer.Option(help="Dataset to score.")] = DatasetName.HAPT,
+    split: Annotated[
+        SplitPart, typer.Option(help="Subjects: held-out (as recorded in the bundle), or not.")
+    ] = SplitPart.TEST,
+    data_root: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder with hapt/ and sisfall/ (default: $GAITEDGE_DATA_ROOT or ../shared/data)."
+        ),
+    ] = None,
+    labels: Annotated[
+        int | None, typer.Option(help="HAPT labels scored: 6 or 12 (default: the model's).")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(help="SisFall: fall probability that counts as a detection.")
+    ] = 0.5,
+    limit_subjects: Annotated[
+        int | None, typer.Option(help="Score only the first N subjects (quick checks).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
+) -> None:
+    """Score a model on held-out subjects through the runtime's chain and ONNX Runtime."""
+    from gaitedge.bundle import ContractError
+    from gaitedge.datasets import DatasetError, default_data_root
+    from gaitedge.engine import OnnxEngine, default_model_path
+    from gaitedge.evaluate import EvalOptions, EvaluationError
+    from gaitedge.evaluate import evaluate as score
+
+    if labels not in (None, 6, 12):
+        raise typer.BadParameter("--labels must be 6 or 12")
+    options = EvalOptions(dataset.value, split.value, labels, threshold, limit_subjects)
+    try:
+        engine = OnnxEngine(model if model is not None else default_model_path())
+        result = score(engine, data_root or default_data_root(), options)
+    except (ContractError, DatasetError, EvaluationError) as exc:
+        raise fail(str(exc)) from exc
+    if not as_json:
+        keys = ("macro_f1", "accuracy", "sensitivity", "specificity", "n_windows", "n_subjects")
+        for key in ("dataset", "split", "model", *keys):
+            if key in result:
+                typer.echo(f"{key:<12} {result[key]}")
+        for name, f1 in result["per_class_f1"].items():
+            typer.echo(f"  F1 {name:<20} {f1}")
+        return
+    typer.echo(json.dumps(result))
 
 
 @app.command()

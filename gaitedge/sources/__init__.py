@@ -2,12 +2,14 @@
 
 from gaitedge.sources.base import ClockModel, FrameAssembler, SampleChunk, Source, SourceStats
 from gaitedge.sources.ble import BleSource, FoundDevice, scan
+from gaitedge.sources.device import DeviceSource, SourceError
 from gaitedge.sources.replay import ReplaySource
-from gaitedge.sources.serial import SerialSource, SourceError
+from gaitedge.sources.serial import SerialSource
 
 __all__ = [
     "BleSource",
     "ClockModel",
+    "DeviceSource",
     "FoundDevice",
     "FrameAssembler",
     "ReplaySource",

@@ -1,9 +1,9 @@
 """A wearable on a serial port (USB CDC, UART, or the emulator's pseudo-terminal).
 
 A reader thread does the blocking ``read`` and only enqueues bytes with their receive time; the
-consumer decodes through ``firmware_bridge.StreamDecoder`` and yields chunks. An unplugged port
-or a silent device (watchdog) closes the port and reconnects with exponential backoff; the gap
-becomes a segment break in the chain, never interpolated over.
+consumer (``DeviceSource.chunks``) decodes through ``firmware_bridge.StreamDecoder``. The decoder
+is kept across reconnects: a partial packet from before an outage fails its CRC, is counted, and
+the decoder resynchronises at the next delimiter.
 """
 
 from __future__ import annotations
@@ -13,22 +13,15 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
-from firmware_bridge import StreamDecoder
-from gaitedge.sources.base import FrameAssembler, SampleChunk, SourceStats
+from firmware_bridge import Message, StreamDecoder
+from gaitedge.sources.device import DISCONNECTED, DeviceSource, SourceError
 
 log = logging.getLogger(__name__)
 
 
-class SourceError(RuntimeError):
-    """A source that cannot deliver (port missing, device gone for good)."""
-
-
-_DISCONNECTED = object()
-
-
-class SerialSource:
+class SerialSource(DeviceSource):
     """Stream IMU frames from a serial port.
 
     Args:
@@ -50,25 +43,22 @@ class SerialSource:
         queue_size: int = 4096,
         serial_factory: Callable | None = None,
     ) -> None:
+        super().__init__(
+            port,
+            watchdog_s=watchdog_s,
+            max_backoff_s=max_backoff_s,
+            max_reconnects=max_reconnects,
+            queue_size=queue_size,
+        )
         self.port_name = port
-        self.device = port
         self.baudrate = baudrate
-        self.watchdog_s = watchdog_s
-        self.max_backoff_s = max_backoff_s
-        self.max_reconnects = max_reconnects
-        self.stats = SourceStats()
         self.decoder = StreamDecoder()
-        self.assembler = FrameAssembler(self.device, self.stats)
-        self.queue_overflows = 0
-        self._queue_size = queue_size
         self._serial_factory = serial_factory
         self._port = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._queue: asyncio.Queue | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _open(self) -> None:
+    async def _connect(self) -> None:
         import serial
 
         factory = self._serial_factory or serial.serial_for_url
@@ -77,10 +67,13 @@ class SerialSource:
         except (serial.SerialException, OSError, ValueError) as exc:
             raise SourceError(f"cannot open serial port {self.port_name}: {exc}") from exc
         self._stop.clear()
-        self._thread = threading.Thread(target=self._read_loop, name="serial-reader", daemon=True)
+        loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(
+            target=self._read_loop, args=(self._port, loop), name="serial-reader", daemon=True
+        )
         self._thread.start()
 
-    def _close(self) -> None:
+    async def _disconnect(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=1.0)
@@ -89,8 +82,7 @@ class SerialSource:
                 self._port.close()
         self._port, self._thread = None, None
 
-    def _read_loop(self) -> None:
-        port, loop = self._port, self._loop
+    def _read_loop(self, port, loop: asyncio.AbstractEventLoop) -> None:
         while not self._stop.is_set():
             try:
                 # Only what is waiting (or one byte, blocking up to the timeout): a larger read
@@ -99,65 +91,13 @@ class SerialSource:
                 data = port.read(max(1, port.in_waiting))
             except Exception as exc:  # pyserial raises SerialException or OSError on unplug
                 log.warning("serial port %s: %s", self.port_name, exc)
-                loop.call_soon_threadsafe(self._enqueue, _DISCONNECTED)
+                loop.call_soon_threadsafe(self._put, DISCONNECTED)
                 return
             if data:
-                loop.call_soon_threadsafe(self._enqueue, (data, time.monotonic()))
+                loop.call_soon_threadsafe(self._put, (data, time.monotonic()))
 
-    def _enqueue(self, item: object) -> None:
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            self.queue_overflows += 1  # the consumer is too slow; counted, never silent
+    def _decode(self, payload: bytes) -> list[Message]:
+        return self.decoder.feed(payload)
 
-    async def __aenter__(self) -> SerialSource:
-        self._loop = asyncio.get_running_loop()
-        self._queue = asyncio.Queue(self._queue_size)
-        self._open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._close()
-
-    async def chunks(self) -> AsyncIterator[SampleChunk]:
-        while True:
-            try:
-                item = await asyncio.wait_for(self._queue.get(), self.watchdog_s)
-            except TimeoutError:
-                self.stats.watchdog_timeouts += 1
-                log.warning(
-                    "no data from %s for %.1f s: reconnecting", self.port_name, self.watchdog_s
-                )
-                item = _DISCONNECTED
-            if item is _DISCONNECTED:
-                await self._reconnect()
-                continue
-            data, host_rx_s = item
-            for message in self.decoder.feed(data):
-                for chunk in self.assembler.add(message, host_rx_s):
-                    yield chunk
-            self.stats.decoder_drops = {
-                r.value: n for r, n in self.decoder.stats.dropped.items() if n
-            }
-
-    async def _reconnect(self) -> None:
-        self._close()
-        backoff, attempts = 0.1, 0
-        while True:
-            await asyncio.sleep(backoff)
-            try:
-                self._open()
-            except SourceError as exc:
-                attempts += 1
-                if self.max_reconnects is not None and attempts >= self.max_reconnects:
-                    raise SourceError(
-                        f"{self.port_name}: gone, {attempts} reconnect attempts failed"
-                    ) from exc
-                backoff = min(backoff * 2, self.max_backoff_s)
-                continue
-            self.stats.reconnects += 1
-            # The decoder is kept: a partial packet from before the outage fails its CRC, is
-            # counted, and the decoder resynchronises at the next delimiter.
-            self.assembler.reset()
-            log.info("reconnected to %s", self.port_name)
-            return
+    def _decoder_stats(self):
+        return self.decoder.stats

@@ -1,0 +1,167 @@
+"""The shipped model's card (``gaitedge/models/MODEL_CARD.md``), written from measured figures.
+
+``export.release`` renders it from its ``release.json`` report and the shipped contract, so the
+numbers in the card are the ones measured on the shipped files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gaitedge.bundle import ModelContract
+
+BASELINES = (
+    "HAPT 6 activities macro-F1 0.944 (GBM on features; a 115k-parameter CNN 0.929), "
+    "12 labels 0.862; SisFall (one window around the peak per trial, subject folds) "
+    "sensitivity 0.993, specificity 0.995"
+)
+
+
+TABLE_HEADER = (
+    "| artifact | size | HAPT macro-F1 | SisFall window macro-F1 | SisFall sensitivity | "
+    "SisFall specificity | peak window sens / spec | parity |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|"
+)
+
+
+def _teacher_text(teacher: dict) -> str:
+    cfg = teacher.get("model_config")
+    if not cfg:
+        return "none: the student was trained on the labels directly"
+    return (
+        f"MAE ViT (embed {cfg.get('embed_dim')}, depth {cfg.get('depth')}, patch "
+        f"{cfg.get('patch_samples')} samples), `{teacher.get('checkpoint')}`"
+    )
+
+
+def _row(name: str, entry: dict) -> str:
+    h, s = entry["held_out"].get("hapt", {}), entry["held_out"].get("sisfall", {})
+    parity = entry.get("parity_vs_fp32", {})
+    return (
+        f"| {name} | {entry['bytes'] / 1024:.0f} KiB | {h.get('macro_f1', '-')} | "
+        f"{s.get('macro_f1', '-')} | {s.get('sensitivity', '-')} | {s.get('specificity', '-')} | "
+        f"{s.get('peak_window_sensitivity', '-')} / {s.get('peak_window_specificity', '-')} | "
+        f"{parity.get('max_abs_diff', '-')} / {parity.get('argmax_agreement', '-')} |"
+    )
+
+
+def _teacher_row(scores: dict | None) -> str:
+    if not scores:
+        return "| teacher (MAE) | - | not used | | | | | |"
+    h, s = scores.get("hapt", {}), scores.get("sisfall", {})
+    return (
+        f"| teacher (MAE, FP32) | - | {h.get('macro_f1', '-')} | {s.get('macro_f1', '-')} | "
+        f"{s.get('sensitivity', '-')} | {s.get('specificity', '-')} | "
+        f"{s.get('peak_window_sensitivity', '-')} / {s.get('peak_window_specificity', '-')} | - |"
+    )
+
+
+def render(report: dict, contract: ModelContract, bench: dict | None = None) -> str:
+    """Markdown model card for the shipped ``contract`` and the release ``report``."""
+    chain, training = contract.chain, contract.training
+    data = training.get("datasets", {})
+    chosen = report["chosen"]
+    hapt = report[chosen]["held_out"]["hapt"]
+    rows = [_row(k, report[k]) for k in ("fp32", "int8", "int8_dynamic", "fp16")]
+    per_class = ", ".join(f"{k} {v}" for k, v in hapt["per_class_f1"].items())
+    teacher = training.get("teacher", {})
+    student = training.get("student", {})
+    bench_line = (
+        f"Latency (batch 1, one ONNX Runtime thread, `bench/engine.py`): INT8 p50 "
+        f"{bench['int8_p50_ms']} ms / p99 {bench['int8_p99_ms']} ms, FP32 p50 "
+        f"{bench['fp32_p50_ms']} ms / p99 {bench['fp32_p99_ms']} ms ({bench['int8_speedup']}x); "
+        f"{bench['params']} parameters, {bench['mflops']} MFLOPs per window."
+        if bench
+        else "Latency: see `BENCHMARKS.md` (`python bench/engine.py --json`)."
+    )
+    return f"""# Model card: {contract.name} {contract.model_version}
+
+The model that `gaitedge listen`, `replay` and `demo` use when no `--model` is given:
+`gaitedge-default.onnx` ({chosen.upper()}, {report[chosen]["bytes"] / 1024:.0f} KiB), with its FP32
+reference `gaitedge-default-fp32.onnx`. `gaitedge info` prints its full contract.
+
+## What it does
+
+Every {chain.hop_s:g} s (hop {chain.hop_samples} samples; training windows were cut every
+{training.get("training_hop_samples", 64)}, the hop does not change the model, only how often it
+decides) it classifies the last {chain.window_s:g} s ({chain.window_samples} samples at
+{chain.sample_rate_hz:g} Hz) of one waist-worn 6-axis IMU into:
+
+- `activity`: {", ".join(contract.heads["activity"])};
+- `fall`: {", ".join(contract.heads["fall"])} (the window holding a fall's impact).
+
+Input: acceleration in m/s² and angular rate in rad/s with timestamps, through the causal
+signal chain in the contract: resampling to {chain.sample_rate_hz:g} Hz, low-pass
+{chain.lowpass_cutoff_hz:g} Hz, gravity/body split at {chain.gravity_cutoff_hz:g} Hz, channels
+{", ".join(chain.channels)}, normalised with statistics from the training subjects.
+The sensor frame is HAPT's: +x points up along the body when upright.
+
+## Model
+
+- Student: {student.get("architecture", "1-D CNN")}, widths {student.get("widths")}, kernels
+  {student.get("kernels")}, strides {student.get("strides")}, global average pooling, one linear
+  head per task; BatchNorm folded into the convolutions.
+- Teacher: {_teacher_text(teacher)}; distillation: {training.get("distillation")}.
+- INT8: static, QDQ format, per-channel weights, MinMax calibration on training-subject windows;
+  the first convolution stays float (quantising the input per tensor blurs the gravity direction
+  that separates sitting from standing).
+- {bench_line}
+
+## Data and split (held-out subjects never seen in pretraining, fine-tuning or distillation)
+
+- **HAPT** ({data.get("hapt", {}).get("licence", "CC BY 4.0")}): Reyes-Ortiz et al., Neurocomputing
+  171 (2016); waist smartphone, 30 subjects. Official UCI split; test subjects
+  {", ".join(data.get("hapt", {}).get("test_subjects", []))}. Window label: the label covering at
+  least half the window; the 6 basic activities (transitions are not scored).
+- **SisFall** ({data.get("sisfall", {}).get("licence", "research use")}): Sucerquia et al.,
+  Sensors 17(1) 198 (2017); waist device, 38 subjects, 15 fall types and 19 ADLs. Test subjects
+  {", ".join(data.get("sisfall", {}).get("test_subjects", []))}. Axes turned into HAPT's frame.
+  Fall windows: the impact (peak |acc|) in the window's central half; windows before the impact
+  are no_fall; the lying after it is not labelled.
+- Augmentation: {training.get("augmentation")} (rotation about a random axis: robustness to how
+  the device is worn).
+
+## Held-out results (`gaitedge evaluate`, ONNX Runtime, the bundle's own chain and hop)
+
+SisFall trial level: a trial is detected when any window's fall probability is ≥ 0.5
+(streaming); "peak window" scores only the window centred nearest the trial's peak |acc|, the
+protocol of the published baselines. Parity: max |Δp| / argmax agreement against FP32 on 2048
+held-out windows.
+
+{TABLE_HEADER}
+{chr(10).join(rows)}
+{_teacher_row(report.get("teacher_held_out"))}
+
+Shipped ({chosen}) HAPT per-class F1: {per_class}.
+
+Baselines on these splits: {BASELINES}.
+
+## Limits
+
+- One waist-worn sensor, adults (SisFall's elderly subjects did not fall, except one).
+  Wrist, pocket or ankle placement is out of distribution; the rotation augmentation covers a
+  tilted belt clip, not another body site.
+- Falls are simulated falls of young adults onto mats; real falls of older people are slower and
+  more varied. The window classifier flags impacts; the runtime's alert logic confirms a fall
+  (stillness after the impact). Jogging, stumbling and collapsing into a chair are the ADLs
+  that come closest.
+- Sitting vs standing rests on the gravity direction and is the weakest pair.
+- SisFall gyroscope scale follows its Readme (likely ~14 % low); a different gyro scale shifts
+  the gyro channels.
+- Not a medical device.
+
+## Licences
+
+- The model weights: Apache-2.0, as the package.
+- HAPT: CC BY 4.0; cite the paper above. The demo recording `gaitedge/assets/demo_hapt.csv` is
+  a HAPT excerpt (attribution in `gaitedge/assets/README.md`).
+- SisFall: distributed by its authors for research; used for training and evaluation only. No
+  SisFall data ships in this package.
+
+Rebuild: `python -m export.distill ...` then `python -m export.release ...` (README, "Export").
+"""
+
+
+def write(path: Path, report: dict, contract: ModelContract, bench: dict | None = None) -> Path:
+    path.write_text(render(report, contract, bench))
+    return path

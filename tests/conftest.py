@@ -49,3 +49,9 @@ def hapt_experiment(hapt_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         rate_hz = float(d["sample_rate_hz"])
     imu[:, :3] *= STANDARD_GRAVITY_M_S2
     return np.arange(len(imu)) / rate_hz, imu, label
+
+
+@pytest.fixture(scope="session")
+def train_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One window cache for every training test, so the chain runs once per dataset config."""
+    return tmp_path_factory.mktemp("train_window_cache")

@@ -28,8 +28,8 @@ from train.data import (
 
 
 @pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("window_cache")
+def cache_dir(train_cache_dir: Path) -> Path:
+    return train_cache_dir
 
 
 @pytest.fixture(scope="session")

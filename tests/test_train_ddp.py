@@ -17,8 +17,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_two_gloo_ranks_agree(hapt_dir: Path, data_root: Path, tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
+def test_two_gloo_ranks_agree(
+    hapt_dir: Path, data_root: Path, train_cache_dir: Path, tmp_path: Path
+) -> None:
+    cache = train_cache_dir
     prepare(["hapt"], ChainConfig(), data_root, cache)  # warm the cache: ranks only read it
     out = tmp_path / "ddp"
     cmd = [

@@ -27,8 +27,8 @@ FAST = ["--max-steps", "16", "--batch-size", "64", "--log-every", "1", "--warmup
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cache")
+def cache(train_cache_dir: Path) -> Path:
+    return train_cache_dir
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_finetune_and_evaluate_on_held_out_subjects(
 
 
 def test_fall_head_with_trial_level_report(sisfall_dir: Path, data_root: Path, tmp_path) -> None:
-    raw = build_sisfall(data_root, ChainConfig(), subjects=("SA01", "SE06"))
+    raw = build_sisfall(data_root, ChainConfig(), subjects=("SE06",))
     mean, std = raw.data.reshape(-1, 9).mean(0), raw.data.reshape(-1, 9).std(0)
     ws = raw.with_data(((raw.data - mean) / std).astype(np.float32))
     both = concat([ws])
@@ -117,9 +117,9 @@ def _fit_mae(data: np.ndarray, out: Path, seed: int = 0, steps: int = 6, **kw):
 
 
 def test_same_seed_same_losses(hapt_windows: np.ndarray, tmp_path: Path) -> None:
-    _, a = _fit_mae(hapt_windows, tmp_path / "a")
-    _, b = _fit_mae(hapt_windows, tmp_path / "b")
-    _, c = _fit_mae(hapt_windows, tmp_path / "c", seed=1)
+    _, a = _fit_mae(hapt_windows, tmp_path / "a", steps=3)
+    _, b = _fit_mae(hapt_windows, tmp_path / "b", steps=3)
+    _, c = _fit_mae(hapt_windows, tmp_path / "c", seed=1, steps=3)
     assert [r["loss"] for r in a.history] == [r["loss"] for r in b.history]
     assert [r["loss"] for r in a.history] != [r["loss"] for r in c.history]
 

@@ -56,6 +56,25 @@ def _teacher_row(scores: dict | None) -> str:
     )
 
 
+def _variants(variants: dict | None) -> str:
+    """Students trained on the way to this one (INT8 figures), so the choice can be checked."""
+    if not variants:
+        return ""
+    lines = [
+        "\nStudents compared (INT8, same held-out subjects; there is no separate validation "
+        "split, so picking among these is a mild selection on the test subjects):\n",
+        "| student | HAPT macro-F1 | SITTING / STANDING F1 | SisFall sens / spec |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, scores in variants.items():
+        h, s = scores["hapt"], scores["sisfall"]
+        lines.append(
+            f"| {name} | {h['macro_f1']} | {h['per_class_f1']['SITTING']} / "
+            f"{h['per_class_f1']['STANDING']} | {s['sensitivity']} / {s['specificity']} |"
+        )
+    return "\n".join(lines)
+
+
 def render(report: dict, contract: ModelContract, bench: dict | None = None) -> str:
     """Markdown model card for the shipped ``contract`` and the release ``report``."""
     chain, training = contract.chain, contract.training
@@ -133,6 +152,7 @@ held-out windows.
 {_teacher_row(report.get("teacher_held_out"))}
 
 Shipped ({chosen}) HAPT per-class F1: {per_class}.
+{_variants(report.get("variants"))}
 
 Baselines on these splits: {BASELINES}.
 

@@ -144,6 +144,15 @@ def ship(report: dict, kind: str, dest: Path, teacher_scores: dict | None) -> Pa
     return dest
 
 
+def compared_variants(specs: list[str]) -> dict:
+    """``NAME=path/to/release.json`` -> {NAME: that release's INT8 held-out figures}."""
+    out = {}
+    for spec in specs:
+        name, _, path = spec.partition("=")
+        out[name] = json.loads(Path(path).read_text())["int8"]["held_out"]
+    return out
+
+
 def write_card(report: dict, shipped: Path) -> Path:
     """MODEL_CARD.md next to the shipped bundle, with its latency measured now."""
     from bench.engine import measure
@@ -180,6 +189,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data-root", type=Path, default=None)
     p.add_argument("--version", default="0.1.0")
     p.add_argument("--name", default="gaitedge-default")
+    p.add_argument(
+        "--compare", nargs="*", default=[], metavar="NAME=RELEASE_JSON",
+        help="other students' release.json, listed in the model card",
+    )  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -193,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     report = score_artifacts(paths, root)
     report["teacher_held_out"] = teacher_scores(args.teacher, args.out, root)
     report["chosen"] = "int8" if int8_is_good_enough(report) else "fp32"
+    report["variants"] = compared_variants(args.compare)
     if args.ship is not None:
         ship(report, report["chosen"], args.ship, report["teacher_held_out"])
         shutil.copy(args.student, args.out / "student.pt")

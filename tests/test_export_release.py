@@ -1,0 +1,34 @@
+"""The model card is written from the release report: every figure in it comes from there."""
+
+from __future__ import annotations
+
+from export.model_card import render
+from tests._bundles import tiny_contract
+
+
+def _entry(hapt: float, spec: float) -> dict:
+    return {
+        "bytes": 81920,
+        "parity_vs_fp32": {"max_abs_diff": 0.12, "argmax_agreement": 0.987},
+        "held_out": {
+            "hapt": {"macro_f1": hapt, "per_class_f1": {"SITTING": 0.81, "STANDING": 0.86}},
+            "sisfall": {"macro_f1": 0.98, "sensitivity": 0.996, "specificity": spec,
+                        "peak_window_sensitivity": 0.98, "peak_window_specificity": 0.99},
+        },
+    }  # fmt: skip
+
+
+def test_card_carries_the_measured_figures():
+    report = {k: _entry(0.951, 0.977) for k in ("fp32", "int8", "int8_dynamic", "fp16")}
+    report |= {"chosen": "int8", "teacher_held_out": {"hapt": {"macro_f1": 0.913}}}
+    report["variants"] = {"labels only": report["int8"]["held_out"]}
+    bench = {"int8_p50_ms": 0.03, "int8_p99_ms": 0.06, "fp32_p50_ms": 0.06, "fp32_p99_ms": 0.09,
+             "int8_speedup": 2.0, "params": 51624, "mflops": 3.58}  # fmt: skip
+    card = render(report, tiny_contract(), bench)
+    assert "| int8 | 80 KiB | 0.951 | 0.98 | 0.996 | 0.977 | 0.98 / 0.99 | 0.12 / 0.987 |" in card
+    assert "| teacher (MAE, FP32) | - | 0.913 |" in card
+    assert "INT8 p50 0.03 ms / p99 0.06 ms" in card and "51624 parameters" in card
+    assert "| labels only | 0.951 | 0.81 / 0.86 | 0.996 / 0.977 |" in card
+    flat = " ".join(card.split())
+    assert "hapt:2, hapt:4" in flat and "CC BY 4.0" in flat
+    assert "No SisFall data ships in this package" in flat

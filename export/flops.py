@@ -36,7 +36,12 @@ def _with_batch_one(model: onnx.ModelProto) -> onnx.ModelProto:
         dim = inp.type.tensor_type.shape.dim[0]
         dim.ClearField("dim_param")
         dim.dim_value = 1
-    return shape_inference.infer_shapes(model)
+    try:  # propagates Shape -> Reshape constants, which transformer exports need
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+        return SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+    except Exception:  # ORT raises its own types; ONNX inference is the fallback
+        return shape_inference.infer_shapes(model)
 
 
 def _shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
@@ -59,6 +64,8 @@ def count_cost(path: str | Path) -> GraphCost:
     shapes = _shapes(model)
     macs = 0
     for node in model.graph.node:
+        if node.op_type in _CONV | _MATMUL and 0 in shapes.get(node.output[0], (0,)):
+            raise ValueError(f"{path}: shape of {node.output[0]} unknown; cannot count FLOPs")
         if node.op_type in _CONV:
             out = shapes[node.output[0]]  # [N, C_out, L_out]
             w = shapes[node.input[_weight_index(node.op_type)]]  # [C_out, C_in/g, k]

@@ -27,7 +27,6 @@ Chain output is cached under ``cache_dir`` as ``.npz`` keyed by a hash of the ch
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 import os
@@ -37,43 +36,31 @@ from pathlib import Path
 
 import numpy as np
 
+from gaitedge.datasets import (  # the torch-free readers the runtime's `evaluate` shares
+    FALL_CLASSES,
+    HAPT_LABELS,
+    IGNORE,
+    LABELLING_VERSION,
+    MIN_LABEL_FRACTION,
+    SubjectSplit,
+    default_data_root,
+    fall_window_labels,
+    hapt_split,
+    majority_labels,
+    sisfall_split,
+    sisfall_trial_imu,
+)
+from gaitedge.datasets import (  # re-exported: train.data's public names (README, tests)
+    SISFALL_TEST_SUBJECTS as SISFALL_TEST_SUBJECTS,
+)
+from gaitedge.datasets import SISFALL_TO_BODY_FRAME as SISFALL_TO_BODY_FRAME
+from gaitedge.datasets import csv_rows as _csv_rows
+from gaitedge.datasets import sisfall_subjects as sisfall_subjects
 from gaitedge.preprocess import ChainConfig, fit_normalization, run_offline
 from gaitedge.recording import read_recording
 from gaitedge.units import STANDARD_GRAVITY_M_S2
 
 log = logging.getLogger(__name__)
-
-# Bump when the labelling rules change, so cached windows are rebuilt.
-LABELLING_VERSION = 1
-MIN_LABEL_FRACTION = 0.5
-IGNORE = -1
-
-HAPT_LABELS = (
-    "WALKING",
-    "WALKING_UPSTAIRS",
-    "WALKING_DOWNSTAIRS",
-    "SITTING",
-    "STANDING",
-    "LAYING",
-    "STAND_TO_SIT",
-    "SIT_TO_STAND",
-    "SIT_TO_LIE",
-    "LIE_TO_SIT",
-    "STAND_TO_LIE",
-    "LIE_TO_STAND",
-)
-FALL_CLASSES = ("no_fall", "fall")
-# Held out from the shipped model: five adults with falls, SE06 (the one elderly subject who
-# fell) and two elderly subjects with ADLs only. Not used by the k-fold evaluation.
-SISFALL_TEST_SUBJECTS = ("SA03", "SA08", "SA13", "SA18", "SA23", "SE03", "SE06", "SE12")
-# SisFall upright reads gravity on -y; HAPT on +x. Rotation by 90 degrees about z: x' = -y, y' = x.
-SISFALL_TO_BODY_FRAME = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-
-
-def default_data_root() -> Path:
-    """``$GAITEDGE_DATA_ROOT``, else ``../shared/data`` next to the repository."""
-    repo = Path(__file__).resolve().parents[1]
-    return Path(os.environ.get("GAITEDGE_DATA_ROOT", repo.parent / "shared" / "data"))
 
 
 @dataclass
@@ -159,37 +146,6 @@ def concat(sets: Sequence[WindowSet]) -> WindowSet:
     )
 
 
-def majority_labels(
-    label: np.ndarray, start: np.ndarray, window_samples: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per window the most frequent sample label and the fraction of the window it covers.
-
-    Args:
-        label: [N] int sample labels, 0 = unlabelled.
-        start: [K] first sample index of each window.
-    Returns:
-        ([K] label, 0 where the winner is unlabelled; [K] fraction in [0, 1]).
-    """
-    idx = start[:, None] + np.arange(window_samples)  # [K, W]
-    lab = label[np.clip(idx, 0, len(label) - 1)]  # [K, W]
-    n_classes = int(label.max()) + 1
-    counts = np.stack([(lab == c).sum(axis=1) for c in range(n_classes)], axis=1)  # [K, n]
-    winner = counts.argmax(axis=1)
-    return winner, counts[np.arange(len(start)), winner] / window_samples
-
-
-def fall_window_labels(start: np.ndarray, window_samples: int, impact: int) -> np.ndarray:
-    """Labels of a fall trial's windows from the impact sample (see the module docstring).
-
-    Returns [K] with 1 (impact in the central half of the window), 0 (window ends before the
-    impact) or ``IGNORE``.
-    """
-    quarter = window_samples // 4
-    central = (impact >= start + quarter) & (impact < start + window_samples - quarter)
-    before = start + window_samples <= impact
-    return np.where(central, 1, np.where(before, 0, IGNORE)).astype(np.int64)
-
-
 def _windows_of(cfg: ChainConfig, imu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Chain windows of one recording sampled at the chain's rate: ([K, W, C], [K] start idx)."""
     t = np.arange(len(imu)) / cfg.sample_rate_hz
@@ -239,13 +195,6 @@ def build_hapt(root: Path, cfg: ChainConfig) -> WindowSet:
         part["label_activity"] = np.where((lab > 0) & (frac >= MIN_LABEL_FRACTION), lab - 1, -1)
         parts.append(part)
     return _assemble(parts, {"activity": HAPT_LABELS})
-
-
-def sisfall_trial_imu(counts: np.ndarray, scales: dict[str, float]) -> np.ndarray:
-    """[N, 9] SisFall counts -> [N, 6] acc (m/s², ADXL345) and gyro (rad/s, ITG3200), body frame."""
-    acc = counts[:, 0:3] * (scales["acc_g"] * STANDARD_GRAVITY_M_S2)
-    gyro = np.deg2rad(counts[:, 3:6] * scales["gyro_dps"])
-    return np.concatenate([acc @ SISFALL_TO_BODY_FRAME.T, gyro @ SISFALL_TO_BODY_FRAME.T], axis=1)
 
 
 def build_sisfall(root: Path, cfg: ChainConfig, subjects: Sequence[str] | None = None) -> WindowSet:
@@ -306,11 +255,6 @@ def build_folder(folder: Path, cfg: ChainConfig, rate_hz: float | None = None) -
         part["label_activity"] = np.where((lab > 0) & (frac >= MIN_LABEL_FRACTION), lab - 1, -1)
         parts.append(part)
     return _assemble(parts, {"activity": tuple(names)})
-
-
-def _csv_rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as f:
-        return list(csv.DictReader(row for row in f if not row.startswith("#")))
 
 
 def cache_key(name: str, cfg: ChainConfig) -> str:
@@ -375,58 +319,6 @@ def activity_subset(ws: WindowSet, n_classes: int) -> WindowSet:
     labels["activity"] = np.where(ws.labels["activity"] < n_classes, ws.labels["activity"], -1)
     classes = dict(ws.classes) | {"activity": HAPT_LABELS[:n_classes]}
     return WindowSet(ws.data, ws.subject, ws.group, ws.t_start_s, labels, classes, ws.trial_is_fall)
-
-
-@dataclass(frozen=True)
-class SubjectSplit:
-    """Subjects for training and for held-out testing (never both)."""
-
-    train: tuple[str, ...]
-    test: tuple[str, ...]
-    description: str
-
-    def __post_init__(self) -> None:
-        overlap = set(self.train) & set(self.test)
-        if overlap:
-            raise ValueError(f"subjects in both train and test: {sorted(overlap)}")
-
-    def to_dict(self) -> dict:
-        return {"train": list(self.train), "test": list(self.test), "description": self.description}
-
-
-def hapt_split(root: Path) -> SubjectSplit:
-    """The official UCI HAR / HAPT split (21 train, 9 test subjects)."""
-    rows = [
-        line.split()
-        for line in (root / "hapt" / "uci_har_subject_split.txt").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    train = tuple(f"hapt:{s}" for s, part in rows if part == "train")
-    test = tuple(f"hapt:{s}" for s, part in rows if part == "test")
-    return SubjectSplit(train, test, "HAPT official UCI split")
-
-
-def sisfall_subjects(root: Path) -> list[str]:
-    return sorted({r["subject"] for r in _csv_rows(root / "sisfall" / "trials.csv")})
-
-
-def sisfall_split(root: Path, fold: int | None = None, n_folds: int = 5) -> SubjectSplit:
-    """SisFall by subject: fold ``fold`` of ``n_folds`` (subjects dealt round-robin in sorted
-    order), or the fixed split of the shipped model (``fold=None``)."""
-    subjects = sisfall_subjects(root)
-    if fold is None:
-        test = set(SISFALL_TEST_SUBJECTS)
-        desc = "SisFall fixed test subjects " + ",".join(SISFALL_TEST_SUBJECTS)
-    else:
-        if not 0 <= fold < n_folds:
-            raise ValueError(f"fold must lie in [0, {n_folds})")
-        test = {s for i, s in enumerate(subjects) if i % n_folds == fold}
-        desc = f"SisFall subject fold {fold} of {n_folds}"
-    return SubjectSplit(
-        tuple(f"sisfall:{s}" for s in subjects if s not in test),
-        tuple(f"sisfall:{s}" for s in subjects if s in test),
-        desc,
-    )
 
 
 def folder_split(ws: WindowSet, test_fraction: float = 0.3, seed: int = 0) -> SubjectSplit:

@@ -7,6 +7,7 @@ Set ``GAITEDGE_BLE_ADDRESS`` to a device speaking the gaitedge GATT service, or
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 
 import numpy as np
@@ -26,10 +27,8 @@ async def _first_seconds(source, seconds: float = 3.0):
             async for chunk in source.chunks():
                 chunks.append(chunk)
 
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(run(), seconds)
-    except TimeoutError:
-        pass
     return chunks
 
 

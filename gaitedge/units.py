@@ -62,3 +62,26 @@ def gyro_to_rad_s(
             raise ValueError("gyroscope counts need a positive scale in deg/s per count")
         return values * np.deg2rad(dps_per_count)
     return values * _GYRO_TO_RAD_S[unit]
+
+
+def check_gravity_scale(acc_m_s2: np.ndarray, where: str = "input") -> None:
+    """Refuse acceleration whose magnitude cannot be m/s² on a person on Earth.
+
+    A worn sensor sees gravity most of the time, so the median |acc| sits near 9.8 m/s². A
+    median near 1 means the data are in g, near 1000 in mg: declared units that do not match
+    the data would silently feed the model numbers ten times off.
+
+    Raises:
+        ValueError: naming the likely unit and how to declare it.
+    """
+    acc = np.asarray(acc_m_s2, dtype=np.float64)
+    if len(acc) < 50:
+        return
+    median = float(np.median(np.linalg.norm(acc, axis=1)))
+    if 4.0 <= median <= 25.0:
+        return
+    guess = "g (use acc_x_g headers)" if median < 4.0 else "mg (use acc_x_mg headers)"
+    raise ValueError(
+        f"{where}: median |acceleration| is {median:.3g} m/s², not about 9.8; "
+        f"the data look like {guess}"
+    )

@@ -147,3 +147,12 @@ def test_bench_reports_stage_latencies(bundle, hapt_csv):
     assert set(report["latency"]) == {"chain", "engine", "alerts", "end_to_end"}
     assert report["latency"]["engine"]["n"] == report["windows"] > 0
     assert report["sensors_per_core"] > 1
+
+
+def test_replay_refuses_data_in_the_wrong_units(bundle, hapt_dir, tmp_path):
+    """HAPT's sample is in g; declared as SI (plain acc_x) it must be refused, not scored."""
+    result = runner.invoke(
+        app, ["replay", str(hapt_dir / "sample_exp01_first3000.csv"), "--model", str(bundle)]
+    )
+    assert result.exit_code == 2
+    assert "look like g (use acc_x_g headers)" in result.output

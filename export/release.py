@@ -148,7 +148,7 @@ def compared_variants(specs: list[str]) -> dict:
     """``NAME=path/to/release.json`` -> {NAME: that release's INT8 held-out figures}."""
     out = {}
     for spec in specs:
-        name, _, path = spec.partition("=")
+        name, _, path = spec.rpartition("=")
         out[name] = json.loads(Path(path).read_text())["int8"]["held_out"]
     return out
 
@@ -202,11 +202,12 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     root = args.data_root or ds.default_data_root()
     args.out.mkdir(parents=True, exist_ok=True)
+    variants = compared_variants(args.compare)  # fail early on a bad path
     paths = build_artifacts(args.student, args.out, root, args.version, args.name)
     report = score_artifacts(paths, root)
     report["teacher_held_out"] = teacher_scores(args.teacher, args.out, root)
     report["chosen"] = "int8" if int8_is_good_enough(report) else "fp32"
-    report["variants"] = compared_variants(args.compare)
+    report["variants"] = variants
     if args.ship is not None:
         ship(report, report["chosen"], args.ship, report["teacher_held_out"])
         shutil.copy(args.student, args.out / "student.pt")

@@ -38,15 +38,18 @@ class DistillConfig:
     """Student size and optimisation; saved in the student checkpoint and the bundle."""
 
     preset: str = "micro"
-    steps: int = 3000
+    steps: int = 2500
     batch_size: int = 256
     lr: float = 3e-3
     min_lr: float = 3e-5
     weight_decay: float = 1e-4
     temperature: float = 2.0
-    hard_weight: float = 0.5  # 0 = soft targets only
+    # Labels weigh 4x the soft targets: the MAE teacher is weaker than the labels on sitting vs
+    # standing (measured: 0.5 gave HAPT macro-F1 0.928, 4.0 gave 0.945; see the model card).
+    hard_weight: float = 4.0  # 0 = soft targets only
     fall_oversample: float = 8.0  # sampling weight of a fall-labelled window vs another
-    rotate_max_deg: float = 30.0
+    # Sitting and standing differ by a gravity tilt of ~10-20 degrees; 30 blurred them.
+    rotate_max_deg: float = 15.0
     scale_fraction: float = 0.1
     jitter_std: float = 0.02
     seed: int = 0

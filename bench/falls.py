@@ -16,7 +16,6 @@ under ``"held_out"``.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import logging
@@ -31,15 +30,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._data import data_root
+from gaitedge import datasets as ds
 from gaitedge.alerts import Alert, Confirmation, FallConfig, FallDetector
 from gaitedge.preprocess import ChainConfig, run_offline
-from gaitedge.units import STANDARD_GRAVITY_M_S2
 
 log = logging.getLogger("bench.falls")
 
 # The shipped model's SisFall test subjects (train/data.py SISFALL_TEST_SUBJECTS): the fall
 # rules' defaults were tuned on the other subjects only.
-HELD_OUT_SUBJECTS = ("SA03", "SA08", "SA13", "SA18", "SA23", "SE03", "SE06", "SE12")
+HELD_OUT_SUBJECTS = ds.SISFALL_TEST_SUBJECTS
 HOP_SAMPLES = 10
 
 
@@ -60,35 +59,18 @@ class Trial:
 
 
 def sisfall_trials(root: Path) -> Iterator[Trial]:
-    """Every SisFall trial: ADXL345 acceleration (impacts need its ±16 g) and ITG3200 gyro."""
-    folder = root / "sisfall"
-    with np.load(folder / "sisfall_50hz_counts_int16.npz") as z:
-        counts = z["counts"]
-        rate_hz = float(z["sample_rate_hz"])
-        acc_scale = float(z["scale_adxl345_g_per_count"][0]) * STANDARD_GRAVITY_M_S2
-        gyro_scale = np.deg2rad(float(z["scale_itg3200_dps_per_count_datasheet"][0]))
-    with open(folder / "trials.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    for row in rows:
-        s, n = int(row["start_row"]), int(row["n_samples"])
-        block = counts[s : s + n].astype(np.float64)
-        imu = np.concatenate([block[:, 0:3] * acc_scale, block[:, 3:6] * gyro_scale], axis=1)
-        yield Trial(row["file"], row["subject"], row["is_fall"] == "1", "sisfall", imu, rate_hz)
+    """Every SisFall trial, read exactly as training and ``gaitedge evaluate`` read it (the
+    ADXL345 for impacts up to ±16 g, the ITG3200 gyro, turned into HAPT's body frame)."""
+    for rec in ds.sisfall_recordings(root):
+        subject = rec.subject.removeprefix("sisfall:")
+        name = f"{rec.activity}_{subject}_{rec.group}"
+        yield Trial(name, subject, bool(rec.is_fall), "sisfall", rec.imu, rec.rate_hz)
 
 
 def hapt_trials(root: Path) -> Iterator[Trial]:
     """Each HAPT experiment (about 6 min of scripted daily activity, no falls)."""
-    with np.load(root / "hapt" / "hapt_raw_50hz.npz") as d:
-        imu_all = d["imu"].astype(np.float64)
-        exp_id = d["exp_id"]
-        subject = d["subject"]
-        rate_hz = float(d["sample_rate_hz"])
-    imu_all[:, :3] *= STANDARD_GRAVITY_M_S2
-    for e in np.unique(exp_id):
-        rows = exp_id == e
-        yield Trial(
-            f"hapt exp {e}", f"hapt{subject[rows][0]}", False, "hapt", imu_all[rows], rate_hz
-        )
+    for rec in ds.hapt_recordings(root):
+        yield Trial(f"hapt exp {rec.group}", rec.subject, False, "hapt", rec.imu, rec.rate_hz)
 
 
 @dataclass(frozen=True)

@@ -138,10 +138,16 @@ def _session(model, jsonl, webhook, mqtt, topic, lsl, *, record=None):
 
 def _print_status(rows: list[dict]) -> None:
     for row in rows:
+        link = ""
+        if "rate_hz" in row:
+            link = (
+                f"rate={row['rate_hz']}Hz lost_frames={row['lost_frames']} "
+                f"corrupt={row['corrupt']} reconnects={row['reconnects']} "
+            )
         typer.echo(
             f"[{row['device']}] t={row['t_s']:.1f}s activity={row['activity']} p={row['p']:.2f} "
-            f"windows={row['windows']} dropped={row['dropped']} segments={row['segments']} "
-            f"latency_p95={row['latency_p95_ms']}ms",
+            f"{link}windows={row['windows']} dropped={row['dropped']} "
+            f"segments={row['segments']} latency_p95={row['latency_p95_ms']}ms",
             err=True,
         )
 

@@ -72,8 +72,24 @@ async def _with_status(
     while not run.done():
         await asyncio.wait({run}, timeout=status_interval_s)
         if on_status is not None and not run.done():
-            on_status(pipeline.status())
+            on_status(status_rows(pipeline, sources))
     run.result()
+
+
+def status_rows(pipeline: Pipeline, sources: list[Source]) -> list[dict]:
+    """The pipeline's per-device status joined with each source's link health."""
+    links = {s.device: s.stats for s in sources}
+    rows = pipeline.status()
+    for row in rows:
+        link = links.get(row["device"])
+        if link is not None:
+            row |= {
+                "rate_hz": round(link.rate_hz, 2),
+                "lost_frames": link.lost_frames,
+                "reconnects": link.reconnects,
+                "corrupt": sum(link.decoder_drops.values()),
+            }
+    return rows
 
 
 def run_sources(

@@ -15,7 +15,7 @@ from gaitedge.engine import load_engine
 from gaitedge.pipeline import LatencyHistogram, Pipeline
 from gaitedge.preprocess import ChainConfig
 from gaitedge.recording import Recording, read_recording, write_recording
-from gaitedge.runner import SinkOptions, open_pipeline, run_sources
+from gaitedge.runner import SinkOptions, open_pipeline, run_sources, status_rows
 from gaitedge.sinks import FanOut
 from gaitedge.sources import ReplaySource, SerialSource, SourceError
 from tests.bundles import make_bundle
@@ -99,6 +99,8 @@ def test_live_serial_end_to_end_records_exactly_what_was_sent(bundle, hapt_recor
     assert pipe.stats.windows == (len(rec) - 128) // 25 + 1
     assert jsonl.read_text().strip(), "alerts reached the JSONL sink"
     assert pipe.stats.latency["engine"].total > 0
+    (row,) = status_rows(pipe, [source])
+    assert row["rate_hz"] == 50.0 and row["lost_frames"] == 0 and row["corrupt"] == 0
 
 
 def test_model_whose_channels_the_chain_cannot_feed_is_refused(tmp_path, hapt_recording):

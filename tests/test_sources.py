@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import ClassVar
 
@@ -34,10 +35,9 @@ async def collect(source, limit_s: float = 10.0, until=None):
                 if until is not None and until(chunks):
                     return
 
-    try:
+    # Time is up, or the device went away for good: either way, return what arrived.
+    with contextlib.suppress(TimeoutError, SourceError):
         await asyncio.wait_for(run(), limit_s)
-    except (TimeoutError, SourceError):  # time is up, or the device went away for good
-        pass
     return chunks
 
 

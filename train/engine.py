@@ -210,6 +210,11 @@ def fit(
         save_checkpoint(out_dir, model, optimizer, scaler, total, cfg, meta, metrics)
         log_file.write(json.dumps({"step": total, "final": metrics}) + "\n")
         log_file.close()
+    if ctx.world_size > 1:
+        # Leave together, after rank 0 has saved: a rank that exits with the process group
+        # still alive aborts in gloo's threads ("terminate called without an active exception").
+        dist.barrier()
+        dist.destroy_process_group()
     return FitResult(step=total, history=history, metrics=metrics)
 
 

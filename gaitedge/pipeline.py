@@ -10,6 +10,7 @@ one consumer drives it, so no stage needs a lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -219,10 +220,18 @@ class Pipeline:
                 async for chunk in source.chunks():
                     self.process(chunk)
 
+        task = asyncio.ensure_future(consume())
         try:
-            await asyncio.wait_for(consume(), duration_s)
-        except TimeoutError:
-            log.info("stopping after %.1f s", duration_s)
+            done, _ = await asyncio.wait({task}, timeout=duration_s)
+        finally:
+            if not task.done():
+                task.cancel()
+        if done:
+            task.result()  # the source's own end, or its error
+            return
+        log.info("stopping after %.1f s", duration_s)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def run_many(self, sources: list[Source], *, duration_s: float | None = None) -> None:
         """Several devices at once: each source in its own task, one pipeline state each."""

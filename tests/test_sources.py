@@ -10,10 +10,17 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from firmware_bridge import DeviceInfo, SampleFrame, counts_to_si, encode, si_to_counts
+from firmware_bridge import (
+    DeviceInfo,
+    SampleFrame,
+    StreamDecoder,
+    counts_to_si,
+    encode,
+    si_to_counts,
+)
 from firmware_bridge.emulator import EmulatedSerialDevice, Emulator, EmulatorConfig
 from gaitedge.recording import Recording
-from gaitedge.sources import BleSource, ReplaySource, SerialSource, SourceError, scan
+from gaitedge.sources import BleSource, DeviceSource, ReplaySource, SerialSource, SourceError, scan
 from gaitedge.sources.base import ClockModel, FrameAssembler, SourceStats
 
 
@@ -249,3 +256,36 @@ def test_scan_filters_gaitedge_devices():
 
     found = asyncio.run(scan(1.0, scanner=discover))
     assert [d.address for d in found] == ["2", "1"]
+
+
+class _EndlessDevice(DeviceSource):
+    """A link whose queue is never empty (a busy device), decoding to nothing."""
+
+    async def _connect(self):
+        for _ in range(200_000):
+            self._put((b"\x00", 0.0))
+
+    async def _disconnect(self):
+        pass
+
+    def _decode(self, payload):
+        return []
+
+    def _decoder_stats(self):
+        return StreamDecoder().stats
+
+
+def test_stopping_a_busy_stream_is_never_swallowed(tmp_path):
+    """`--duration` must stop a device whose data never pauses (no lost cancellation)."""
+    from gaitedge.engine import load_engine
+    from gaitedge.pipeline import Pipeline
+    from gaitedge.sinks import FanOut
+    from tests.bundles import make_bundle
+
+    source = _EndlessDevice(
+        "busy", watchdog_s=5.0, max_backoff_s=1.0, max_reconnects=1, queue_size=300_000
+    )
+    pipe = Pipeline(load_engine(make_bundle(tmp_path / "m.onnx")), FanOut([]))
+    start = time.monotonic()
+    asyncio.run(asyncio.wait_for(pipe.run(source, duration_s=0.3), 20.0))
+    assert time.monotonic() - start < 5.0

@@ -76,16 +76,27 @@ class DeviceSource:
     async def __aexit__(self, *exc: object) -> None:
         await self._disconnect()
 
+    async def _next(self) -> object:
+        """The next queued item, or DISCONNECTED after ``watchdog_s`` of silence.
+
+        Not ``asyncio.wait_for``: on Python 3.11 it can swallow a cancellation that arrives as
+        the item does, and a caller stopping the stream (``--duration``) would then wait forever.
+        """
+        getter = asyncio.ensure_future(self._queue.get())
+        try:
+            done, _ = await asyncio.wait({getter}, timeout=self.watchdog_s)
+        finally:
+            if not getter.done():
+                getter.cancel()
+        if done:
+            return getter.result()
+        self.stats.watchdog_timeouts += 1
+        log.warning("nothing from %s for %.1f s: reconnecting", self.device, self.watchdog_s)
+        return DISCONNECTED
+
     async def chunks(self) -> AsyncIterator[SampleChunk]:
         while True:
-            try:
-                item = await asyncio.wait_for(self._queue.get(), self.watchdog_s)
-            except TimeoutError:
-                self.stats.watchdog_timeouts += 1
-                log.warning(
-                    "nothing from %s for %.1f s: reconnecting", self.device, self.watchdog_s
-                )
-                item = DISCONNECTED
+            item = await self._next()
             if item is DISCONNECTED:
                 await self._reconnect()
                 continue

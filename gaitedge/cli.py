@@ -181,6 +181,7 @@ def listen(
     quiet: QuietOption = False,
 ) -> None:
     """Stream from live sensors, show status and raise activity and fall alerts until Ctrl-C."""
+    from gaitedge.bundle import ContractError
     from gaitedge.runner import run_sources
     from gaitedge.sources import BleSource, SerialSource, SourceError
 
@@ -193,7 +194,7 @@ def listen(
             run_sources(
                 pipe, sources, duration_s=duration, on_status=None if quiet else _print_status
             )
-        except SourceError as exc:
+        except (SourceError, ContractError) as exc:  # device gone, or data the model refuses
             raise fail(str(exc), code=1) from exc
         if stats:
             _print_stats(pipe)

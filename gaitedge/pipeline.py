@@ -24,6 +24,7 @@ from gaitedge.preprocess import BadSamplePolicy, StreamingChain
 from gaitedge.recording import RecordingWriter
 from gaitedge.sinks import FanOut
 from gaitedge.sources.base import SampleChunk, Source
+from gaitedge.units import check_gravity_scale
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ class DeviceState:
     windows: int = 0
     last_t_s: float = 0.0
     segment: int = -1
+    # The first seconds of acceleration, kept until the unit check has run once.
+    units_pending: list[np.ndarray] = field(default_factory=list)
+    units_checked: bool = False
 
 
 @dataclass
@@ -153,6 +157,8 @@ class Pipeline:
             self.recorder.write(chunk.t_s, chunk.imu, device_id=chunk.device)
         if chunk.new_connection:
             state.chain.reset()
+        if not state.units_checked:
+            self._check_units(state, chunk)
         t0 = time.perf_counter()
         windows = state.chain.process(chunk.t_s, chunk.imu)
         t1 = time.perf_counter()
@@ -173,6 +179,23 @@ class Pipeline:
             self.sinks.send(alert)
         self.stats.alerts += len(alerts)
         return alerts
+
+    UNITS_CHECK_SAMPLES = 250  # 5 s at 50 Hz: enough for a median of |acc|
+
+    def _check_units(self, state: DeviceState, chunk: SampleChunk) -> None:
+        """Refuse a device whose acceleration is not in m/s² (a wrong scale or unit)."""
+        state.units_pending.append(chunk.imu[:, :3])
+        if sum(len(a) for a in state.units_pending) < self.UNITS_CHECK_SAMPLES:
+            return
+        acc = np.concatenate(state.units_pending)
+        state.units_pending, state.units_checked = [], True
+        try:
+            check_gravity_scale(acc, chunk.device)
+        except ValueError as exc:
+            raise ContractError(
+                f"{exc}; the model {self.contract.name} expects m/s² (check the device's "
+                "accelerometer range or the recording's units)"
+            ) from exc
 
     def _alerts(self, state: DeviceState, windows, probs: dict[str, np.ndarray]) -> list[Alert]:
         alerts: list[Alert] = []

@@ -163,3 +163,16 @@ def test_latency_histogram_percentiles():
     assert 0.9 <= h.percentile_ms(50) <= 1.7
     assert h.percentile_ms(99) >= h.percentile_ms(50)
     assert np.isnan(LatencyHistogram().percentile_ms(50))
+
+
+def test_a_device_whose_acceleration_is_not_in_m_s2_is_refused(bundle, hapt_experiment):
+    """Data in g reaching a model that expects m/s² is refused with a reason, not scored."""
+    from gaitedge.sources import SampleChunk
+
+    t, x, _ = hapt_experiment
+    in_g = x[:400].copy()
+    in_g[:, :3] /= 9.80665
+    pipe = Pipeline(load_engine(bundle), FanOut([]))
+    with pytest.raises(ContractError, match=r"look like g .*expects m/s²"):
+        for i in range(0, 400, 50):
+            pipe.process(SampleChunk("dev", t[i : i + 50], in_g[i : i + 50], host_rx_s=0.0))

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gaitedge.recording import Recording, RecordingError, read_recording
+from gaitedge.recording import Recording, read_recording
 from gaitedge.sources.base import SampleChunk, SourceStats
-from gaitedge.units import check_gravity_scale
 
 
 class ReplaySource:
@@ -58,10 +57,6 @@ class ReplaySource:
     async def __aenter__(self) -> ReplaySource:
         if self.recording is None:
             self.recording = read_recording(self.path, rate_hz=self.rate_hz)
-        try:
-            check_gravity_scale(self.recording.imu[:, :3], self.device)
-        except ValueError as exc:
-            raise RecordingError(str(exc)) from exc
         self.stats.rate_hz = self.recording.median_rate_hz
         return self
 

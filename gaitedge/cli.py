@@ -143,6 +143,7 @@ def _print_status(rows: list[dict]) -> None:
             link = (
                 f"rate={row['rate_hz']}Hz lost_frames={row['lost_frames']} "
                 f"corrupt={row['corrupt']} reconnects={row['reconnects']} "
+                f"clock_drift={row.get('clock_drift_ppm', 0.0)}ppm "
             )
         typer.echo(
             f"[{row['device']}] t={row['t_s']:.1f}s activity={row['activity']} p={row['p']:.2f} "

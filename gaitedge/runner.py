@@ -19,6 +19,7 @@ from gaitedge.pipeline import Pipeline
 from gaitedge.recording import RecordingWriter
 from gaitedge.sinks import FanOut, build_sinks
 from gaitedge.sources.base import Source
+from gaitedge.sources.device import DeviceSource
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,11 @@ def status_rows(pipeline: Pipeline, sources: list[Source]) -> list[dict]:
                 "reconnects": link.reconnects,
                 "corrupt": sum(link.decoder_drops.values()),
             }
+    for source in sources:
+        if isinstance(source, DeviceSource):  # device clock vs host clock, fitted on demand
+            for row in rows:
+                if row["device"] == source.device:
+                    row["clock_drift_ppm"] = round(source.assembler.drift_ppm(), 1)
     return rows
 
 

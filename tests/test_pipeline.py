@@ -101,6 +101,7 @@ def test_live_serial_end_to_end_records_exactly_what_was_sent(bundle, hapt_recor
     assert pipe.stats.latency["engine"].total > 0
     (row,) = status_rows(pipe, [source])
     assert row["rate_hz"] == 50.0 and row["lost_frames"] == 0 and row["corrupt"] == 0
+    assert "clock_drift_ppm" in row
 
 
 def test_model_whose_channels_the_chain_cannot_feed_is_refused(tmp_path, hapt_recording):

@@ -61,7 +61,6 @@ class SourceStats:
     watchdog_timeouts: int = 0
     decoder_drops: dict[str, int] = field(default_factory=dict)
     rate_hz: float = 0.0
-    clock_drift_ppm: float = 0.0
 
 
 class Source(Protocol):
@@ -109,10 +108,6 @@ class ClockModel:
         # delays only ever add latency.
         offset = float((h - slope * d).min())
         return offset, slope - 1.0
-
-    def to_host(self, device_s: float) -> float:
-        offset, drift = self.fit()
-        return offset + (1.0 + drift) * device_s
 
 
 class FrameAssembler:

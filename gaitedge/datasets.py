@@ -334,3 +334,27 @@ def peak_window(start: np.ndarray, window_samples: int, peak: int) -> int:
     if not len(start):
         return -1
     return int(np.argmin(np.abs(start + window_samples // 2 - peak)))
+
+
+SISFALL_RAW_RATE_HZ = 200.0
+
+
+def sisfall_raw_trial(root: Path, name: str) -> LabelledRecording:
+    """One of SisFall's original 200 Hz files (``SA01/F01_SA01_R01.txt`` under
+    ``sisfall/raw_txt_samples``), in the chain's units and HAPT's body frame like the 50 Hz data."""
+    path = _require(root / "sisfall" / "raw_txt_samples" / name)
+    text = path.read_text().replace(";", "")
+    counts = np.array(
+        [[float(v) for v in line.split(",")] for line in text.splitlines() if line.strip()]
+    )
+    with np.load(_require(root / "sisfall" / "sisfall_50hz_counts_int16.npz")) as z:
+        scales = {
+            "acc_g": float(z["scale_adxl345_g_per_count"][0]),
+            "gyro_dps": float(z["scale_itg3200_dps_per_count"][0]),
+        }
+    activity, subject, _ = Path(name).stem.split("_")
+    return LabelledRecording(
+        "sisfall", f"sisfall:{subject}", -1, SISFALL_RAW_RATE_HZ,
+        sisfall_trial_imu(counts, scales), is_fall=int(activity.startswith("F")),
+        activity=activity,
+    )  # fmt: skip

@@ -1,9 +1,12 @@
 """The causal signal chain, shared by training and the live runtime.
 
     timestamped 6-axis chunks (m/s², rad/s)
+      -> timestamp repair (ties, batches, backward jitter, clock resets; :class:`TimestampRepair`)
+      -> anti-aliasing at the input's own rate when it is faster than the model's
       -> resample to ``sample_rate_hz`` (linear interpolation, streaming across chunks)
       -> low-pass (causal Butterworth, SOS sections with carried state)
       -> gravity / body split (causal low-pass of the acceleration)
+      -> mounting: rotation into the body frame (``gaitedge.mounting``), when the chain asks
       -> channel selection and dataset-level normalisation
       -> windows (``gaitedge.windows``)
 
@@ -16,7 +19,12 @@ Bad input policy (``BadSamplePolicy``): ``RAISE`` (the default, used offline) ra
 can fix or drop the chunk and carry on; ``DROP`` (used live) drops non-finite samples and samples
 whose timestamp does not increase, counts them in :attr:`StreamingChain.stats` and logs a warning.
 A gap longer than ``max_gap_s`` starts a new segment: filters and windows restart there and no
-value is interpolated across the gap.
+value is interpolated across the gap; shorter losses (a few BLE notifications) are bridged by the
+resampler's linear interpolation and counted in :attr:`ChainStats.bridged_gaps`.
+
+Timestamps as devices send them are repaired unless the chain is ``strict`` (see
+:class:`TimestampRepair`): with ``strict=True`` a timestamp that does not increase is bad input
+under the policy above.
 """
 
 from __future__ import annotations
@@ -39,7 +47,12 @@ except ImportError:  # pragma: no cover - only on a scipy that moved it
 
 log = logging.getLogger(__name__)
 
-CHAIN_VERSION = 1
+# 2: the ``mounting`` field (sensor-to-body alignment) and anti-aliasing of faster input.
+CHAIN_VERSION = 2
+# Input at least this much faster than the model's rate is low-passed at its own rate first.
+ANTIALIAS_RATIO = 1.25
+# Samples of a segment used to estimate the input rate (anti-aliasing, short-loss counting).
+RATE_ESTIMATE_SAMPLES = 16
 INPUT_CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 # Every channel the chain can emit. acc_*: low-passed total acceleration (m/s²); gravity_*: its
 # slow part; body_acc_*: acc - gravity; gyro_*: low-passed angular rate (rad/s); *_norm: magnitudes.
@@ -91,14 +104,18 @@ class ChainConfig:
     lowpass_cutoff_hz: float = 20.0
     gravity_order: int = 2
     gravity_cutoff_hz: float = 0.3
-    # A longer gap between two samples starts a new segment; shorter ones are interpolated.
-    max_gap_s: float = 0.2
+    # A longer gap between two samples starts a new segment; shorter ones are interpolated
+    # (bridged). 1 s keeps a fall next to a lost burst of BLE notifications in one segment.
+    max_gap_s: float = 1.0
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     window_samples: int = 128
     hop_samples: int = 64
     # Dataset-level statistics per channel, fitted on training subjects; None = not normalised.
     norm_mean: tuple[float, ...] | None = None
     norm_std: tuple[float, ...] | None = None
+    # "none": the input is already in the model's frame; "auto": rotate into the body frame
+    # estimated online from walking (gaitedge.mounting). The runtime may override it.
+    mounting: str = "none"
     version: int = CHAIN_VERSION
 
     def __post_init__(self) -> None:
@@ -122,6 +139,8 @@ class ChainConfig:
                 raise ValueError(f"normalisation statistics need {n} values per field")
             if min(self.norm_std) <= 0:
                 raise ValueError("norm_std must be positive")
+        if self.mounting not in ("none", "auto"):
+            raise ValueError(f"mounting must be 'none' or 'auto', not {self.mounting!r}")
         if self.window_samples < 2 or self.hop_samples < 1 or self.max_gap_s <= 0:
             raise ValueError("window_samples >= 2, hop_samples >= 1 and max_gap_s > 0 needed")
 
@@ -194,12 +213,220 @@ class SosFilter:
 
 
 @dataclass
+class RepairStats:
+    """What :class:`TimestampRepair` changed; every repaired sample is counted."""
+
+    tied: int = 0  # samples that repeated the previous stamp (ties, batches)
+    backward_jitter: int = 0  # samples stamped slightly before the previous one
+    clock_resets: int = 0  # large backward jumps: the stream time carries on, a new segment
+
+
+class TimestampRepair:
+    """Turns timestamps as devices send them into strictly increasing ones, losing no sample.
+
+    * **Ties and batches.** Phone apps stamp with 1 or 10 ms resolution (~8 % of samples repeat
+      the previous stamp at 104 Hz) and Android delivers several samples with one arrival time.
+      A run of ``n`` samples sharing stamp ``T`` after the previous distinct stamp ``P`` is spread
+      evenly: ``P + (i + 1) (T - P) / n``, so the last keeps ``T``. The newest run is held back
+      until a later stamp arrives (it may grow), which delays a clean stream by one sample;
+      :meth:`flush` releases it at the end of a recording.
+    * **Backward jitter** of up to ``reset_s`` is a tie with the newest stamp.
+    * **A larger backward jump** (a device clock reset) re-bases the clock so stream time carries
+      on one typical interval after the last sample, and marks a new segment (the true gap is
+      unknown): the caller's resampler sees a step of ``max_gap_s`` or more.
+    """
+
+    def __init__(self, reset_s: float = 0.5, segment_gap_s: float = 1.0) -> None:
+        self.reset_s = reset_s
+        self.segment_gap_s = segment_gap_s
+        self.stats = RepairStats()
+        self.reset()
+
+    def reset(self) -> None:
+        self._offset = 0.0
+        self._prev: float | None = None  # the last emitted (distinct) stamp
+        self._held_t: float | None = None
+        self._held_x = np.zeros((0, 6))
+        self._dt = None  # a typical interval, for a first run of ties and for clock resets
+
+    def process(self, t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Feed [N] stamps and [N, 6] finite samples; returns the samples now final."""
+        if not len(t):
+            return t, x
+        t = t + self._offset
+        newest = -np.inf if self._held_t is None else self._held_t
+        if t[0] > newest and (len(t) == 1 or (np.diff(t) > 0).all()):
+            # The common case, vectorised: strictly increasing, nothing to repair.
+            out_t, out_x = self._release()
+            if self._dt is None and len(t) > 1:
+                self._dt = float(np.median(np.diff(t)))
+            if self._held_t is not None and self._dt is None:
+                self._dt = float(t[0] - self._held_t)
+            if len(t) > 1:
+                self._prev = float(t[-2])
+            self._held_t, self._held_x = float(t[-1]), x[-1:].copy()
+            return np.concatenate([out_t, t[:-1]]), np.concatenate([out_x, x[:-1]])
+        return self._slow(t, x)
+
+    def _slow(self, t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ts, xs = [], []
+        for i in range(len(t)):
+            ti = float(t[i])
+            if self._held_t is None:
+                self._held_t, self._held_x = ti, x[i : i + 1].copy()
+                continue
+            if ti > self._held_t:
+                a, b = self._release()
+                ts.append(a), xs.append(b)
+                if self._dt is None and self._prev is not None:
+                    self._dt = ti - self._prev
+                self._held_t, self._held_x = ti, x[i : i + 1].copy()
+            elif ti >= self._held_t - self.reset_s:
+                if ti == self._held_t:
+                    self.stats.tied += 1
+                else:
+                    self.stats.backward_jitter += 1
+                self._held_x = np.concatenate([self._held_x, x[i : i + 1]])
+            else:  # a clock reset: continue the stream time past a segment break
+                self.stats.clock_resets += 1
+                a, b = self._release()
+                ts.append(a), xs.append(b)
+                shift = self._held_or_prev() + self.segment_gap_s + (self._dt or 0.02) - ti
+                self._offset += shift
+                t = t + shift
+                self._held_t, self._held_x = float(t[i]), x[i : i + 1].copy()
+        if not ts:
+            return np.zeros(0), np.zeros((0, 6))
+        return np.concatenate(ts), np.concatenate(xs)
+
+    def _held_or_prev(self) -> float:
+        return self._prev if self._prev is not None else 0.0
+
+    def _release(self) -> tuple[np.ndarray, np.ndarray]:
+        """Emit the held run of samples spread back to the previous stamp."""
+        if self._held_t is None:
+            return np.zeros(0), np.zeros((0, 6))
+        n = len(self._held_x)
+        big_t = self._held_t
+        if n == 1:
+            out = np.array([big_t])
+        else:
+            prev = self._prev
+            if prev is None:
+                prev = big_t - (self._dt if self._dt else 0.02) * n
+            out = prev + (np.arange(1, n + 1) / n) * (big_t - prev)
+        self._prev = big_t
+        x = self._held_x
+        self._held_t, self._held_x = None, np.zeros((0, 6))
+        return out, x
+
+    def flush(self) -> tuple[np.ndarray, np.ndarray]:
+        """Release the held samples (end of a recording)."""
+        return self._release()
+
+
+def repair_timestamps(
+    t: np.ndarray, x: np.ndarray, reset_s: float = 0.5, segment_gap_s: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, RepairStats]:
+    """A whole recording through :class:`TimestampRepair` (fed once, then flushed)."""
+    rep = TimestampRepair(reset_s, segment_gap_s)
+    a_t, a_x = rep.process(np.asarray(t, np.float64), np.asarray(x, np.float64))
+    b_t, b_x = rep.flush()
+    return np.concatenate([a_t, b_t]), np.concatenate([a_x, b_x]), rep.stats
+
+
+@dataclass
 class ResampledPiece:
     """Samples on the model's time grid; ``new_segment`` marks a restart after a gap."""
 
     new_segment: bool
     t: np.ndarray  # [M]
     x: np.ndarray  # [M, 6]
+
+
+class AntiAlias:
+    """Causal low-pass of the input at its own rate, when it is faster than the model's.
+
+    Linear resampling folds everything above the model's Nyquist frequency into the band (a
+    200 Hz impact spike aliases into the 50 Hz stream). Input at least :data:`ANTIALIAS_RATIO`
+    times faster than the model rate is therefore low-passed first (Butterworth, order 4, at
+    0.45 x the model rate, state carried across chunks, restarted after a gap) and its samples
+    are re-stamped ``group_delay_s`` earlier (the filter's delay at low frequencies), so a fast
+    stream lines up with a slow one of the same movement. The input rate is the median interval
+    of the stream's first :data:`RATE_ESTIMATE_SAMPLES` samples, which are held back until it is
+    known (a one-off delay at the start). It also counts short losses that the resampler bridges.
+    """
+
+    ORDER = 4
+    CUTOFF_FRACTION = 0.45  # of the model's sample rate
+
+    def __init__(self, model_rate_hz: float, max_gap_s: float) -> None:
+        self.model_rate_hz = float(model_rate_hz)
+        self.max_gap_s = max_gap_s
+        self.input_rate_hz: float | None = None
+        self.group_delay_s = 0.0
+        self.bridged_gaps = 0
+        self._held_t = np.zeros(0)
+        self._held_x = np.zeros((0, 6))
+        self._filter: SosFilter | None = None
+        self._last_t: float | None = None
+
+    def reset(self) -> None:
+        """A new connection: the next sample starts a new segment."""
+        self._last_t = None
+
+    def process(self, t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.input_rate_hz is None:
+            self._held_t = np.concatenate([self._held_t, t])
+            self._held_x = np.concatenate([self._held_x, x])
+            if len(self._held_t) <= RATE_ESTIMATE_SAMPLES:
+                return np.zeros(0), np.zeros((0, 6))
+            return self.flush()
+        return self._filter_segments(t, x)
+
+    def flush(self) -> tuple[np.ndarray, np.ndarray]:
+        """Release held samples (end of a recording shorter than the rate estimate)."""
+        if self.input_rate_hz is None:
+            dt = np.diff(self._held_t[: RATE_ESTIMATE_SAMPLES + 1])
+            dt = dt[(dt > 0) & (dt <= self.max_gap_s)]
+            self._design(float(np.median(dt)) if len(dt) else 1.0 / self.model_rate_hz)
+        t, x = self._held_t, self._held_x
+        self._held_t, self._held_x = np.zeros(0), np.zeros((0, 6))
+        return self._filter_segments(t, x) if len(t) else (t, x)
+
+    def _design(self, interval_s: float) -> None:
+        self.input_rate_hz = 1.0 / interval_s if interval_s > 0 else self.model_rate_hz
+        if self.input_rate_hz < ANTIALIAS_RATIO * self.model_rate_hz:
+            return
+        cutoff = self.CUTOFF_FRACTION * self.model_rate_hz
+        sos = signal.butter(self.ORDER, cutoff, fs=self.input_rate_hz, output="sos")
+        self._filter = SosFilter(sos, 6)
+        b, a = signal.sos2tf(sos)
+        _, delay = signal.group_delay((b, a), w=[0.5], fs=self.input_rate_hz)
+        self.group_delay_s = float(delay[0]) / self.input_rate_hz
+        log.info(
+            "input at %.1f Hz: anti-aliasing low-pass at %.1f Hz (delay %.1f ms) before resampling",
+            self.input_rate_hz, cutoff, 1e3 * self.group_delay_s,
+        )  # fmt: skip
+
+    def _filter_segments(self, t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not len(t):
+            return t, x
+        prev = np.concatenate(([self._last_t], t[:-1])) if self._last_t is not None else None
+        dt = t - prev if prev is not None else np.concatenate(([np.inf], np.diff(t)))
+        self.bridged_gaps += int(((dt > 1.5 / self.input_rate_hz) & (dt <= self.max_gap_s)).sum())
+        self._last_t = float(t[-1])
+        if self._filter is None:
+            return t, x
+        starts = np.flatnonzero(dt > self.max_gap_s)
+        out = np.empty_like(x)
+        for a, b in zip((0, *starts), (*starts, len(t)), strict=True):
+            if a == b:
+                continue
+            if a in starts:
+                self._filter.reset()
+            out[a:b] = self._filter.process(x[a:b])
+        return t - self.group_delay_s, out
 
 
 class Resampler:
@@ -216,6 +443,9 @@ class Resampler:
     def __init__(self, rate_hz: float, max_gap_s: float) -> None:
         self.rate_hz = float(rate_hz)
         self.max_gap_s = max_gap_s
+        # The grid starts this long after a segment's first sample: the anti-aliasing filter's
+        # delay, so the grid sits where the device's own first stamp was (fast == slow input).
+        self.t0_offset_s = 0.0
         self.reset()
 
     def reset(self) -> None:
@@ -234,7 +464,7 @@ class Resampler:
             return []
         if self._last_t is None:
             tt, xx, new = t, x, True
-            self._t0, self._k = float(t[0]), 0
+            self._t0, self._k = float(t[0]) + self.t0_offset_s, 0
         else:
             tt = np.concatenate(([self._last_t], t))
             xx = np.concatenate((self._last_x[None], x))
@@ -243,7 +473,7 @@ class Resampler:
         pieces = []
         for i, (a, b) in enumerate(zip((0, *cuts), (*cuts, len(tt)), strict=True)):
             if i > 0:
-                self._t0, self._k, new = float(tt[a]), 0, True
+                self._t0, self._k, new = float(tt[a]) + self.t0_offset_s, 0, True
             piece = self._grid(tt[a:b], xx[a:b], new)
             if len(piece.t) or piece.new_segment:
                 pieces.append(piece)
@@ -280,6 +510,44 @@ class ChainStats:
     dropped_nonfinite: int = 0
     dropped_out_of_order: int = 0
     gaps: list[float] = field(default_factory=list)
+    repair: RepairStats = field(default_factory=RepairStats)
+    bridged_gaps: int = 0  # short losses interpolated over (no new segment)
+    input_rate_hz: float | None = None
+
+
+class Mounting:
+    """How the chain turns the sensor frame into the model's: fixed, or estimated online.
+
+    Args:
+        rotation: a fixed body-from-sensor rotation (``--mount -y,x,z``), or None.
+        estimator: an online estimate (``--mount auto``), or None. With neither, the identity.
+    """
+
+    def __init__(self, rotation: np.ndarray | None = None, estimator=None) -> None:
+        self.fixed = None if rotation is None else np.asarray(rotation, np.float64)
+        self.estimator = estimator
+
+    @property
+    def calibrated(self) -> bool:
+        return self.estimator is None or self.estimator.calibrated
+
+    @property
+    def rotation(self) -> np.ndarray | None:
+        if self.estimator is not None:
+            return self.estimator.rotation
+        return self.fixed
+
+    @classmethod
+    def for_chain(cls, cfg: ChainConfig, mode: str | None = None, estimator=None) -> Mounting:
+        """``mode``: None (the contract's), ``none``, ``auto`` or an axis map like ``-y,x,z``."""
+        from gaitedge import mounting as m
+
+        mode = cfg.mounting if mode is None else mode
+        if mode == "none":
+            return cls()
+        if mode == "auto":
+            return cls(estimator=estimator or m.MountingEstimator(cfg.sample_rate_hz))
+        return cls(rotation=m.parse_axis_map(mode))
 
 
 class StreamingChain:
@@ -288,14 +556,26 @@ class StreamingChain:
     Args:
         cfg: the chain definition (usually read from a model bundle).
         policy: what to do with non-finite or out-of-order samples (see module docstring).
+        strict: refuse timestamps that do not increase (under ``policy``) instead of repairing.
+        mounting: the sensor-to-body rotation; default from ``cfg.mounting``.
     """
 
-    def __init__(self, cfg: ChainConfig, policy: BadSamplePolicy = BadSamplePolicy.RAISE) -> None:
+    def __init__(
+        self,
+        cfg: ChainConfig,
+        policy: BadSamplePolicy = BadSamplePolicy.RAISE,
+        *,
+        strict: bool = False,
+        mounting: Mounting | None = None,
+    ) -> None:
         self.cfg = cfg
         self.policy = BadSamplePolicy(policy)
+        self.strict = strict
         rate = cfg.sample_rate_hz
         lp = signal.butter(cfg.lowpass_order, cfg.lowpass_cutoff_hz, fs=rate, output="sos")
         grav = signal.butter(cfg.gravity_order, cfg.gravity_cutoff_hz, fs=rate, output="sos")
+        self._repair = None if strict else TimestampRepair(segment_gap_s=cfg.max_gap_s)
+        self._antialias = AntiAlias(rate, cfg.max_gap_s)
         self._resampler = Resampler(rate, cfg.max_gap_s)
         self._lowpass = SosFilter(lp, 6)
         self._gravity = SosFilter(grav, 3)
@@ -307,10 +587,18 @@ class StreamingChain:
             self._inv_std = 1.0 / np.asarray(cfg.norm_std)
         else:
             self._mean, self._inv_std = None, None
+        self.mounting = mounting if mounting is not None else Mounting.for_chain(cfg)
+        self._last_in_t: float | None = None
         self.stats = ChainStats()
+        if self._repair is not None:
+            self.stats.repair = self._repair.stats
 
     def reset(self) -> None:
         """Forget the stream (a new connection); the next sample starts a new segment."""
+        if self._repair is not None:
+            self._repair.reset()
+        self._last_in_t = None
+        self._antialias.reset()
         self._resampler.reset()
 
     @property
@@ -321,6 +609,33 @@ class StreamingChain:
         """Feed [N] timestamps (s) and [N, 6] samples (m/s², rad/s); return completed windows."""
         t, imu = self._validate(t, imu)
         self.stats.samples_in += len(t)
+        if len(t):
+            self._last_in_t = (
+                float(t[-1]) if self._last_in_t is None else max(self._last_in_t, float(t[-1]))
+            )
+        if self._repair is not None:
+            t, imu = self._repair.process(t, imu)
+        return self._resample(*self._antialias.process(t, imu))
+
+    @property
+    def input_delay_s(self) -> float:
+        """How long the anti-aliasing filter delays the stream (0 at the model's rate)."""
+        return self._antialias.group_delay_s
+
+    def flush(self) -> Windows:
+        """End of a recording: release the samples that timestamp repair and the input-rate
+        estimate hold back."""
+        parts = []
+        if self._repair is not None:
+            parts.append(self._resample(*self._antialias.process(*self._repair.flush())))
+        parts.append(self._resample(*self._antialias.flush()))
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return Windows.empty(self.cfg.window_samples, self.cfg.n_channels)
+        return Windows.concat(parts)
+
+    def _resample(self, t: np.ndarray, imu: np.ndarray) -> Windows:
+        self._resampler.t0_offset_s = self._antialias.group_delay_s
         parts = []
         for piece in self._resampler.process(t, imu):
             if piece.new_segment:
@@ -332,6 +647,8 @@ class StreamingChain:
             out = self._windower.push(piece.t, features)
             if len(out):
                 parts.append(out)
+        self.stats.bridged_gaps = self._antialias.bridged_gaps
+        self.stats.input_rate_hz = self._antialias.input_rate_hz
         if not parts:
             return Windows.empty(self.cfg.window_samples, self.cfg.n_channels)
         out = Windows.concat(parts)
@@ -346,20 +663,44 @@ class StreamingChain:
         self._lowpass.reset()
         self._gravity.reset()
         self._windower.reset()
+        if self.mounting.estimator is not None:
+            self.mounting.estimator.new_segment()
 
     def _features(self, x: np.ndarray) -> np.ndarray:
         lp = self._lowpass.process(x)  # [M, 6]
         acc = lp[:, :3]
         gravity = self._gravity.process(acc)  # [M, 3]
-        cols = [acc, acc - gravity, gravity, lp[:, 3:]]
+        gyro = lp[:, 3:]
+        if self.mounting.estimator is not None or self.mounting.fixed is not None:
+            acc, gravity, gyro = self._rotate(acc, gravity, gyro)
+        cols = [acc, acc - gravity, gravity, gyro]
         if self._needs_norms:
-            norms = np.stack([np.linalg.norm(acc, axis=1), np.linalg.norm(lp[:, 3:], axis=1)])
+            norms = np.stack([np.linalg.norm(acc, axis=1), np.linalg.norm(gyro, axis=1)])
             cols.append(norms.T)
         y = np.concatenate(cols, axis=1)[:, self._select]  # [M, C]
         if self._mean is not None:
             y -= self._mean
             y *= self._inv_std
         return y
+
+    def _rotate(self, acc, gravity, gyro):
+        """Body-frame vectors. Filters are linear and the same on every axis, so rotating their
+        output equals filtering rotated input; an online estimate changes only at block ends."""
+        est = self.mounting.estimator
+        if est is None:
+            r = self.mounting.fixed.T
+            return acc @ r, gravity @ r, gyro @ r
+        out = np.empty((len(acc), 9))
+        i = 0
+        while i < len(acc):
+            j = min(len(acc), i + est.boundary())
+            r = est.rotation.T
+            out[i:j, 0:3] = acc[i:j] @ r
+            out[i:j, 3:6] = gravity[i:j] @ r
+            out[i:j, 6:9] = gyro[i:j] @ r
+            est.update(acc[i:j])
+            i = j
+        return out[:, 0:3], out[:, 3:6], out[:, 6:9]
 
     def _validate(self, t: np.ndarray, imu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t = np.asarray(t, dtype=np.float64).reshape(-1)
@@ -368,16 +709,17 @@ class StreamingChain:
             raise ChainInputError(
                 f"expected [N] timestamps and [N, 6] samples, got {t.shape} and {imu.shape}"
             )
-        last = self._resampler.last_t
-        last = -np.inf if last is None else last
+        last = -np.inf if self._last_in_t is None else self._last_in_t
         if self.policy is BadSamplePolicy.RAISE:
-            self._check(t, imu, last)
+            self._check(t, imu, last if self.strict else None)
             return t, imu
         finite = np.isfinite(imu).all(axis=1) & np.isfinite(t)
         if not finite.all():
             self.stats.dropped_nonfinite += int((~finite).sum())
             log.warning("dropped %d non-finite samples", (~finite).sum())
             t, imu = t[finite], imu[finite]
+        if not self.strict:
+            return t, imu
         newest = np.maximum.accumulate(np.concatenate(([last], t)))[:-1]
         ordered = t > newest
         if not ordered.all():
@@ -387,11 +729,13 @@ class StreamingChain:
         return t, imu
 
     @staticmethod
-    def _check(t: np.ndarray, imu: np.ndarray, last: float) -> None:
+    def _check(t: np.ndarray, imu: np.ndarray, last: float | None) -> None:
         if not (np.isfinite(imu).all() and np.isfinite(t).all()):
             finite = np.isfinite(imu).all(axis=1) & np.isfinite(t)
             i = int(np.argmin(finite))
             raise ChainInputError(f"sample {i} of the chunk (t={t[i]!r}) is not finite")
+        if last is None:
+            return
         if len(t) and (t[0] <= last or (len(t) > 1 and (np.diff(t) <= 0).any())):
             previous = np.concatenate(([last], t[:-1]))
             i = int(np.argmax(t <= previous))
@@ -401,9 +745,40 @@ class StreamingChain:
             )
 
 
-def run_offline(cfg: ChainConfig, timestamp_s: np.ndarray, imu: np.ndarray) -> Windows:
-    """Run the chain over a whole recording: the streaming chain fed in one chunk."""
-    return StreamingChain(cfg).process(timestamp_s, imu)
+def run_offline(
+    cfg: ChainConfig,
+    timestamp_s: np.ndarray,
+    imu: np.ndarray,
+    *,
+    mounting: Mounting | None = None,
+    strict: bool = False,
+) -> Windows:
+    """Run the chain over a whole recording: the streaming chain fed in one chunk, then flushed.
+
+    With ``cfg.mounting == "auto"`` and no ``mounting`` given, the recording is first calibrated
+    on itself (:func:`calibrate`) and every window is aligned with that estimate, as a device
+    whose estimate was stored by an earlier session streams from its first sample.
+    """
+    if mounting is None and cfg.mounting == "auto":
+        mounting = Mounting(estimator=calibrate(cfg, [(timestamp_s, imu)]))
+    chain = StreamingChain(cfg, strict=strict, mounting=mounting)
+    a = chain.process(timestamp_s, imu)
+    b = chain.flush()
+    return Windows.concat([a, b]) if len(b) else a
+
+
+def calibrate(cfg: ChainConfig, recordings, estimator=None):
+    """A mounting estimate from recordings ``[(timestamps [N], imu [N, 6]), ...]`` (one device):
+    the chain up to the low-pass, fed to :class:`gaitedge.mounting.MountingEstimator`."""
+    from gaitedge.mounting import MountingEstimator
+
+    est = estimator or MountingEstimator(cfg.sample_rate_hz)
+    probe = replace(cfg, mounting="none", norm_mean=None, norm_std=None)
+    for t, imu in recordings:
+        chain = StreamingChain(probe, mounting=Mounting(estimator=est))
+        chain.process(t, imu)
+        chain.flush()
+    return est
 
 
 def fit_normalization(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -32,6 +32,7 @@ def stream(cfg: ChainConfig, t: np.ndarray, x: np.ndarray, sizes: list[int], **k
         n = sizes[k % len(sizes)]
         parts.append(chain.process(t[i : i + n], x[i : i + n]))
         i, k = i + n, k + 1
+    parts.append(chain.flush())  # the end of the stream releases what timestamp repair held
     return chain, preprocess.Windows.concat([p for p in parts if len(p)] or parts[:1])
 
 
@@ -82,7 +83,7 @@ def test_one_sample_at_a_time_equals_offline(hapt_experiment):
 )
 def test_irregular_rates_with_gaps_stream_like_offline(rate_hz, jitter, sizes, gap_at):
     t, x = synthetic(600, rate_hz, jitter=jitter)
-    t[gap_at:] += 1.0  # a gap longer than max_gap_s
+    t[gap_at:] += 2.0  # a gap longer than max_gap_s
     offline = run_offline(CFG, t, x)
     _, streamed = stream(CFG, t, x, sizes)
     assert streamed.data.shape == offline.data.shape
@@ -106,7 +107,7 @@ def test_resampling_recovers_the_signal_at_50hz(rate_hz):
 
 def test_gap_starts_a_new_segment_and_no_window_spans_it():
     t, x = synthetic(1000, 50.0)
-    t[500:] += 0.5
+    t[500:] += 1.5
     out = run_offline(CFG, t, x)
     chain = StreamingChain(CFG)
     chain.process(t, x)
@@ -118,10 +119,11 @@ def test_gap_starts_a_new_segment_and_no_window_spans_it():
 
 def test_short_gap_is_interpolated_not_a_new_segment():
     t, x = synthetic(400, 50.0)
-    t[200:] += 0.1  # shorter than max_gap_s = 0.2
+    t[200:] += 0.3  # shorter than max_gap_s = 1.0: a few lost BLE notifications
     chain = StreamingChain(CFG)
     chain.process(t, x)
     assert chain.stats.segments == 1
+    assert chain.stats.bridged_gaps == 1
 
 
 @pytest.mark.parametrize(
@@ -130,7 +132,7 @@ def test_short_gap_is_interpolated_not_a_new_segment():
 )
 def test_bad_samples_raise_and_leave_the_state_untouched(bad, message):
     t, x = synthetic(300, 50.0)
-    chain, reference = StreamingChain(CFG), StreamingChain(CFG)
+    chain, reference = StreamingChain(CFG, strict=True), StreamingChain(CFG, strict=True)
     chain.process(t[:100], x[:100])
     reference.process(t[:100], x[:100])
     tb, xb = t[100:150].copy(), x[100:150].copy()
@@ -152,7 +154,7 @@ def test_drop_policy_drops_and_counts_bad_samples():
     t, x = synthetic(300, 50.0)
     x[10, 0] = np.nan
     t[20] = t[18]  # out of order
-    chain = StreamingChain(CFG, policy=BadSamplePolicy.DROP)
+    chain = StreamingChain(CFG, policy=BadSamplePolicy.DROP, strict=True)
     out = chain.process(t, x)
     assert chain.stats.dropped_nonfinite == 1
     assert chain.stats.dropped_out_of_order == 1
@@ -161,7 +163,7 @@ def test_drop_policy_drops_and_counts_bad_samples():
 
 def test_chunk_starting_before_the_previous_one_raises():
     t, x = synthetic(100, 50.0)
-    chain = StreamingChain(CFG)
+    chain = StreamingChain(CFG, strict=True)
     chain.process(t[50:], x[50:])
     with pytest.raises(ChainInputError, match="must increase"):
         chain.process(t[:10], x[:10])

@@ -208,6 +208,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data-root", type=Path, default=None)
     p.add_argument("--cache-dir", type=Path, default=Path("runs/cache"))
     p.add_argument("--chain", type=Path, default=None, help="chain JSON when training w/o teacher")
+    p.add_argument(
+        "--render-rates",
+        default="",
+        help="also train on the datasets re-rendered at these rates (Hz, comma-separated): "
+        "devices at other rates, brought back by the chain",
+    )
     for field, value in DistillConfig().to_dict().items():
         p.add_argument(f"--{field.replace('_', '-')}", type=type(value), default=value)
     return p.parse_args(argv)
@@ -237,7 +243,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         chain = ChainConfig()
     # Training windows at the chain's training hop; the bundle's streaming hop is set at export.
-    data = prepare(["hapt", "sisfall"], chain, args.data_root, args.cache_dir)
+    rates = [r for r in args.render_rates.split(",") if r.strip()]
+    names = ["hapt", "sisfall"] + [f"{d}@{r.strip()}" for r in rates for d in ("hapt", "sisfall")]
+    data = prepare(names, chain, args.data_root, args.cache_dir)
     heads = {h: tuple(c) for h, c in data.train.classes.items()}
     if teacher is not None:
         heads = {h: tuple(c) for h, c in ckpt["heads"].items()}
@@ -247,6 +255,7 @@ def main(argv: list[str] | None = None) -> None:
         "distill_config": cfg.to_dict(),
         "split": data.split.to_dict(),
         "teacher": str(args.teacher) if args.teacher else None,
+        "render_rates_hz": [float(r) for r in rates],
         "teacher_model_config": ckpt.get("model_config"),
         "teacher_metrics": ckpt.get("metrics"),
     }

@@ -358,3 +358,34 @@ def sisfall_raw_trial(root: Path, name: str) -> LabelledRecording:
         sisfall_trial_imu(counts, scales), is_fall=int(activity.startswith("F")),
         activity=activity,
     )  # fmt: skip
+
+
+def render_rate(imu: np.ndarray, from_hz: float, to_hz: float) -> np.ndarray:
+    """[N, 6] evenly sampled at ``from_hz`` re-rendered at ``to_hz`` (a device at another rate):
+    a zero-phase polyphase FIR, as the datasets' own rate conversions were made."""
+    from fractions import Fraction
+
+    from scipy import signal
+
+    if to_hz == from_hz:
+        return imu
+    ratio = Fraction(to_hz / from_hz).limit_denominator(100)
+    return signal.resample_poly(imu, ratio.numerator, ratio.denominator, axis=0, padtype="line")
+
+
+def subject_mountings(cfg, recs: Sequence[LabelledRecording]) -> dict:
+    """Per subject, the mounting a device worn by that subject settles on: the chain's estimate
+    (``gaitedge.mounting``) from all of the subject's recordings, applied fixed (as a stored
+    estimate is). Empty when the chain has no automatic mounting."""
+    from gaitedge.preprocess import Mounting, calibrate
+
+    if cfg.mounting != "auto":
+        return {}
+    by_subject: dict[str, list[LabelledRecording]] = {}
+    for rec in recs:
+        by_subject.setdefault(rec.subject, []).append(rec)
+    out = {}
+    for subject, items in by_subject.items():
+        est = calibrate(cfg, [(r.timestamp_s, r.imu) for r in items])
+        out[subject] = Mounting(rotation=est.rotation.copy())
+    return out

@@ -404,7 +404,7 @@ class AntiAlias:
         b, a = signal.sos2tf(sos)
         _, delay = signal.group_delay((b, a), w=[0.5], fs=self.input_rate_hz)
         self.group_delay_s = float(delay[0]) / self.input_rate_hz
-        log.info(
+        log.debug(
             "input at %.1f Hz: anti-aliasing low-pass at %.1f Hz (delay %.1f ms) before resampling",
             self.input_rate_hz, cutoff, 1e3 * self.group_delay_s,
         )  # fmt: skip

@@ -56,7 +56,8 @@ from gaitedge.datasets import (  # re-exported: train.data's public names (READM
 from gaitedge.datasets import SISFALL_TO_BODY_FRAME as SISFALL_TO_BODY_FRAME
 from gaitedge.datasets import csv_rows as _csv_rows
 from gaitedge.datasets import sisfall_subjects as sisfall_subjects
-from gaitedge.preprocess import ChainConfig, fit_normalization, run_offline
+from gaitedge.datasets import LabelledRecording, render_rate, subject_mountings
+from gaitedge.preprocess import ChainConfig, Mounting, fit_normalization, run_offline
 from gaitedge.recording import read_recording
 from gaitedge.units import STANDARD_GRAVITY_M_S2
 
@@ -146,11 +147,34 @@ def concat(sets: Sequence[WindowSet]) -> WindowSet:
     )
 
 
-def _windows_of(cfg: ChainConfig, imu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Chain windows of one recording sampled at the chain's rate: ([K, W, C], [K] start idx)."""
-    t = np.arange(len(imu)) / cfg.sample_rate_hz
-    w = run_offline(cfg, t, imu)
+def _windows_of(
+    cfg: ChainConfig, imu: np.ndarray, mounting=None, render_hz: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Chain windows of one recording sampled at the chain's rate: ([K, W, C], [K] start idx).
+
+    ``render_hz``: first re-render the recording at that rate (a device at another rate); the
+    chain brings it back to its own rate, on the same grid, so the labels still line up.
+    """
+    rate = cfg.sample_rate_hz if render_hz is None else render_hz
+    x = imu if render_hz is None else render_rate(imu, cfg.sample_rate_hz, render_hz)
+    t = np.arange(len(x)) / rate
+    w = run_offline(cfg, t, x, mounting=mounting or _IDENTITY)
     return w.data, np.rint(w.t_start_s * cfg.sample_rate_hz).astype(np.int64)
+
+
+_IDENTITY = Mounting()
+
+
+def _hapt_rows_and_mountings(root: Path, cfg: ChainConfig, imu: np.ndarray):
+    rows = _csv_rows(root / "hapt" / "experiments.csv")
+    recs = [
+        LabelledRecording(
+            "hapt", f"hapt:{r['subject']}", int(r["exp_id"]), cfg.sample_rate_hz,
+            imu[int(r["start_row"]) : int(r["start_row"]) + int(r["n_samples"])],
+        )  # fmt: skip
+        for r in rows
+    ]
+    return rows, subject_mountings(cfg, recs)
 
 
 def _assemble(parts: list[dict], classes: dict[str, tuple[str, ...]]) -> WindowSet:
@@ -179,17 +203,22 @@ def _part(data: np.ndarray, start: np.ndarray, subject: str, group: int, rate_hz
     }
 
 
-def build_hapt(root: Path, cfg: ChainConfig) -> WindowSet:
-    """All HAPT windows; head ``activity`` with the 12 labels (see :func:`activity_subset`)."""
+def build_hapt(root: Path, cfg: ChainConfig, render_hz: float | None = None) -> WindowSet:
+    """All HAPT windows; head ``activity`` with the 12 labels (see :func:`activity_subset`).
+
+    With ``cfg.mounting == "auto"`` each subject's recordings are aligned with that subject's
+    mounting estimate (:func:`gaitedge.datasets.subject_mountings`)."""
     with np.load(root / "hapt" / "hapt_raw_50hz.npz") as d:
         imu, label = d["imu"].astype(np.float64), d["label"].astype(np.int64)
         if int(d["sample_rate_hz"]) != cfg.sample_rate_hz:
             raise ValueError("HAPT is stored at 50 Hz; the chain resamples only timestamped data")
     imu[:, :3] *= STANDARD_GRAVITY_M_S2
     parts = []
-    for row in _csv_rows(root / "hapt" / "experiments.csv"):
+    rows, mountings = _hapt_rows_and_mountings(root, cfg, imu)
+    for row in rows:
         s, n = int(row["start_row"]), int(row["n_samples"])
-        data, start = _windows_of(cfg, imu[s : s + n])
+        mounting = mountings.get(f"hapt:{row['subject']}")
+        data, start = _windows_of(cfg, imu[s : s + n], mounting, render_hz)
         lab, frac = majority_labels(label[s : s + n], start, cfg.window_samples)
         part = _part(data, start, f"hapt:{row['subject']}", int(row["exp_id"]), cfg.sample_rate_hz)
         part["label_activity"] = np.where((lab > 0) & (frac >= MIN_LABEL_FRACTION), lab - 1, -1)
@@ -197,9 +226,14 @@ def build_hapt(root: Path, cfg: ChainConfig) -> WindowSet:
     return _assemble(parts, {"activity": HAPT_LABELS})
 
 
-def build_sisfall(root: Path, cfg: ChainConfig, subjects: Sequence[str] | None = None) -> WindowSet:
+def build_sisfall(
+    root: Path,
+    cfg: ChainConfig,
+    subjects: Sequence[str] | None = None,
+    render_hz: float | None = None,
+) -> WindowSet:
     """SisFall windows (all subjects, or ``subjects`` like ``SA01``); head ``fall`` labelled
-    from the impact (module docstring)."""
+    from the impact (module docstring); aligned per subject like HAPT."""
     with np.load(root / "sisfall" / "sisfall_50hz_counts_int16.npz") as z:
         counts = z["counts"]
         scales = {
@@ -207,12 +241,30 @@ def build_sisfall(root: Path, cfg: ChainConfig, subjects: Sequence[str] | None =
             "gyro_dps": float(z["scale_itg3200_dps_per_count"][0]),
         }
     parts = []
-    for row in _csv_rows(root / "sisfall" / "trials.csv"):
-        if subjects is not None and row["subject"] not in subjects:
-            continue
-        s, n = int(row["start_row"]), int(row["n_samples"])
-        imu = sisfall_trial_imu(counts[s : s + n].astype(np.float64), scales)
-        data, start = _windows_of(cfg, imu)
+    rows = [
+        r
+        for r in _csv_rows(root / "sisfall" / "trials.csv")
+        if subjects is None or r["subject"] in subjects
+    ]
+    imus = [
+        sisfall_trial_imu(
+            counts[int(r["start_row"]) : int(r["start_row"]) + int(r["n_samples"])].astype(
+                np.float64
+            ),
+            scales,
+        )
+        for r in rows
+    ]
+    mountings = subject_mountings(
+        cfg,
+        [
+            LabelledRecording("sisfall", f"sisfall:{r['subject']}", 0, 50.0, x)
+            for r, x in zip(rows, imus, strict=True)
+        ],
+    )
+    for row, imu in zip(rows, imus, strict=True):
+        mounting = mountings.get(f"sisfall:{row['subject']}")
+        data, start = _windows_of(cfg, imu, mounting, render_hz)
         is_fall = int(row["is_fall"])
         if is_fall:
             impact = int(np.argmax(np.linalg.norm(imu[:, :3], axis=1)))
@@ -272,10 +324,12 @@ def load_windows(
         cache = Path(cache_dir) / f"{name.replace('/', '_')}-{cache_key(name, cfg)}.npz"
         if cache.exists():
             return _read_cache(cache)
-    if name == "hapt":
-        ws = build_hapt(root, cfg)
-    elif name == "sisfall":
-        ws = build_sisfall(root, cfg)
+    base, _, rate = name.partition("@")  # "hapt@20": HAPT re-rendered at 20 Hz
+    render_hz = float(rate) if rate else None
+    if base == "hapt":
+        ws = build_hapt(root, cfg, render_hz)
+    elif base == "sisfall":
+        ws = build_sisfall(root, cfg, render_hz=render_hz)
     else:
         ws = build_folder(root / name, cfg, rate_hz=cfg.sample_rate_hz)
     log.info("%s: %d windows from the chain", name, len(ws))
@@ -369,10 +423,11 @@ def prepare(
     sets, splits = [], []
     for name in names:
         ws = load_windows(name, cfg, root, cache_dir)
-        if name == "hapt":
+        base = name.partition("@")[0]  # "hapt@20": the same subjects at another rate
+        if base == "hapt":
             splits.append(hapt_split(root))
             ws = activity_subset(ws, activity_classes)
-        elif name == "sisfall":
+        elif base == "sisfall":
             splits.append(sisfall_split(root, sisfall_fold, sisfall_folds))
         else:
             splits.append(folder_split(ws))

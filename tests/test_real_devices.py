@@ -103,7 +103,7 @@ def test_backward_jitter_and_a_clock_reset(hapt_walk):
     t, x = t[:6000].copy(), x[:6000]
     t[100::50] -= 0.025  # a stamp now and then 25 ms early: before its predecessor
     t[3000:] -= 40.0  # the device clock restarts
-    fixed, xx, stats = repair_timestamps(t, x)
+    fixed, _, stats = repair_timestamps(t, x)
     assert stats.backward_jitter > 50 and stats.clock_resets == 1
     assert (np.diff(fixed) > 0).all() and len(fixed) == len(t)
     chain = StreamingChain(CFG)

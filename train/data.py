@@ -42,13 +42,16 @@ from gaitedge.datasets import (  # the torch-free readers the runtime's `evaluat
     IGNORE,
     LABELLING_VERSION,
     MIN_LABEL_FRACTION,
+    LabelledRecording,
     SubjectSplit,
     default_data_root,
     fall_window_labels,
     hapt_split,
     majority_labels,
+    render_rate,
     sisfall_split,
     sisfall_trial_imu,
+    subject_mountings,
 )
 from gaitedge.datasets import (  # re-exported: train.data's public names (README, tests)
     SISFALL_TEST_SUBJECTS as SISFALL_TEST_SUBJECTS,
@@ -56,7 +59,6 @@ from gaitedge.datasets import (  # re-exported: train.data's public names (READM
 from gaitedge.datasets import SISFALL_TO_BODY_FRAME as SISFALL_TO_BODY_FRAME
 from gaitedge.datasets import csv_rows as _csv_rows
 from gaitedge.datasets import sisfall_subjects as sisfall_subjects
-from gaitedge.datasets import LabelledRecording, render_rate, subject_mountings
 from gaitedge.preprocess import ChainConfig, Mounting, fit_normalization, run_offline
 from gaitedge.recording import read_recording
 from gaitedge.units import STANDARD_GRAVITY_M_S2
@@ -169,9 +171,12 @@ def _hapt_rows_and_mountings(root: Path, cfg: ChainConfig, imu: np.ndarray):
     rows = _csv_rows(root / "hapt" / "experiments.csv")
     recs = [
         LabelledRecording(
-            "hapt", f"hapt:{r['subject']}", int(r["exp_id"]), cfg.sample_rate_hz,
+            "hapt",
+            f"hapt:{r['subject']}",
+            int(r["exp_id"]),
+            cfg.sample_rate_hz,
             imu[int(r["start_row"]) : int(r["start_row"]) + int(r["n_samples"])],
-        )  # fmt: skip
+        )
         for r in rows
     ]
     return rows, subject_mountings(cfg, recs)

@@ -320,6 +320,9 @@ class FallDetector:
                 f"got {list(channels)}"
             )
         self._last_alert_t = -np.inf
+        # False while the mounting is calibrating: the model sees an unaligned frame, so a fall
+        # is raised on frame-independent evidence alone (impact + confirmation).
+        self.model_gate = True
         self.reset()
 
     def reset(self) -> None:
@@ -415,7 +418,9 @@ class FallDetector:
             log.debug("impact at %.2f s not confirmed; dropped", imp.t)
             self._pending = None
             return None
-        if t_now < imp.t + cfg.settle_s + cfg.stillness_s or imp.p_max < cfg.prob_threshold:
+        if t_now < imp.t + cfg.settle_s + cfg.stillness_s:
+            return None
+        if self.model_gate and imp.p_max < cfg.prob_threshold:
             return None
         tail = self._a[self._t > t_now - cfg.stillness_s]  # [S, 3]
         held = []

@@ -111,6 +111,27 @@ MqttOption = Annotated[
 ]
 TopicOption = Annotated[str, typer.Option("--mqtt-topic", help="MQTT topic for alerts.")]
 LslOption = Annotated[bool, typer.Option("--lsl", help="Also push alerts to an LSL outlet.")]
+MountOption = Annotated[
+    str | None,
+    typer.Option(
+        "--mount",
+        help="How the sensor is worn: auto (estimate from walking), none (already in the "
+        "model's body frame) or an axis map like -y,x,z (body x = -sensor y, ...). "
+        "Default: the model's.",
+    ),
+]
+MountFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--mount-file",
+        help="JSON file of mounting estimates per device id (default for live devices: "
+        "mounting.json in the user's cache directory; replay: none).",
+    ),
+]
+StrictOption = Annotated[
+    bool,
+    typer.Option("--strict", help="Refuse tied or backward timestamps instead of repairing them."),
+]
 VerboseOption = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Only alerts and errors.")]
 
@@ -124,30 +145,46 @@ def _logging(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _session(model, jsonl, webhook, mqtt, topic, lsl, *, record=None):
+def _session(
+    model, jsonl, webhook, mqtt, topic, lsl, *, record=None, mount=None, mount_file=None,
+    strict=False,
+):  # fmt: skip
     """Open a pipeline, turning every user error into one clear line and a non-zero exit."""
     from gaitedge.bundle import ContractError
     from gaitedge.runner import SinkOptions, open_pipeline
 
     sinks = SinkOptions(jsonl, webhook, mqtt, topic, lsl)
     try:
-        return open_pipeline(model, sinks, echo=typer.echo, record=record)
+        return open_pipeline(
+            model, sinks, echo=typer.echo, record=record, mount=mount, mount_file=mount_file,
+            strict=strict,
+        )  # fmt: skip
     except (ContractError, ValueError, OSError) as exc:
         raise fail(str(exc)) from exc
 
 
-def _print_status(rows: list[dict]) -> None:
+def _print_status(rows: list[dict], playback_speed: float = 1.0) -> None:
+    """One line per device. ``playback_speed``: an emulator playing faster than real time
+    (the demo); clock drift is shown relative to it."""
     for row in rows:
         link = ""
         if "rate_hz" in row:
+            ppm = row.get("clock_drift_ppm", 0.0)
+            ppm = round(((1 + ppm * 1e-6) * playback_speed - 1) * 1e6, 1)
             link = (
                 f"rate={row['rate_hz']}Hz lost_frames={row['lost_frames']} "
                 f"corrupt={row['corrupt']} reconnects={row['reconnects']} "
-                f"clock_drift={row.get('clock_drift_ppm', 0.0)}ppm "
+                f"clock_drift={ppm}ppm "
+            )
+        repaired = ""
+        if row.get("tied") or row.get("clock_resets") or row.get("bridged"):
+            repaired = (
+                f"tied={row['tied']} clock_resets={row['clock_resets']} bridged={row['bridged']} "
             )
         typer.echo(
-            f"[{row['device']}] t={row['t_s']:.1f}s activity={row['activity']} p={row['p']:.2f} "
-            f"{link}windows={row['windows']} dropped={row['dropped']} "
+            f"[{row['device']}] t={row['t_s']:.1f}s mounting={row.get('mounting')} "
+            f"activity={row['activity']} p={row['p']:.2f} "
+            f"{link}{repaired}windows={row['windows']} dropped={row['dropped']} "
             f"segments={row['segments']} latency_p95={row['latency_p95_ms']}ms",
             err=True,
         )
@@ -173,6 +210,9 @@ def listen(
         float | None, typer.Option("--duration", help="Stop after this many seconds.")
     ] = None,
     stats: Annotated[bool, typer.Option("--stats", help="Print latency histograms.")] = False,
+    mount: MountOption = None,
+    mount_file: MountFileOption = None,
+    strict: StrictOption = False,
     alerts_jsonl: JsonlOption = None,
     webhook: WebhookOption = None,
     mqtt: MqttOption = None,
@@ -183,6 +223,7 @@ def listen(
 ) -> None:
     """Stream from live sensors, show status and raise activity and fall alerts until Ctrl-C."""
     from gaitedge.bundle import ContractError
+    from gaitedge.mounting import default_mount_file
     from gaitedge.runner import run_sources
     from gaitedge.sources import BleSource, SerialSource, SourceError
 
@@ -190,7 +231,11 @@ def listen(
     if not serial and not ble:
         raise fail("give at least one device: --serial PORT or --ble ADDRESS")
     sources = [SerialSource(p) for p in serial or []] + [BleSource(a) for a in ble or []]
-    with _session(model, alerts_jsonl, webhook, mqtt, mqtt_topic, lsl, record=record) as pipe:
+    session = _session(
+        model, alerts_jsonl, webhook, mqtt, mqtt_topic, lsl, record=record, mount=mount,
+        mount_file=mount_file or default_mount_file(), strict=strict,
+    )  # fmt: skip
+    with session as pipe:
         try:
             run_sources(
                 pipe, sources, duration_s=duration, on_status=None if quiet else _print_status
@@ -211,6 +256,9 @@ def replay(
     ] = False,
     rate_hz: RateOption = None,
     stats: Annotated[bool, typer.Option("--stats", help="Print latency histograms.")] = False,
+    mount: MountOption = None,
+    mount_file: MountFileOption = None,
+    strict: StrictOption = False,
     alerts_jsonl: JsonlOption = None,
     webhook: WebhookOption = None,
     mqtt: MqttOption = None,
@@ -224,8 +272,12 @@ def replay(
     from gaitedge.sources import ReplaySource
 
     _logging(verbose, quiet)
-    source = ReplaySource(recording, speed=speed, fast=fast, rate_hz=rate_hz)
-    with _session(model, alerts_jsonl, webhook, mqtt, mqtt_topic, lsl) as pipe:
+    source = ReplaySource(recording, speed=speed, fast=fast, rate_hz=rate_hz, strict=strict)
+    session = _session(
+        model, alerts_jsonl, webhook, mqtt, mqtt_topic, lsl, mount=mount, mount_file=mount_file,
+        strict=strict,
+    )  # fmt: skip
+    with session as pipe:
         try:
             run_sources(pipe, [source])
         except (ValueError, OSError) as exc:  # RecordingError, ChainInputError, ContractError
@@ -234,6 +286,85 @@ def replay(
         typer.echo(json.dumps(summary))
         if stats:
             _print_stats(pipe)
+
+
+@app.command()
+def calibrate(
+    recording: Annotated[
+        Path | None,
+        typer.Argument(help="Recording CSV with walking in it.", exists=True, dir_okay=False),
+    ] = None,
+    serial: Annotated[
+        str | None, typer.Option("--serial", help="Calibrate a live device on this port.")
+    ] = None,
+    ble: Annotated[
+        str | None, typer.Option("--ble", help="Calibrate a live BLE device at this address.")
+    ] = None,
+    duration: Annotated[
+        float, typer.Option("--duration", help="Live: seconds to listen (walk meanwhile).")
+    ] = 60.0,
+    device_id: Annotated[
+        str | None, typer.Option("--device-id", help="Store under this id (default: the file's).")
+    ] = None,
+    model: ModelOption = None,
+    rate_hz: RateOption = None,
+    mount_file: MountFileOption = None,
+) -> None:
+    """Estimate how a sensor is worn (from >= 20 s of walking) and save it for later sessions."""
+    from gaitedge.bundle import ContractError, read_contract
+    from gaitedge.engine import default_model_path
+    from gaitedge.mounting import MountingError, MountStore, default_mount_file
+    from gaitedge.preprocess import calibrate as estimate
+
+    if (recording is None) == (serial is None and ble is None) or (serial and ble):
+        raise fail("give one recording CSV, or one live device (--serial PORT or --ble ADDRESS)")
+    mount_file = mount_file or default_mount_file()
+    try:
+        cfg = read_contract(model or default_model_path()).chain
+        store = MountStore(mount_file)
+    except (ContractError, MountingError) as exc:
+        raise fail(str(exc)) from exc
+    if recording is None:
+        _calibrate_live(serial, ble, duration, model, mount_file)
+        return
+    rec = _load(recording, rate_hz)
+    est = estimate(cfg, [(rec.timestamp_s, rec.imu)])
+    name = device_id or recording.name
+    if device_id is None and rec.device_id is not None and len(rec.device_id):
+        name = str(rec.device_id[0])
+    result = {
+        "device": name,
+        "calibrated": est.calibrated,
+        "walking_s": est.walking_s,
+        "rotation": [[round(v, 4) for v in row] for row in est.rotation.tolist()],
+    }
+    typer.echo(json.dumps(result))
+    if not est.calibrated:
+        raise fail(
+            f"{recording}: only {est.walking_s:.0f} s of walking found; 20 s are needed", code=1
+        )
+    store.put(name, est)
+    store.save()
+    typer.echo(f"saved the mounting of {name} to {mount_file}", err=True)
+
+
+def _calibrate_live(serial, ble, duration, model, mount_file) -> None:
+    from gaitedge.runner import run_sources
+    from gaitedge.sources import BleSource, SerialSource, SourceError
+
+    source = SerialSource(serial) if serial else BleSource(ble)
+    with _session(
+        model, None, None, None, "gaitedge/alerts", False, mount="auto", mount_file=mount_file
+    ) as pipe:
+        try:
+            run_sources(pipe, [source], duration_s=duration, on_status=_print_status)
+        except SourceError as exc:
+            raise fail(str(exc), code=1) from exc
+        rows = pipe.status()
+    for row in rows:
+        typer.echo(json.dumps({"device": row["device"], "mounting": row["mounting"]}))
+    if not rows or not all(r["mounting"].startswith("calibrated") for r in rows):
+        raise fail("not calibrated: walk for at least 20 s while it listens", code=1)
 
 
 @app.command()
@@ -263,10 +394,13 @@ def demo(
         float, typer.Option("--speed", help="Emulator playback speed (real time = 1).")
     ] = 4.0,
     model: ModelOption = None,
+    mount: MountOption = None,
     alerts_jsonl: JsonlOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Offline demo: an emulated device on a pseudo-terminal, streamed with `listen --serial`."""
+    import functools
+
     from gaitedge.demo import DEMO_RECORDING, emulated_device
     from gaitedge.runner import run_sources
     from gaitedge.sources import SerialSource
@@ -275,12 +409,14 @@ def demo(
     typer.echo(f"demo: replaying {DEMO_RECORDING.name} from an emulated device at {speed}x")
     with emulated_device(speed=speed) as device:
         typer.echo(f"demo: device on {device.path}; gaitedge listen --serial {device.path}")
-        with _session(model, alerts_jsonl, None, None, "gaitedge/alerts", False) as pipe:
+        with _session(
+            model, alerts_jsonl, None, None, "gaitedge/alerts", False, mount=mount
+        ) as pipe:
             run_sources(
                 pipe,
                 [SerialSource(device.path, watchdog_s=5.0)],
                 duration_s=duration,
-                on_status=None if quiet else _print_status,
+                on_status=None if quiet else functools.partial(_print_status, playback_speed=speed),
             )
             typer.echo(json.dumps({"windows": pipe.stats.windows, "alerts": pipe.stats.alerts}))
 

@@ -105,6 +105,13 @@ def _window_geometry(contract: ModelContract, rec: ds.LabelledRecording, t_start
     return ds.window_starts(t_start_s, rec.rate_hz), length
 
 
+def _with_mountings(contract: ModelContract, recordings) -> tuple[list, dict]:
+    """With an automatic mounting, each subject's device is calibrated on all of that subject's
+    recordings, as a stored estimate would be (``gaitedge.datasets.subject_mountings``)."""
+    recordings = list(recordings)
+    return recordings, ds.subject_mountings(contract.chain, recordings)
+
+
 def _require_head(contract: ModelContract, dataset: str) -> str:
     head = ds.DATASET_HEAD[dataset]
     if head not in contract.heads:
@@ -140,8 +147,11 @@ def evaluate_hapt(
     to_label = np.full(n_model, n_labels)
     to_label[columns] = np.arange(n_labels)
     y_true, y_pred, subjects = [], [], set()
+    recordings, mountings = _with_mountings(contract, recordings)
     for rec in recordings:
-        w = run_offline(contract.chain, rec.timestamp_s, rec.imu)
+        w = run_offline(
+            contract.chain, rec.timestamp_s, rec.imu, mounting=mountings.get(rec.subject)
+        )
         start, length = _window_geometry(contract, rec, w.t_start_s)
         labels = ds.activity_window_labels(rec.sample_label, start, length, n_labels)
         keep = labels != ds.IGNORE
@@ -173,8 +183,11 @@ def evaluate_sisfall(engine, recordings, threshold: float) -> dict:
     contract = engine.contract
     fall_col = contract.heads["fall"].index("fall")
     y_true, y_pred, trial_truth, any_hit, peak_hit, subjects = [], [], [], [], [], set()
+    recordings, mountings = _with_mountings(contract, recordings)
     for rec in recordings:
-        w = run_offline(contract.chain, rec.timestamp_s, rec.imu)
+        w = run_offline(
+            contract.chain, rec.timestamp_s, rec.imu, mounting=mountings.get(rec.subject)
+        )
         start, length = _window_geometry(contract, rec, w.t_start_s)
         p_fall = _predict(engine, w.data, "fall")[:, fall_col]
         labels = ds.sisfall_window_labels(rec, start, length)

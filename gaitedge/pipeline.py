@@ -20,7 +20,8 @@ import numpy as np
 from gaitedge.alerts import ActivityConfig, ActivitySmoother, Alert, FallConfig, FallDetector
 from gaitedge.bundle import ContractError
 from gaitedge.engine import Engine
-from gaitedge.preprocess import BadSamplePolicy, StreamingChain
+from gaitedge.mounting import CALIBRATED_WALKING_S
+from gaitedge.preprocess import BadSamplePolicy, Mounting, StreamingChain
 from gaitedge.recording import RecordingWriter
 from gaitedge.sinks import FanOut
 from gaitedge.sources.base import SampleChunk, Source
@@ -93,6 +94,13 @@ class Pipeline:
         sinks: where alerts go.
         recorder: if given, every raw sample is recorded (``--record``).
         activity_config / fall_config: alert logic settings.
+        mount: ``none``, ``auto`` or an axis map (``-y,x,z``); default: the contract's.
+        mount_store: where automatic mounting estimates are restored from and saved to, per
+            device id (``gaitedge.mounting.MountStore``), or None.
+        strict: refuse timestamps that do not increase instead of repairing them.
+
+    While a device's automatic mounting is still calibrating, activity alerts are held back
+    and a fall is raised on frame-independent evidence alone (impact + orientation change).
     """
 
     def __init__(
@@ -103,8 +111,14 @@ class Pipeline:
         recorder: RecordingWriter | None = None,
         activity_config: ActivityConfig | None = None,
         fall_config: FallConfig | None = None,
+        mount: str | None = None,
+        mount_store=None,
+        strict: bool = False,
     ) -> None:
         self.engine = engine
+        self.mount = mount
+        self.mount_store = mount_store
+        self.strict = strict
         self.contract = engine.contract
         self.sinks = sinks
         self.recorder = recorder
@@ -113,12 +127,14 @@ class Pipeline:
         self.devices: dict[str, DeviceState] = {}
         self.stats = PipelineStats()
         fall_classes = self.contract.heads.get("fall", ())
+        Mounting.for_chain(self.contract.chain, mount)  # a malformed axis map fails here
         if fall_classes and "fall" not in fall_classes:
             raise ContractError(f"the fall head's classes {fall_classes} have no 'fall' class")
         self._fall_index = fall_classes.index("fall") if fall_classes else -1
 
     def close(self) -> None:
-        """Close the sinks and flush the recording; nothing queued is lost."""
+        """Close the sinks, flush the recording and save calibrated mounting estimates."""
+        self.save_mountings()
         self.sinks.close()
         if self.recorder is not None:
             self.recorder.close()
@@ -129,12 +145,38 @@ class Pipeline:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def save_mountings(self) -> None:
+        """Store each calibrated automatic estimate under its device id."""
+        if self.mount_store is None:
+            return
+        saved = False
+        for name, state in self.devices.items():
+            est = state.chain.mounting.estimator
+            if est is not None and est.calibrated:
+                self.mount_store.put(name, est)
+                saved = True
+        if saved:
+            self.mount_store.save()
+
+    def _mounting(self, device: str) -> Mounting:
+        cfg = self.contract.chain
+        mode = self.mount or cfg.mounting
+        stored = None
+        if mode == "auto" and self.mount_store is not None:
+            stored = self.mount_store.get(device, cfg.sample_rate_hz)
+        return Mounting.for_chain(cfg, mode, stored)
+
     def _state(self, device: str) -> DeviceState:
         state = self.devices.get(device)
         if state is None:
             heads = self.contract.heads
             state = DeviceState(
-                chain=StreamingChain(self.contract.chain, policy=BadSamplePolicy.DROP),
+                chain=StreamingChain(
+                    self.contract.chain,
+                    policy=BadSamplePolicy.DROP,
+                    strict=self.strict,
+                    mounting=self._mounting(device),
+                ),
                 activity=(
                     ActivitySmoother(heads["activity"], self.activity_config, device=device)
                     if "activity" in heads
@@ -155,16 +197,33 @@ class Pipeline:
         self.stats.chunks += 1
         if self.recorder is not None:
             self.recorder.write(chunk.t_s, chunk.imu, device_id=chunk.device)
+        alerts: list[Alert] = []
+        if chunk.new_connection and state.chain.stats.samples_in:
+            # A reconnect: score what the chain held back before forgetting the stream.
+            alerts = self._windows(
+                state, state.chain.flush(), time.perf_counter(), time.monotonic(), ()
+            )
         if chunk.new_connection:
             state.chain.reset()
         if not state.units_checked:
             self._check_units(state, chunk)
         t0 = time.perf_counter()
         windows = state.chain.process(chunk.t_s, chunk.imu)
+        return alerts + self._windows(state, windows, t0, chunk.host_rx_s, chunk.t_s)
+
+    def finish(self) -> list[Alert]:
+        """The end of every stream: release what the chains hold back and score it."""
+        alerts = []
+        for state in self.devices.values():
+            t0 = time.perf_counter()
+            alerts += self._windows(state, state.chain.flush(), t0, time.monotonic(), ())
+        return alerts
+
+    def _windows(self, state: DeviceState, windows, t0: float, host_rx_s: float, t_s):
         t1 = time.perf_counter()
         self.stats.latency["chain"].add(t1 - t0)
-        if len(chunk.t_s):
-            state.last_t_s = float(chunk.t_s[-1])
+        if len(t_s):
+            state.last_t_s = float(t_s[-1])
         if not len(windows):
             return []
         probs = self.engine.predict(windows.data)
@@ -172,7 +231,7 @@ class Pipeline:
         self.stats.latency["engine"].add(t2 - t1)
         alerts = self._alerts(state, windows, probs)
         self.stats.latency["alerts"].add(time.perf_counter() - t2)
-        self.stats.latency["end_to_end"].add(time.monotonic() - chunk.host_rx_s)
+        self.stats.latency["end_to_end"].add(time.monotonic() - host_rx_s)
         state.windows += len(windows)
         self.stats.windows += len(windows)
         for alert in alerts:
@@ -199,7 +258,13 @@ class Pipeline:
 
     def _alerts(self, state: DeviceState, windows, probs: dict[str, np.ndarray]) -> list[Alert]:
         alerts: list[Alert] = []
-        if state.activity is not None:
+        calibrated = state.chain.mounting.calibrated
+        if state.fall is not None:
+            state.fall.model_gate = calibrated
+        if state.activity is not None and not calibrated:
+            best = int(probs["activity"][-1].argmax())
+            state.activity_label, state.activity_p = None, float(probs["activity"][-1, best])
+        elif state.activity is not None:
             p = probs["activity"]
             # Smoothing never votes across a gap: each new segment starts afresh.
             cuts = np.flatnonzero(np.diff(windows.segment)) + 1
@@ -224,12 +289,16 @@ class Pipeline:
         return [
             {
                 "device": name,
+                "mounting": _mounting_status(s.chain.mounting),
                 "t_s": round(s.last_t_s, 1),
                 "activity": s.activity_label,
                 "p": round(s.activity_p, 2),
                 "windows": s.windows,
                 "dropped": s.chain.stats.dropped_nonfinite + s.chain.stats.dropped_out_of_order,
                 "segments": s.chain.stats.segments,
+                "tied": s.chain.stats.repair.tied + s.chain.stats.repair.backward_jitter,
+                "clock_resets": s.chain.stats.repair.clock_resets,
+                "bridged": s.chain.stats.bridged_gaps,
                 "latency_p95_ms": round(e2e.percentile_ms(95), 2),
             }
             for name, s in self.devices.items()
@@ -251,6 +320,7 @@ class Pipeline:
                 task.cancel()
         if done:
             task.result()  # the source's own end, or its error
+            self.finish()
             return
         log.info("stopping after %.1f s", duration_s)
         with contextlib.suppress(asyncio.CancelledError):
@@ -260,3 +330,13 @@ class Pipeline:
         """Several devices at once: each source in its own task, one pipeline state each."""
         tasks = [asyncio.create_task(self.run(s, duration_s=duration_s)) for s in sources]
         await asyncio.gather(*tasks)
+
+
+def _mounting_status(mounting: Mounting) -> str:
+    est = mounting.estimator
+    if est is None:
+        return "fixed" if mounting.fixed is not None else "none"
+    if not est.calibrated:
+        return f"calibrating ({est.walking_s:.0f}/{CALIBRATED_WALKING_S:.0f} s walking)"
+    stored = "stored, " if est.restored else ""
+    return f"calibrated ({stored}{est.walking_s:.0f} s walking, {est.realignments} re-aligned)"

@@ -47,16 +47,19 @@ class Recording:
     """A recording in canonical units.
 
     Attributes:
-        timestamp_s: [N] strictly increasing sample times in seconds.
+        timestamp_s: [N] strictly increasing sample times in seconds (repaired where the file's
+            were tied, batched or stepped back; see ``repair``).
         imu: [N, 6] acc_x..acc_z in m/s², gyro_x..gyro_z in rad/s.
         label: [N] per-sample labels as strings, or None when the file has none.
         device_id: [N] device ids as strings, or None.
+        repair: what timestamp repair changed (``gaitedge.preprocess.RepairStats``), or None.
     """
 
     timestamp_s: np.ndarray
     imu: np.ndarray
     label: np.ndarray | None = None
     device_id: np.ndarray | None = None
+    repair: object | None = None
 
     def __len__(self) -> int:
         return len(self.timestamp_s)
@@ -123,17 +126,22 @@ def _parse_header(header: list[str], where: str) -> _Layout:
     )
 
 
-def read_recording(path: str | os.PathLike, rate_hz: float | None = None) -> Recording:
+def read_recording(
+    path: str | os.PathLike, rate_hz: float | None = None, *, strict: bool = False
+) -> Recording:
     """Read a recording CSV into canonical units.
 
     Args:
         path: the CSV file.
         rate_hz: sample rate for files without a time column (the seed's format); ignored
             (and checked to be absent) when the file has one.
+        strict: refuse timestamps that do not strictly increase; by default they are repaired
+            as the live chain repairs them (``gaitedge.preprocess.TimestampRepair``: ties and
+            batches spread, backward jitter absorbed, a clock reset re-based) and counted.
 
     Raises:
         RecordingError: missing or ambiguous columns, a malformed row, a non-finite value, or
-            timestamps that do not strictly increase; the message gives the line number.
+            (``strict``) timestamps that do not strictly increase; the message gives the line.
     """
     path = Path(path)
     where = str(path)
@@ -162,7 +170,7 @@ def read_recording(path: str | os.PathLike, rate_hz: float | None = None) -> Rec
         data, labels, devices = data[:, numeric], [], []
     else:
         data, labels, devices = _parse_rows(rows, header, layout, numeric, where)
-    return _to_recording(data, labels, devices, layout, rate_hz, where)
+    return _to_recording(data, labels, devices, layout, rate_hz, where, strict)
 
 
 def _parse_numeric_fast(text: str, n_columns: int) -> np.ndarray | None:
@@ -201,16 +209,23 @@ def _parse_rows(rows, header, layout: _Layout, numeric: list[int], where: str):
     return np.asarray(values, dtype=np.float64).reshape(-1, len(numeric)), labels, devices
 
 
-def _to_recording(data, labels, devices, layout: _Layout, rate_hz, where: str) -> Recording:
+def _to_recording(
+    data, labels, devices, layout: _Layout, rate_hz, where: str, strict: bool
+) -> Recording:
     if not len(data):
         raise RecordingError(f"{where}: no samples after the header")
     bad = ~np.isfinite(data).all(axis=1)
     if bad.any():
         raise RecordingError(f"{where}:{int(np.argmax(bad)) + 2}: non-finite value (NaN/inf)")
+    repair = None
     if layout.time_index is not None:
         t, data = data[:, 0] * layout.time_scale, data[:, 1:]
         back = np.diff(t) <= 0
-        if back.any():
+        if back.any() and not strict:
+            from gaitedge.preprocess import repair_timestamps
+
+            t, data, repair = repair_timestamps(t, data)
+        elif back.any():
             i = int(np.argmax(back)) + 1
             raise RecordingError(
                 f"{where}:{i + 2}: timestamp {t[i]:.6f} s does not increase "
@@ -226,6 +241,7 @@ def _to_recording(data, labels, devices, layout: _Layout, rate_hz, where: str) -
         imu=imu,
         label=np.asarray(labels) if layout.label_index is not None else None,
         device_id=np.asarray(devices) if layout.device_index is not None else None,
+        repair=repair,
     )
 
 
@@ -340,6 +356,12 @@ def describe_recording(recording: Recording, max_gap_s: float = 0.2) -> dict:
             float(np.median(np.linalg.norm(recording.imu[:, :3], axis=1))), 3
         ),
     }
+    if recording.repair is not None:
+        summary["timestamp_repair"] = {
+            "tied": recording.repair.tied,
+            "backward_jitter": recording.repair.backward_jitter,
+            "clock_resets": recording.repair.clock_resets,
+        }
     if recording.label is not None:
         names, counts = np.unique(recording.label, return_counts=True)
         summary["labels"] = {str(n): int(c) for n, c in zip(names, counts, strict=True)}

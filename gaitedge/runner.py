@@ -40,12 +40,22 @@ def open_pipeline(
     echo: Callable[[str], None] | None = None,
     record: Path | None = None,
     intra_op_threads: int = 1,
+    mount: str | None = None,
+    mount_file: Path | None = None,
+    strict: bool = False,
 ) -> Pipeline:
     """A ready pipeline (a context manager: leaving it closes the sinks and the recording).
 
-    Raises ContractError, ValueError (a malformed sink option) or OSError before anything runs.
+    ``mount``: ``none``, ``auto`` or an axis map (default: the contract's); ``mount_file``: the
+    JSON file automatic estimates are restored from and saved to, per device id.
+
+    Raises ContractError, ValueError (a malformed sink option, axis map or mount file) or
+    OSError before anything runs.
     """
+    from gaitedge.mounting import MountStore
+
     engine = load_engine(model, intra_op_threads=intra_op_threads)
+    store = MountStore(mount_file) if mount_file is not None else None
     fan_out: FanOut = build_sinks(
         alerts_jsonl=sinks.alerts_jsonl,
         webhook=sinks.webhook,
@@ -59,7 +69,15 @@ def open_pipeline(
     except Exception:
         fan_out.close()
         raise
-    return Pipeline(engine, fan_out, recorder=recorder)
+    try:
+        return Pipeline(
+            engine, fan_out, recorder=recorder, mount=mount, mount_store=store, strict=strict
+        )
+    except Exception:
+        fan_out.close()
+        if recorder is not None:
+            recorder.close()
+        raise
 
 
 async def _with_status(

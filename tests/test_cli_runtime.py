@@ -86,18 +86,19 @@ HEADER = "timestamp_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z\n"
 
 
 @pytest.mark.parametrize(
-    ("body", "message"),
+    ("body", "message", "extra"),
     [
-        ("0,1,2,3,4,5\n", "expected 7 fields"),
-        ("0,1,2,nan,4,5,6\n", "non-finite"),
-        ("1,1,2,3,4,5,6\n0,1,2,3,4,5,6\n", "does not increase"),
+        ("0,1,2,3,4,5\n", "expected 7 fields", []),
+        ("0,1,2,nan,4,5,6\n", "non-finite", []),
+        ("1,1,2,3,4,5,6\n0,1,2,3,4,5,6\n", "does not increase", ["--strict"]),
     ],
-    ids=["malformed", "nan", "out-of-order"],
+    ids=["malformed", "nan", "out-of-order-strict"],
 )
-def test_replay_of_a_bad_recording_is_refused(bundle, tmp_path, body, message):
+def test_replay_of_a_bad_recording_is_refused(bundle, tmp_path, body, message, extra):
     bad = tmp_path / "bad.csv"
     bad.write_text(HEADER + body)
-    result = runner.invoke(app, ["replay", str(bad), "--model", str(bundle), "--fast"])
+    args = ["replay", str(bad), "--model", str(bundle), "--fast", *extra]
+    result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
 

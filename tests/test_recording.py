@@ -79,7 +79,16 @@ def test_unit_suffixed_headers(tmp_path, acc_suffix, gyro_suffix, acc_factor, gy
 def test_malformed_files_are_refused_with_the_line(tmp_path, body, message):
     path = write(tmp_path, HEADER + "\n" + body)
     with pytest.raises(RecordingError, match=message):
-        read_recording(path)
+        read_recording(path, strict="timestamp" in message)
+
+
+def test_tied_and_backward_stamps_are_repaired_unless_strict(tmp_path):
+    body = "0,1,2,3,4,5,6\n0.04,1,2,3,4,5,6\n0.04,2,2,3,4,5,6\n0.03,3,2,3,4,5,6\n0.1,1,2,3,4,5,6\n"
+    path = write(tmp_path, HEADER + "\n" + body)
+    rec = read_recording(path)
+    np.testing.assert_allclose(rec.timestamp_s, [0.0, 0.04 / 3, 0.08 / 3, 0.04, 0.1])
+    np.testing.assert_array_equal(rec.imu[:, 0], [1, 1, 2, 3, 1])  # order and values kept
+    assert (rec.repair.tied, rec.repair.backward_jitter) == (1, 1)
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,7 @@ class ReplaySource:
         fast_chunk_samples: int = 4096,
         rate_hz: float | None = None,
         device: str | None = None,
+        strict: bool = False,
     ) -> None:
         if (path is None) == (recording is None):
             raise ValueError("give a recording path or a Recording, not both")
@@ -51,12 +52,13 @@ class ReplaySource:
         self.speed, self.fast, self.tick_s = speed, fast, tick_s
         self.fast_chunk_samples = fast_chunk_samples
         self.rate_hz = rate_hz
+        self.strict = strict
         self.device = device or (self.path.name if self.path else "replay")
         self.stats = SourceStats()
 
     async def __aenter__(self) -> ReplaySource:
         if self.recording is None:
-            self.recording = read_recording(self.path, rate_hz=self.rate_hz)
+            self.recording = read_recording(self.path, rate_hz=self.rate_hz, strict=self.strict)
         self.stats.rate_hz = self.recording.median_rate_hz
         return self
 

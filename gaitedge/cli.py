@@ -14,6 +14,7 @@ import typer
 
 from gaitedge import __version__
 from gaitedge.datasets import DatasetName, SplitPart
+from gaitedge.engine import Provider
 
 app = typer.Typer(
     name="gaitedge",
@@ -100,6 +101,13 @@ ModelOption = Annotated[
         "--model", help="Model bundle (.onnx, or .engine with TensorRT). Default: shipped."
     ),
 ]
+ProviderOption = Annotated[
+    Provider,
+    typer.Option(
+        "--provider",
+        help="Where ONNX Runtime runs a .onnx model (auto: CUDA if onnxruntime-gpu sees a GPU).",
+    ),
+]
 JsonlOption = Annotated[
     Path | None, typer.Option("--alerts-jsonl", help="Append alerts to this JSONL file.")
 ]
@@ -124,15 +132,16 @@ def _logging(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _session(model, jsonl, webhook, mqtt, topic, lsl, *, record=None):
+def _session(model, jsonl, webhook, mqtt, topic, lsl, *, record=None, provider=Provider.CPU):
     """Open a pipeline, turning every user error into one clear line and a non-zero exit."""
     from gaitedge.bundle import ContractError
+    from gaitedge.engine import EngineUnavailableError
     from gaitedge.runner import SinkOptions, open_pipeline
 
     sinks = SinkOptions(jsonl, webhook, mqtt, topic, lsl)
     try:
-        return open_pipeline(model, sinks, echo=typer.echo, record=record)
-    except (ContractError, ValueError, OSError) as exc:
+        return open_pipeline(model, sinks, echo=typer.echo, record=record, provider=provider)
+    except (ContractError, EngineUnavailableError, ValueError, OSError) as exc:
         raise fail(str(exc)) from exc
 
 
@@ -166,6 +175,7 @@ def listen(
         list[str] | None, typer.Option("--ble", help="BLE address of a device (repeatable).")
     ] = None,
     model: ModelOption = None,
+    provider: ProviderOption = Provider.CPU,
     record: Annotated[
         Path | None, typer.Option("--record", help="Record the raw stream to this CSV.")
     ] = None,
@@ -190,7 +200,10 @@ def listen(
     if not serial and not ble:
         raise fail("give at least one device: --serial PORT or --ble ADDRESS")
     sources = [SerialSource(p) for p in serial or []] + [BleSource(a) for a in ble or []]
-    with _session(model, alerts_jsonl, webhook, mqtt, mqtt_topic, lsl, record=record) as pipe:
+    session = _session(
+        model, alerts_jsonl, webhook, mqtt, mqtt_topic, lsl, record=record, provider=provider
+    )
+    with session as pipe:
         try:
             run_sources(
                 pipe, sources, duration_s=duration, on_status=None if quiet else _print_status
@@ -205,6 +218,7 @@ def listen(
 def replay(
     recording: Annotated[Path, typer.Argument(help="Recording CSV.", exists=True, dir_okay=False)],
     model: ModelOption = None,
+    provider: ProviderOption = Provider.CPU,
     speed: Annotated[float, typer.Option("--speed", help="Playback speed factor.")] = 1.0,
     fast: Annotated[
         bool, typer.Option("--fast", help="As fast as possible, windows batched.")
@@ -225,7 +239,7 @@ def replay(
 
     _logging(verbose, quiet)
     source = ReplaySource(recording, speed=speed, fast=fast, rate_hz=rate_hz)
-    with _session(model, alerts_jsonl, webhook, mqtt, mqtt_topic, lsl) as pipe:
+    with _session(model, alerts_jsonl, webhook, mqtt, mqtt_topic, lsl, provider=provider) as pipe:
         try:
             run_sources(pipe, [source])
         except (ValueError, OSError) as exc:  # RecordingError, ChainInputError, ContractError

@@ -40,12 +40,14 @@ def open_pipeline(
     echo: Callable[[str], None] | None = None,
     record: Path | None = None,
     intra_op_threads: int = 1,
+    provider: str = "cpu",
 ) -> Pipeline:
     """A ready pipeline (a context manager: leaving it closes the sinks and the recording).
 
-    Raises ContractError, ValueError (a malformed sink option) or OSError before anything runs.
+    Raises ContractError, EngineUnavailableError (GPU stack missing), ValueError (a malformed
+    sink option) or OSError before anything runs. ``provider``: see ``gaitedge.engine.Provider``.
     """
-    engine = load_engine(model, intra_op_threads=intra_op_threads)
+    engine = load_engine(model, intra_op_threads=intra_op_threads, provider=provider)
     fan_out: FanOut = build_sinks(
         alerts_jsonl=sinks.alerts_jsonl,
         webhook=sinks.webhook,

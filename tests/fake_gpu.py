@@ -22,6 +22,8 @@ import ctypes
 import enum
 import json
 import struct
+import subprocess
+import sys
 from types import ModuleType, SimpleNamespace
 
 import numpy as np
@@ -283,8 +285,19 @@ BuilderFlag = SimpleNamespace(FP16=0, INT8=1)
 NetworkDefinitionCreationFlag = SimpleNamespace(STRONGLY_TYPED=5)
 
 
-def fake_tensorrt() -> ModuleType:
-    """This module, as the ``tensorrt`` module object the code under test receives."""
-    import sys
+BLOCKER = """import sys
+class Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError(f"{{name}} is blocked in this test")
+sys.meta_path.insert(0, Blocked())
+"""
 
-    return sys.modules[__name__]
+
+def run_blocked(code: str, blocked: tuple[str, ...]) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter where importing ``blocked`` modules fails (as if they
+    were not installed; ``sys.modules[name] = None`` would trip scipy's torch probe)."""
+    prelude = BLOCKER.format(blocked=set(blocked))
+    return subprocess.run(
+        [sys.executable, "-c", prelude + code], capture_output=True, text=True, timeout=120
+    )

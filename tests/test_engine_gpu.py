@@ -134,24 +134,6 @@ def test_no_gpu_is_one_clear_error(built):
         TensorRTEngine(built[1], trt=fake_gpu, cudart=fake_gpu.FakeCudart(devices=0))
 
 
-BLOCKER = """import sys
-class Blocked:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {blocked!r}:
-            raise ImportError(f"{{name}} is blocked in this test")
-sys.meta_path.insert(0, Blocked())
-"""
-
-
-def run_blocked(code: str, blocked: tuple[str, ...]) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter where importing ``blocked`` modules fails (as if they
-    were not installed; ``sys.modules[name] = None`` would trip scipy's torch probe)."""
-    prelude = BLOCKER.format(blocked=set(blocked))
-    return subprocess.run(
-        [sys.executable, "-c", prelude + code], capture_output=True, text=True, timeout=120
-    )
-
-
 @no_tensorrt
 def test_info_on_an_engine_needs_neither_torch_nor_tensorrt(built):
     code = (
@@ -159,7 +141,7 @@ def test_info_on_an_engine_needs_neither_torch_nor_tensorrt(built):
         f"app(['info', {str(built[1])!r}, '--json'], standalone_mode=False)\n"
         "assert not {'torch', 'tensorrt', 'onnxruntime'} & set(sys.modules)\n"
     )
-    done = run_blocked(code, ("torch", "tensorrt", "onnxruntime"))
+    done = fake_gpu.run_blocked(code, ("torch", "tensorrt", "onnxruntime"))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["heads"]["fall"] == ["no_fall", "fall"]
 

@@ -343,11 +343,12 @@ def evaluate(
         int | None, typer.Option(help="Score only the first N subjects (quick checks).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
+    provider: ProviderOption = Provider.CPU,
 ) -> None:
     """Score a model on held-out subjects through the runtime's chain and ONNX Runtime."""
     from gaitedge.bundle import ContractError
     from gaitedge.datasets import DatasetError, default_data_root
-    from gaitedge.engine import OnnxEngine, default_model_path
+    from gaitedge.engine import EngineUnavailableError, OnnxEngine, default_model_path
     from gaitedge.evaluate import EvalOptions, EvaluationError
     from gaitedge.evaluate import evaluate as score
 
@@ -355,9 +356,9 @@ def evaluate(
         raise typer.BadParameter("--labels must be 6 or 12")
     options = EvalOptions(dataset.value, split.value, labels, threshold, limit_subjects)
     try:
-        engine = OnnxEngine(model if model is not None else default_model_path())
+        engine = OnnxEngine(model or default_model_path(), provider=provider)
         result = score(engine, data_root or default_data_root(), options)
-    except (ContractError, DatasetError, EvaluationError) as exc:
+    except (ContractError, DatasetError, EvaluationError, EngineUnavailableError) as exc:
         raise fail(str(exc)) from exc
     if not as_json:
         keys = ("macro_f1", "accuracy", "sensitivity", "specificity", "n_windows", "n_subjects")

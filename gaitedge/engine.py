@@ -35,8 +35,12 @@ NO_TENSORRT = (
     "(JetPack on a Jetson, `pip install tensorrt` with an NVIDIA GPU)"
 )
 NO_CUDA_PYTHON = (
-    "cuda-python is not installed (TensorRT engines need it for GPU memory): "
-    "`pip install 'gaitedge[tensorrt]'` or `pip install cuda-python`"
+    "cuda-python is not installed (TensorRT engines need it for GPU memory): `pip install "
+    "'gaitedge[jetson]'` on a Jetson, `pip install 'gaitedge[tensorrt]'` elsewhere"
+)
+NO_ONNXRUNTIME = (
+    "ONNX Runtime is not installed: `pip install 'gaitedge[cpu]'`, or `gaitedge[gpu]` with an "
+    "NVIDIA GPU; on a Jetson, JetPack's onnxruntime-gpu wheel first (README)"
 )
 
 
@@ -125,7 +129,10 @@ class OnnxEngine:
         intra_op_threads: int = 1,
         provider: Provider | str = Provider.CPU,
     ) -> None:
-        import onnxruntime as ort
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise EngineUnavailableError(NO_ONNXRUNTIME) from exc
 
         self.path = Path(path)
         self.contract = read_contract(self.path)

@@ -128,10 +128,14 @@ def test_dockerfile_installs_the_gpu_onnxruntime_first_and_nothing_pulls_the_cpu
 @pytest.fixture(scope="module")
 def requires(tmp_path_factory):
     """``extra -> distribution names`` from the built wheel's metadata, as pip reads it."""
-    out = tmp_path_factory.mktemp("wheel")
+    out, src = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("src")
+    for name in ("pyproject.toml", "README.md"):  # a copy: setuptools leaves build/ behind
+        shutil.copy(REPO / name, src / name)
+    for name in ("gaitedge", "firmware_bridge"):
+        shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(out), str(REPO)],
+         "-w", str(out), str(src)],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     (wheel,) = out.glob("gaitedge-*.whl")

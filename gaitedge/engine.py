@@ -12,6 +12,7 @@ model's contract (``gaitedge.bundle``) and refuse windows that do not match it.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import enum
 import logging
@@ -349,6 +350,8 @@ class TensorRTEngine:
 
     def predict(self, windows: np.ndarray) -> dict[str, np.ndarray]:
         x = check_windows(self.contract, windows)
+        if not len(x):
+            return {h: np.zeros((0, len(c)), np.float32) for h, c in self.contract.heads.items()}
         parts = [self._run(x[i : i + self.max_batch]) for i in range(0, len(x), self.max_batch)]
         if len(parts) == 1:
             return parts[0]
@@ -362,7 +365,8 @@ class TensorRTEngine:
             self.cuda.free(device, host, stream)
 
     def __del__(self) -> None:
-        if hasattr(self, "_device"):
+        # At interpreter exit the CUDA bindings may already be gone; the driver frees it all.
+        with contextlib.suppress(Exception):
             self.close()
 
 

@@ -92,6 +92,7 @@ def test_tensorrt_engine_matches_onnx_runtime_with_buffers_allocated_once(built,
         for head in want:
             np.testing.assert_allclose(got[head], want[head], rtol=1e-6, atol=1e-7)
     assert set(cudart.live) == allocated  # no allocation per call
+    assert engine.predict(_windows(0))["fall"].shape == (0, 2)
     assert cudart.copies == 2 * 3 * -(-batch // 8)  # per slice: one copy in, two out
     engine.close()
     assert cudart.live == {} and cudart.streams == set()

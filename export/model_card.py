@@ -121,7 +121,9 @@ The sensor frame is HAPT's: +x points up along the body when upright.
   {student.get("kernels")}, strides {student.get("strides")}, global average pooling, one linear
   head per task; BatchNorm folded into the convolutions.
 - Teacher: {_teacher_text(teacher)}; distillation: {training.get("distillation")}.
-- INT8: static, QDQ format, per-channel weights, MinMax calibration on training-subject windows;
+- INT8: static, QDQ format, symmetric (signed INT8, zero point 0: TensorRT's explicit
+  quantisation), per-tensor activations, per-channel weights, float biases, MinMax calibration
+  (extremes averaged over batches) on training-subject windows;
   the first convolution stays float (quantising the input per tensor blurs the gravity direction
   that separates sitting from standing).
 - {bench_line}

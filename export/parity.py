@@ -7,6 +7,8 @@ held-out subjects for parity and accuracy, training subjects for INT8 calibratio
 * FP16 vs FP32: max |Δp| ≤ 1e-2 (half precision keeps ~3 significant digits);
 * INT8 vs FP32: argmax agreement ≥ 0.97 on the windows, and held-out macro-F1 within 1 point;
   per-probability differences of a few 1e-2 are expected from 8-bit activations.
+* TensorRT engine (FP16 or INT8) vs ONNX Runtime FP32: argmax agreement ≥ 0.99; max |Δp| is
+  reported (TensorRT picks its own kernels and precisions per layer).
 
     python -m export.parity --reference model.onnx --candidate model.int8.onnx
 """
@@ -23,7 +25,7 @@ import numpy as np
 
 from gaitedge import datasets as ds
 from gaitedge.bundle import ModelContract, read_contract
-from gaitedge.engine import OnnxEngine
+from gaitedge.engine import Engine, OnnxEngine
 from gaitedge.evaluate import EvalOptions, evaluate
 from gaitedge.preprocess import run_offline
 
@@ -34,11 +36,14 @@ class ArtifactKind(str, enum.Enum):
     FP32 = "fp32"
     FP16 = "fp16"
     INT8 = "int8"
+    TENSORRT = "tensorrt"
 
 
 # Max |Δp| (FP32, FP16) and minimum argmax agreement against the FP32 reference.
-MAX_ABS_DIFF = {ArtifactKind.FP32: 1e-4, ArtifactKind.FP16: 1e-2, ArtifactKind.INT8: 1.0}
-MIN_AGREEMENT = {ArtifactKind.FP32: 0.999, ArtifactKind.FP16: 0.99, ArtifactKind.INT8: 0.97}
+MAX_ABS_DIFF = {ArtifactKind.FP32: 1e-4, ArtifactKind.FP16: 1e-2, ArtifactKind.INT8: 1.0,
+                ArtifactKind.TENSORRT: 1.0}  # fmt: skip
+MIN_AGREEMENT = {ArtifactKind.FP32: 0.999, ArtifactKind.FP16: 0.99, ArtifactKind.INT8: 0.97,
+                 ArtifactKind.TENSORRT: 0.99}  # fmt: skip
 MAX_F1_DROP = 0.01
 
 
@@ -77,10 +82,14 @@ def compare_artifacts(
     reference: Path, candidate: Path, windows: np.ndarray, kind: ArtifactKind
 ) -> dict:
     """Max |Δp| and argmax agreement of ``candidate`` against ``reference``, per head."""
-    ref, cand = OnnxEngine(reference), OnnxEngine(candidate)
+    return compare_engines(OnnxEngine(reference), OnnxEngine(candidate), windows, kind)
+
+
+def compare_engines(ref: Engine, cand: Engine, windows: np.ndarray, kind: ArtifactKind) -> dict:
+    """:func:`compare_artifacts` for engines already open (ONNX Runtime, TensorRT)."""
     p_ref, p_cand = ref.predict(windows), cand.predict(windows)
     heads = {}
-    for head in ref.heads:
+    for head in ref.contract.heads:
         diff = float(np.abs(p_ref[head] - p_cand[head]).max())
         agree = float((p_ref[head].argmax(1) == p_cand[head].argmax(1)).mean())
         heads[head] = {"max_abs_diff": float(f"{diff:.3g}"), "argmax_agreement": round(agree, 4)}

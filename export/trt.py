@@ -1,10 +1,18 @@
-"""Build a TensorRT engine from an ONNX bundle, for NVIDIA GPUs and Jetsons.
+"""Build a TensorRT engine from an ONNX bundle, for NVIDIA GPUs and Jetsons, and check it.
 
     python -m export.trt --onnx model.onnx --fp16 [--int8] --out model.engine
 
 Writes ``model.engine`` and ``model.engine.json`` (the bundle's contract, which
-``gaitedge.bundle.read_contract`` reads for an engine). One optimisation profile covers batch
-``1..max_batch`` (optimised for 1, the streaming case).
+``gaitedge.bundle.read_contract`` reads for an engine, so ``gaitedge info`` and ``listen
+--model model.engine`` configure themselves). One optimisation profile covers batch
+``1..max_batch`` (optimised for 1, the streaming case; the default 256 covers ``replay --fast``
+and ``bench/falls.py``, and ``gaitedge.engine.TensorRTEngine`` slices anything larger). Then the
+engine is run through the runtime's own ``TensorRTEngine`` against ONNX Runtime FP32 on real
+held-out windows (max |Δp| and argmax agreement; exit 1 below
+``export.parity.MIN_AGREEMENT[TENSORRT]`` = 0.99), timed at batch 1 and 64, and the result
+printed as one JSON line. ``--int8`` takes the symmetric INT8 QDQ bundle
+(``export.quantize``, the shipped ``gaitedge-default.onnx``), compared with its FP32 reference
+(``--reference``, default ``<stem>-fp32.onnx`` beside it).
 
 TensorRT versions differ in how precision is chosen (:func:`plan_build`):
 
@@ -16,35 +24,33 @@ TensorRT versions differ in how precision is chosen (:func:`plan_build`):
   (``export.quantize.convert_fp16``, float32 inputs and outputs kept) and INT8 from the QDQ
   bundle, with ``NetworkDefinitionCreationFlag.STRONGLY_TYPED``.
 
-Without TensorRT the command exits with status 2 and says how to get it.
+Without TensorRT (or cuda-python, or a GPU) the command exits with status 2 and one line
+saying what is missing. Neither torch nor TensorRT is imported for ``--help``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import onnx
 
-from gaitedge.bundle import read_contract
+from gaitedge.bundle import ContractError, read_contract
+from gaitedge.engine import EngineUnavailableError, import_tensorrt
 
 log = logging.getLogger(__name__)
 
 EXIT_NO_TENSORRT = 2
-NO_TENSORRT = (
-    "TensorRT is not installed here. Build engines on the target: on a Jetson, JetPack 6 ships "
-    "TensorRT 10 (python3 -c 'import tensorrt'); on an x86 NVIDIA GPU, `pip install tensorrt`. "
-    "The .onnx bundle runs everywhere with ONNX Runtime meanwhile."
-)
-
-
-class TensorRTUnavailableError(RuntimeError):
-    """TensorRT (the Python API) cannot be imported."""
+EXIT_PARITY = 1
+LATENCY_BATCHES = (1, 64)
 
 
 class TrtBuildError(RuntimeError):
@@ -55,7 +61,7 @@ class TrtBuildError(RuntimeError):
 class TrtOptions:
     fp16: bool = True
     int8: bool = False
-    max_batch: int = 64
+    max_batch: int = 256
     workspace_mib: int = 256
 
 
@@ -67,14 +73,6 @@ class BuildPlan:
     strongly_typed: bool
     builder_flags: tuple[str, ...]
     convert_to_fp16: bool
-
-
-def import_tensorrt() -> ModuleType:
-    try:
-        import tensorrt
-    except ImportError as exc:
-        raise TensorRTUnavailableError(NO_TENSORRT) from exc
-    return tensorrt
 
 
 def trt_major(trt: ModuleType) -> int:
@@ -154,32 +152,101 @@ def build_engine(
     return out
 
 
+def reference_onnx(onnx_path: Path, reference: Path | None) -> Path:
+    """The FP32 bundle to compare against: given, the input itself, or its ``-fp32`` sibling."""
+    if reference is not None:
+        return reference
+    if not is_qdq(onnx.load(str(onnx_path))):
+        return onnx_path
+    sibling = onnx_path.with_name(f"{onnx_path.stem}-fp32.onnx")
+    if not sibling.exists():
+        raise ValueError(f"{onnx_path} is INT8: give its FP32 bundle with --reference")
+    return sibling
+
+
+def latency_ms(engine, windows: np.ndarray, batch: int, calls: int) -> dict[str, float]:
+    """p50/p99 of ``engine.predict`` on ``batch`` real windows per call (host to host)."""
+    x = np.resize(windows, (batch, *windows.shape[1:]))
+    for _ in range(min(calls, 20)):
+        engine.predict(x)  # warm-up: lazy CUDA/TensorRT initialisation
+    times = np.empty(calls)
+    for i in range(calls):
+        t0 = time.perf_counter()
+        engine.predict(x)
+        times[i] = time.perf_counter() - t0
+    ms = times * 1e3
+    return {
+        f"batch{batch}_p50_ms": round(float(np.percentile(ms, 50)), 4),
+        f"batch{batch}_p99_ms": round(float(np.percentile(ms, 99)), 4),
+    }
+
+
+def verify_engine(
+    engine_path: Path,
+    reference: Path,
+    windows: np.ndarray,
+    *,
+    calls: int = 1000,
+    trt: ModuleType | None = None,
+    cudart: ModuleType | None = None,
+) -> dict:
+    """Parity of the engine (through the runtime's ``TensorRTEngine``) with ONNX Runtime FP32
+    on ``windows``, and its latency at batch 1 and 64."""
+    from export.parity import ArtifactKind, compare_engines
+    from gaitedge.engine import OnnxEngine, TensorRTEngine
+
+    engine = TensorRTEngine(engine_path, trt=trt, cudart=cudart)
+    try:
+        parity = compare_engines(OnnxEngine(reference), engine, windows, ArtifactKind.TENSORRT)
+        result = {"engine": str(engine_path), "max_batch": engine.max_batch}
+        result |= {k: parity[k] for k in ("n_windows", "max_abs_diff", "argmax_agreement", "ok")}
+        for batch in LATENCY_BATCHES:
+            result |= latency_ms(engine, windows, batch, calls if batch == 1 else calls // 4)
+    finally:
+        engine.close()
+    return result
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m export.trt", description=__doc__.split("\n")[0])
     p.add_argument("--onnx", type=Path, required=True, help="bundle (the QDQ one for --int8)")
     p.add_argument("--out", type=Path, required=True, help="model.engine")
     p.add_argument("--fp16", action="store_true", help="allow / build FP16")
     p.add_argument("--int8", action="store_true", help="INT8 from the bundle's QDQ nodes")
-    p.add_argument("--max-batch", type=int, default=64)
+    p.add_argument("--max-batch", type=int, default=TrtOptions.max_batch)
+    p.add_argument("--reference", type=Path, default=None, help="FP32 bundle for the parity check")
+    p.add_argument("--data-root", type=Path, default=None, help="hapt/ and sisfall/ folder")
+    p.add_argument("--windows", type=int, default=1024, help="held-out windows for parity")
+    p.add_argument("--calls", type=int, default=1000, help="timed calls at batch 1")
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(args: argparse.Namespace, trt: ModuleType, cudart: ModuleType | None = None) -> dict:
+    """Build, then verify; the one JSON record that ``main`` prints."""
+    from export.parity import real_windows
+
+    opts = TrtOptions(fp16=args.fp16, int8=args.int8, max_batch=args.max_batch)
+    reference = reference_onnx(args.onnx, args.reference)
+    build_engine(args.onnx, args.out, opts, trt)
+    windows = real_windows(read_contract(reference), args.data_root, n=args.windows)
+    result = verify_engine(args.out, reference, windows, calls=args.calls, trt=trt, cudart=cudart)
+    precision = "int8" if opts.int8 else ("fp16" if opts.fp16 else "fp32")
+    return {"tensorrt": str(trt.__version__), "precision": precision} | result
+
+
+def main(argv: list[str] | None = None, *, cudart: ModuleType | None = None) -> int:
     args = _parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    opts = TrtOptions(fp16=args.fp16, int8=args.int8, max_batch=args.max_batch)
     try:
-        trt = import_tensorrt()
-    except TensorRTUnavailableError as exc:
+        result = run(args, import_tensorrt(), cudart)
+    except EngineUnavailableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_NO_TENSORRT
-    try:
-        build_engine(args.onnx, args.out, opts, trt)
-    except (TrtBuildError, ValueError) as exc:
+    except (TrtBuildError, ContractError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"{args.out} (+ {args.out.name}.json)")
-    return 0
+    print(json.dumps(result))
+    return 0 if result["ok"] else EXIT_PARITY
 
 
 if __name__ == "__main__":

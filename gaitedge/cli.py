@@ -14,6 +14,7 @@ import typer
 
 from gaitedge import __version__
 from gaitedge.datasets import DatasetName, SplitPart
+from gaitedge.engine import Provider
 
 app = typer.Typer(
     name="gaitedge",
@@ -100,6 +101,13 @@ ModelOption = Annotated[
         "--model", help="Model bundle (.onnx, or .engine with TensorRT). Default: shipped."
     ),
 ]
+ProviderOption = Annotated[
+    Provider,
+    typer.Option(
+        "--provider",
+        help="Where ONNX Runtime runs a .onnx model (auto: CUDA if onnxruntime-gpu sees a GPU).",
+    ),
+]
 JsonlOption = Annotated[
     Path | None, typer.Option("--alerts-jsonl", help="Append alerts to this JSONL file.")
 ]
@@ -147,19 +155,20 @@ def _logging(verbose: int, quiet: bool) -> None:
 
 def _session(
     model, jsonl, webhook, mqtt, topic, lsl, *, record=None, mount=None, mount_file=None,
-    strict=False,
+    strict=False, provider=Provider.CPU,
 ):  # fmt: skip
     """Open a pipeline, turning every user error into one clear line and a non-zero exit."""
     from gaitedge.bundle import ContractError
+    from gaitedge.engine import EngineUnavailableError
     from gaitedge.runner import SinkOptions, open_pipeline
 
     sinks = SinkOptions(jsonl, webhook, mqtt, topic, lsl)
     try:
         return open_pipeline(
             model, sinks, echo=typer.echo, record=record, mount=mount, mount_file=mount_file,
-            strict=strict,
+            strict=strict, provider=provider,
         )  # fmt: skip
-    except (ContractError, ValueError, OSError) as exc:
+    except (ContractError, EngineUnavailableError, ValueError, OSError) as exc:
         raise fail(str(exc)) from exc
 
 
@@ -203,6 +212,7 @@ def listen(
         list[str] | None, typer.Option("--ble", help="BLE address of a device (repeatable).")
     ] = None,
     model: ModelOption = None,
+    provider: ProviderOption = Provider.CPU,
     record: Annotated[
         Path | None, typer.Option("--record", help="Record the raw stream to this CSV.")
     ] = None,
@@ -233,7 +243,7 @@ def listen(
     sources = [SerialSource(p) for p in serial or []] + [BleSource(a) for a in ble or []]
     session = _session(
         model, alerts_jsonl, webhook, mqtt, mqtt_topic, lsl, record=record, mount=mount,
-        mount_file=mount_file or default_mount_file(), strict=strict,
+        mount_file=mount_file or default_mount_file(), strict=strict, provider=provider,
     )  # fmt: skip
     with session as pipe:
         try:
@@ -250,6 +260,7 @@ def listen(
 def replay(
     recording: Annotated[Path, typer.Argument(help="Recording CSV.", exists=True, dir_okay=False)],
     model: ModelOption = None,
+    provider: ProviderOption = Provider.CPU,
     speed: Annotated[float, typer.Option("--speed", help="Playback speed factor.")] = 1.0,
     fast: Annotated[
         bool, typer.Option("--fast", help="As fast as possible, windows batched.")
@@ -275,7 +286,7 @@ def replay(
     source = ReplaySource(recording, speed=speed, fast=fast, rate_hz=rate_hz, strict=strict)
     session = _session(
         model, alerts_jsonl, webhook, mqtt, mqtt_topic, lsl, mount=mount, mount_file=mount_file,
-        strict=strict,
+        strict=strict, provider=provider,
     )  # fmt: skip
     with session as pipe:
         try:
@@ -465,11 +476,12 @@ def evaluate(
         int | None, typer.Option(help="Score only the first N subjects (quick checks).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
+    provider: ProviderOption = Provider.CPU,
 ) -> None:
     """Score a model on held-out subjects through the runtime's chain and ONNX Runtime."""
     from gaitedge.bundle import ContractError
     from gaitedge.datasets import DatasetError, default_data_root
-    from gaitedge.engine import OnnxEngine, default_model_path
+    from gaitedge.engine import EngineUnavailableError, OnnxEngine, default_model_path
     from gaitedge.evaluate import EvalOptions, EvaluationError
     from gaitedge.evaluate import evaluate as score
 
@@ -477,9 +489,9 @@ def evaluate(
         raise typer.BadParameter("--labels must be 6 or 12")
     options = EvalOptions(dataset.value, split.value, labels, threshold, limit_subjects)
     try:
-        engine = OnnxEngine(model if model is not None else default_model_path())
+        engine = OnnxEngine(model or default_model_path(), provider=provider)
         result = score(engine, data_root or default_data_root(), options)
-    except (ContractError, DatasetError, EvaluationError) as exc:
+    except (ContractError, DatasetError, EvaluationError, EngineUnavailableError) as exc:
         raise fail(str(exc)) from exc
     if not as_json:
         keys = ("macro_f1", "accuracy", "sensitivity", "specificity", "n_windows", "n_subjects")

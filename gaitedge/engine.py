@@ -1,17 +1,24 @@
 """Inference engines: windows in, per-head class probabilities out.
 
 :class:`OnnxEngine` runs an ONNX bundle with ONNX Runtime (one intra-op thread by default, so
-several sensors can share a core each). :class:`TensorRTEngine` runs a serialised TensorRT
-engine where TensorRT is installed (Jetson, NVIDIA GPUs); it is imported lazily and fails with a
-clear message elsewhere. Both read the model's contract (``gaitedge.bundle``) and refuse windows
-that do not match it.
+several sensors can share a core each) on the CPU, or on the GPU through ONNX Runtime's CUDA or
+TensorRT execution providers where onnxruntime-gpu is installed (:class:`Provider`).
+:class:`TensorRTEngine` runs a serialised TensorRT engine (Jetson, NVIDIA GPUs) with CUDA memory
+and a stream from ``cuda-python`` (:class:`CudaRuntime`), never torch. TensorRT and
+``cuda-python`` are imported lazily; without them the engine raises
+:class:`EngineUnavailableError` with one line saying what to install. All engines read the
+model's contract (``gaitedge.bundle``) and refuse windows that do not match it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import enum
 import logging
 import os
 from pathlib import Path
+from types import ModuleType
 from typing import Protocol
 
 import numpy as np
@@ -22,6 +29,44 @@ log = logging.getLogger(__name__)
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "gaitedge-default.onnx"
+ENGINE_SUFFIXES = (".engine", ".plan")
+
+NO_TENSORRT = (
+    "TensorRT is not installed: use the .onnx bundle with ONNX Runtime, or install TensorRT "
+    "(JetPack on a Jetson, `pip install tensorrt` with an NVIDIA GPU)"
+)
+NO_CUDA_PYTHON = (
+    "cuda-python is not installed (TensorRT engines need it for GPU memory): `pip install "
+    "'gaitedge[jetson]'` on a Jetson, `pip install 'gaitedge[tensorrt]'` elsewhere"
+)
+NO_ONNXRUNTIME = (
+    "ONNX Runtime is not installed: `pip install 'gaitedge[cpu]'`, or `gaitedge[gpu]` with an "
+    "NVIDIA GPU; on a Jetson, JetPack's onnxruntime-gpu wheel first (README)"
+)
+
+
+class EngineUnavailableError(RuntimeError):
+    """The requested engine or execution provider cannot run here (library or GPU missing)."""
+
+
+class Provider(str, enum.Enum):
+    """Where ONNX Runtime runs a ``.onnx`` bundle."""
+
+    AUTO = "auto"  # CUDA when onnxruntime-gpu sees a GPU, else the CPU
+    CPU = "cpu"
+    CUDA = "cuda"
+    TENSORRT = "tensorrt"  # ONNX Runtime's TensorRT execution provider (CUDA, CPU as fallback)
+
+
+_ORT_PROVIDERS = {
+    Provider.CPU: ["CPUExecutionProvider"],
+    Provider.CUDA: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    Provider.TENSORRT: [
+        "TensorrtExecutionProvider",
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ],
+}
 
 
 class Engine(Protocol):
@@ -57,17 +102,38 @@ def check_windows(contract: ModelContract, windows: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(windows, dtype=np.float32)
 
 
+def ort_providers(provider: Provider | str, available: list[str]) -> list[str]:
+    """ONNX Runtime's provider list for ``provider``, given the ones this build has.
+
+    Raises EngineUnavailableError when a GPU provider is asked for and this onnxruntime lacks it
+    (the CPU-only wheel, or a GPU wheel overwritten by it).
+    """
+    provider = Provider(provider)
+    if provider is Provider.AUTO:
+        provider = Provider.CUDA if "CUDAExecutionProvider" in available else Provider.CPU
+    wanted = _ORT_PROVIDERS[provider]
+    if wanted[0] not in available:
+        raise EngineUnavailableError(
+            f"ONNX Runtime here has no {wanted[0]} (it has {', '.join(available)}): install "
+            "onnxruntime-gpu (on a Jetson, JetPack's wheel; see README) or use --provider cpu"
+        )
+    return wanted
+
+
 class OnnxEngine:
-    """An ONNX bundle run by ONNX Runtime on the CPU (or a given execution provider)."""
+    """An ONNX bundle run by ONNX Runtime on the CPU or, with ``provider``, the GPU."""
 
     def __init__(
         self,
         path: str | os.PathLike,
         *,
         intra_op_threads: int = 1,
-        providers: list[str] | None = None,
+        provider: Provider | str = Provider.CPU,
     ) -> None:
-        import onnxruntime as ort
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise EngineUnavailableError(NO_ONNXRUNTIME) from exc
 
         self.path = Path(path)
         self.contract = read_contract(self.path)
@@ -75,9 +141,16 @@ class OnnxEngine:
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        self.session = ort.InferenceSession(
-            str(self.path), options, providers=providers or ["CPUExecutionProvider"]
-        )
+        providers = ort_providers(provider, ort.get_available_providers())
+        self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        # ONNX Runtime falls back to the CPU with only a warning when a GPU provider fails to
+        # load (no CUDA driver, missing libcudnn): refuse instead of running slowly unnoticed.
+        if providers[0] not in self.session.get_providers():
+            raise EngineUnavailableError(
+                f"ONNX Runtime could not start {providers[0]} (CUDA driver or libraries "
+                "missing?); use --provider cpu"
+            )
+        self.providers = self.session.get_providers()
         inputs = [i.name for i in self.session.get_inputs()]
         if inputs != [self.contract.input_name]:
             raise ContractError(
@@ -96,54 +169,216 @@ class OnnxEngine:
         return dict(zip(self.heads, results, strict=True))
 
 
-class TensorRTEngine:
-    """A serialised TensorRT engine (``model.engine`` with its contract in ``model.engine.json``).
+def import_cudart() -> ModuleType:
+    """The CUDA runtime bindings of ``cuda-python`` (``cuda.bindings.runtime``; 12.x before
+    12.6 named it ``cuda.cudart``)."""
+    try:
+        from cuda.bindings import runtime
+    except ImportError:
+        try:
+            from cuda import cudart as runtime
+        except ImportError as exc:
+            raise EngineUnavailableError(NO_CUDA_PYTHON) from exc
+    return runtime
 
-    Thin on purpose: it needs TensorRT and a CUDA device, which CI machines lack; parity with
-    ONNX Runtime is checked where a GPU is available (see ``export/trt.py``).
+
+class CudaRuntime:
+    """The few CUDA runtime calls the TensorRT engine needs, with errors checked.
+
+    ``cuda-python`` returns ``(cudaError_t, *results)`` from every call; a non-success code
+    becomes an :class:`EngineUnavailableError` naming the call (no device, driver too old).
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        try:
-            import tensorrt as trt
-        except ImportError as exc:
-            raise RuntimeError(
-                "TensorRT is not installed: use the .onnx bundle with ONNX Runtime, or install "
-                "TensorRT (JetPack on a Jetson, `pip install tensorrt` with an NVIDIA GPU)"
-            ) from exc
-        import torch  # TensorRT's Python API needs device buffers; torch provides them.
+    def __init__(self, cudart: ModuleType | None = None) -> None:
+        self.rt = cudart or import_cudart()
+        err, count = self.rt.cudaGetDeviceCount()
+        if err != self.rt.cudaError_t.cudaSuccess or count < 1:
+            raise EngineUnavailableError(
+                f"CUDA sees no GPU ({getattr(err, 'name', err)}): TensorRT engines need one and "
+                "its driver (on a Jetson, run in the JetPack image with --runtime nvidia)"
+            )
 
+    def call(self, name: str, *args: object) -> tuple:
+        err, *out = getattr(self.rt, name)(*args)
+        if err != self.rt.cudaError_t.cudaSuccess:
+            raise EngineUnavailableError(f"CUDA {name} failed: {getattr(err, 'name', err)}")
+        return tuple(out)
+
+    def malloc(self, nbytes: int) -> int:
+        return int(self.call("cudaMalloc", nbytes)[0])
+
+    def host_array(self, shape: tuple[int, ...]) -> tuple[int, np.ndarray]:
+        """Page-locked float32 host memory (async copies need it) and a numpy view of it."""
+        n = int(np.prod(shape))
+        ptr = int(self.call("cudaMallocHost", n * 4)[0])
+        view = np.ctypeslib.as_array((ctypes.c_float * n).from_address(ptr)).reshape(shape)
+        return ptr, view
+
+    def copy(self, dst: int, src: int, nbytes: int, kind: str, stream: object) -> None:
+        """Asynchronous copy; ``kind`` is ``"HostToDevice"`` or ``"DeviceToHost"``."""
+        direction = getattr(self.rt.cudaMemcpyKind, f"cudaMemcpy{kind}")
+        self.call("cudaMemcpyAsync", dst, src, nbytes, direction, stream)
+
+    def stream(self) -> object:
+        return self.call("cudaStreamCreate")[0]
+
+    def synchronize(self, stream: object) -> None:
+        self.call("cudaStreamSynchronize", stream)
+
+    def free(self, device: list[int], host: list[int], stream: object | None) -> None:
+        for ptr in device:
+            self.call("cudaFree", ptr)
+        for ptr in host:
+            self.call("cudaFreeHost", ptr)
+        if stream is not None:
+            self.call("cudaStreamDestroy", stream)
+
+
+def import_tensorrt() -> ModuleType:
+    try:
+        import tensorrt
+    except ImportError as exc:
+        raise EngineUnavailableError(NO_TENSORRT) from exc
+    return tensorrt
+
+
+def engine_io(engine: object, trt: ModuleType) -> dict[str, tuple[str, str, tuple[int, ...]]]:
+    """``{name: (mode, dtype, shape)}`` of a deserialised engine's I/O tensors (TensorRT 10)."""
+    io = {}
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        mode = "input" if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else "output"
+        dtype = str(engine.get_tensor_dtype(name)).rsplit(".", 1)[-1].lower()
+        io[name] = (mode, dtype, tuple(engine.get_tensor_shape(name)))
+    return io
+
+
+def check_engine_io(
+    contract: ModelContract, io: dict[str, tuple[str, str, tuple[int, ...]]]
+) -> None:
+    """Raise ContractError unless the engine takes and gives exactly what the contract says."""
+    cfg = contract.chain
+    expected = {contract.input_name: ("input", "float", (-1, cfg.window_samples, cfg.n_channels))}
+    for head, classes in contract.heads.items():
+        expected[contract.output_name(head)] = ("output", "float", (-1, len(classes)))
+    problems = []
+    for name in sorted(set(expected) | set(io)):
+        want, got = expected.get(name), io.get(name)
+        if want is None or got is None:
+            side = "engine" if want is None else "contract"
+            problems.append(f"{name!r} only in the {side}")
+        elif got[:2] != want[:2] or len(got[2]) != 3 - (want[0] == "output"):
+            problems.append(f"{name!r} is {got[0]} {got[1]} {list(got[2])}, want {want}")
+        elif got[2][1:] != want[2][1:] or got[2][0] not in (-1, 0):
+            problems.append(f"{name!r} has shape {list(got[2])}, want [batch, *{want[2][1:]}]")
+    if problems:
+        raise ContractError(f"engine and contract disagree: {'; '.join(problems)}")
+
+
+class TensorRTEngine:
+    """A serialised TensorRT engine (``model.engine``, contract in ``model.engine.json``).
+
+    Device and page-locked host buffers are allocated once, for the optimisation profile's
+    largest batch; a larger batch runs in slices of that size. On load the engine's I/O names,
+    dtypes and shapes are checked against the contract.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        trt: ModuleType | None = None,
+        cudart: ModuleType | None = None,
+    ) -> None:
+        trt = trt or import_tensorrt()
+        self.cuda = CudaRuntime(cudart)
         self.path = Path(path)
         self.contract = read_contract(self.path)
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self._engine = runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self._engine is None:
             raise ContractError(f"{self.path}: TensorRT could not deserialise this engine")
+        check_engine_io(self.contract, engine_io(self._engine, trt))
+        name = self.contract.input_name
+        self.max_batch = int(self._engine.get_tensor_profile_shape(name, 0)[2][0])
         self._context = self._engine.create_execution_context()
-        self._torch = torch
         self.heads = list(self.contract.heads)
+        self._device: list[int] = []
+        self._host: list[int] = []
+        self._stream = None
+        try:
+            self._allocate()
+        except Exception:
+            self.close()
+            raise
 
-    def predict(self, windows: np.ndarray) -> dict[str, np.ndarray]:
-        torch = self._torch
-        x = torch.from_numpy(check_windows(self.contract, windows)).cuda()
-        self._context.set_input_shape(self.contract.input_name, tuple(x.shape))
-        self._context.set_tensor_address(self.contract.input_name, x.data_ptr())
+    def _allocate(self) -> None:
+        cfg = self.contract.chain
+        shapes = {self.contract.input_name: (self.max_batch, cfg.window_samples, cfg.n_channels)}
+        for head, classes in self.contract.heads.items():
+            shapes[self.contract.output_name(head)] = (self.max_batch, len(classes))
+        self._buffers: dict[str, tuple[int, np.ndarray]] = {}
+        for name, shape in shapes.items():
+            device = self.cuda.malloc(int(np.prod(shape)) * 4)
+            self._device.append(device)
+            host, view = self.cuda.host_array(shape)
+            self._host.append(host)
+            self._buffers[name] = (device, view)
+            if not self._context.set_tensor_address(name, device):
+                raise ContractError(f"{self.path}: TensorRT refused an address for {name!r}")
+        self._stream = self.cuda.stream()
+
+    def _run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """One slice of at most ``max_batch`` windows."""
+        batch, name = len(x), self.contract.input_name
+        device, host = self._buffers[name]
+        host[:batch] = x
+        self.cuda.copy(device, host.ctypes.data, x.nbytes, "HostToDevice", self._stream)
+        if not self._context.set_input_shape(name, x.shape):
+            raise ContractError(f"TensorRT refused input shape {x.shape} (profile up to "
+                                f"{self.max_batch})")  # fmt: skip
+        if not self._context.execute_async_v3(int(self._stream)):
+            raise RuntimeError("TensorRT inference failed")
         outputs = {}
         for head in self.heads:
-            name = self.contract.output_name(head)
-            out = torch.empty((x.shape[0], len(self.contract.heads[head])), device="cuda")
-            self._context.set_tensor_address(name, out.data_ptr())
-            outputs[head] = out
-        stream = torch.cuda.current_stream()
-        if not self._context.execute_async_v3(stream.cuda_stream):
-            raise RuntimeError("TensorRT inference failed")
-        stream.synchronize()
-        return {h: o.cpu().numpy() for h, o in outputs.items()}
+            device, host = self._buffers[self.contract.output_name(head)]
+            nbytes = batch * host.shape[1] * 4
+            self.cuda.copy(host.ctypes.data, device, nbytes, "DeviceToHost", self._stream)
+            outputs[head] = host
+        self.cuda.synchronize(self._stream)
+        return {h: out[:batch].copy() for h, out in outputs.items()}
+
+    def predict(self, windows: np.ndarray) -> dict[str, np.ndarray]:
+        x = check_windows(self.contract, windows)
+        if not len(x):
+            return {h: np.zeros((0, len(c)), np.float32) for h, c in self.contract.heads.items()}
+        parts = [self._run(x[i : i + self.max_batch]) for i in range(0, len(x), self.max_batch)]
+        if len(parts) == 1:
+            return parts[0]
+        return {h: np.concatenate([p[h] for p in parts]) for h in self.heads}
+
+    def close(self) -> None:
+        """Free the GPU buffers and the stream (also on garbage collection)."""
+        device, host, stream = self._device, self._host, self._stream
+        self._device, self._host, self._stream = [], [], None
+        if device or host or stream is not None:
+            self.cuda.free(device, host, stream)
+
+    def __del__(self) -> None:
+        # At interpreter exit the CUDA bindings may already be gone; the driver frees it all.
+        with contextlib.suppress(Exception):
+            self.close()
 
 
-def load_engine(path: str | os.PathLike | None = None, *, intra_op_threads: int = 1) -> Engine:
-    """Open a model: ``.onnx`` with ONNX Runtime, ``.engine``/``.plan`` with TensorRT."""
+def load_engine(
+    path: str | os.PathLike | None = None,
+    *,
+    intra_op_threads: int = 1,
+    provider: Provider | str = Provider.CPU,
+) -> Engine:
+    """Open a model: ``.onnx`` with ONNX Runtime on ``provider``, ``.engine``/``.plan`` with
+    TensorRT. Raises ContractError (bad bundle) or EngineUnavailableError (library/GPU missing)."""
     path = Path(path) if path is not None else default_model_path()
-    if path.suffix in (".engine", ".plan"):
+    if path.suffix in ENGINE_SUFFIXES:
         return TensorRTEngine(path)
-    return OnnxEngine(path, intra_op_threads=intra_op_threads)
+    return OnnxEngine(path, intra_op_threads=intra_op_threads, provider=provider)

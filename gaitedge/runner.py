@@ -43,18 +43,20 @@ def open_pipeline(
     mount: str | None = None,
     mount_file: Path | None = None,
     strict: bool = False,
+    provider: str = "cpu",
 ) -> Pipeline:
     """A ready pipeline (a context manager: leaving it closes the sinks and the recording).
 
     ``mount``: ``none``, ``auto`` or an axis map (default: the contract's); ``mount_file``: the
     JSON file automatic estimates are restored from and saved to, per device id.
+    ``provider``: see ``gaitedge.engine.Provider``.
 
-    Raises ContractError, ValueError (a malformed sink option, axis map or mount file) or
-    OSError before anything runs.
+    Raises ContractError, EngineUnavailableError (GPU stack missing), ValueError (a malformed
+    sink option, axis map or mount file) or OSError before anything runs.
     """
     from gaitedge.mounting import MountStore
 
-    engine = load_engine(model, intra_op_threads=intra_op_threads)
+    engine = load_engine(model, intra_op_threads=intra_op_threads, provider=provider)
     store = MountStore(mount_file) if mount_file is not None else None
     fan_out: FanOut = build_sinks(
         alerts_jsonl=sinks.alerts_jsonl,

@@ -1,20 +1,34 @@
-"""export.trt: a clear refusal without TensorRT, and the TensorRT 10 / 11 dispatch.
+"""export.trt: a clear refusal without TensorRT, the TensorRT 10 / 11 dispatch, and build ->
+parity -> latency as one JSON line.
 
 TensorRT cannot be installed on CI machines (no NVIDIA GPU), so the version dispatch is tested
-against a thin fake ``tensorrt`` module object standing in at the import boundary only; the
-real build runs where the device tool lends a GPU.
+against a thin fake ``tensorrt`` module object, and the command end to end against the fakes of
+``tests/fake_gpu.py``, standing in at the import boundary only; the real build runs in
+``deploy/gpu_check.sh`` where a GPU is lent.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from types import SimpleNamespace
 
 import pytest
 
-from export.trt import EXIT_NO_TENSORRT, BuildPlan, TrtOptions, network_flags, plan_build
+from export.trt import (
+    EXIT_NO_TENSORRT,
+    EXIT_PARITY,
+    BuildPlan,
+    TrtOptions,
+    main,
+    network_flags,
+    plan_build,
+    reference_onnx,
+)
+from tests import fake_gpu
+from tests.bundles import make_bundle
 
 no_tensorrt = pytest.mark.skipif(
     importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here"
@@ -71,3 +85,104 @@ def test_tensorrt_9_is_refused():
 
     with pytest.raises(TrtBuildError, match="too old"):
         plan_build(fake_trt("8.6.1", has_fp16_flag=True), TrtOptions())
+
+
+def test_help_needs_neither_torch_nor_tensorrt():
+    code = (
+        "import runpy; sys.argv = ['export.trt', '--help']\n"
+        "try:\n    runpy.run_module('export.trt', run_name='__main__')\n"
+        "except SystemExit as e:\n    assert e.code == 0\n"
+        "assert not {'torch', 'tensorrt'} & set(sys.modules)\n"
+    )
+    done = fake_gpu.run_blocked(code, ("torch", "tensorrt"))
+    assert done.returncode == 0, done.stderr
+    assert "--fp16" in done.stdout and "--reference" in done.stdout
+
+
+def test_default_profile_covers_replay_fast_and_the_falls_bench():
+    assert TrtOptions().max_batch >= 256  # replay --fast ~164 windows per chunk, falls 256
+
+
+JSON_KEYS = {"tensorrt", "precision", "engine", "max_batch", "n_windows", "max_abs_diff",
+             "argmax_agreement", "ok", "batch1_p50_ms", "batch1_p99_ms", "batch64_p50_ms",
+             "batch64_p99_ms"}  # fmt: skip
+
+
+@pytest.fixture
+def fake_stack(monkeypatch):
+    """The fake ``tensorrt`` importable, and a fake CUDA runtime (only where TensorRT is absent)."""
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here: deploy/gpu_check.sh runs the real one")
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_gpu)
+    return fake_gpu.FakeCudart()
+
+
+def _main(args: list[str], cudart, capsys) -> tuple[int, dict | None, str]:
+    code = main([*args, "--windows", "64", "--calls", "8"], cudart=cudart)
+    out, err = capsys.readouterr()
+    lines = out.strip().splitlines()
+    return code, json.loads(lines[-1]) if lines else None, err
+
+
+def test_build_parity_latency_as_one_json_line(tmp_path, data_root, fake_stack, capsys):
+    onnx_path = make_bundle(tmp_path / "m.onnx")
+    engine = tmp_path / "m.engine"
+    code, result, _ = _main(["--onnx", str(onnx_path), "--fp16", "--out", str(engine),
+                             "--data-root", str(data_root)], fake_stack, capsys)  # fmt: skip
+    assert code == 0
+    assert set(result) == JSON_KEYS
+    assert result["ok"] and result["argmax_agreement"] == 1.0 and result["max_batch"] == 256
+    assert result["precision"] == "fp16" and result["n_windows"] == 64
+    assert 0 < result["batch1_p50_ms"] <= result["batch1_p99_ms"]
+    assert engine.exists() and engine.with_name("m.engine.json").exists()
+    assert fake_stack.live == {}  # the check's engine freed its buffers
+
+
+def test_parity_below_099_exits_non_zero(tmp_path, data_root, fake_stack, capsys):
+    onnx_path = make_bundle(tmp_path / "m.onnx")
+    other = make_bundle(tmp_path / "other.onnx", seed=1)  # a different model as the reference
+    code, result, _ = _main(["--onnx", str(onnx_path), "--fp16", "--out", str(tmp_path / "e"),
+                             "--reference", str(other), "--data-root", str(data_root)],
+                            fake_stack, capsys)  # fmt: skip
+    assert code == EXIT_PARITY
+    assert result["argmax_agreement"] < 0.99 and not result["ok"]
+
+
+@pytest.fixture(scope="module")
+def int8_pair(tmp_path_factory, hapt_dir):
+    """A tiny FP32 bundle as ``x-fp32.onnx`` and its symmetric and asymmetric INT8 next to it."""
+    from export.parity import real_windows
+    from export.quantize import QuantScheme, quantize_int8_static
+    from tests._bundles import export_tiny, tiny_contract
+
+    root = tmp_path_factory.mktemp("int8")
+    windows = real_windows(tiny_contract(), hapt_dir.parent, n=64, max_subjects=1)
+    fp32 = export_tiny(root / "x-fp32.onnx", windows)
+    sym = quantize_int8_static(fp32, root / "x.onnx", windows)
+    asym = quantize_int8_static(fp32, root / "a.onnx", windows, scheme=QuantScheme.ASYMMETRIC)
+    return fp32, sym, asym
+
+
+def test_int8_from_the_symmetric_bundle_builds_and_the_asymmetric_is_refused(
+    int8_pair, tmp_path, data_root, fake_stack, capsys
+):
+    fp32, sym, asym = int8_pair
+    assert reference_onnx(sym, None) == fp32  # the -fp32 sibling is the parity reference
+    base = ["--int8", "--data-root", str(data_root)]
+    # Against its own QDQ graph in ONNX Runtime (this tiny untrained net's INT8 is not 99 %
+    # faithful to its FP32): the engine path must then agree exactly.
+    args = [*base, "--onnx", str(sym), "--reference", str(sym), "--out", str(tmp_path / "s")]
+    code, result, _ = _main(args, fake_stack, capsys)
+    assert code == 0 and result["precision"] == "int8" and result["argmax_agreement"] == 1.0
+    args = [*base, "--onnx", str(asym), "--reference", str(fp32), "--out", str(tmp_path / "a")]
+    code, result, err = _main(args, fake_stack, capsys)
+    assert code == 1 and result is None
+    assert err.startswith("error: TensorRT could not parse") and "not INT8" in err
+    assert err.count("\n") == 1
+
+
+def test_int8_bundle_without_an_fp32_reference_is_a_clear_error(int8_pair, tmp_path):
+    lone = tmp_path / "lone.onnx"
+    lone.write_bytes(int8_pair[1].read_bytes())
+    with pytest.raises(ValueError, match="give its FP32 bundle with --reference"):
+        reference_onnx(lone, None)

@@ -105,7 +105,9 @@ class LabelledRecording:
         imu: [N, 6] acc (m/s²) and gyro (rad/s).
         sample_label: [N] int labels 1..12, 0 = unlabelled (HAPT), else None.
         is_fall: 1/0 trial label (SisFall), else None.
-        activity: SisFall activity code (``D01``, ``F05``), else ``""``.
+        activity: SisFall / MobiFall activity code (``D01``, ``FOL``), else ``""``.
+        acc_range_g: the accelerometer's full scale in g where it is small enough to clip
+            falls (MobiFall's phone: 2), else None.
     """
 
     dataset: str
@@ -116,6 +118,7 @@ class LabelledRecording:
     sample_label: np.ndarray | None = None
     is_fall: int | None = None
     activity: str = ""
+    acc_range_g: float | None = None  # the accelerometer's full scale, where it clips
 
     @property
     def timestamp_s(self) -> np.ndarray:
@@ -389,3 +392,41 @@ def subject_mountings(cfg, recs: Sequence[LabelledRecording]) -> dict:
         est = calibrate(cfg, [(r.timestamp_s, r.imu) for r in items])
         out[subject] = Mounting(rotation=est.rotation.copy())
     return out
+
+
+MOBIFALL_ACC_RANGE_G = 2.0
+
+
+def mobifall_recordings(
+    root: Path, subjects: Sequence[str] | None = None
+) -> Iterator[LabelledRecording]:
+    """MobiFall v2.0 trials (phone in a trouser pocket, +y up when standing, 100 Hz, research
+    use): acc in m/s² (it saturates at +2 g), gyro in rad/s, in the phone's own frame; labels
+    per trial (``is_fall``, ``activity`` = the 3-letter code). Subjects ``mobifall:<id>``."""
+    with np.load(_require(root / "mobifall" / "mobifall_100hz_counts_int16.npz")) as z:
+        counts = z["counts"]
+        rate_hz = float(z["sample_rate_hz"])
+        acc_scale = float(z["scale_acc_ms2_per_count"][0])
+        gyro_scale = float(z["scale_gyro_rads_per_count"][0])
+    wanted = None if subjects is None else set(subjects)
+    for row in csv_rows(root / "mobifall" / "trials.csv"):
+        subject = f"mobifall:{row['subject']}"
+        if wanted is not None and subject not in wanted:
+            continue
+        s, n = int(row["start_row"]), int(row["n_samples"])
+        c = counts[s : s + n].astype(np.float64)
+        imu = np.concatenate([c[:, :3] * acc_scale, c[:, 3:] * gyro_scale], axis=1)
+        yield LabelledRecording(
+            "mobifall", subject, int(row["trial"]), rate_hz, imu,
+            is_fall=int(row["is_fall"]), activity=row["activity"],
+            acc_range_g=MOBIFALL_ACC_RANGE_G,
+        )  # fmt: skip
+
+
+def mobifall_adl_subjects(root: Path) -> list[str]:
+    """MobiFall subjects with daily activities too (walking: their device can be calibrated)."""
+    return [
+        f"mobifall:{r['subject']}"
+        for r in csv_rows(root / "mobifall" / "subjects.csv")
+        if r["has_adl_trials"] == "1"
+    ]

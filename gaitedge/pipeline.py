@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -98,6 +98,9 @@ class Pipeline:
         mount_store: where automatic mounting estimates are restored from and saved to, per
             device id (``gaitedge.mounting.MountStore``), or None.
         strict: refuse timestamps that do not increase instead of repairing them.
+        acc_range_g: the accelerometer's full scale when it is small (a ±2 g phone clips every
+            impact): the impact threshold is lowered to 90 % of it, so a fall never needs to
+            be seen above the range the device can report.
 
     While a device's automatic mounting is still calibrating, activity alerts are held back
     and a fall is raised on frame-independent evidence alone (impact + orientation change).
@@ -114,6 +117,7 @@ class Pipeline:
         mount: str | None = None,
         mount_store=None,
         strict: bool = False,
+        acc_range_g: float | None = None,
     ) -> None:
         self.engine = engine
         self.mount = mount
@@ -124,6 +128,10 @@ class Pipeline:
         self.recorder = recorder
         self.activity_config = activity_config or ActivityConfig()
         self.fall_config = fall_config or FallConfig()
+        if acc_range_g is not None:
+            limit = 0.9 * float(acc_range_g)
+            if limit < self.fall_config.impact_threshold_g:
+                self.fall_config = replace(self.fall_config, impact_threshold_g=limit)
         self.devices: dict[str, DeviceState] = {}
         self.stats = PipelineStats()
         fall_classes = self.contract.heads.get("fall", ())

@@ -485,6 +485,7 @@ class EmulatedBleDevice:
         rssi: int,
         gaitedge_service: bool,
         connect_latency_s: float,
+        name: str | None = None,
     ) -> None:
         spn = samples_per_notification(mtu)
         if spn < 1:
@@ -493,7 +494,7 @@ class EmulatedBleDevice:
         # The firmware fills each notification as the negotiated MTU allows (PROTOCOL.md 6.2).
         emulator.config = replace(emulator.config, samples_per_frame=spn)
         self.address = address.upper()
-        self.name = emulator.info.name
+        self.name = name or emulator.info.name
         self.path = device_path(self.address)
         self.mtu, self.rssi = mtu, rssi
         self.service_uuid = str(SERVICE_UUID) if gaitedge_service else BATTERY_SERVICE_UUID
@@ -508,6 +509,7 @@ class EmulatedBleDevice:
         self._reachable = asyncio.Event()
         self._reachable.set()
         self._switched_off = False
+        self._pending_connects: list[asyncio.Future] = []
         self._fail_connects = 0
         self._stop = threading.Event()
         self._player = threading.Thread(target=self._play, name=f"ble-{self.name}", daemon=True)
@@ -564,9 +566,19 @@ class EmulatedBleDevice:
             self._set_connected(True)
             asyncio.get_running_loop().call_later(0.01, self._set_connected, False)
             raise DBusError(ERROR_FAILED, LE_ABORT)
-        await self._reachable.wait()  # out of range: the controller keeps trying
-        if self._switched_off:
-            raise DBusError(ERROR_FAILED, LE_ABORT)
+        if not self._reachable.is_set():
+            # Out of range or switched off: the controller keeps trying until the device is
+            # back, or the host gives up and calls Disconnect, which cancels the attempt.
+            cancel = asyncio.get_running_loop().create_future()
+            self._pending_connects.append(cancel)
+            back = asyncio.ensure_future(self._reachable.wait())
+            try:
+                await asyncio.wait({back, cancel}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                back.cancel()
+                self._pending_connects.remove(cancel)
+            if cancel.done():
+                raise DBusError(ERROR_FAILED, "Operation was aborted")
         self.stats.connects += 1
         self._set_connected(True)
         self._export_gatt()
@@ -574,6 +586,9 @@ class EmulatedBleDevice:
         self._interface.emit_properties_changed({"ServicesResolved": True})
 
     async def _host_disconnect(self) -> None:
+        for cancel in self._pending_connects:
+            if not cancel.done():
+                cancel.set_result(None)
         if self.connected:
             self.stats.host_disconnects += 1
             self._end_link()
@@ -672,8 +687,14 @@ class EmulatedBlueZ:
         rssi: int = -55,
         gaitedge_service: bool = True,
         connect_latency_s: float = 0.02,
+        name: str | None = None,
     ) -> EmulatedBleDevice:
-        """A device that advertises from now on, and streams once a host subscribes."""
+        """A device that advertises from now on, and streams once a host subscribes.
+
+        ``mtu`` is the ATT MTU every connection negotiates; ``gaitedge_service=False`` makes a
+        device that offers only a Battery service instead (named ``name``, default the
+        gaitedge name from the Emulator's DeviceInfo).
+        """
         if address is None:
             n = len(self.devices)
             address = f"C0:FF:EE:00:{n >> 8 & 0xFF:02X}:{n & 0xFF:02X}"
@@ -685,6 +706,7 @@ class EmulatedBlueZ:
             rssi=rssi,
             gaitedge_service=gaitedge_service,
             connect_latency_s=connect_latency_s,
+            name=name,
         )
         asyncio.run_coroutine_threadsafe(self._add(device), self._loop).result(5.0)
         device._player.start()

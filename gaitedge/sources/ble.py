@@ -54,9 +54,11 @@ def _ble_error(what: str, exc: BaseException) -> SourceError:
     from bleak.exc import BleakBluetoothNotAvailableError
 
     if isinstance(exc, BleakBluetoothNotAvailableError):
-        return SourceError(f"{what}: no usable Bluetooth adapter ({exc})")
+        return SourceError(f"{what}: no usable Bluetooth adapter ({exc.args[0]})")
     if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)):
-        return SourceError(f"{what}: BlueZ is not reachable on the system D-Bus ({exc})")
+        return SourceError(f"{what}: no system D-Bus to reach BlueZ on ({exc})")
+    if "org.freedesktop.DBus.Error.ServiceUnknown" in str(exc):
+        return SourceError(f"{what}: BlueZ (bluetoothd) is not running")
     if isinstance(exc, TimeoutError):
         return SourceError(f"{what}: timed out")
     return SourceError(f"{what}: {exc or type(exc).__name__}")
@@ -158,8 +160,11 @@ class BleSource(DeviceSource):
         if link == self._link:  # a closed link's last notifications are not this link's
             self._put((bytes(data), time.monotonic()))
 
-    def _on_disconnect(self, link: int, _client: object) -> None:
-        self._link_lost(link)
+    def _on_disconnect(self, link: int, client: object) -> None:
+        # Only an established link's loss counts: bleak also calls this for a connection
+        # attempt that BlueZ aborted (le-connection-abort-by-local) and then retried itself.
+        if client is self._client:
+            self._link_lost(link)
 
     async def _find(self):
         """The BLEDevice for the address: BlueZ's own record if it has one, else a scan."""
@@ -206,6 +211,9 @@ class BleSource(DeviceSource):
         except Exception as exc:  # the link dropped while setting up: retried by the caller
             await self._close_client(client)
             raise _ble_error(what, exc) from exc
+        if not client.is_connected:  # dropped as the subscription completed
+            await self._close_client(client)
+            raise SourceError(f"{what}: the link dropped while subscribing")
         self._client = client
 
     async def _subscribe(self, client, link: int) -> None:

@@ -271,6 +271,8 @@ def demo(
     quiet: QuietOption = False,
 ) -> None:
     """Offline demo: an emulated device streamed with `listen --serial` (or `--ble`)."""
+    import os
+
     from gaitedge.demo import DEMO_RECORDING, emulated_ble_device, emulated_device
     from gaitedge.runner import run_sources
     from gaitedge.sources import BleSource, SerialSource, SourceError
@@ -281,9 +283,10 @@ def demo(
         with (emulated_ble_device if ble else emulated_device)(speed=speed) as device:
             if ble:
                 source = BleSource(device.address, watchdog_s=5.0)
+                bus = os.environ["DBUS_SYSTEM_BUS_ADDRESS"]  # the emulated BlueZ's private bus
                 typer.echo(
                     f"demo: {device.name} on an emulated BlueZ; "
-                    f"gaitedge listen --ble {device.address}"
+                    f"DBUS_SYSTEM_BUS_ADDRESS={bus} gaitedge listen --ble {device.address}"
                 )
             else:
                 source = SerialSource(device.path, watchdog_s=5.0)

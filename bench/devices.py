@@ -45,7 +45,7 @@ from bench._data import data_root
 from gaitedge import datasets as ds
 from gaitedge.alerts import AlertType
 from gaitedge.engine import load_engine
-from gaitedge.metrics import macro_f1
+from gaitedge.evaluate import macro_f1
 from gaitedge.mounting import MountStore
 from gaitedge.pipeline import Pipeline
 from gaitedge.preprocess import calibrate
@@ -239,7 +239,9 @@ def run(model: Path | None, quick: bool, with_mobifall: bool) -> dict:
         "hop_samples": contract.chain.hop_samples,
         "mounting": contract.chain.mounting,
         "canonical_activity_f1": canon["activity_f1"],
-        "worst_activity_f1_drop": round(max(canon["activity_f1"] - r["activity_f1"] for r in rows), 4),
+        "worst_activity_f1_drop": round(
+            max(canon["activity_f1"] - r["activity_f1"] for r in rows), 4
+        ),
         "canonical_fall_sensitivity": canon["fall_sensitivity"],
         "canonical_fall_specificity": canon["fall_specificity"],
         "worst_fall_sensitivity_drop": round(

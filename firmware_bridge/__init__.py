@@ -4,8 +4,9 @@
 turns decoded frames into SI units, ``golden`` writes the byte-exact vectors, ``emulator``
 plays a recording as a device, and ``c/`` is the reference encoder for firmware.
 
-The emulator is imported from ``firmware_bridge.emulator`` and not re-exported here: it needs
-POSIX pseudo-terminals, and the protocol itself must import on every platform a host runs on.
+The emulators are imported from ``firmware_bridge.emulator`` and ``firmware_bridge.ble_emulator``
+(an emulated BlueZ on a private D-Bus) and not re-exported here: they need POSIX pseudo-terminals
+or a ``dbus-daemon``, and the protocol itself must import on every platform a host runs on.
 """
 
 from firmware_bridge.convert import (

@@ -182,8 +182,13 @@ class Emulator:
             if not cfg.loop:
                 return
 
-    def packets(self) -> Iterator[tuple[int, bytes]]:
+    def packets(
+        self, encode: Callable[[Message], bytes] = encode_serial
+    ) -> Iterator[tuple[int, bytes]]:
         """(samples taken so far, serial packet) with drops and corruption applied.
+
+        ``encode`` turns a message into what goes on the link: a serial packet by default,
+        ``protocol.encode`` for the payload of one BLE notification.
 
         Each call starts afresh: new ``stats``, and the fault generator re-seeded, so a run with
         a seed is reproducible.
@@ -198,7 +203,7 @@ class Emulator:
                     continue
             else:
                 self.stats.infos_sent += 1
-            yield taken, self._corrupt(encode_serial(message))
+            yield taken, self._corrupt(encode(message))
 
     def _corrupt(self, packet: bytes) -> bytes:
         if not self.config.corrupt_rate:
@@ -210,19 +215,23 @@ class Emulator:
         return data.tobytes()
 
     def play(
-        self, write: Callable[[bytes], int | None], stop: threading.Event | None = None
+        self,
+        write: Callable[[bytes], int | None],
+        stop: threading.Event | None = None,
+        encode: Callable[[Message], bytes] = encode_serial,
     ) -> EmulatorStats:
         """Write the packets at the true sample rate (times ``speed``) until done or stopped.
 
         Pacing is drift-free: a packet goes out once ``int(rate_hz * elapsed)`` samples are
         due, measured from one start time, so a late write is caught up, not accumulated.
-        ``write`` returns the bytes it accepted (None: all of them).
+        ``write`` returns the bytes it accepted (None: all of them); ``encode`` is as in
+        :meth:`packets`.
         """
         cfg = self.config
         rate_hz = self.info.sample_rate_hz * cfg.speed
         stop = stop or threading.Event()
         start = time.monotonic()
-        for ready, packet in self.packets():
+        for ready, packet in self.packets(encode):
             while not stop.is_set():
                 elapsed = time.monotonic() - start
                 if (

@@ -404,32 +404,47 @@ def demo(
     speed: Annotated[
         float, typer.Option("--speed", help="Emulator playback speed (real time = 1).")
     ] = 4.0,
+    ble: Annotated[
+        bool,
+        typer.Option("--ble", help="Over an emulated BLE link (bleak on a private D-Bus)."),
+    ] = False,
     model: ModelOption = None,
     mount: MountOption = None,
     alerts_jsonl: JsonlOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Offline demo: an emulated device on a pseudo-terminal, streamed with `listen --serial`."""
+    """Offline demo: an emulated device streamed with `listen --serial` (or `--ble`)."""
     import functools
+    import os
 
-    from gaitedge.demo import DEMO_RECORDING, emulated_device
+    from gaitedge.demo import DEMO_RECORDING, emulated_ble_device, emulated_device
     from gaitedge.runner import run_sources
-    from gaitedge.sources import SerialSource
+    from gaitedge.sources import BleSource, SerialSource, SourceError
 
     _logging(0, quiet)
     typer.echo(f"demo: replaying {DEMO_RECORDING.name} from an emulated device at {speed}x")
-    with emulated_device(speed=speed) as device:
-        typer.echo(f"demo: device on {device.path}; gaitedge listen --serial {device.path}")
-        with _session(
-            model, alerts_jsonl, None, None, "gaitedge/alerts", False, mount=mount
-        ) as pipe:
-            run_sources(
-                pipe,
-                [SerialSource(device.path, watchdog_s=5.0)],
-                duration_s=duration,
-                on_status=None if quiet else functools.partial(_print_status, playback_speed=speed),
-            )
-            typer.echo(json.dumps({"windows": pipe.stats.windows, "alerts": pipe.stats.alerts}))
+    try:
+        with (emulated_ble_device if ble else emulated_device)(speed=speed) as device:
+            if ble:
+                source = BleSource(device.address, watchdog_s=5.0)
+                bus = os.environ["DBUS_SYSTEM_BUS_ADDRESS"]  # the emulated BlueZ's private bus
+                typer.echo(
+                    f"demo: {device.name} on an emulated BlueZ; "
+                    f"DBUS_SYSTEM_BUS_ADDRESS={bus} gaitedge listen --ble {device.address}"
+                )
+            else:
+                source = SerialSource(device.path, watchdog_s=5.0)
+                typer.echo(f"demo: device on {device.path}; gaitedge listen --serial {device.path}")
+            with _session(
+                model, alerts_jsonl, None, None, "gaitedge/alerts", False, mount=mount
+            ) as pipe:
+                status = functools.partial(_print_status, playback_speed=speed)
+                run_sources(
+                    pipe, [source], duration_s=duration, on_status=None if quiet else status
+                )
+                typer.echo(json.dumps({"windows": pipe.stats.windows, "alerts": pipe.stats.alerts}))
+    except (SourceError, RuntimeError) as exc:  # the link failed, or no dbus-daemon for --ble
+        raise fail(str(exc), code=1) from exc
 
 
 @app.command()

@@ -1,8 +1,13 @@
-"""The offline demo: a recording shipped in the package, played by the device emulator."""
+"""The offline demo: a recording shipped in the package, played by the device emulator.
+
+Over a pseudo-terminal (``listen --serial``) or over an emulated BLE link: an emulated BlueZ on
+a private D-Bus, which bleak's real BlueZ backend talks to (``listen --ble``).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,3 +28,22 @@ def emulated_device(
     emulator = Emulator(rec.timestamp_s, rec.imu, EmulatorConfig(speed=speed, loop=loop))
     with EmulatedSerialDevice(emulator) as device:
         yield device
+
+
+@contextlib.contextmanager
+def emulated_ble_device(recording: Path = DEMO_RECORDING, *, speed: float = 1.0, loop: bool = True):
+    """An emulated wearable streaming ``recording`` over BLE (yields an ``EmulatedBleDevice``).
+
+    Inside the block ``DBUS_SYSTEM_BUS_ADDRESS`` points at a private bus whose ``org.bluez`` is
+    ``firmware_bridge.ble_emulator``; ``BleSource(device.address)`` connects to it. Needs
+    ``dbus-daemon`` (Debian package ``dbus``); RuntimeError where it is missing.
+    """
+    from firmware_bridge.ble_emulator import emulated_bluez
+
+    rec = read_recording(recording)
+    emulator = Emulator(rec.timestamp_s, rec.imu, EmulatorConfig(speed=speed, loop=loop))
+    # bleak asks bluetoothctl for BlueZ's version and warns without it; the emulated BlueZ
+    # has no bluetoothctl, and the warning would only confuse a demo.
+    logging.getLogger("bleak.backends.bluezdbus.version").setLevel(logging.ERROR)
+    with emulated_bluez() as bluez:
+        yield bluez.add_device(emulator)

@@ -1,11 +1,10 @@
-"""Sources: replay pacing, serial through a real pty from the device emulator, BLE at its edge."""
+"""Sources: replay pacing, serial through a real pty from the device emulator (BLE: test_ble.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -15,12 +14,11 @@ from firmware_bridge import (
     SampleFrame,
     StreamDecoder,
     counts_to_si,
-    encode,
     si_to_counts,
 )
 from firmware_bridge.emulator import EmulatedSerialDevice, Emulator, EmulatorConfig
 from gaitedge.recording import Recording
-from gaitedge.sources import BleSource, DeviceSource, ReplaySource, SerialSource, SourceError, scan
+from gaitedge.sources import DeviceSource, ReplaySource, SerialSource, SourceError
 from gaitedge.sources.base import ClockModel, FrameAssembler, SourceStats
 
 
@@ -154,108 +152,6 @@ def test_clock_model_fits_drift():
     offset, drift = clock.fit()
     assert drift * 1e6 == pytest.approx(200, abs=1)
     assert offset == pytest.approx(1000.003, abs=1e-6)
-
-
-class FakeBleakClient:
-    """The hardware edge this machine lacks: a BLE client fed from an emulated device.
-
-    Only bleak's client surface is faked (connect, read_gatt_char, start_notify, disconnect);
-    the payloads are real protocol messages from firmware_bridge.
-    """
-
-    instances: ClassVar[list[FakeBleakClient]] = []
-
-    def __init__(self, address, disconnected_callback=None, timeout=20.0, *, plan=None):
-        self.address, self.on_disconnect, self.plan = address, disconnected_callback, plan
-        self.connected = False
-        FakeBleakClient.instances.append(self)
-
-    async def connect(self):
-        if self.plan["fail_connects"] > 0:
-            self.plan["fail_connects"] -= 1
-            raise OSError("device not found")
-        self.connected = True
-
-    async def read_gatt_char(self, uuid):
-        return bytearray(encode(self.plan["info"]))
-
-    async def start_notify(self, uuid, callback):
-        self.plan["task"] = asyncio.create_task(self._notify(callback))
-
-    async def _notify(self, callback):
-        for _i, payload in enumerate(self.plan["payloads"].pop(0)):
-            callback(None, bytearray(payload))
-            await asyncio.sleep(0.001)
-        if self.plan.get("disconnect_after_burst"):
-            self.connected = False
-            self.on_disconnect(self)
-
-    async def disconnect(self):
-        self.connected = False
-
-
-def test_ble_source_reconnects_on_disconnect_and_watchdog():
-    info = DeviceInfo(device_id=7, sample_rate_millihz=50_000, accel_range_g=8, gyro_range_dps=500)
-    frames = [encode(SampleFrame(i, i * 20_000, np.full((1, 6), i, np.int16))) for i in range(30)]
-    bursts = [frames[:10], [*frames[12:20], b"\x99garbage"], frames[20:21] + frames[23:]]
-    plan = {
-        "info": info,
-        "payloads": bursts,
-        "fail_connects": 0,
-        "disconnect_after_burst": True,
-    }
-
-    def factory(address, disconnected_callback=None, timeout=20.0):
-        if len(FakeBleakClient.instances) == 1:
-            plan["fail_connects"] = 1  # the first reconnect attempt fails: backoff and retry
-        return FakeBleakClient(address, disconnected_callback, timeout, plan=plan)
-
-    FakeBleakClient.instances.clear()
-    source = BleSource("AA:BB", watchdog_s=0.3, max_backoff_s=0.05, client_factory=factory)
-    chunks = asyncio.run(collect(source, limit_s=3.0, until=lambda cs: len(cs) >= 26))
-    assert len(chunks) == 26
-    assert chunks[19].lost_frames == 2 and source.stats.lost_frames == 2  # 21, 22 dropped
-    # Frames 10 and 11 went missing over the disconnect: a new connection, whose stream time
-    # continues from the host clock, so the chain sees a gap instead of counting on.
-    assert chunks[10].new_connection and chunks[10].seq == 12
-    assert source.stats.reconnects == 2
-    assert source.stats.decoder_drops  # the garbage notification was counted
-    assert [c.new_connection for c in chunks].count(True) == 3
-    t = np.concatenate([c.t_s for c in chunks])
-    assert (np.diff(t) > 0).all()
-
-
-def test_ble_watchdog_notices_a_silent_device():
-    info = DeviceInfo(device_id=7, sample_rate_millihz=50_000, accel_range_g=8, gyro_range_dps=500)
-    plan = {"info": info, "payloads": [[], [], [], []], "fail_connects": 0}
-    factory = lambda a, disconnected_callback=None, timeout=20.0: FakeBleakClient(  # noqa: E731
-        a, disconnected_callback, timeout, plan=plan
-    )
-    source = BleSource("AA:BB", watchdog_s=0.1, max_backoff_s=0.05, client_factory=factory)
-    asyncio.run(collect(source, limit_s=0.8))
-    assert source.stats.watchdog_timeouts >= 2 and source.stats.reconnects >= 2
-
-
-def test_scan_filters_gaitedge_devices():
-    class Dev:
-        def __init__(self, address, name):
-            self.address, self.name = address, name
-
-    class Adv:
-        def __init__(self, uuids, name, rssi):
-            self.service_uuids, self.local_name, self.rssi = uuids, name, rssi
-
-    from firmware_bridge import SERVICE_UUID
-
-    async def discover(timeout, return_adv):
-        return {
-            "1": (Dev("1", None), Adv([str(SERVICE_UUID)], None, -60)),
-            "2": (Dev("2", "gaitedge-0000abcd"), Adv([], "gaitedge-0000abcd", -40)),
-            "3": (Dev("3", "headphones"), Adv(["0000180d-0000-1000-8000-00805f9b34fb"], None, -30)),
-        }
-
-    found = asyncio.run(scan(1.0, scanner=discover))
-    assert [d.address for d in found] == ["2", "1"]
 
 
 class _EndlessDevice(DeviceSource):

@@ -2,7 +2,7 @@
 
 from gaitedge.sources.base import ClockModel, FrameAssembler, SampleChunk, Source, SourceStats
 from gaitedge.sources.ble import BleSource, FoundDevice, scan
-from gaitedge.sources.device import DeviceSource, SourceError
+from gaitedge.sources.device import DeviceSource, IncompatibleDeviceError, SourceError
 from gaitedge.sources.replay import ReplaySource
 from gaitedge.sources.serial import SerialSource
 
@@ -12,6 +12,7 @@ __all__ = [
     "DeviceSource",
     "FoundDevice",
     "FrameAssembler",
+    "IncompatibleDeviceError",
     "ReplaySource",
     "SampleChunk",
     "SerialSource",

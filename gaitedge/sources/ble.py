@@ -1,29 +1,44 @@
 """A wearable over Bluetooth Low Energy (bleak), speaking the gaitedge GATT service.
 
-The notification callback only enqueues the payload with its receive time; the consumer
-(``DeviceSource.chunks``) decodes with ``firmware_bridge.NotificationDecoder`` (bleak's
-``async_callback_with_queue`` pattern). On every (re)connect the DeviceInfo characteristic is
-read first, so frames can be scaled before the first notification arrives.
+Connections go through bleak-retry-connector's ``establish_connection``, which knows BlueZ's
+transient failures (``le-connection-abort-by-local``, a device briefly missing after a drop, a
+full adapter, a stale GATT cache) and retries them with their own backoffs; what it gives up on
+is a failed attempt for :class:`DeviceSource`'s reconnect loop (exponential backoff, jitter).
+
+On every (re)connect the gaitedge service is checked, the ATT MTU read, the DeviceInfo
+characteristic read (so frames can be scaled before the first notification arrives) and
+notifications subscribed anew: a new connection has no subscription. The notification callback
+only enqueues the payload with its receive time; the consumer (``DeviceSource.chunks``) decodes
+with ``firmware_bridge.NotificationDecoder`` (bleak's ``async_callback_with_queue`` pattern).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from functools import partial
 
 from firmware_bridge import (
     DEVICE_INFO_CHAR_UUID,
     DEVICE_NAME_PREFIX,
     SAMPLES_CHAR_UUID,
     SERVICE_UUID,
+    DeviceInfo,
     Message,
     NotificationDecoder,
+    samples_per_notification,
 )
-from gaitedge.sources.device import DISCONNECTED, DeviceSource, SourceError
+from firmware_bridge.protocol import ATT_HEADER_LEN
+from gaitedge.sources.device import DeviceSource, IncompatibleDeviceError, SourceError
 
 log = logging.getLogger(__name__)
+
+# The watchdog allows this many notification periods of silence before calling a link dead,
+# so a slow device filling large notifications is not reconnected for being slow.
+WATCHDOG_NOTIFICATION_PERIODS = 3
 
 
 def _bleak():
@@ -34,6 +49,38 @@ def _bleak():
     return bleak
 
 
+def _ble_error(what: str, exc: BaseException) -> SourceError:
+    """One clear line for what bleak (or the D-Bus beneath it) raised."""
+    from bleak.exc import BleakBluetoothNotAvailableError
+
+    if isinstance(exc, BleakBluetoothNotAvailableError):
+        return SourceError(f"{what}: no usable Bluetooth adapter ({exc.args[0]})")
+    if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)):
+        return SourceError(f"{what}: no system D-Bus to reach BlueZ on ({exc})")
+    if "org.freedesktop.DBus.Error.ServiceUnknown" in str(exc):
+        return SourceError(f"{what}: BlueZ (bluetoothd) is not running")
+    if isinstance(exc, TimeoutError):
+        return SourceError(f"{what}: timed out")
+    return SourceError(f"{what}: {exc or type(exc).__name__}")
+
+
+async def _bounded(awaitable: Awaitable, timeout_s: float):
+    """``awaitable``'s result, or TimeoutError after ``timeout_s``.
+
+    Not ``asyncio.wait_for``: on Python 3.11 it can swallow a cancellation that arrives as the
+    result does (see ``DeviceSource._next``).
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    finally:
+        if not task.done():
+            task.cancel()
+    if not done:
+        raise TimeoutError
+    return task.result()
+
+
 @dataclass(frozen=True)
 class FoundDevice:
     address: str
@@ -41,13 +88,13 @@ class FoundDevice:
     rssi: int | None
 
 
-async def scan(timeout_s: float = 5.0, scanner: Callable | None = None) -> list[FoundDevice]:
+async def scan(timeout_s: float = 5.0) -> list[FoundDevice]:
     """BLE devices advertising the gaitedge service (or a ``gaitedge-`` name), strongest first."""
-    discover = scanner or _bleak().BleakScanner.discover
+    bleak = _bleak()
     try:
-        found = await discover(timeout=timeout_s, return_adv=True)
+        found = await bleak.BleakScanner.discover(timeout=timeout_s, return_adv=True)
     except Exception as exc:  # bleak raises backend-specific errors (no adapter, no BlueZ)
-        raise SourceError(f"BLE scan failed (is there a Bluetooth adapter?): {exc}") from exc
+        raise _ble_error("BLE scan failed", exc) from exc
     devices = []
     for device, adv in found.values():
         uuids = {u.lower() for u in (adv.service_uuids or [])}
@@ -62,9 +109,18 @@ class BleSource(DeviceSource):
 
     Args:
         address: the device's address (or platform UUID on macOS).
-        watchdog_s: no notification for this long means the device went silent: reconnect.
+        watchdog_s: no notification for this long means the device went silent: reconnect
+            (never less than WATCHDOG_NOTIFICATION_PERIODS notification periods).
         max_reconnects: give up after this many failed attempts in a row (None: never).
-        client_factory: builds the client (``bleak.BleakClient`` by default); the hardware edge.
+        connect_timeout_s: one connection attempt (bleak-retry-connector's retries included).
+        scan_timeout_s: how long to look for a device BlueZ does not know yet.
+        connect_attempts: bleak-retry-connector's ``max_attempts`` per connection attempt.
+        notify_acquire: subscribe with BlueZ's AcquireNotify (a socket per subscription, no
+            D-Bus signal per notification) instead of StartNotify.
+
+    Attributes:
+        mtu: the ATT MTU of the current connection.
+        samples_per_notification: the most samples one notification can carry at that MTU.
     """
 
     first_backoff_s = 0.2
@@ -76,9 +132,11 @@ class BleSource(DeviceSource):
         watchdog_s: float = 3.0,
         max_backoff_s: float = 10.0,
         max_reconnects: int | None = None,
-        connect_timeout_s: float = 20.0,
+        connect_timeout_s: float = 30.0,
+        scan_timeout_s: float = 10.0,
+        connect_attempts: int = 3,
+        notify_acquire: bool = False,
         queue_size: int = 4096,
-        client_factory: Callable | None = None,
     ) -> None:
         super().__init__(
             address,
@@ -88,37 +146,124 @@ class BleSource(DeviceSource):
             queue_size=queue_size,
         )
         self.address = address
+        self.min_watchdog_s = watchdog_s
         self.connect_timeout_s = connect_timeout_s
+        self.scan_timeout_s = scan_timeout_s
+        self.connect_attempts = connect_attempts
+        self.notify_acquire = notify_acquire
         self.decoder = NotificationDecoder()
-        self._client_factory = client_factory
+        self.mtu: int | None = None
+        self.samples_per_notification: int | None = None
         self._client = None
 
-    def _on_notify(self, _characteristic: object, data: bytearray) -> None:
-        self._put((bytes(data), time.monotonic()))
+    def _on_notify(self, link: int, _characteristic: object, data: bytearray) -> None:
+        if link == self._link:  # a closed link's last notifications are not this link's
+            self._put((bytes(data), time.monotonic()))
 
-    def _on_disconnect(self, _client: object) -> None:
-        self._put(DISCONNECTED)
+    def _on_disconnect(self, link: int, client: object) -> None:
+        # Only an established link's loss counts: bleak also calls this for a connection
+        # attempt that BlueZ aborted (le-connection-abort-by-local) and then retried itself.
+        if client is self._client:
+            self._link_lost(link)
+
+    async def _find(self):
+        """The BLEDevice for the address: BlueZ's own record if it has one, else a scan."""
+        from bleak_retry_connector import get_device
+
+        device = await get_device(self.address)  # BlueZ knows it: no scan needed to reconnect
+        if device is None:
+            device = await _bleak().BleakScanner.find_device_by_address(
+                self.address, timeout=self.scan_timeout_s
+            )
+        if device is None:
+            raise SourceError(
+                f"BLE device {self.address} not found in {self.scan_timeout_s:g} s of scanning: "
+                "is it switched on, in range and not connected to another host?"
+            )
+        return device
+
+    async def _establish(self, link: int):
+        from bleak_retry_connector import BleakClientWithServiceCache, establish_connection
+
+        device = await self._find()
+        return await establish_connection(
+            BleakClientWithServiceCache,
+            device,
+            self.address,
+            disconnected_callback=partial(self._on_disconnect, link),
+            max_attempts=self.connect_attempts,
+        )
 
     async def _connect(self) -> None:
-        factory = self._client_factory or _bleak().BleakClient
-        client = factory(
-            self.address, disconnected_callback=self._on_disconnect, timeout=self.connect_timeout_s
-        )
+        link = self._link
+        what = f"cannot connect to BLE device {self.address}"
         try:
-            await client.connect()
-            info = self.decoder.decode(bytes(await client.read_gatt_char(DEVICE_INFO_CHAR_UUID)))
-            if info is not None:
-                self.assembler.add(info, time.monotonic())
-            await client.start_notify(SAMPLES_CHAR_UUID, self._on_notify)
-        except Exception as exc:  # bleak's errors are backend-specific
+            client = await _bounded(self._establish(link), self.connect_timeout_s)
+        except SourceError:
+            raise
+        except Exception as exc:  # bleak's and bleak-retry-connector's errors, D-Bus errors
+            raise _ble_error(what, exc) from exc
+        try:
+            await self._subscribe(client, link)
+        except SourceError:
             await self._close_client(client)
-            raise SourceError(f"cannot connect to BLE device {self.address}: {exc}") from exc
+            raise
+        except Exception as exc:  # the link dropped while setting up: retried by the caller
+            await self._close_client(client)
+            raise _ble_error(what, exc) from exc
+        if not client.is_connected:  # dropped as the subscription completed
+            await self._close_client(client)
+            raise SourceError(f"{what}: the link dropped while subscribing")
         self._client = client
 
+    async def _subscribe(self, client, link: int) -> None:
+        """Check the gaitedge service, read MTU and DeviceInfo, subscribe to samples."""
+        samples = client.services.get_characteristic(SAMPLES_CHAR_UUID)
+        info_char = client.services.get_characteristic(DEVICE_INFO_CHAR_UUID)
+        if (
+            client.services.get_service(SERVICE_UUID) is None
+            or samples is None
+            or info_char is None
+            or "notify" not in samples.properties
+            or "read" not in info_char.properties
+        ):
+            raise IncompatibleDeviceError(
+                f"BLE device {self.address} is not a gaitedge device: no gaitedge GATT service "
+                f"{SERVICE_UUID} with its samples and device-info characteristics"
+            )
+        self.mtu = samples.max_write_without_response_size + ATT_HEADER_LEN
+        info = self.decoder.decode(bytes(await client.read_gatt_char(info_char)))
+        if not isinstance(info, DeviceInfo):
+            raise IncompatibleDeviceError(
+                f"BLE device {self.address}: its device-info characteristic does not decode "
+                f"({self.decoder.stats.dropped_total} bad messages so far)"
+            )
+        self._use_device_info(info)
+        self.assembler.add(info, time.monotonic())
+        await client.start_notify(
+            samples,
+            partial(self._on_notify, link),
+            bluez={"use_start_notify": not self.notify_acquire},
+        )
+
+    def _use_device_info(self, info: DeviceInfo) -> None:
+        """Samples per notification from the MTU, and the watchdog from the notification rate."""
+        self.samples_per_notification = samples_per_notification(self.mtu)
+        period_s = self.samples_per_notification / info.sample_rate_hz
+        self.watchdog_s = max(self.min_watchdog_s, WATCHDOG_NOTIFICATION_PERIODS * period_s)
+        log.info(
+            "%s: ATT MTU %d, up to %d samples per notification at %g Hz; watchdog %.1f s",
+            self.address,
+            self.mtu,
+            self.samples_per_notification,
+            info.sample_rate_hz,
+            self.watchdog_s,
+        )
+
     async def _disconnect(self) -> None:
-        if self._client is not None:
-            await self._close_client(self._client)
-            self._client = None
+        client, self._client = self._client, None
+        if client is not None:
+            await self._close_client(client)
 
     @staticmethod
     async def _close_client(client: object) -> None:

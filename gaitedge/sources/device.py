@@ -2,26 +2,44 @@
 
 Receivers (a reader thread, a notification callback) only enqueue ``(payload, host time)``;
 :meth:`DeviceSource.chunks` is the one consumer. A disconnect or a silent device closes the
-link and reconnects with exponential backoff (bleak-retry-connector style); the assembler then
-starts a new connection, so the outage is a gap in stream time and a segment break.
+link and reconnects with exponential backoff and jitter; the assembler then starts a new
+connection, so the outage is a gap in stream time and a segment break.
+
+Every connection has an id (``_link``). A receiver that reports a lost link names its
+connection (:class:`LinkLost`), and only the current one counts: a closed link's late
+disconnect event (bleak calls ``disconnected_callback`` on an intentional ``disconnect()`` too)
+never forces a second reconnect.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from firmware_bridge import Message
 from gaitedge.sources.base import FrameAssembler, SampleChunk, SourceStats
 
 log = logging.getLogger(__name__)
 
-DISCONNECTED = object()
+DISCONNECTED = object()  # the current link is gone (from a receiver that has only one link)
+
+
+@dataclass(frozen=True)
+class LinkLost:
+    """Connection ``link`` dropped; stale once the source has closed or replaced it."""
+
+    link: int
 
 
 class SourceError(RuntimeError):
     """A source that cannot deliver (port missing, device gone for good)."""
+
+
+class IncompatibleDeviceError(SourceError):
+    """The device answered but is not a gaitedge device: reconnecting cannot help."""
 
 
 class DeviceSource:
@@ -47,6 +65,7 @@ class DeviceSource:
         self.queue_overflows = 0
         self._queue_size = queue_size
         self._queue: asyncio.Queue | None = None
+        self._link = 0  # id of the current connection
 
     async def _connect(self) -> None:
         """Open the link; raise SourceError if it cannot be opened."""
@@ -68,13 +87,26 @@ class DeviceSource:
         except asyncio.QueueFull:
             self.queue_overflows += 1
 
+    def _link_lost(self, link: int) -> None:
+        """From a receiver: connection ``link`` dropped. A closed link's news is no news."""
+        if link == self._link:
+            self._put(LinkLost(link))
+
+    async def _open(self) -> None:
+        self._link += 1
+        await self._connect()
+
+    async def _close(self) -> None:
+        self._link += 1  # first, so the link's own disconnect event is already stale
+        await self._disconnect()
+
     async def __aenter__(self) -> DeviceSource:
         self._queue = asyncio.Queue(self._queue_size)
-        await self._connect()
+        await self._open()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._disconnect()
+        await self._close()
 
     async def _next(self) -> object:
         """The next queued item, or DISCONNECTED after ``watchdog_s`` of silence.
@@ -97,7 +129,9 @@ class DeviceSource:
     async def chunks(self) -> AsyncIterator[SampleChunk]:
         while True:
             item = await self._next()
-            if item is DISCONNECTED:
+            if isinstance(item, LinkLost) and item.link != self._link:
+                continue  # a connection already closed or replaced
+            if item is DISCONNECTED or isinstance(item, LinkLost):
                 await self._reconnect()
                 continue
             payload, host_rx_s = item
@@ -108,12 +142,16 @@ class DeviceSource:
             self.stats.decoder_drops = {r.value: n for r, n in dropped.items() if n}
 
     async def _reconnect(self) -> None:
-        await self._disconnect()
+        await self._close()
         backoff, attempts = self.first_backoff_s, 0
         while True:
-            await asyncio.sleep(backoff)
+            # Equal jitter: half the backoff fixed, half random, so devices that dropped
+            # together (one adapter, one interference burst) do not retry in lockstep.
+            await asyncio.sleep(backoff / 2 + random.uniform(0.0, backoff / 2))
             try:
-                await self._connect()
+                await self._open()
+            except IncompatibleDeviceError:
+                raise
             except SourceError as exc:
                 attempts += 1
                 log.warning("reconnect %d to %s failed: %s", attempts, self.device, exc)

@@ -2,10 +2,12 @@
 
     python bench/falls.py --json [--model model.onnx] [--set impact_threshold_g=3.0 ...]
 
-Every trial runs through the real causal chain (``run_offline``, hop 10 samples = 0.2 s) and
-:class:`gaitedge.alerts.FallDetector`. Without ``--model`` the fall probability is 1.0 for every
-window, so only the signal-side rules (impact + confirmation) are measured; with ``--model`` the
-engine's fall head gates them too.
+Every trial runs through the real causal chain (``run_offline``) and
+:class:`gaitedge.alerts.FallDetector`. With ``--model`` (default: none) the bundle's own chain is
+used as shipped, its hop and its mounting included (an automatically mounted device is calibrated
+per subject, as ``gaitedge calibrate`` stores it), and the engine's fall head gates the alerts;
+without it the fall probability is 1.0 for every window (hop 10 samples), so only the
+signal-side rules (impact + confirmation) are measured.
 
 Last line: ``{"fall_trials_confirmed", "adl_false_per_h", "hapt_false_per_h", "latency_p50_s",
 "latency_p95_s", "model", ...}``. Latency is alert time minus the detected impact's time. The
@@ -98,8 +100,14 @@ class FallScorer:
 
             self.engine = load_engine(model)
             contract = self.engine.contract
-            self.chain = replace(contract.chain, hop_samples=HOP_SAMPLES)
+            self.chain = contract.chain  # the bundle's hop and mounting, as `listen` runs it
             self.fall_index = list(contract.heads["fall"]).index("fall")
+        self.mountings: dict = {}
+
+    def calibrate(self, trials: list[Trial]) -> None:
+        """Each subject's device calibrated on all of that subject's trials."""
+        recs = [ds.LabelledRecording(t.source, t.subject, 0, t.rate_hz, t.imu) for t in trials]
+        self.mountings |= ds.subject_mountings(self.chain, recs)
 
     def score(self, trial: Trial) -> Scored:
         return Scored(
@@ -108,7 +116,7 @@ class FallScorer:
 
     def alerts(self, trial: Trial) -> list[Alert]:
         t = np.arange(len(trial.imu)) / trial.rate_hz
-        windows = run_offline(self.chain, t, trial.imu)
+        windows = run_offline(self.chain, t, trial.imu, mounting=self.mountings.get(trial.subject))
         if not len(windows):
             return []
         if self.engine is None:
@@ -178,9 +186,11 @@ def main() -> None:
     cfg = replace(FallConfig(), **parse_overrides(args.set))
     scorer = FallScorer(cfg, args.model)
     start = time.perf_counter()
-    results = [scorer.score(trial) for trial in sisfall_trials(root)]
+    trials = list(sisfall_trials(root))
     if not args.no_hapt:
-        results += [scorer.score(trial) for trial in hapt_trials(root)]
+        trials += list(hapt_trials(root))
+    scorer.calibrate(trials)
+    results = [scorer.score(trial) for trial in trials]
     held_out = [r for r in results if r.subject in HELD_OUT_SUBJECTS]
     tuned_on = [r for r in results if r.source == "sisfall" and r.subject not in HELD_OUT_SUBJECTS]
     figures = summarise(results)

@@ -269,6 +269,7 @@ class Pipeline:
         calibrated = state.chain.mounting.calibrated
         if state.fall is not None:
             state.fall.model_gate = calibrated
+            state.fall.input_rate_hz = state.chain.stats.input_rate_hz
         if state.activity is not None and not calibrated:
             best = int(probs["activity"][-1].argmax())
             state.activity_label, state.activity_p = None, float(probs["activity"][-1, best])

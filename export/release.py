@@ -64,6 +64,7 @@ def training_record(ckpt: dict, root: Path) -> dict:
         "window_labels": "HAPT: label covering >= 50 % of the window; SisFall: impact (peak "
         "|acc|) in the window's central half = fall, windows before it = no_fall",
         "training_hop_samples": 64,
+        "render_rates_hz": ckpt.get("render_rates_hz"),
         "augmentation": {
             k: distill.get(k) for k in ("rotate_max_deg", "scale_fraction", "jitter_std")
         },
@@ -153,7 +154,7 @@ def compared_variants(specs: list[str]) -> dict:
     return out
 
 
-def write_card(report: dict, shipped: Path) -> Path:
+def write_card(report: dict, shipped: Path, devices: dict | None = None) -> Path:
     """MODEL_CARD.md next to the shipped bundle, with its latency measured now."""
     from bench.engine import measure
 
@@ -163,7 +164,8 @@ def write_card(report: dict, shipped: Path) -> Path:
         bench = measure(shipped, fp32, blocks=10, per_block=500)
         cost = count_cost(fp32)
         bench |= {"params": cost.params, "mflops": round(cost.mflops, 3)}
-    return model_card.write(shipped.parent / "MODEL_CARD.md", report, read_contract(shipped), bench)
+    contract = read_contract(shipped)
+    return model_card.write(shipped.parent / "MODEL_CARD.md", report, contract, bench, devices)
 
 
 def teacher_scores(teacher_ckpt: Path | None, out: Path, root: Path) -> dict | None:
@@ -190,6 +192,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--version", default="0.1.0")
     p.add_argument("--name", default="gaitedge-default")
     p.add_argument(
+        "--devices", type=Path, default=None,
+        help="bench/devices.py --json output (its last line) for the card's mounting/rate table",
+    )  # fmt: skip
+    p.add_argument(
+        "--card-only", action="store_true",
+        help="only rewrite the card of the bundle at --ship from <out>/release.json",
+    )  # fmt: skip
+    p.add_argument(
         "--compare", nargs="*", default=[], metavar="NAME=RELEASE_JSON",
         help="other students' release.json, listed in the model card",
     )  # fmt: skip
@@ -202,6 +212,13 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     root = args.data_root or ds.default_data_root()
     args.out.mkdir(parents=True, exist_ok=True)
+    devices = None
+    if args.devices is not None:
+        devices = json.loads(args.devices.read_text().strip().splitlines()[-1])
+    if args.card_only:
+        report = json.loads((args.out / "release.json").read_text())
+        write_card(report, args.ship, devices)
+        return
     variants = compared_variants(args.compare)  # fail early on a bad path
     paths = build_artifacts(args.student, args.out, root, args.version, args.name)
     report = score_artifacts(paths, root)
@@ -211,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.ship is not None:
         ship(report, report["chosen"], args.ship, report["teacher_held_out"])
         shutil.copy(args.student, args.out / "student.pt")
-        write_card(report, args.ship)
+        write_card(report, args.ship, devices)
     (args.out / "release.json").write_text(json.dumps(report, indent=2))
     print(json.dumps({k: v["held_out"] for k, v in report.items() if isinstance(v, dict)
                       and "held_out" in v} | {"chosen": report["chosen"]}))  # fmt: skip

@@ -13,7 +13,6 @@ from typing import Annotated
 import typer
 
 from gaitedge import __version__
-from gaitedge.datasets import DatasetName, SplitPart
 
 app = typer.Typer(
     name="gaitedge",
@@ -21,6 +20,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: rich's renderer costs ~0.15 s of imports on every --help, and it printed
+    # boolean flags as taking a value (`--fast <bool>`).
+    rich_markup_mode=None,
 )
 
 RateOption = Annotated[
@@ -46,6 +48,24 @@ def _load(path: Path, rate_hz: float | None):
         raise fail(str(exc)) from exc
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Gait and activity recognition from wearable IMUs, from recordings or live sensors."""
+
+
 @app.command()
 def version() -> None:
     """Print the gaitedge version."""
@@ -57,7 +77,7 @@ def inspect(
     recording: Annotated[Path, typer.Argument(help="Recording CSV.", exists=True, dir_okay=False)],
     rate_hz: RateOption = None,
 ) -> None:
-    """Check a recording and summarise it: samples, duration, rate, gaps, labels."""
+    """Summarise a recording: samples, duration, rate, gaps, labels."""
     from gaitedge.recording import describe_recording
 
     typer.echo(json.dumps(describe_recording(_load(recording, rate_hz)), indent=2))
@@ -72,7 +92,7 @@ def windows(
     ] = None,
     rate_hz: RateOption = None,
 ) -> None:
-    """Run the offline signal chain over a recording and save its windows (npz)."""
+    """Save a recording's windows (npz) from the offline signal chain."""
     import numpy as np
 
     from gaitedge.preprocess import ChainConfig, ChainInputError, run_offline
@@ -181,7 +201,7 @@ def listen(
     verbose: VerboseOption = 0,
     quiet: QuietOption = False,
 ) -> None:
-    """Stream from live sensors, show status and raise activity and fall alerts until Ctrl-C."""
+    """Stream live sensors: status, activity and fall alerts."""
     from gaitedge.bundle import ContractError
     from gaitedge.runner import run_sources
     from gaitedge.sources import BleSource, SerialSource, SourceError
@@ -219,7 +239,7 @@ def replay(
     verbose: VerboseOption = 0,
     quiet: QuietOption = False,
 ) -> None:
-    """Replay a recording through the runtime and print its activity timeline and alerts."""
+    """Replay a recording: activity timeline and alerts."""
     from gaitedge.runner import run_sources
     from gaitedge.sources import ReplaySource
 
@@ -266,7 +286,10 @@ def demo(
     alerts_jsonl: JsonlOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Offline demo: an emulated device on a pseudo-terminal, streamed with `listen --serial`."""
+    """Offline demo: `listen --serial` on an emulated device.
+
+    The device is a pseudo-terminal replaying the shipped demo recording.
+    """
     from gaitedge.demo import DEMO_RECORDING, emulated_device
     from gaitedge.runner import run_sources
     from gaitedge.sources import SerialSource
@@ -287,15 +310,19 @@ def demo(
 
 @app.command()
 def info(
-    model: Annotated[Path, typer.Argument(help="Model bundle (.onnx, or .engine with its .json).")],
+    model: Annotated[
+        Path | None,
+        typer.Argument(help="Model bundle (.onnx, or .engine with its .json). Default: shipped."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the contract as JSON.")] = False,
 ) -> None:
-    """Print a model bundle's contract: chain, window and hop, normalisation, heads, training."""
+    """Describe a model: chain, windows, normalisation, heads."""
     from gaitedge.bundle import ContractError, read_contract
+    from gaitedge.engine import default_model_path
     from gaitedge.info import describe_contract
 
     try:
-        contract = read_contract(model)
+        contract = read_contract(model if model is not None else default_model_path())
     except ContractError as exc:
         raise fail(str(exc)) from exc
     if as_json:
@@ -304,15 +331,43 @@ def info(
     typer.echo("\n".join(describe_contract(contract)))
 
 
+# The dataset choices are checked against gaitedge.datasets' enums when the command runs, not
+# as typer Enum options: those would import numpy (through gaitedge.datasets) for every --help.
+def _dataset_name(value: str) -> str:
+    from gaitedge.datasets import DatasetName
+
+    return _choice(DatasetName, value)
+
+
+def _split_part(value: str) -> str:
+    from gaitedge.datasets import SplitPart
+
+    return _choice(SplitPart, value)
+
+
+def _choice(kind, value: str) -> str:
+    try:
+        return kind(value).value
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise typer.BadParameter(f"{value!r} is not one of {choices}") from None
+
+
 @app.command()
 def evaluate(
     model: Annotated[
         Path | None, typer.Option("--model", help="ONNX bundle (default: the shipped model).")
     ] = None,
-    dataset: Annotated[DatasetName, typer.Option(help="Dataset to score.")] = DatasetName.HAPT,
+    dataset: Annotated[
+        str, typer.Option(help="Dataset to score: hapt or sisfall.", callback=_dataset_name)
+    ] = "hapt",
     split: Annotated[
-        SplitPart, typer.Option(help="Subjects: held-out (as recorded in the bundle), or not.")
-    ] = SplitPart.TEST,
+        str,
+        typer.Option(
+            help="Subjects: test (held out, as recorded in the bundle), train or all.",
+            callback=_split_part,
+        ),
+    ] = "test",
     data_root: Annotated[
         Path | None,
         typer.Option(
@@ -330,7 +385,7 @@ def evaluate(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
 ) -> None:
-    """Score a model on held-out subjects through the runtime's chain and ONNX Runtime."""
+    """Score a model on held-out subjects (chain + ONNX Runtime)."""
     from gaitedge.bundle import ContractError
     from gaitedge.datasets import DatasetError, default_data_root
     from gaitedge.engine import OnnxEngine, default_model_path
@@ -339,7 +394,7 @@ def evaluate(
 
     if labels not in (None, 6, 12):
         raise typer.BadParameter("--labels must be 6 or 12")
-    options = EvalOptions(dataset.value, split.value, labels, threshold, limit_subjects)
+    options = EvalOptions(dataset, split, labels, threshold, limit_subjects)
     try:
         engine = OnnxEngine(model if model is not None else default_model_path())
         result = score(engine, data_root or default_data_root(), options)
@@ -367,7 +422,7 @@ def bench(
         int, typer.Option("--chunk-samples", help="Samples per chunk, as frames arrive.")
     ] = 4,
 ) -> None:
-    """Per-stage latency histograms and sensors per core, streaming a recording as live."""
+    """Per-stage latency and sensors per core, streamed as live."""
     from gaitedge.bundle import ContractError
     from gaitedge.demo import DEMO_RECORDING
     from gaitedge.engine import load_engine

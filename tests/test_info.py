@@ -33,6 +33,16 @@ def test_info_prints_the_contract(bundle):
         assert text in out, text
 
 
+def test_info_without_an_argument_describes_the_shipped_model():
+    from gaitedge.engine import DEFAULT_MODEL
+
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 0, result.output
+    shipped = runner.invoke(app, ["info", str(DEFAULT_MODEL)])
+    assert result.output == shipped.output
+    assert "gaitedge-default" in result.output
+
+
 def test_info_json_round_trips(bundle):
     result = runner.invoke(app, ["info", str(bundle), "--json"])
     assert result.exit_code == 0

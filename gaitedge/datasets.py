@@ -292,6 +292,13 @@ def majority_labels(
     return winner, counts[np.arange(len(start)), winner] / window_samples
 
 
+def window_labels(label: np.ndarray, start: np.ndarray, window_samples: int) -> np.ndarray:
+    """The window-labelling rule: the majority sample label (1-based, 0 = unlabelled) as a class
+    index from 0 when it covers at least ``MIN_LABEL_FRACTION`` of the window, else IGNORE."""
+    lab, frac = majority_labels(label, start, window_samples)
+    return np.where((lab > 0) & (frac >= MIN_LABEL_FRACTION), lab - 1, IGNORE).astype(np.int64)
+
+
 def activity_window_labels(
     label: np.ndarray, start: np.ndarray, window_samples: int, n_classes: int = 12
 ) -> np.ndarray:
@@ -302,8 +309,7 @@ def activity_window_labels(
     """
     if n_classes not in (6, 12):
         raise ValueError("HAPT activity labels: 6 (basic) or 12 (with transitions)")
-    lab, frac = majority_labels(label, start, window_samples)
-    out = np.where((lab > 0) & (frac >= MIN_LABEL_FRACTION), lab - 1, IGNORE)
+    out = window_labels(label, start, window_samples)
     return np.where(out < n_classes, out, IGNORE).astype(np.int64)
 
 

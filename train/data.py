@@ -36,29 +36,24 @@ from pathlib import Path
 
 import numpy as np
 
-from gaitedge.datasets import (  # the torch-free readers the runtime's `evaluate` shares
+from gaitedge.datasets import (  # the one reader of each dataset, shared with `evaluate`
     FALL_CLASSES,
     HAPT_LABELS,
     IGNORE,
     LABELLING_VERSION,
-    MIN_LABEL_FRACTION,
+    LabelledRecording,
     SubjectSplit,
     default_data_root,
-    fall_window_labels,
+    hapt_recordings,
     hapt_split,
-    majority_labels,
+    sisfall_recordings,
     sisfall_split,
-    sisfall_trial_imu,
+    sisfall_window_labels,
+    window_labels,
+    window_starts,
 )
-from gaitedge.datasets import (  # re-exported: train.data's public names (README, tests)
-    SISFALL_TEST_SUBJECTS as SISFALL_TEST_SUBJECTS,
-)
-from gaitedge.datasets import SISFALL_TO_BODY_FRAME as SISFALL_TO_BODY_FRAME
-from gaitedge.datasets import csv_rows as _csv_rows
-from gaitedge.datasets import sisfall_subjects as sisfall_subjects
 from gaitedge.preprocess import ChainConfig, fit_normalization, run_offline
 from gaitedge.recording import read_recording
-from gaitedge.units import STANDARD_GRAVITY_M_S2
 
 log = logging.getLogger(__name__)
 
@@ -146,11 +141,10 @@ def concat(sets: Sequence[WindowSet]) -> WindowSet:
     )
 
 
-def _windows_of(cfg: ChainConfig, imu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Chain windows of one recording sampled at the chain's rate: ([K, W, C], [K] start idx)."""
-    t = np.arange(len(imu)) / cfg.sample_rate_hz
-    w = run_offline(cfg, t, imu)
-    return w.data, np.rint(w.t_start_s * cfg.sample_rate_hz).astype(np.int64)
+def _windows_of(cfg: ChainConfig, rec: LabelledRecording) -> tuple[np.ndarray, np.ndarray]:
+    """Chain windows of one recording: ([K, W, C], [K] first sample index in the recording)."""
+    w = run_offline(cfg, rec.timestamp_s, rec.imu)
+    return w.data, window_starts(w.t_start_s, rec.rate_hz)
 
 
 def _assemble(parts: list[dict], classes: dict[str, tuple[str, ...]]) -> WindowSet:
@@ -181,18 +175,11 @@ def _part(data: np.ndarray, start: np.ndarray, subject: str, group: int, rate_hz
 
 def build_hapt(root: Path, cfg: ChainConfig) -> WindowSet:
     """All HAPT windows; head ``activity`` with the 12 labels (see :func:`activity_subset`)."""
-    with np.load(root / "hapt" / "hapt_raw_50hz.npz") as d:
-        imu, label = d["imu"].astype(np.float64), d["label"].astype(np.int64)
-        if int(d["sample_rate_hz"]) != cfg.sample_rate_hz:
-            raise ValueError("HAPT is stored at 50 Hz; the chain resamples only timestamped data")
-    imu[:, :3] *= STANDARD_GRAVITY_M_S2
     parts = []
-    for row in _csv_rows(root / "hapt" / "experiments.csv"):
-        s, n = int(row["start_row"]), int(row["n_samples"])
-        data, start = _windows_of(cfg, imu[s : s + n])
-        lab, frac = majority_labels(label[s : s + n], start, cfg.window_samples)
-        part = _part(data, start, f"hapt:{row['subject']}", int(row["exp_id"]), cfg.sample_rate_hz)
-        part["label_activity"] = np.where((lab > 0) & (frac >= MIN_LABEL_FRACTION), lab - 1, -1)
+    for rec in hapt_recordings(root):
+        data, start = _windows_of(cfg, rec)
+        part = _part(data, start, rec.subject, rec.group, rec.rate_hz)
+        part["label_activity"] = window_labels(rec.sample_label, start, cfg.window_samples)
         parts.append(part)
     return _assemble(parts, {"activity": HAPT_LABELS})
 
@@ -200,28 +187,13 @@ def build_hapt(root: Path, cfg: ChainConfig) -> WindowSet:
 def build_sisfall(root: Path, cfg: ChainConfig, subjects: Sequence[str] | None = None) -> WindowSet:
     """SisFall windows (all subjects, or ``subjects`` like ``SA01``); head ``fall`` labelled
     from the impact (module docstring)."""
-    with np.load(root / "sisfall" / "sisfall_50hz_counts_int16.npz") as z:
-        counts = z["counts"]
-        scales = {
-            "acc_g": float(z["scale_adxl345_g_per_count"][0]),
-            "gyro_dps": float(z["scale_itg3200_dps_per_count"][0]),
-        }
+    wanted = None if subjects is None else [f"sisfall:{s}" for s in subjects]
     parts = []
-    for row in _csv_rows(root / "sisfall" / "trials.csv"):
-        if subjects is not None and row["subject"] not in subjects:
-            continue
-        s, n = int(row["start_row"]), int(row["n_samples"])
-        imu = sisfall_trial_imu(counts[s : s + n].astype(np.float64), scales)
-        data, start = _windows_of(cfg, imu)
-        is_fall = int(row["is_fall"])
-        if is_fall:
-            impact = int(np.argmax(np.linalg.norm(imu[:, :3], axis=1)))
-            label = fall_window_labels(start, cfg.window_samples, impact)
-        else:
-            label = np.zeros(len(data), np.int64)
-        part = _part(data, start, f"sisfall:{row['subject']}", int(row["trial"]), 50.0)
-        part["label_fall"] = label
-        part["trial_is_fall"] = np.full(len(data), is_fall, np.int8)
+    for rec in sisfall_recordings(root, wanted):
+        data, start = _windows_of(cfg, rec)
+        part = _part(data, start, rec.subject, rec.group, rec.rate_hz)
+        part["label_fall"] = sisfall_window_labels(rec, start, cfg.window_samples)
+        part["trial_is_fall"] = np.full(len(data), rec.is_fall, np.int8)
         parts.append(part)
     return _assemble(parts, {"fall": FALL_CLASSES})
 
@@ -251,8 +223,7 @@ def build_folder(folder: Path, cfg: ChainConfig, rate_hz: float | None = None) -
         if rec.label is not None:
             lookup = {n: i + 1 for i, n in enumerate(names)}
             sample_label = np.array([lookup.get(str(x), 0) for x in rec.label], np.int64)
-        lab, frac = majority_labels(sample_label, start, cfg.window_samples)
-        part["label_activity"] = np.where((lab > 0) & (frac >= MIN_LABEL_FRACTION), lab - 1, -1)
+        part["label_activity"] = window_labels(sample_label, start, cfg.window_samples)
         parts.append(part)
     return _assemble(parts, {"activity": tuple(names)})
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gaitedge.units import STANDARD_GRAVITY_M_S2
+from gaitedge.units import STANDARD_GRAVITY_M_S2, AccelUnit, GyroUnit, accel_to_m_s2, gyro_to_rad_s
 
 # Bump when a labelling rule changes, so cached windows are rebuilt.
 LABELLING_VERSION = 1
@@ -228,8 +228,8 @@ def hapt_recordings(
 
 def sisfall_trial_imu(counts: np.ndarray, scales: dict[str, float]) -> np.ndarray:
     """[N, 9] SisFall counts -> [N, 6] acc (m/s², ADXL345) and gyro (rad/s, ITG3200), body frame."""
-    acc = counts[:, 0:3] * (scales["acc_g"] * STANDARD_GRAVITY_M_S2)
-    gyro = np.deg2rad(counts[:, 3:6] * scales["gyro_dps"])
+    acc = accel_to_m_s2(counts[:, 0:3], AccelUnit.COUNTS, g_per_count=scales["acc_g"])
+    gyro = gyro_to_rad_s(counts[:, 3:6] * scales["gyro_dps"], GyroUnit.DEG_S)
     return np.concatenate([acc @ SISFALL_TO_BODY_FRAME.T, gyro @ SISFALL_TO_BODY_FRAME.T], axis=1)
 
 

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from firmware_bridge import counts_to_si, si_to_counts
 from firmware_bridge.emulator import EmulatedSerialDevice, Emulator, EmulatorConfig
 from gaitedge.cli import app
+from gaitedge.engine import DEFAULT_MODEL
 from gaitedge.recording import Recording, read_recording, write_recording
 from tests.bundles import make_bundle
 
@@ -18,8 +19,9 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def bundle(tmp_path):
-    return make_bundle(tmp_path / "m.onnx")
+def bundle():
+    """The shipped model: runtime tests run a trained model on real data."""
+    return DEFAULT_MODEL
 
 
 @pytest.fixture

@@ -86,11 +86,11 @@ def test_evaluate_does_not_import_torch(data_root, hapt_dir):
 
 
 def test_evaluate_refuses_a_model_without_the_head(tmp_path, data_root, sisfall_dir):
-    from tests._bundles import export_tiny
+    from tests.bundles import make_bundle
 
     windows = np.random.default_rng(0).standard_normal((8, 128, 9)).astype(np.float32)
     only_activity = {"activity": ("WALKING", "SITTING")}
-    path = export_tiny(tmp_path / "a.onnx", windows, heads=only_activity)
+    path = make_bundle(tmp_path / "a.onnx", windows, heads=only_activity)
     result = runner.invoke(
         app, ["evaluate", "--model", str(path), "--dataset", "sisfall", "--data-root",
               str(data_root)],

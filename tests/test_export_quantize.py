@@ -11,7 +11,7 @@ from onnx import TensorProto
 from export.parity import ArtifactKind, compare_artifacts, real_windows
 from export.quantize import convert_fp16, op_counts, quantize_int8_dynamic, quantize_int8_static
 from gaitedge.bundle import read_contract
-from tests._bundles import export_tiny, tiny_contract
+from tests.bundles import make_bundle, tiny_contract
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def windows(hapt_dir) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def fp32(tmp_path_factory, windows):
-    return export_tiny(tmp_path_factory.mktemp("q") / "fp32.onnx", windows)
+    return make_bundle(tmp_path_factory.mktemp("q") / "fp32.onnx", windows)
 
 
 def _same_contract(path, fp32_path, artifact):

@@ -14,7 +14,6 @@ from train.model import (
     IMUMaskedAutoencoder,
     MaskMode,
     ModelConfig,
-    ProbabilityModel,
     load_checkpoint,
     preset_config,
 )
@@ -31,7 +30,6 @@ __all__ = [
     "MaskMode",
     "ModelConfig",
     "NonFiniteLossError",
-    "ProbabilityModel",
     "SubjectSplit",
     "TrainConfig",
     "WindowSet",

@@ -144,33 +144,26 @@ def _logging(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _session(model, jsonl, webhook, mqtt, topic, lsl, *, record=None):
+def _session(model, sinks, *, record=None):
     """Open a pipeline, turning every user error into one clear line and a non-zero exit."""
     from gaitedge.bundle import ContractError
-    from gaitedge.runner import SinkOptions, open_pipeline
+    from gaitedge.runner import open_pipeline
 
-    sinks = SinkOptions(jsonl, webhook, mqtt, topic, lsl)
     try:
         return open_pipeline(model, sinks, echo=typer.echo, record=record)
     except (ContractError, ValueError, OSError) as exc:
         raise fail(str(exc)) from exc
 
 
-def _print_status(rows: list[dict]) -> None:
-    for row in rows:
-        link = ""
-        if "rate_hz" in row:
-            link = (
-                f"rate={row['rate_hz']}Hz lost_frames={row['lost_frames']} "
-                f"corrupt={row['corrupt']} reconnects={row['reconnects']} "
-                f"clock_drift={row.get('clock_drift_ppm', 0.0)}ppm "
-            )
-        typer.echo(
-            f"[{row['device']}] t={row['t_s']:.1f}s activity={row['activity']} p={row['p']:.2f} "
-            f"{link}windows={row['windows']} dropped={row['dropped']} "
-            f"segments={row['segments']} latency_p95={row['latency_p95_ms']}ms",
-            err=True,
-        )
+def _sinks(jsonl, webhook=None, mqtt=None, topic="gaitedge/alerts", lsl=False):
+    from gaitedge.runner import SinkOptions
+
+    return SinkOptions(jsonl, webhook, mqtt, topic, lsl)
+
+
+def _print_status(rows) -> None:
+    for row in rows:  # gaitedge.status.DeviceStatus
+        typer.echo(row.line(), err=True)
 
 
 def _print_stats(pipeline) -> None:
@@ -210,7 +203,8 @@ def listen(
     if not serial and not ble:
         raise fail("give at least one device: --serial PORT or --ble ADDRESS")
     sources = [SerialSource(p) for p in serial or []] + [BleSource(a) for a in ble or []]
-    with _session(model, alerts_jsonl, webhook, mqtt, mqtt_topic, lsl, record=record) as pipe:
+    sinks = _sinks(alerts_jsonl, webhook, mqtt, mqtt_topic, lsl)
+    with _session(model, sinks, record=record) as pipe:
         try:
             run_sources(
                 pipe, sources, duration_s=duration, on_status=None if quiet else _print_status
@@ -245,7 +239,7 @@ def replay(
 
     _logging(verbose, quiet)
     source = ReplaySource(recording, speed=speed, fast=fast, rate_hz=rate_hz)
-    with _session(model, alerts_jsonl, webhook, mqtt, mqtt_topic, lsl) as pipe:
+    with _session(model, _sinks(alerts_jsonl, webhook, mqtt, mqtt_topic, lsl)) as pipe:
         try:
             run_sources(pipe, [source])
         except (ValueError, OSError) as exc:  # RecordingError, ChainInputError, ContractError
@@ -298,7 +292,7 @@ def demo(
     typer.echo(f"demo: replaying {DEMO_RECORDING.name} from an emulated device at {speed}x")
     with emulated_device(speed=speed) as device:
         typer.echo(f"demo: device on {device.path}; gaitedge listen --serial {device.path}")
-        with _session(model, alerts_jsonl, None, None, "gaitedge/alerts", False) as pipe:
+        with _session(model, _sinks(alerts_jsonl)) as pipe:
             run_sources(
                 pipe,
                 [SerialSource(device.path, watchdog_s=5.0)],
@@ -423,20 +417,13 @@ def bench(
     ] = 4,
 ) -> None:
     """Per-stage latency and sensors per core, streamed as live."""
-    from gaitedge.bundle import ContractError
     from gaitedge.demo import DEMO_RECORDING
-    from gaitedge.engine import load_engine
-    from gaitedge.pipeline import Pipeline
     from gaitedge.runner import measure_live
-    from gaitedge.sinks import FanOut
 
     rec = _load(recording or DEMO_RECORDING, None)
-    try:
-        pipe = Pipeline(load_engine(model), FanOut([]))  # no sinks: time the pipeline only
-    except ContractError as exc:
-        raise fail(str(exc)) from exc
-    result = measure_live(pipe, rec.timestamp_s, rec.imu, chunk_samples=chunk_samples)
-    typer.echo(json.dumps(result))
+    with _session(model, None) as pipe:  # no sinks: time the pipeline only
+        cost = measure_live(pipe, rec.timestamp_s, rec.imu, chunk_samples=chunk_samples)
+    typer.echo(json.dumps(cost.to_dict()))
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -4,13 +4,12 @@
 
 The model bundle's contract configures the chain, so what the runtime computes is what the
 model was trained on. One :class:`Pipeline` serves several devices at once (state per device);
-one consumer drives it, so no stage needs a lock.
+one consumer drives it, so no stage needs a lock. Sessions (sources driving a pipeline, with
+status and sinks) are run by ``gaitedge.runner``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -23,7 +22,8 @@ from gaitedge.engine import Engine
 from gaitedge.preprocess import BadSamplePolicy, StreamingChain
 from gaitedge.recording import RecordingWriter
 from gaitedge.sinks import FanOut
-from gaitedge.sources.base import SampleChunk, Source
+from gaitedge.sources.base import SampleChunk
+from gaitedge.status import DeviceStatus
 from gaitedge.units import check_gravity_scale
 
 log = logging.getLogger(__name__)
@@ -218,45 +218,23 @@ class Pipeline:
             alerts += state.fall.update_windows(windows, p_fall, self.contract.chain)
         return sorted(alerts, key=lambda a: a.t)
 
-    def status(self) -> list[dict]:
-        """One line per device for the live display."""
+    def device_status(self) -> list[DeviceStatus]:
+        """One typed status per device (the session layer adds each source's link health)."""
         e2e = self.stats.latency["end_to_end"]
         return [
-            {
-                "device": name,
-                "t_s": round(s.last_t_s, 1),
-                "activity": s.activity_label,
-                "p": round(s.activity_p, 2),
-                "windows": s.windows,
-                "dropped": s.chain.stats.dropped_nonfinite + s.chain.stats.dropped_out_of_order,
-                "segments": s.chain.stats.segments,
-                "latency_p95_ms": round(e2e.percentile_ms(95), 2),
-            }
+            DeviceStatus(
+                device=name,
+                t_s=round(s.last_t_s, 1),
+                activity=s.activity_label,
+                p=round(s.activity_p, 2),
+                windows=s.windows,
+                dropped=s.chain.stats.dropped_nonfinite + s.chain.stats.dropped_out_of_order,
+                segments=s.chain.stats.segments,
+                latency_p95_ms=round(e2e.percentile_ms(95), 2),
+            )
             for name, s in self.devices.items()
         ]
 
-    async def run(self, source: Source, *, duration_s: float | None = None) -> None:
-        """Drive the pipeline from a source until it ends, ``duration_s`` passes, or cancel."""
-
-        async def consume() -> None:
-            async with source:
-                async for chunk in source.chunks():
-                    self.process(chunk)
-
-        task = asyncio.ensure_future(consume())
-        try:
-            done, _ = await asyncio.wait({task}, timeout=duration_s)
-        finally:
-            if not task.done():
-                task.cancel()
-        if done:
-            task.result()  # the source's own end, or its error
-            return
-        log.info("stopping after %.1f s", duration_s)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    async def run_many(self, sources: list[Source], *, duration_s: float | None = None) -> None:
-        """Several devices at once: each source in its own task, one pipeline state each."""
-        tasks = [asyncio.create_task(self.run(s, duration_s=duration_s)) for s in sources]
-        await asyncio.gather(*tasks)
+    def status(self) -> list[dict]:
+        """One row per device for the live display (:meth:`device_status` as dicts)."""
+        return [s.to_dict() for s in self.device_status()]

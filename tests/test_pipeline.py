@@ -16,7 +16,7 @@ from gaitedge.engine import DEFAULT_MODEL, load_engine
 from gaitedge.pipeline import LatencyHistogram, Pipeline
 from gaitedge.preprocess import ChainConfig
 from gaitedge.recording import Recording, read_recording, write_recording
-from gaitedge.runner import SinkOptions, open_pipeline, run_sources, status_rows
+from gaitedge.runner import SinkOptions, open_pipeline, run_sources, status, stream_many
 from gaitedge.sinks import FanOut
 from gaitedge.sources import ReplaySource, SerialSource, SourceError
 from tests.bundles import make_bundle
@@ -120,9 +120,11 @@ def test_live_serial_end_to_end_records_exactly_what_was_sent(bundle, hapt_recor
     assert pipe.stats.windows == (len(rec) - 128) // 25 + 1
     assert jsonl.read_text().strip(), "alerts reached the JSONL sink"
     assert pipe.stats.latency["engine"].total > 0
-    (row,) = status_rows(pipe, [source])
-    assert row["rate_hz"] == 50.0 and row["lost_frames"] == 0 and row["corrupt"] == 0
-    assert "clock_drift_ppm" in row
+    (row,) = status(pipe, [source])
+    assert row.link.rate_hz == 50.0 and row.link.lost_frames == 0 and row.link.corrupt == 0
+    assert row.link.clock_drift_ppm is not None and row.windows == pipe.stats.windows
+    line = row.line()  # what `listen` prints
+    assert line.startswith(f"[{device.path}] ") and "rate=50.0Hz lost_frames=0" in line
 
 
 def test_model_whose_channels_the_chain_cannot_feed_is_refused(tmp_path, hapt_recording):
@@ -159,7 +161,7 @@ def test_several_devices_share_one_pipeline(bundle, hapt_recording, tmp_path):
     jsonl = tmp_path / "a.jsonl"
     with open_pipeline(bundle, SinkOptions(alerts_jsonl=jsonl), echo=lambda s: None) as pipe:
         sources = [ReplaySource(hapt_recording, fast=True, device=f"dev{i}") for i in range(3)]
-        asyncio.run(pipe.run_many(sources))
+        asyncio.run(stream_many(pipe, sources))
     devices = {json.loads(x)["device"] for x in jsonl.read_text().splitlines()}
     assert devices == {"dev0", "dev1", "dev2"}
     assert {s["device"] for s in pipe.status()} == devices

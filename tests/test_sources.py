@@ -21,7 +21,8 @@ from firmware_bridge import (
 from firmware_bridge.emulator import EmulatedSerialDevice, Emulator, EmulatorConfig, PtyPort
 from gaitedge.recording import Recording
 from gaitedge.sources import BleSource, DeviceSource, ReplaySource, SerialSource, SourceError, scan
-from gaitedge.sources.base import ClockModel, FrameAssembler, SourceStats
+from gaitedge.sources.base import SourceStats
+from gaitedge.sources.frames import ClockModel, FrameAssembler
 
 
 def recording(seconds: float = 4.0, rate_hz: float = 50.0) -> Recording:
@@ -380,15 +381,13 @@ class _EndlessDevice(DeviceSource):
 
 def test_stopping_a_busy_stream_is_never_swallowed(tmp_path):
     """`--duration` must stop a device whose data never pauses (no lost cancellation)."""
-    from gaitedge.engine import load_engine
-    from gaitedge.pipeline import Pipeline
-    from gaitedge.sinks import FanOut
-    from tests.bundles import make_bundle
+    from gaitedge.engine import DEFAULT_MODEL
+    from gaitedge.runner import open_pipeline, stream
 
     source = _EndlessDevice(
         "busy", watchdog_s=5.0, max_backoff_s=1.0, max_reconnects=1, queue_size=300_000
     )
-    pipe = Pipeline(load_engine(make_bundle(tmp_path / "m.onnx")), FanOut([]))
+    pipe = open_pipeline(DEFAULT_MODEL, None)
     start = time.monotonic()
-    asyncio.run(asyncio.wait_for(pipe.run(source, duration_s=0.3), 20.0))
+    asyncio.run(asyncio.wait_for(stream(pipe, source, duration_s=0.3), 20.0))
     assert time.monotonic() - start < 5.0

@@ -13,7 +13,8 @@ import logging
 from collections.abc import AsyncIterator
 
 from firmware_bridge import Message
-from gaitedge.sources.base import FrameAssembler, SampleChunk, SourceStats
+from gaitedge.sources.base import SampleChunk, SourceStats
+from gaitedge.sources.frames import FrameAssembler
 
 log = logging.getLogger(__name__)
 

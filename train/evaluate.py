@@ -21,13 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gaitedge.metrics import (
-    accuracy,
-    confusion_matrix,
-    f1_per_class,
-    macro_f1,
-    sensitivity_specificity,
-)
+from gaitedge import metrics
 from train.data import IGNORE, WindowSet, activity_subset, concat, load_windows
 from train.model import IMUMaskedAutoencoder, load_checkpoint
 
@@ -54,12 +48,12 @@ def classification_report(y_true: np.ndarray, probs: np.ndarray, classes: Sequen
     confusion matrix over windows with a label."""
     keep = y_true != IGNORE
     y, pred = y_true[keep], probs[keep].argmax(axis=1)
-    m = confusion_matrix(y, pred, len(classes))
-    f1 = f1_per_class(m)
+    m = metrics.confusion_matrix(y, pred, len(classes))
+    f1 = metrics.f1_per_class(m)
     return {
         "n_windows": int(keep.sum()),
-        "accuracy": accuracy(m),
-        "macro_f1": macro_f1(m),
+        "accuracy": metrics.accuracy(m),
+        "macro_f1": metrics.macro_f1(m),
         "per_class_f1": {c: round(float(v), 4) for c, v in zip(classes, f1, strict=True)},
         "confusion_matrix": m.tolist(),
         "classes": list(classes),
@@ -86,7 +80,7 @@ def fall_trial_report(
     is_fall[inverse] = trial_is_fall == 1
     detected = max_prob >= threshold
     impact = window_label == 1
-    sensitivity, specificity = sensitivity_specificity(is_fall, detected)
+    sensitivity, specificity = metrics.sensitivity_specificity(is_fall, detected)
     return {
         "threshold": threshold,
         "n_fall_trials": int(is_fall.sum()),

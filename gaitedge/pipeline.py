@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from hdrh.histogram import HdrHistogram
 
 from gaitedge.alerts import ActivityConfig, ActivitySmoother, Alert, FallConfig, FallDetector
 from gaitedge.bundle import ContractError
@@ -32,24 +33,24 @@ STAGES = ("chain", "engine", "alerts", "end_to_end")
 
 
 class LatencyHistogram:
-    """Fixed log-spaced bins from 1 µs to 100 s: constant memory however long it runs."""
-
-    EDGES_S = np.logspace(-6, 2, 161)
+    """Latencies in an HdrHistogram (1 µs to 100 s, 2 significant digits): constant memory
+    however long it runs. bench/libraries.py measured it against the 161 fixed log bins this
+    class had before: 1.18 vs 1.47 µs per value, and p99 within 0.1 % of the exact value where
+    the bins' upper edges read 10 % high."""
 
     def __init__(self) -> None:
-        self.counts = np.zeros(len(self.EDGES_S) + 1, np.int64)
+        self._hdr = HdrHistogram(1, 100_000_000, 2)  # µs
         self.total = 0
 
     def add(self, seconds: float) -> None:
-        self.counts[np.searchsorted(self.EDGES_S, seconds)] += 1
+        self._hdr.record_value(max(1, min(round(seconds * 1e6), 100_000_000)))
         self.total += 1
 
     def percentile_ms(self, q: float) -> float:
-        """Upper bin edge at quantile ``q`` (0-100), in ms; NaN when empty."""
+        """Latency at quantile ``q`` (0-100), in ms; NaN when empty."""
         if not self.total:
             return float("nan")
-        i = int(np.searchsorted(np.cumsum(self.counts), q / 100 * self.total))
-        return float(self.EDGES_S[min(i, len(self.EDGES_S) - 1)] * 1e3)
+        return self._hdr.get_value_at_percentile(q) / 1e3
 
     def summary(self) -> dict[str, float]:
         return {f"p{q}_ms": round(self.percentile_ms(q), 4) for q in (50, 95, 99)} | {

@@ -79,3 +79,22 @@ def test_window_labels_rule():
     label = np.array([0] * 70 + [3] * 58 + [2] * 128 + [13] * 128)
     # Unlabelled majority: none; a label on >= half the window: its class index from 0.
     assert ds.window_labels(label, np.array([0, 128, 256]), 128).tolist() == [ds.IGNORE, 1, 12]
+
+
+def test_ci_fails_instead_of_skipping_when_the_data_is_missing(tmp_path):
+    """Locally a missing dataset skips; with CI=true the same test fails, saying why."""
+    import os
+    import subprocess
+    import sys
+
+    test = f"{__file__}::test_hapt_official_split"
+    env = {**os.environ, "GAITEDGE_DATA_ROOT": str(tmp_path)}
+    runs = {}
+    for ci in ("", "true"):
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", test]
+        runs[ci] = subprocess.run(
+            cmd, env=env | {"CI": ci}, capture_output=True, text=True, timeout=120
+        )
+    assert runs[""].returncode == 0 and "1 skipped" in runs[""].stdout
+    assert runs["true"].returncode == 1
+    assert "CI=true and real data hapt not found" in runs["true"].stdout

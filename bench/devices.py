@@ -45,11 +45,12 @@ from bench._data import data_root
 from gaitedge import datasets as ds
 from gaitedge.alerts import AlertType
 from gaitedge.engine import load_engine
-from gaitedge.evaluate import macro_f1
+from gaitedge.metrics import macro_f1
 from gaitedge.mounting import MountStore
 from gaitedge.pipeline import Pipeline
 from gaitedge.preprocess import calibrate
 from gaitedge.recording import Recording
+from gaitedge.runner import stream
 from gaitedge.sinks import FanOut
 from gaitedge.sources.replay import ReplaySource
 
@@ -139,7 +140,7 @@ def replay(engine, recording: Recording, store: MountStore | None, device: str, 
 
     pipe = Pipeline(engine, FanOut([Collect()]), mount_store=store, acc_range_g=range_g)
     source = ReplaySource(recording=recording, fast=True, device=device)
-    asyncio.run(pipe.run(source))
+    asyncio.run(stream(pipe, source))
     return alerts
 
 

@@ -26,11 +26,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._data import hapt_signal
-from gaitedge.engine import load_engine
-from gaitedge.pipeline import Pipeline
 from gaitedge.recording import Recording, read_recording, write_recording
-from gaitedge.runner import measure_live
-from gaitedge.sinks import FanOut
+from gaitedge.runner import measure_live, open_pipeline
 from gaitedge.sources import ReplaySource
 
 RATE_HZ = 50.0
@@ -46,7 +43,7 @@ def replay_fast(model: Path | None, csv: Path) -> dict:
     """The `replay --fast` session, with RSS sampled during the stream."""
     import asyncio
 
-    pipeline = Pipeline(load_engine(model), FanOut([]))
+    pipeline = open_pipeline(model, None)
     start = time.perf_counter()
     source = ReplaySource(csv, fast=True)
     rss = []
@@ -66,7 +63,8 @@ def replay_fast(model: Path | None, csv: Path) -> dict:
 
 def live_cost(model: Path | None, t: np.ndarray, x: np.ndarray) -> dict:
     """CPU cost of one live 50 Hz sensor: 4-sample chunks, windows one at a time."""
-    return measure_live(Pipeline(load_engine(model), FanOut([])), t, x, chunk_samples=4)
+    with open_pipeline(model, None) as pipeline:  # no sinks: the pipeline's own cost
+        return measure_live(pipeline, t, x, chunk_samples=4).to_dict()
 
 
 def main() -> None:

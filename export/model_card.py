@@ -34,13 +34,20 @@ def _teacher_text(teacher: dict) -> str:
     )
 
 
+def _score_cells(h: dict, s: dict) -> str:
+    """HAPT macro-F1 | SisFall macro-F1 | sensitivity | specificity | peak window sens / spec."""
+    return (
+        f"{h.get('macro_f1', '-')} | {s.get('macro_f1', '-')} | {s.get('sensitivity', '-')} | "
+        f"{s.get('specificity', '-')} | "
+        f"{s.get('peak_window_sensitivity', '-')} / {s.get('peak_window_specificity', '-')}"
+    )
+
+
 def _row(name: str, entry: dict) -> str:
     h, s = entry["held_out"].get("hapt", {}), entry["held_out"].get("sisfall", {})
     parity = entry.get("parity_vs_fp32", {})
     return (
-        f"| {name} | {entry['bytes'] / 1024:.0f} KiB | {h.get('macro_f1', '-')} | "
-        f"{s.get('macro_f1', '-')} | {s.get('sensitivity', '-')} | {s.get('specificity', '-')} | "
-        f"{s.get('peak_window_sensitivity', '-')} / {s.get('peak_window_specificity', '-')} | "
+        f"| {name} | {entry['bytes'] / 1024:.0f} KiB | {_score_cells(h, s)} | "
         f"{parity.get('max_abs_diff', '-')} / {parity.get('argmax_agreement', '-')} |"
     )
 
@@ -49,11 +56,7 @@ def _teacher_row(scores: dict | None) -> str:
     if not scores:
         return "| teacher (MAE) | - | not used | | | | | |"
     h, s = scores.get("hapt", {}), scores.get("sisfall", {})
-    return (
-        f"| teacher (MAE, FP32) | - | {h.get('macro_f1', '-')} | {s.get('macro_f1', '-')} | "
-        f"{s.get('sensitivity', '-')} | {s.get('specificity', '-')} | "
-        f"{s.get('peak_window_sensitivity', '-')} / {s.get('peak_window_specificity', '-')} | - |"
-    )
+    return f"| teacher (MAE, FP32) | - | {_score_cells(h, s)} | - |"
 
 
 def _variants(variants: dict | None) -> str:

@@ -12,17 +12,20 @@ import numpy as np
 from firmware_bridge.protocol import (
     FULL_SCALE_COUNTS,
     SEQ_MODULUS,
-    STANDARD_GRAVITY_M_S2,
     TIMESTAMP_MODULUS_US,
     DeviceInfo,
     SampleFrame,
 )
+from gaitedge.units import AccelUnit, GyroUnit, accel_to_m_s2, gyro_to_rad_s
 
 
 def scale_per_count(info: DeviceInfo) -> np.ndarray:
-    """[6] SI units per count: m/s² for the three accel axes, rad/s for the three gyro axes."""
-    accel = info.accel_range_g * STANDARD_GRAVITY_M_S2 / FULL_SCALE_COUNTS
-    gyro = np.deg2rad(info.gyro_range_dps) / FULL_SCALE_COUNTS
+    """[6] SI units per count: m/s² for the three accel axes, rad/s for the three gyro axes
+    (the conversion itself is ``gaitedge.units``')."""
+    g_per_count = info.accel_range_g / FULL_SCALE_COUNTS
+    dps_per_count = info.gyro_range_dps / FULL_SCALE_COUNTS
+    accel = float(accel_to_m_s2(1.0, AccelUnit.COUNTS, g_per_count=g_per_count))
+    gyro = float(gyro_to_rad_s(1.0, GyroUnit.COUNTS, dps_per_count=dps_per_count))
     return np.array([accel] * 3 + [gyro] * 3)
 
 

@@ -68,8 +68,6 @@ TIMESTAMP_MODULUS_US = 1 << 32
 CRC_INIT = 0xFFFF
 # Full scale of an int16 sensor reading: +range maps to 32768 counts (saturating at 32767).
 FULL_SCALE_COUNTS = 32768
-# The conventional value used by sensor datasheets, so counts convert the way the chip means.
-STANDARD_GRAVITY_M_S2 = 9.80665
 
 # BLE GATT: devices advertise SERVICE_UUID; the scan response carries the name
 # DEVICE_NAME_PREFIX + device_id as 8 lowercase hex digits.

@@ -1,53 +1,55 @@
-"""gaitedge: gait and activity recognition from wearable IMUs, from research to the edge."""
+"""gaitedge: gait and activity recognition from wearable IMUs, from research to the edge.
 
-from gaitedge.alerts import (
-    ActivityConfig,
-    ActivitySmoother,
-    Alert,
-    AlertType,
-    FallConfig,
-    FallDetector,
-)
-from gaitedge.bundle import ContractError, ModelContract, read_contract
-from gaitedge.engine import OnnxEngine, load_engine
-from gaitedge.pipeline import Pipeline
-from gaitedge.preprocess import (
-    BadSamplePolicy,
-    ChainConfig,
-    ChainInputError,
-    StreamingChain,
-    fit_normalization,
-    run_offline,
-)
-from gaitedge.recording import Recording, RecordingError, RecordingWriter, read_recording
-from gaitedge.windows import Windower, Windows
+The public API is re-exported lazily (PEP 562 module ``__getattr__``): ``import gaitedge`` stays
+light, so ``gaitedge --help`` does not pay for numpy, scipy.signal or onnxruntime; a name is
+imported from its home module the first time it is used.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ActivityConfig",
-    "ActivitySmoother",
-    "Alert",
-    "AlertType",
-    "BadSamplePolicy",
-    "ChainConfig",
-    "ChainInputError",
-    "ContractError",
-    "FallConfig",
-    "FallDetector",
-    "ModelContract",
-    "OnnxEngine",
-    "Pipeline",
-    "Recording",
-    "RecordingError",
-    "RecordingWriter",
-    "StreamingChain",
-    "Windower",
-    "Windows",
-    "__version__",
-    "fit_normalization",
-    "load_engine",
-    "read_contract",
-    "read_recording",
-    "run_offline",
-]
+# public name -> home module
+_EXPORTS = {
+    "ActivityConfig": "gaitedge.alerts",
+    "ActivitySmoother": "gaitedge.alerts",
+    "Alert": "gaitedge.alerts",
+    "AlertType": "gaitedge.alerts",
+    "FallConfig": "gaitedge.alerts",
+    "FallDetector": "gaitedge.alerts",
+    "ContractError": "gaitedge.bundle",
+    "ModelContract": "gaitedge.bundle",
+    "read_contract": "gaitedge.bundle",
+    "OnnxEngine": "gaitedge.engine",
+    "load_engine": "gaitedge.engine",
+    "Pipeline": "gaitedge.pipeline",
+    "BadSamplePolicy": "gaitedge.preprocess",
+    "ChainConfig": "gaitedge.preprocess",
+    "ChainInputError": "gaitedge.preprocess",
+    "StreamingChain": "gaitedge.preprocess",
+    "fit_normalization": "gaitedge.preprocess",
+    "run_offline": "gaitedge.preprocess",
+    "Recording": "gaitedge.recording",
+    "RecordingError": "gaitedge.recording",
+    "RecordingWriter": "gaitedge.recording",
+    "read_recording": "gaitedge.recording",
+    "Windower": "gaitedge.windows",
+    "Windows": "gaitedge.windows",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gaitedge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -13,8 +13,6 @@ from typing import Annotated
 import typer
 
 from gaitedge import __version__
-from gaitedge.datasets import DatasetName, SplitPart
-from gaitedge.engine import Provider
 
 app = typer.Typer(
     name="gaitedge",
@@ -22,6 +20,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: rich's renderer costs ~0.15 s of imports on every --help, and it printed
+    # boolean flags as taking a value (`--fast <bool>`).
+    rich_markup_mode=None,
 )
 
 RateOption = Annotated[
@@ -38,13 +39,31 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _load(path: Path, rate_hz: float | None):
+def _load(path: Path, rate_hz: float | None, strict: bool = False):
     from gaitedge.recording import RecordingError, read_recording
 
     try:
-        return read_recording(path, rate_hz=rate_hz)
+        return read_recording(path, rate_hz=rate_hz, strict=strict)
     except RecordingError as exc:
         raise fail(str(exc)) from exc
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Gait and activity recognition from wearable IMUs, from recordings or live sensors."""
 
 
 @app.command()
@@ -58,7 +77,7 @@ def inspect(
     recording: Annotated[Path, typer.Argument(help="Recording CSV.", exists=True, dir_okay=False)],
     rate_hz: RateOption = None,
 ) -> None:
-    """Check a recording and summarise it: samples, duration, rate, gaps, labels."""
+    """Summarise a recording: samples, duration, rate, gaps, labels."""
     from gaitedge.recording import describe_recording
 
     typer.echo(json.dumps(describe_recording(_load(recording, rate_hz)), indent=2))
@@ -73,7 +92,7 @@ def windows(
     ] = None,
     rate_hz: RateOption = None,
 ) -> None:
-    """Run the offline signal chain over a recording and save its windows (npz)."""
+    """Save a recording's windows (npz) from the offline signal chain."""
     import numpy as np
 
     from gaitedge.preprocess import ChainConfig, ChainInputError, run_offline
@@ -102,10 +121,11 @@ ModelOption = Annotated[
     ),
 ]
 ProviderOption = Annotated[
-    Provider,
+    str,
     typer.Option(
         "--provider",
-        help="Where ONNX Runtime runs a .onnx model (auto: CUDA if onnxruntime-gpu sees a GPU).",
+        help="Where ONNX Runtime runs a .onnx model: auto (CUDA if onnxruntime-gpu sees a GPU), "
+        "cpu, cuda or tensorrt.",
     ),
 ]
 JsonlOption = Annotated[
@@ -154,15 +174,13 @@ def _logging(verbose: int, quiet: bool) -> None:
 
 
 def _session(
-    model, jsonl, webhook, mqtt, topic, lsl, *, record=None, mount=None, mount_file=None,
-    strict=False, provider=Provider.CPU,
-):  # fmt: skip
+    model, sinks, *, record=None, mount=None, mount_file=None, strict=False, provider="cpu"
+):
     """Open a pipeline, turning every user error into one clear line and a non-zero exit."""
     from gaitedge.bundle import ContractError
     from gaitedge.engine import EngineUnavailableError
-    from gaitedge.runner import SinkOptions, open_pipeline
+    from gaitedge.runner import open_pipeline
 
-    sinks = SinkOptions(jsonl, webhook, mqtt, topic, lsl)
     try:
         return open_pipeline(
             model, sinks, echo=typer.echo, record=record, mount=mount, mount_file=mount_file,
@@ -172,31 +190,15 @@ def _session(
         raise fail(str(exc)) from exc
 
 
-def _print_status(rows: list[dict], playback_speed: float = 1.0) -> None:
-    """One line per device. ``playback_speed``: an emulator playing faster than real time
-    (the demo); clock drift is shown relative to it."""
-    for row in rows:
-        link = ""
-        if "rate_hz" in row:
-            ppm = row.get("clock_drift_ppm", 0.0)
-            ppm = round(((1 + ppm * 1e-6) * playback_speed - 1) * 1e6, 1)
-            link = (
-                f"rate={row['rate_hz']}Hz lost_frames={row['lost_frames']} "
-                f"corrupt={row['corrupt']} reconnects={row['reconnects']} "
-                f"clock_drift={ppm}ppm "
-            )
-        repaired = ""
-        if row.get("tied") or row.get("clock_resets") or row.get("bridged"):
-            repaired = (
-                f"tied={row['tied']} clock_resets={row['clock_resets']} bridged={row['bridged']} "
-            )
-        typer.echo(
-            f"[{row['device']}] t={row['t_s']:.1f}s mounting={row.get('mounting')} "
-            f"activity={row['activity']} p={row['p']:.2f} "
-            f"{link}{repaired}windows={row['windows']} dropped={row['dropped']} "
-            f"segments={row['segments']} latency_p95={row['latency_p95_ms']}ms",
-            err=True,
-        )
+def _sinks(jsonl, webhook=None, mqtt=None, topic="gaitedge/alerts", lsl=False):
+    from gaitedge.runner import SinkOptions
+
+    return SinkOptions(jsonl, webhook, mqtt, topic, lsl)
+
+
+def _print_status(rows, playback_speed: float = 1.0) -> None:
+    for row in rows:  # gaitedge.status.DeviceStatus
+        typer.echo(row.line(playback_speed), err=True)
 
 
 def _print_stats(pipeline) -> None:
@@ -212,7 +214,7 @@ def listen(
         list[str] | None, typer.Option("--ble", help="BLE address of a device (repeatable).")
     ] = None,
     model: ModelOption = None,
-    provider: ProviderOption = Provider.CPU,
+    provider: ProviderOption = "cpu",
     record: Annotated[
         Path | None, typer.Option("--record", help="Record the raw stream to this CSV.")
     ] = None,
@@ -231,7 +233,7 @@ def listen(
     verbose: VerboseOption = 0,
     quiet: QuietOption = False,
 ) -> None:
-    """Stream from live sensors, show status and raise activity and fall alerts until Ctrl-C."""
+    """Stream live sensors: status, activity and fall alerts."""
     from gaitedge.bundle import ContractError
     from gaitedge.mounting import default_mount_file
     from gaitedge.runner import run_sources
@@ -242,7 +244,7 @@ def listen(
         raise fail("give at least one device: --serial PORT or --ble ADDRESS")
     sources = [SerialSource(p) for p in serial or []] + [BleSource(a) for a in ble or []]
     session = _session(
-        model, alerts_jsonl, webhook, mqtt, mqtt_topic, lsl, record=record, mount=mount,
+        model, _sinks(alerts_jsonl, webhook, mqtt, mqtt_topic, lsl), record=record, mount=mount,
         mount_file=mount_file or default_mount_file(), strict=strict, provider=provider,
     )  # fmt: skip
     with session as pipe:
@@ -260,7 +262,7 @@ def listen(
 def replay(
     recording: Annotated[Path, typer.Argument(help="Recording CSV.", exists=True, dir_okay=False)],
     model: ModelOption = None,
-    provider: ProviderOption = Provider.CPU,
+    provider: ProviderOption = "cpu",
     speed: Annotated[float, typer.Option("--speed", help="Playback speed factor.")] = 1.0,
     fast: Annotated[
         bool, typer.Option("--fast", help="As fast as possible, windows batched.")
@@ -278,17 +280,27 @@ def replay(
     verbose: VerboseOption = 0,
     quiet: QuietOption = False,
 ) -> None:
-    """Replay a recording through the runtime and print its activity timeline and alerts."""
-    from gaitedge.runner import run_sources
+    """Replay a recording: activity timeline and alerts."""
+    from gaitedge.runner import calibrate_recording, run_sources
     from gaitedge.sources import ReplaySource
 
     _logging(verbose, quiet)
-    source = ReplaySource(recording, speed=speed, fast=fast, rate_hz=rate_hz, strict=strict)
+    rec = _load(recording, rate_hz, strict=strict)
+    source = ReplaySource(recording=rec, speed=speed, fast=fast, device=recording.name)
     session = _session(
-        model, alerts_jsonl, webhook, mqtt, mqtt_topic, lsl, mount=mount, mount_file=mount_file,
-        strict=strict, provider=provider,
+        model, _sinks(alerts_jsonl, webhook, mqtt, mqtt_topic, lsl), mount=mount,
+        mount_file=mount_file, strict=strict, provider=provider,
     )  # fmt: skip
     with session as pipe:
+        calibrated = calibrate_recording(pipe, source.device, rec.timestamp_s, rec.imu)
+        stored = pipe.mount_store is not None and source.device in pipe.mount_store.entries
+        if not calibrated and not stored and (mount or pipe.contract.chain.mounting) == "auto":
+            typer.echo(
+                f"warning: {recording.name} has less than 20 s of walking to calibrate the "
+                "mounting from: activity is held back until it has (give --mount none if it is "
+                "in the model's body frame, or --mount-file with a stored estimate)",
+                err=True,
+            )
         try:
             run_sources(pipe, [source])
         except (ValueError, OSError) as exc:  # RecordingError, ChainInputError, ContractError
@@ -364,9 +376,7 @@ def _calibrate_live(serial, ble, duration, model, mount_file) -> None:
     from gaitedge.sources import BleSource, SerialSource, SourceError
 
     source = SerialSource(serial) if serial else BleSource(ble)
-    with _session(
-        model, None, None, None, "gaitedge/alerts", False, mount="auto", mount_file=mount_file
-    ) as pipe:
+    with _session(model, _sinks(None), mount="auto", mount_file=mount_file) as pipe:
         try:
             run_sources(pipe, [source], duration_s=duration, on_status=_print_status)
         except SourceError as exc:
@@ -413,12 +423,16 @@ def demo(
     alerts_jsonl: JsonlOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Offline demo: an emulated device streamed with `listen --serial` (or `--ble`)."""
+    """Offline demo: `listen --serial` (or `--ble`) on an emulated device.
+
+    The device replays the shipped demo recording over a pseudo-terminal or an emulated BlueZ.
+    """
     import functools
     import os
 
     from gaitedge.demo import DEMO_RECORDING, emulated_ble_device, emulated_device
-    from gaitedge.runner import run_sources
+    from gaitedge.recording import read_recording
+    from gaitedge.runner import calibrate_recording, run_sources
     from gaitedge.sources import BleSource, SerialSource, SourceError
 
     _logging(0, quiet)
@@ -435,9 +449,12 @@ def demo(
             else:
                 source = SerialSource(device.path, watchdog_s=5.0)
                 typer.echo(f"demo: device on {device.path}; gaitedge listen --serial {device.path}")
-            with _session(
-                model, alerts_jsonl, None, None, "gaitedge/alerts", False, mount=mount
-            ) as pipe:
+            with _session(model, _sinks(alerts_jsonl), mount=mount) as pipe:
+                # As if `gaitedge calibrate` had run on this device before: its estimate comes
+                # from the recording it plays, so activity shows from the first window.
+                demo_rec = read_recording(DEMO_RECORDING)
+                if calibrate_recording(pipe, source.device, demo_rec.timestamp_s, demo_rec.imu):
+                    typer.echo("demo: the emulated device's mounting is calibrated (stored)")
                 status = functools.partial(_print_status, playback_speed=speed)
                 run_sources(
                     pipe, [source], duration_s=duration, on_status=None if quiet else status
@@ -449,15 +466,19 @@ def demo(
 
 @app.command()
 def info(
-    model: Annotated[Path, typer.Argument(help="Model bundle (.onnx, or .engine with its .json).")],
+    model: Annotated[
+        Path | None,
+        typer.Argument(help="Model bundle (.onnx, or .engine with its .json). Default: shipped."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the contract as JSON.")] = False,
 ) -> None:
-    """Print a model bundle's contract: chain, window and hop, normalisation, heads, training."""
+    """Describe a model: chain, windows, normalisation, heads."""
     from gaitedge.bundle import ContractError, read_contract
+    from gaitedge.engine import default_model_path
     from gaitedge.info import describe_contract
 
     try:
-        contract = read_contract(model)
+        contract = read_contract(model if model is not None else default_model_path())
     except ContractError as exc:
         raise fail(str(exc)) from exc
     if as_json:
@@ -466,15 +487,43 @@ def info(
     typer.echo("\n".join(describe_contract(contract)))
 
 
+# The dataset choices are checked against gaitedge.datasets' enums when the command runs, not
+# as typer Enum options: those would import numpy (through gaitedge.datasets) for every --help.
+def _dataset_name(value: str) -> str:
+    from gaitedge.datasets import DatasetName
+
+    return _choice(DatasetName, value)
+
+
+def _split_part(value: str) -> str:
+    from gaitedge.datasets import SplitPart
+
+    return _choice(SplitPart, value)
+
+
+def _choice(kind, value: str) -> str:
+    try:
+        return kind(value).value
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise typer.BadParameter(f"{value!r} is not one of {choices}") from None
+
+
 @app.command()
 def evaluate(
     model: Annotated[
         Path | None, typer.Option("--model", help="ONNX bundle (default: the shipped model).")
     ] = None,
-    dataset: Annotated[DatasetName, typer.Option(help="Dataset to score.")] = DatasetName.HAPT,
+    dataset: Annotated[
+        str, typer.Option(help="Dataset to score: hapt or sisfall.", callback=_dataset_name)
+    ] = "hapt",
     split: Annotated[
-        SplitPart, typer.Option(help="Subjects: held-out (as recorded in the bundle), or not.")
-    ] = SplitPart.TEST,
+        str,
+        typer.Option(
+            help="Subjects: test (held out, as recorded in the bundle), train or all.",
+            callback=_split_part,
+        ),
+    ] = "test",
     data_root: Annotated[
         Path | None,
         typer.Option(
@@ -491,9 +540,9 @@ def evaluate(
         int | None, typer.Option(help="Score only the first N subjects (quick checks).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
-    provider: ProviderOption = Provider.CPU,
+    provider: ProviderOption = "cpu",
 ) -> None:
-    """Score a model on held-out subjects through the runtime's chain and ONNX Runtime."""
+    """Score a model on held-out subjects (chain + ONNX Runtime)."""
     from gaitedge.bundle import ContractError
     from gaitedge.datasets import DatasetError, default_data_root
     from gaitedge.engine import EngineUnavailableError, OnnxEngine, default_model_path
@@ -502,11 +551,17 @@ def evaluate(
 
     if labels not in (None, 6, 12):
         raise typer.BadParameter("--labels must be 6 or 12")
-    options = EvalOptions(dataset.value, split.value, labels, threshold, limit_subjects)
+    options = EvalOptions(dataset, split, labels, threshold, limit_subjects)
     try:
         engine = OnnxEngine(model or default_model_path(), provider=provider)
         result = score(engine, data_root or default_data_root(), options)
-    except (ContractError, DatasetError, EvaluationError, EngineUnavailableError) as exc:
+    except (
+        ContractError,
+        DatasetError,
+        EvaluationError,
+        EngineUnavailableError,
+        ValueError,
+    ) as exc:
         raise fail(str(exc)) from exc
     if not as_json:
         keys = ("macro_f1", "accuracy", "sensitivity", "specificity", "n_windows", "n_subjects")
@@ -530,21 +585,14 @@ def bench(
         int, typer.Option("--chunk-samples", help="Samples per chunk, as frames arrive.")
     ] = 4,
 ) -> None:
-    """Per-stage latency histograms and sensors per core, streaming a recording as live."""
-    from gaitedge.bundle import ContractError
+    """Per-stage latency and sensors per core, streamed as live."""
     from gaitedge.demo import DEMO_RECORDING
-    from gaitedge.engine import load_engine
-    from gaitedge.pipeline import Pipeline
     from gaitedge.runner import measure_live
-    from gaitedge.sinks import FanOut
 
     rec = _load(recording or DEMO_RECORDING, None)
-    try:
-        pipe = Pipeline(load_engine(model), FanOut([]))  # no sinks: time the pipeline only
-    except ContractError as exc:
-        raise fail(str(exc)) from exc
-    result = measure_live(pipe, rec.timestamp_s, rec.imu, chunk_samples=chunk_samples)
-    typer.echo(json.dumps(result))
+    with _session(model, None) as pipe:  # no sinks: time the pipeline only
+        cost = measure_live(pipe, rec.timestamp_s, rec.imu, chunk_samples=chunk_samples)
+    typer.echo(json.dumps(cost.to_dict()))
 
 
 def main() -> None:  # pragma: no cover - console entry point

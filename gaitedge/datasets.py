@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gaitedge.units import STANDARD_GRAVITY_M_S2
+from gaitedge.units import STANDARD_GRAVITY_M_S2, AccelUnit, GyroUnit, accel_to_m_s2, gyro_to_rad_s
 
 # Bump when a labelling rule changes, so cached windows are rebuilt.
 LABELLING_VERSION = 1
@@ -231,8 +231,8 @@ def hapt_recordings(
 
 def sisfall_trial_imu(counts: np.ndarray, scales: dict[str, float]) -> np.ndarray:
     """[N, 9] SisFall counts -> [N, 6] acc (m/s², ADXL345) and gyro (rad/s, ITG3200), body frame."""
-    acc = counts[:, 0:3] * (scales["acc_g"] * STANDARD_GRAVITY_M_S2)
-    gyro = np.deg2rad(counts[:, 3:6] * scales["gyro_dps"])
+    acc = accel_to_m_s2(counts[:, 0:3], AccelUnit.COUNTS, g_per_count=scales["acc_g"])
+    gyro = gyro_to_rad_s(counts[:, 3:6] * scales["gyro_dps"], GyroUnit.DEG_S)
     return np.concatenate([acc @ SISFALL_TO_BODY_FRAME.T, gyro @ SISFALL_TO_BODY_FRAME.T], axis=1)
 
 
@@ -295,6 +295,13 @@ def majority_labels(
     return winner, counts[np.arange(len(start)), winner] / window_samples
 
 
+def window_labels(label: np.ndarray, start: np.ndarray, window_samples: int) -> np.ndarray:
+    """The window-labelling rule: the majority sample label (1-based, 0 = unlabelled) as a class
+    index from 0 when it covers at least ``MIN_LABEL_FRACTION`` of the window, else IGNORE."""
+    lab, frac = majority_labels(label, start, window_samples)
+    return np.where((lab > 0) & (frac >= MIN_LABEL_FRACTION), lab - 1, IGNORE).astype(np.int64)
+
+
 def activity_window_labels(
     label: np.ndarray, start: np.ndarray, window_samples: int, n_classes: int = 12
 ) -> np.ndarray:
@@ -305,8 +312,7 @@ def activity_window_labels(
     """
     if n_classes not in (6, 12):
         raise ValueError("HAPT activity labels: 6 (basic) or 12 (with transitions)")
-    lab, frac = majority_labels(label, start, window_samples)
-    out = np.where((lab > 0) & (frac >= MIN_LABEL_FRACTION), lab - 1, IGNORE)
+    out = window_labels(label, start, window_samples)
     return np.where(out < n_classes, out, IGNORE).astype(np.int64)
 
 

@@ -23,6 +23,13 @@ import numpy as np
 
 from gaitedge import datasets as ds
 from gaitedge.bundle import ModelContract
+from gaitedge.metrics import (
+    accuracy,
+    confusion_matrix,
+    f1_per_class,
+    macro_f1,
+    sensitivity_specificity,
+)
 from gaitedge.preprocess import run_offline
 
 log = logging.getLogger(__name__)
@@ -32,36 +39,6 @@ PREDICT_BATCH = 512
 
 class EvaluationError(ValueError):
     """A model and dataset that cannot be scored together (missing head, unknown classes)."""
-
-
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """[n, n] counts, rows = true class, columns = predicted class."""
-    cm = np.zeros((n_classes, n_classes), np.int64)
-    np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
-    return cm
-
-
-def f1_per_class(cm: np.ndarray) -> np.ndarray:
-    """[n] F1 of each class from a confusion matrix (0 for a class never true nor predicted)."""
-    tp = np.diag(cm).astype(np.float64)
-    denom = cm.sum(axis=0) + cm.sum(axis=1)
-    return np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-
-
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
-    """Unweighted mean F1 over the classes present in ``y_true``."""
-    cm = confusion_matrix(y_true, y_pred, n_classes)
-    present = cm.sum(axis=1) > 0
-    return float(f1_per_class(cm)[present].mean()) if present.any() else float("nan")
-
-
-def sensitivity_specificity(truth: np.ndarray, detected: np.ndarray) -> tuple[float, float]:
-    """(true-positive rate, true-negative rate) of boolean decisions; NaN where undefined."""
-    truth, detected = np.asarray(truth, bool), np.asarray(detected, bool)
-    pos, neg = truth.sum(), (~truth).sum()
-    sens = float((detected & truth).sum() / pos) if pos else float("nan")
-    spec = float((~detected & ~truth).sum() / neg) if neg else float("nan")
-    return sens, spec
 
 
 @dataclass(frozen=True)
@@ -160,10 +137,8 @@ def evaluate_hapt(
         y_pred.append(to_label[probs.argmax(axis=1)])
         subjects.add(rec.subject)
     y_true, y_pred = np.concatenate(y_true), np.concatenate(y_pred)
-    # One extra column/row for predictions of model classes outside the scored labels.
-    full = confusion_matrix(y_true, y_pred, n_labels + 1)
-    f1 = f1_per_class(full)[:n_labels]
-    cm = full[:n_labels]
+    # One extra column for predictions of model classes outside the scored labels.
+    cm = confusion_matrix(y_true, y_pred, n_labels, n_labels + 1)
     names = ds.HAPT_LABELS[:n_labels]
     return {
         "head": "activity",
@@ -171,9 +146,9 @@ def evaluate_hapt(
         "n_classes": n_labels,
         "n_windows": len(y_true),
         "n_subjects": len(subjects),
-        "macro_f1": round(macro_f1(y_true, y_pred, n_labels + 1), 4),
-        "accuracy": round(float((y_true == y_pred).mean()), 4),
-        "per_class_f1": dict(zip(names, np.round(f1, 4).tolist(), strict=False)),
+        "macro_f1": round(macro_f1(cm), 4),
+        "accuracy": round(accuracy(cm), 4),
+        "per_class_f1": dict(zip(names, np.round(f1_per_class(cm), 4).tolist(), strict=True)),
         "confusion": cm.tolist(),
     }
 
@@ -211,9 +186,9 @@ def evaluate_sisfall(engine, recordings, threshold: float) -> dict:
         "n_classes": 2,
         "n_windows": len(y_true),
         "n_subjects": len(subjects),
-        "macro_f1": round(macro_f1(y_true, y_pred, 2), 4),
+        "macro_f1": round(macro_f1(cm), 4),
         "per_class_f1": dict(
-            zip(ds.FALL_CLASSES, np.round(f1_per_class(cm), 4).tolist(), strict=False)
+            zip(ds.FALL_CLASSES, np.round(f1_per_class(cm), 4).tolist(), strict=True)
         ),
         "confusion": cm.tolist(),
         "threshold": threshold,

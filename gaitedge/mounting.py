@@ -256,12 +256,12 @@ def default_mount_file() -> Path:
 
 
 class MountStore:
-    """Mounting estimates per device id in one small JSON file."""
+    """Mounting estimates per device id in one small JSON file (``path=None``: in memory)."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike | None) -> None:
+        self.path = None if path is None else Path(path)
         self.entries: dict[str, dict] = {}
-        if self.path.exists():
+        if self.path is not None and self.path.exists():
             try:
                 self.entries = json.loads(self.path.read_text())
             except (OSError, json.JSONDecodeError) as exc:
@@ -277,6 +277,8 @@ class MountStore:
         self.entries[device] = estimator.to_dict()
 
     def save(self) -> None:
+        if self.path is None:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps(self.entries, indent=1))

@@ -657,8 +657,9 @@ class StreamingChain:
 
     def _start_segment(self, piece: ResampledPiece) -> None:
         if self.stats.segments:
-            self.stats.gaps.append(float(piece.t[0]) if len(piece.t) else float("nan"))
-            log.info("gap in the stream: new segment at t=%.3f s", piece.t[0])
+            t_new = float(piece.t[0]) if len(piece.t) else float("nan")
+            self.stats.gaps.append(t_new)
+            log.info("gap in the stream: new segment at t=%.3f s", t_new)
         self.stats.segments += 1
         self._lowpass.reset()
         self._gravity.reset()

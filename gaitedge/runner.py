@@ -1,7 +1,9 @@
-"""Sessions the CLI starts: open the model, sinks and recorder, run sources, report.
+"""The session layer: open the model, sinks and recorder, drive a Pipeline from sources, and
+report typed status (:class:`~gaitedge.status.DeviceStatus`) and live cost.
 
-Kept out of ``cli.py`` so the command line stays parsing and printing only, and so tests and
-other programs can run the same sessions in-process.
+The one place a session runs, for ``listen``, ``replay``, ``demo`` and ``bench`` alike; kept out
+of ``cli.py`` so the command line stays parsing and printing only, and so tests and other
+programs run the same sessions in-process.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from gaitedge.engine import load_engine
@@ -20,6 +22,7 @@ from gaitedge.recording import RecordingWriter
 from gaitedge.sinks import FanOut, build_sinks
 from gaitedge.sources.base import Source
 from gaitedge.sources.device import DeviceSource
+from gaitedge.status import DeviceStatus, LinkStatus
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,7 @@ class SinkOptions:
 
 def open_pipeline(
     model: str | os.PathLike | None,
-    sinks: SinkOptions,
+    sinks: SinkOptions | None,
     *,
     echo: Callable[[str], None] | None = None,
     record: Path | None = None,
@@ -49,7 +52,8 @@ def open_pipeline(
 
     ``mount``: ``none``, ``auto`` or an axis map (default: the contract's); ``mount_file``: the
     JSON file automatic estimates are restored from and saved to, per device id.
-    ``provider``: see ``gaitedge.engine.Provider``.
+    ``provider``: see ``gaitedge.engine.Provider``. ``sinks=None``: no sinks at all, not even
+    stdout (``bench`` times the pipeline alone).
 
     Raises ContractError, EngineUnavailableError (GPU stack missing), ValueError (a malformed
     sink option, axis map or mount file) or OSError before anything runs.
@@ -58,6 +62,8 @@ def open_pipeline(
 
     engine = load_engine(model, intra_op_threads=intra_op_threads, provider=provider)
     store = MountStore(mount_file) if mount_file is not None else None
+    if sinks is None:
+        return Pipeline(engine, FanOut([]), mount=mount, mount_store=store, strict=strict)
     fan_out: FanOut = build_sinks(
         alerts_jsonl=sinks.alerts_jsonl,
         webhook=sinks.webhook,
@@ -82,40 +88,94 @@ def open_pipeline(
         raise
 
 
+def calibrate_recording(pipeline: Pipeline, device: str, timestamp_s, imu) -> bool:
+    """A recording replays as a device whose mounting was stored: with an automatic mounting
+    and no estimate stored for ``device``, the whole recording is calibrated first, so every
+    window is aligned (and activity reported) from the first sample. Returns whether it was
+    (False: not automatic, already stored, or less than 20 s of walking in the recording)."""
+    from gaitedge.mounting import MountStore
+    from gaitedge.preprocess import calibrate
+
+    cfg = pipeline.contract.chain
+    if (pipeline.mount or cfg.mounting) != "auto":
+        return False
+    if pipeline.mount_store is not None and device in pipeline.mount_store.entries:
+        return False
+    est = calibrate(cfg, [(timestamp_s, imu)])
+    if not est.calibrated:
+        return False
+    if pipeline.mount_store is None:
+        pipeline.mount_store = MountStore(None)
+    pipeline.mount_store.put(device, est)
+    return True
+
+
+async def stream(pipeline: Pipeline, source: Source, *, duration_s: float | None = None) -> None:
+    """Drive ``pipeline`` from ``source`` until it ends, ``duration_s`` passes, or cancel."""
+
+    async def consume() -> None:
+        async with source:
+            async for chunk in source.chunks():
+                pipeline.process(chunk)
+
+    task = asyncio.ensure_future(consume())
+    try:
+        done, _ = await asyncio.wait({task}, timeout=duration_s)
+    finally:
+        if not task.done():
+            task.cancel()
+    if done:
+        task.result()  # the source's own end, or its error
+        pipeline.finish(source.device)  # what the chain held back at the end of the stream
+        return
+    log.info("stopping after %.1f s", duration_s)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def stream_many(
+    pipeline: Pipeline, sources: list[Source], *, duration_s: float | None = None
+) -> None:
+    """Several devices at once: each source in its own task, one pipeline state each."""
+    await asyncio.gather(*(stream(pipeline, s, duration_s=duration_s) for s in sources))
+
+
+def status(pipeline: Pipeline, sources: list[Source]) -> list[DeviceStatus]:
+    """The pipeline's per-device status joined with each source's link health."""
+    by_device = {s.device: s for s in sources}
+    out = []
+    for row in pipeline.device_status():
+        source = by_device.get(row.device)
+        if source is not None:
+            k = source.stats
+            drift = None
+            if isinstance(source, DeviceSource):  # device vs host clock, fitted on demand
+                drift = round(source.assembler.drift_ppm(), 1)
+            link = LinkStatus(
+                rate_hz=round(k.rate_hz, 2),
+                lost_frames=k.lost_frames,
+                corrupt=sum(k.decoder_drops.values()),
+                reconnects=k.reconnects,
+                clock_drift_ppm=drift,
+            )
+            row = replace(row, link=link)
+        out.append(row)
+    return out
+
+
 async def _with_status(
     pipeline: Pipeline,
     sources: list[Source],
     duration_s: float | None,
-    on_status: Callable[[list[dict]], None] | None,
+    on_status: Callable[[list[DeviceStatus]], None] | None,
     status_interval_s: float,
 ) -> None:
-    run = asyncio.create_task(pipeline.run_many(sources, duration_s=duration_s))
+    run = asyncio.create_task(stream_many(pipeline, sources, duration_s=duration_s))
     while not run.done():
         await asyncio.wait({run}, timeout=status_interval_s)
         if on_status is not None and not run.done():
-            on_status(status_rows(pipeline, sources))
+            on_status(status(pipeline, sources))
     run.result()
-
-
-def status_rows(pipeline: Pipeline, sources: list[Source]) -> list[dict]:
-    """The pipeline's per-device status joined with each source's link health."""
-    links = {s.device: s.stats for s in sources}
-    rows = pipeline.status()
-    for row in rows:
-        link = links.get(row["device"])
-        if link is not None:
-            row |= {
-                "rate_hz": round(link.rate_hz, 2),
-                "lost_frames": link.lost_frames,
-                "reconnects": link.reconnects,
-                "corrupt": sum(link.decoder_drops.values()),
-            }
-    for source in sources:
-        if isinstance(source, DeviceSource):  # device clock vs host clock, fitted on demand
-            for row in rows:
-                if row["device"] == source.device:
-                    row["clock_drift_ppm"] = round(source.assembler.drift_ppm(), 1)
-    return rows
 
 
 def run_sources(
@@ -123,7 +183,7 @@ def run_sources(
     sources: list[Source],
     *,
     duration_s: float | None = None,
-    on_status: Callable[[list[dict]], None] | None = None,
+    on_status: Callable[[list[DeviceStatus]], None] | None = None,
     status_interval_s: float = 2.0,
 ) -> None:
     """Run sources to their end, for ``duration_s`` seconds, or until Ctrl-C."""
@@ -131,9 +191,22 @@ def run_sources(
         asyncio.run(_with_status(pipeline, sources, duration_s, on_status, status_interval_s))
 
 
+@dataclass(frozen=True)
+class LiveCost:
+    """What ``gaitedge bench`` reports: per-stage latency and CPU per second of sensor data."""
+
+    latency: dict[str, dict[str, float]]
+    cpu_ms_per_sensor_second: float
+    sensors_per_core: int | None
+    windows: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 def measure_live(
     pipeline: Pipeline, timestamp_s, imu, *, chunk_samples: int = 4, device: str = "bench"
-) -> dict:
+) -> LiveCost:
     """Feed a recording as a live device would (small chunks, windows one at a time).
 
     Returns the per-stage latency histograms and the CPU cost per second of sensor data, from
@@ -155,9 +228,9 @@ def measure_live(
     cpu_s = time.process_time() - start
     duration_s = float(timestamp_s[-1] - timestamp_s[0])
     per_sensor = cpu_s / duration_s
-    return {
-        "latency": pipeline.stats.latency_summary(),
-        "cpu_ms_per_sensor_second": round(per_sensor * 1e3, 3),
-        "sensors_per_core": int(1.0 / per_sensor) if per_sensor > 0 else None,
-        "windows": pipeline.stats.windows,
-    }
+    return LiveCost(
+        latency=pipeline.stats.latency_summary(),
+        cpu_ms_per_sensor_second=round(per_sensor * 1e3, 3),
+        sensors_per_core=int(1.0 / per_sensor) if per_sensor > 0 else None,
+        windows=pipeline.stats.windows,
+    )

@@ -1,70 +1,84 @@
-"""A small real ONNX bundle for runtime tests, built with onnx.helper (no torch needed).
+"""The one factory of test bundles: a tiny CNN student (export.student), exported by the real
+export path (export.onnx: graph check, contract in the metadata, parity against PyTorch).
 
-It is not a trained model: activity = softmax of a linear map of each window's channel means,
-fall = softmax of a linear map of the channel max-abs values. ONNX Runtime runs it for real,
-with a real contract in its metadata, so everything around the model is exercised.
+It is not a trained model: BatchNorm statistics and weights are random (seeded), so outputs
+vary with the input and everything around the model is exercised. Runtime tests that need a
+trained model use the shipped one (``gaitedge.engine.DEFAULT_MODEL``) on real data.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+import torch
 
-from gaitedge.bundle import CONTRACT_KEY, ModelContract
+from export.onnx import export_onnx
+from export.student import CNNStudent, StudentConfig, fold_batchnorm
+from gaitedge.bundle import ModelContract
+from gaitedge.datasets import FALL_CLASSES, HAPT_BASIC_LABELS
 from gaitedge.preprocess import ChainConfig
 
-ACTIVITIES = ("walking", "upstairs", "downstairs", "sitting", "standing", "lying")
+TINY = StudentConfig(widths=(8, 16), kernels=(5, 3), strides=(2, 2))
+HEADS = {"activity": HAPT_BASIC_LABELS, "fall": FALL_CLASSES}
+# Plausible normalisation statistics of the default channels (body acc, gravity, gyro).
+NORM_MEAN = (0, 0, 0, 8.0, -1.0, 0.5, 0, 0, 0)
+NORM_STD = (1.5,) * 3 + (3.0,) * 3 + (0.5,) * 3
+
+_made: dict[str, Path] = {}  # one export per distinct bundle per test session
+
+
+def tiny_contract(heads: dict | None = None, chain: ChainConfig | None = None) -> ModelContract:
+    """A contract for the tiny student: the default chain (hop 25) unless ``chain`` is given."""
+    if chain is None:
+        chain = ChainConfig(hop_samples=25).with_normalization(
+            np.array(NORM_MEAN), np.array(NORM_STD)
+        )
+    return ModelContract(
+        chain=chain,
+        heads=dict(heads or HEADS),
+        name="tiny-test",
+        model_version="0.0.1",
+        training={"datasets": {"hapt": {"test_subjects": ["hapt:2", "hapt:4"]}}},
+        metrics={"hapt": {"macro_f1": 0.5}},
+    )
+
+
+def tiny_student(contract: ModelContract, seed: int = 0) -> CNNStudent:
+    torch.manual_seed(seed)
+    cfg = StudentConfig(
+        widths=TINY.widths, kernels=TINY.kernels, strides=TINY.strides,
+        n_channels=contract.chain.n_channels,
+        heads=tuple((h, len(c)) for h, c in contract.heads.items()),
+    )  # fmt: skip
+    model = CNNStudent(cfg)
+    with torch.no_grad():  # non-trivial BatchNorm statistics, so folding is exercised
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
 
 
 def make_bundle(
     path: Path,
+    windows: np.ndarray | None = None,
+    *,
+    heads: dict | None = None,
     chain: ChainConfig | None = None,
-    heads: dict[str, tuple[str, ...]] | None = None,
     seed: int = 0,
 ) -> Path:
-    chain = chain or ChainConfig(hop_samples=25, norm_mean=(0.0,) * 9, norm_std=(1.0,) * 9)
-    heads = heads or {"activity": ACTIVITIES, "fall": ("no_fall", "fall")}
-    rng = np.random.default_rng(seed)
-    c = chain.n_channels
-    nodes = [
-        helper.make_node("ReduceMean", ["windows"], ["mean"], axes=[1], keepdims=0),
-        helper.make_node("Abs", ["windows"], ["abs"]),
-        helper.make_node("ReduceMax", ["abs"], ["maxabs"], axes=[1], keepdims=0),
-    ]
-    inits, outputs = [], []
-    for head, classes in heads.items():
-        feature = "mean" if head == "activity" else "maxabs"
-        w = numpy_helper.from_array(
-            rng.standard_normal((c, len(classes))).astype(np.float32), f"{head}_w"
-        )
-        inits.append(w)
-        nodes += [
-            helper.make_node("MatMul", [feature, f"{head}_w"], [f"{head}_logits"]),
-            helper.make_node("Softmax", [f"{head}_logits"], [f"{head}_probs"], axis=-1),
-        ]
-        outputs.append(
-            helper.make_tensor_value_info(
-                f"{head}_probs", TensorProto.FLOAT, ["batch", len(classes)]
-            )
-        )
-    graph = helper.make_graph(
-        nodes,
-        "test-bundle",
-        [
-            helper.make_tensor_value_info(
-                "windows", TensorProto.FLOAT, ["batch", chain.window_samples, c]
-            )
-        ],
-        outputs,
-        initializer=inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    contract = ModelContract(chain=chain, heads=heads, name="test-bundle", model_version="0.0.1")
-    helper.set_model_props(model, {CONTRACT_KEY: contract.to_json()})
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
+    """Export the tiny student to ``path``; parity is checked on ``windows`` ([K, W, C]
+    normalised), or on seeded random ones."""
+    contract = tiny_contract(heads, chain)
+    if windows is None:
+        shape = (8, contract.chain.window_samples, contract.chain.n_channels)
+        windows = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    key = f"{contract.to_json()}|{seed}|{windows.shape}|{hash(windows.tobytes())}"
+    if key in _made and _made[key].exists():
+        shutil.copyfile(_made[key], path)
+        return path
+    export_onnx(fold_batchnorm(tiny_student(contract, seed)), contract, path, windows)
+    _made[key] = path
     return path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gaitedge import datasets as ds
 from gaitedge.alerts import (
     ActivityConfig,
     ActivitySmoother,
@@ -186,7 +186,8 @@ def test_fall_detector_needs_gravity_and_acceleration_channels() -> None:
 
 @pytest.fixture(scope="module")
 def sisfall(sisfall_dir: Path) -> dict[str, np.ndarray]:
-    """A handful of real trials by file name: [N, 6] in m/s² (ADXL345) and rad/s."""
+    """A handful of real trials by file name: [N, 6] in m/s² and rad/s, read by
+    gaitedge.datasets (in HAPT's body frame; the fall rules use only |acc| and angles)."""
     wanted = {
         "SA01/F01_SA01_R01.txt",
         "SA05/F05_SA05_R02.txt",
@@ -197,19 +198,18 @@ def sisfall(sisfall_dir: Path) -> dict[str, np.ndarray]:
         "SA10/D12_SA10_R02.txt",
         "SE03/D15_SE03_R01.txt",
     }
-    with open(sisfall_dir / "trials.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["file"] in wanted]
-    with np.load(sisfall_dir / "sisfall_50hz_counts_int16.npz") as z:
-        counts = z["counts"]
-        acc_scale = float(z["scale_adxl345_g_per_count"][0]) * G
-        gyro_scale = np.deg2rad(float(z["scale_itg3200_dps_per_count_datasheet"][0]))
-        trials = {}
-        for r in rows:
-            s, n = int(r["start_row"]), int(r["n_samples"])
-            block = counts[s : s + n].astype(np.float64)
-            trials[r["file"]] = np.concatenate(
-                [block[:, :3] * acc_scale, block[:, 3:6] * gyro_scale], axis=1
-            )
+    root = sisfall_dir.parent
+    trial_file = {
+        int(r["trial"]): r["file"]
+        for r in ds.csv_rows(sisfall_dir / "trials.csv")
+        if r["file"] in wanted
+    }
+    subjects = sorted({f"sisfall:{name.split('/')[0]}" for name in wanted})
+    trials = {
+        trial_file[rec.group]: rec.imu
+        for rec in ds.sisfall_recordings(root, subjects)
+        if rec.group in trial_file
+    }
     assert len(trials) == len(wanted)
     return trials
 

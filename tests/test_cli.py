@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -26,6 +27,43 @@ def test_help_does_not_import_torch_or_tensorrt():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_help_and_version_stay_light():
+    """``--help`` and ``--version`` import neither numpy, scipy, onnxruntime nor rich."""
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from gaitedge.cli import app\n"
+        "for args in (['--help'], ['--version']):\n"
+        "    r = CliRunner().invoke(app, args)\n"
+        "    assert r.exit_code == 0, r.output\n"
+        "heavy = ('numpy', 'scipy', 'onnxruntime', 'rich', 'serial', 'bleak')\n"
+        "bad = [m for m in heavy if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_help_shows_flags_without_a_value():
+    top = runner.invoke(app, ["--help"])
+    replay = runner.invoke(app, ["replay", "--help"])
+    assert re.search(r"--help +Show this message", top.output)
+    assert "<bool>" not in top.output + replay.output
+    assert "--fast " in replay.output and "--speed <float>" in replay.output
+
+
+def test_version_is_one_line():
+    from gaitedge import __version__
+
+    assert runner.invoke(app, ["--version"]).output == f"{__version__}\n"
+    assert runner.invoke(app, ["version"]).output == f"{__version__}\n"
+
+
+def test_evaluate_refuses_an_unknown_dataset_before_loading_anything():
+    result = runner.invoke(app, ["evaluate", "--dataset", "mnist"])
+    assert result.exit_code == 2
+    assert "'mnist' is not one of hapt, sisfall" in result.output
 
 
 def test_console_script_runs_as_a_subprocess():

@@ -10,38 +10,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from gaitedge.bundle import read_contract
 from gaitedge.cli import app
 from gaitedge.engine import DEFAULT_MODEL
-from gaitedge.evaluate import (
-    confusion_matrix,
-    f1_per_class,
-    macro_f1,
-    sensitivity_specificity,
-)
 
 runner = CliRunner()
 needs_shipped = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="no shipped model yet")
-
-
-def test_macro_f1_by_hand():
-    y_true = np.array([0, 0, 0, 1, 1, 2])
-    y_pred = np.array([0, 0, 1, 1, 2, 2])
-    cm = confusion_matrix(y_true, y_pred, 3)
-    assert cm.tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
-    # F1 = 2TP / (2TP + FP + FN): class 0 4/5, class 1 2/4, class 2 2/3.
-    np.testing.assert_allclose(f1_per_class(cm), [0.8, 0.5, 2 / 3])
-    assert macro_f1(y_true, y_pred, 3) == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
-
-
-def test_macro_f1_averages_only_classes_that_occur():
-    # Class 3 (a model class outside the scored labels) is predicted but never true.
-    assert macro_f1(np.array([0, 1]), np.array([0, 3]), 4) == pytest.approx(0.5)
-
-
-def test_sensitivity_and_specificity():
-    truth = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0], bool)
-    hit = np.array([1, 1, 1, 0, 0, 0, 0, 0, 1], bool)
-    assert sensitivity_specificity(truth, hit) == pytest.approx((0.75, 0.8))
 
 
 def _last_json(output: str) -> dict:
@@ -56,15 +30,42 @@ def test_evaluate_prints_a_json_last_line_on_real_data(data_root, hapt_dir, sisf
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     res = _last_json(result.output)
-    assert res["dataset"] == dataset and res["n_windows"] > 100 and res["n_subjects"] == 2
-    assert 0 <= res["macro_f1"] <= 1
-    assert res["n_classes"] == (6 if dataset == "hapt" else 2)
+    assert res["n_subjects"] == 2 and res["n_classes"] == (6 if dataset == "hapt" else 2)
+    # The shipped model (0.3.0, hop 10) on its first two held-out subjects (measured: HAPT
+    # hapt:2 + hapt:4 0.9623 over 4507 windows; SisFall SA03 + SA08 0.9721 over 17236 windows,
+    # sensitivity 1.0, specificity 0.9051).
     if dataset == "sisfall":
-        assert 0 <= res["sensitivity"] <= 1 and 0 <= res["specificity"] <= 1
-        assert set(res["subjects"]) <= {"sisfall:SA03", "sisfall:SA08", "sisfall:SA13"}
+        assert res["subjects"] == ["sisfall:SA03", "sisfall:SA08"] and res["n_windows"] == 17236
+        assert res["macro_f1"] > 0.96 and res["sensitivity"] > 0.98 and res["specificity"] > 0.89
     else:
-        assert res["macro_f1"] > 0.7  # the shipped model, on held-out subjects
-        assert set(res["subjects"]) <= {f"hapt:{s}" for s in (2, 4, 9, 10, 12, 13, 18, 20, 24)}
+        assert res["subjects"] == ["hapt:2", "hapt:4"] and res["n_windows"] == 4507
+        assert res["macro_f1"] > 0.95
+
+
+# Tolerance between a fresh score and the figures recorded in the bundle (and its model card):
+# ONNX Runtime builds may round INT8 kernels differently, flipping the argmax of a few windows
+# near a class boundary; 0.005 of macro-F1 is about 20 of the 8667 HAPT windows.
+CARD_TOLERANCE = 0.005
+
+
+@needs_shipped
+@pytest.mark.parametrize("dataset", ["hapt", "sisfall"])
+def test_shipped_model_matches_its_card_on_the_held_out_subjects(
+    data_root, hapt_dir, sisfall_dir, dataset
+):
+    card = read_contract(DEFAULT_MODEL).metrics[dataset]
+    args = ["evaluate", "--dataset", dataset, "--data-root", str(data_root), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    res = _last_json(result.output)
+    assert res["n_windows"] == card["n_windows"]
+    keys = ["macro_f1", *card["per_class_f1"]] if dataset == "hapt" else [
+        "macro_f1", "sensitivity", "specificity", "peak_window_sensitivity",
+        "peak_window_specificity"]  # fmt: skip
+    for key in keys:
+        got = res["per_class_f1"][key] if key in card["per_class_f1"] else res[key]
+        want = card["per_class_f1"][key] if key in card["per_class_f1"] else card[key]
+        assert got == pytest.approx(want, abs=CARD_TOLERANCE), key
 
 
 @needs_shipped
@@ -85,11 +86,11 @@ def test_evaluate_does_not_import_torch(data_root, hapt_dir):
 
 
 def test_evaluate_refuses_a_model_without_the_head(tmp_path, data_root, sisfall_dir):
-    from tests._bundles import export_tiny
+    from tests.bundles import make_bundle
 
     windows = np.random.default_rng(0).standard_normal((8, 128, 9)).astype(np.float32)
     only_activity = {"activity": ("WALKING", "SITTING")}
-    path = export_tiny(tmp_path / "a.onnx", windows, heads=only_activity)
+    path = make_bundle(tmp_path / "a.onnx", windows, heads=only_activity)
     result = runner.invoke(
         app, ["evaluate", "--model", str(path), "--dataset", "sisfall", "--data-root",
               str(data_root)],

@@ -8,12 +8,12 @@ import pytest
 from export.flops import count_cost
 from export.release import int8_is_good_enough
 from export.student import STUDENT_PRESETS, StudentConfig, count_macs
-from tests._bundles import TINY, export_tiny
+from tests.bundles import TINY, make_bundle
 
 
 def test_graph_count_matches_the_architecture(tmp_path):
     windows = np.random.default_rng(0).standard_normal((8, 128, 9)).astype(np.float32)
-    path = export_tiny(tmp_path / "t.onnx", windows)
+    path = make_bundle(tmp_path / "t.onnx", windows)
     cost = count_cost(path)
     cfg = StudentConfig(widths=TINY.widths, kernels=TINY.kernels, strides=TINY.strides)
     # conv1: 64 outputs x 8 channels x (9 x 5) taps; conv2: 32 x 16 x (8 x 3); heads 16 x (6 + 2)

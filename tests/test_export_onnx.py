@@ -15,7 +15,7 @@ from export.parity import real_windows
 from export.student import fold_batchnorm
 from gaitedge.bundle import CONTRACT_KEY, ContractError, ModelContract, read_contract
 from gaitedge.engine import OnnxEngine
-from tests._bundles import export_tiny, tiny_contract, tiny_student
+from tests.bundles import make_bundle, tiny_contract, tiny_student
 
 torch.set_num_threads(1)
 
@@ -29,7 +29,7 @@ def windows(hapt_dir) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory, windows):
-    return export_tiny(tmp_path_factory.mktemp("onnx") / "tiny.onnx", windows)
+    return make_bundle(tmp_path_factory.mktemp("onnx") / "tiny.onnx", windows)
 
 
 def test_bundle_passes_the_checker_and_carries_the_contract(bundle):

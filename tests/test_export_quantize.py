@@ -20,7 +20,7 @@ from export.quantize import (
 )
 from gaitedge.bundle import read_contract
 from gaitedge.engine import MODELS_DIR
-from tests._bundles import export_tiny, tiny_contract
+from tests.bundles import make_bundle, tiny_contract
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def windows(hapt_dir) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def fp32(tmp_path_factory, windows):
-    return export_tiny(tmp_path_factory.mktemp("q") / "fp32.onnx", windows)
+    return make_bundle(tmp_path_factory.mktemp("q") / "fp32.onnx", windows)
 
 
 def _same_contract(path, fp32_path, artifact):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from export.model_card import render
-from tests._bundles import tiny_contract
+from tests.bundles import tiny_contract
 
 
 def _entry(hapt: float, spec: float) -> dict:

@@ -153,11 +153,11 @@ def int8_pair(tmp_path_factory, hapt_dir):
     """A tiny FP32 bundle as ``x-fp32.onnx`` and its symmetric and asymmetric INT8 next to it."""
     from export.parity import real_windows
     from export.quantize import QuantScheme, quantize_int8_static
-    from tests._bundles import export_tiny, tiny_contract
+    from tests.bundles import make_bundle, tiny_contract
 
     root = tmp_path_factory.mktemp("int8")
     windows = real_windows(tiny_contract(), hapt_dir.parent, n=64, max_subjects=1)
-    fp32 = export_tiny(root / "x-fp32.onnx", windows)
+    fp32 = make_bundle(root / "x-fp32.onnx", windows)
     sym = quantize_int8_static(fp32, root / "x.onnx", windows)
     asym = quantize_int8_static(fp32, root / "a.onnx", windows, scheme=QuantScheme.ASYMMETRIC)
     return fp32, sym, asym

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from gaitedge.cli import app
 from gaitedge.info import channel_unit
 from gaitedge.preprocess import ChainConfig
-from tests._bundles import export_tiny, tiny_contract
+from tests.bundles import make_bundle, tiny_contract
 
 runner = CliRunner()
 
@@ -20,7 +20,7 @@ runner = CliRunner()
 def bundle(tmp_path_factory):
     rng = np.random.default_rng(0)
     windows = rng.standard_normal((16, 128, 9)).astype(np.float32)
-    return export_tiny(tmp_path_factory.mktemp("info") / "tiny.onnx", windows)
+    return make_bundle(tmp_path_factory.mktemp("info") / "tiny.onnx", windows)
 
 
 def test_info_prints_the_contract(bundle):
@@ -31,6 +31,16 @@ def test_info_prints_the_contract(bundle):
                  "gravity_x    m/s²", "gyro_z       rad/s", "activity: WALKING, WALKING_UPSTAIRS",
                  "fall: no_fall, fall", "test_subjects", "macro_f1"):  # fmt: skip
         assert text in out, text
+
+
+def test_info_without_an_argument_describes_the_shipped_model():
+    from gaitedge.engine import DEFAULT_MODEL
+
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 0, result.output
+    shipped = runner.invoke(app, ["info", str(DEFAULT_MODEL)])
+    assert result.output == shipped.output
+    assert "gaitedge-default" in result.output
 
 
 def test_info_json_round_trips(bundle):

@@ -26,6 +26,7 @@ from gaitedge.sinks import (
     build_sinks,
     parse_mqtt_address,
 )
+from tests.conftest import missing
 
 CHECKED_KEYS = {"t", "t_event", "type", "label", "p", "device"}
 FALL = Alert(12.4, 11.6, AlertType.FALL, "fall", 0.97, "waist", (Confirmation.STILLNESS,))
@@ -209,7 +210,7 @@ def test_lsl_sink_without_pylsl_fails_clearly() -> None:
 def mosquitto_binary() -> str:
     binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
     if binary is None:
-        pytest.skip("mosquitto binary not found (apt-get install mosquitto; .ci/run does)")
+        missing("mosquitto binary not found (apt-get install mosquitto; .ci/run does)")
     return binary
 
 

@@ -16,10 +16,11 @@ from firmware_bridge import (
     counts_to_si,
     si_to_counts,
 )
-from firmware_bridge.emulator import EmulatedSerialDevice, Emulator, EmulatorConfig
+from firmware_bridge.emulator import EmulatedSerialDevice, Emulator, EmulatorConfig, PtyPort
 from gaitedge.recording import Recording
 from gaitedge.sources import DeviceSource, ReplaySource, SerialSource, SourceError
-from gaitedge.sources.base import ClockModel, FrameAssembler, SourceStats
+from gaitedge.sources.base import SourceStats
+from gaitedge.sources.frames import ClockModel, FrameAssembler
 
 
 def recording(seconds: float = 4.0, rate_hz: float = 50.0) -> Recording:
@@ -117,6 +118,109 @@ def test_unplugged_port_reconnects_then_gives_up_clearly():
             asyncio.run(asyncio.wait_for(run(), 10.0))
 
 
+def test_unplug_and_replug_at_the_same_path_resumes_the_stream(tmp_path):
+    """A device node that vanishes and comes back (like /dev/ttyACM0 across a USB replug): a
+    symlink to one pty, then, after that pty closes, to a fresh pty with a fresh emulator."""
+    rec = recording(1.0)
+    link = tmp_path / "ttyACM0"
+    # Real time: stream time after a reconnect continues from host time, which a sped-up
+    # device clock would overtake.
+    config = EmulatorConfig(speed=1.0, samples_per_frame=5)
+    first = EmulatedSerialDevice(Emulator(rec.timestamp_s, rec.imu, config), linger_s=0.3)
+    second = EmulatedSerialDevice(Emulator(rec.timestamp_s, rec.imu, config))
+    link.symlink_to(first.path)
+    source = SerialSource(str(link), watchdog_s=1.0, max_reconnects=20, max_backoff_s=0.1)
+    n = len(rec)
+
+    def wait_for(condition) -> None:
+        deadline = time.monotonic() + 10.0
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def replug():
+        # Each device starts streaming once the port is open, so its first DeviceInfo is read.
+        wait_for(lambda: source._thread is not None)
+        first.start()
+        first.wait(10.0)  # the first device sent everything and closed its port: unplugged
+        link.unlink()
+        time.sleep(0.3)  # the node is gone for a while; reconnect attempts fail meanwhile
+        link.symlink_to(second.path)
+        wait_for(lambda: source.stats.reconnects == 1)
+        second.start()
+
+    async def run():
+        replugger = asyncio.create_task(asyncio.to_thread(replug))
+        chunks = await collect(source, until=lambda cs: sum(len(c.t_s) for c in cs) >= 2 * n)
+        await replugger
+        return chunks
+
+    try:
+        chunks = asyncio.run(run())
+    finally:
+        for device in (first, second):
+            if device._thread.ident is not None:  # started
+                device.stop()
+    starts = [i for i, c in enumerate(chunks) if c.new_connection]
+    assert len(starts) == 2 and starts[0] == 0 and source.stats.reconnects == 1
+    before = np.concatenate([c.imu for c in chunks[: starts[1]]])
+    after = np.concatenate([c.imu for c in chunks[starts[1] :]])
+    want = expected_si(rec, first.emulator)
+    np.testing.assert_array_equal(before, want)  # nothing lost on either side of the outage
+    np.testing.assert_array_equal(after, want)
+    t = np.concatenate([c.t_s for c in chunks])
+    gap = chunks[starts[1]].t_s[0] - chunks[starts[1] - 1].t_s[-1]
+    assert (np.diff(t) > 0).all() and gap > 0.3  # the outage is a gap in stream time
+
+
+def test_a_port_in_use_is_refused_not_shared():
+    rec = recording(2.0)
+    with EmulatedSerialDevice(Emulator(rec.timestamp_s, rec.imu)) as device:
+
+        async def run():
+            async with SerialSource(device.path), SerialSource(device.path):
+                pass
+
+        with pytest.raises(SourceError, match=f"cannot open serial port {device.path}.*lock"):
+            asyncio.run(run())
+
+
+def test_closing_does_not_block_the_event_loop():
+    """The reader thread is joined off the loop: a 0.4 s read timeout (a slow driver) must not
+    stall a timer task running beside the close."""
+    import serial
+
+    def slow_port(url, **kwargs):
+        return serial.serial_for_url(url, **{**kwargs, "timeout": 0.4})
+
+    async def run():
+        ticks = []
+
+        async def tick():
+            while True:
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.01)
+
+        source = SerialSource(device.path, serial_factory=slow_port)
+        await source.__aenter__()
+        await asyncio.sleep(0.05)  # the reader is now inside a 0.4 s read: no data is coming
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0.02)
+        start = time.monotonic()
+        await source.__aexit__(None, None, None)
+        closed_s = time.monotonic() - start
+        await asyncio.sleep(0.03)  # a tick after the close shows any stall
+        ticker.cancel()
+        return closed_s, float(np.diff(ticks).max())
+
+    device = PtyPort()  # a port that stays silent
+    try:
+        closed_s, longest_tick_gap_s = asyncio.run(run())
+    finally:
+        device.close()
+    assert closed_s > 0.1  # the close did wait for the reader...
+    assert longest_tick_gap_s < 0.1  # ...without stalling the loop (it used to block ~0.4 s)
+
+
 def test_missing_port_is_a_clear_error():
     async def run():
         async with SerialSource("/dev/does-not-exist"):
@@ -173,15 +277,13 @@ class _EndlessDevice(DeviceSource):
 
 def test_stopping_a_busy_stream_is_never_swallowed(tmp_path):
     """`--duration` must stop a device whose data never pauses (no lost cancellation)."""
-    from gaitedge.engine import load_engine
-    from gaitedge.pipeline import Pipeline
-    from gaitedge.sinks import FanOut
-    from tests.bundles import make_bundle
+    from gaitedge.engine import DEFAULT_MODEL
+    from gaitedge.runner import open_pipeline, stream
 
     source = _EndlessDevice(
         "busy", watchdog_s=5.0, max_backoff_s=1.0, max_reconnects=1, queue_size=300_000
     )
-    pipe = Pipeline(load_engine(make_bundle(tmp_path / "m.onnx")), FanOut([]))
+    pipe = open_pipeline(DEFAULT_MODEL, None)
     start = time.monotonic()
-    asyncio.run(asyncio.wait_for(pipe.run(source, duration_s=0.3), 20.0))
+    asyncio.run(asyncio.wait_for(stream(pipe, source, duration_s=0.3), 20.0))
     assert time.monotonic() - start < 5.0

@@ -7,23 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gaitedge import datasets as ds
+from gaitedge.datasets import HAPT_LABELS, hapt_split
 from gaitedge.preprocess import ChainConfig, run_offline
 from gaitedge.units import STANDARD_GRAVITY_M_S2
 from train.data import (
-    HAPT_LABELS,
-    IGNORE,
-    SISFALL_TEST_SUBJECTS,
     activity_subset,
     build_folder,
     build_sisfall,
     concat,
-    fall_window_labels,
-    hapt_split,
     load_windows,
-    majority_labels,
     prepare,
-    sisfall_split,
-    sisfall_subjects,
 )
 
 
@@ -35,41 +29,6 @@ def cache_dir(train_cache_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def hapt_prepared(hapt_dir: Path, data_root: Path, cache_dir: Path):
     return prepare(["hapt"], ChainConfig(), data_root, cache_dir)
-
-
-def test_majority_label_needs_half_the_window() -> None:
-    label = np.array([0] * 10 + [3] * 70 + [4] * 48 + [4] * 100)
-    lab, frac = majority_labels(label, np.array([0, 64, 100]), 128)
-    assert lab.tolist() == [3, 4, 4]
-    assert frac[0] == pytest.approx(70 / 128)
-
-
-def test_fall_labels_follow_the_impact() -> None:
-    start = np.arange(0, 700, 64)
-    labels = fall_window_labels(start, 128, impact=400)
-    assert labels[start + 128 <= 400].tolist() == [0] * int((start + 128 <= 400).sum())
-    assert (labels == 1).sum() == 1  # central halves tile the trial at hop = W / 2
-    assert start[labels == 1][0] + 32 <= 400 < start[labels == 1][0] + 96
-    assert (labels[start > 400] == IGNORE).all()  # lying after the fall: no label
-
-
-def test_hapt_official_split_has_no_overlap(hapt_dir: Path, data_root: Path) -> None:
-    split = hapt_split(data_root)
-    assert len(split.train) == 21 and len(split.test) == 9
-    assert not set(split.train) & set(split.test)
-    assert {"hapt:2", "hapt:4", "hapt:24"} <= set(split.test)
-
-
-def test_sisfall_folds_partition_subjects(sisfall_dir: Path, data_root: Path) -> None:
-    subjects = {f"sisfall:{s}" for s in sisfall_subjects(data_root)}
-    tests = [set(sisfall_split(data_root, k, 5).test) for k in range(5)]
-    assert set().union(*tests) == subjects and sum(map(len, tests)) == len(subjects) == 38
-    for k in range(5):
-        split = sisfall_split(data_root, k, 5)
-        assert not set(split.train) & set(split.test)
-    fixed = sisfall_split(data_root)
-    assert set(fixed.test) == {f"sisfall:{s}" for s in SISFALL_TEST_SUBJECTS}
-    assert "sisfall:SE06" in fixed.test
 
 
 def test_prepared_windows_are_subject_disjoint_and_normalised_by_the_chain(
@@ -91,6 +50,19 @@ def test_windows_equal_the_runtime_chain(hapt_experiment, hapt_prepared, data_ro
     windows = run_offline(hapt_prepared.chain, t, imu)
     first = hapt_prepared.train.group == 1
     np.testing.assert_array_equal(hapt_prepared.train.data[first], windows.data)
+
+
+def test_training_labels_are_the_runtimes(hapt_dir: Path, data_root: Path, cache_dir: Path):
+    """Training windows carry the labels `gaitedge evaluate` scores against: the same reader,
+    chain geometry and rule (gaitedge.datasets), on a real recording of each dataset."""
+    ws = load_windows("hapt", ChainConfig(), data_root, cache_dir)
+    rec = next(ds.hapt_recordings(data_root, ["hapt:2"]))
+    w = run_offline(ChainConfig(), rec.timestamp_s, rec.imu)
+    start = ds.window_starts(w.t_start_s, rec.rate_hz)
+    mine = ws.group == rec.group
+    want = ds.activity_window_labels(rec.sample_label, start, ChainConfig().window_samples, 12)
+    np.testing.assert_array_equal(ws.labels["activity"][mine], want)
+    assert (want >= 0).sum() > 100 and len(set(want.tolist())) > 6  # transitions included
 
 
 def test_twelve_labels_include_transitions(

@@ -84,10 +84,13 @@ def test_finetune_and_evaluate_on_held_out_subjects(
     pre = torch.load(pretrained / "checkpoint.pt", weights_only=False)
     assert ckpt["chain"] == pre["chain"]  # the pretrained normalisation is kept
     test = ckpt["metrics"]["test"]["activity"]
-    assert test["n_windows"] > 3000 and 0 <= test["macro_f1"] <= 1
+    # Measured: 3384 windows, macro-F1 0.787 after 16 steps (one class for every window scores
+    # under 0.08); the floor leaves room for float rounding on other CPUs.
+    assert test["n_windows"] == 3384 and test["macro_f1"] > 0.72
     report = evaluate.main(["--checkpoint", str(out / "checkpoint.pt"), "--out",
                             str(tmp_path / "eval"), *common[:4]])  # fmt: skip
     assert report["activity"]["confusion_matrix"] == test["confusion_matrix"]
+    assert report["activity"]["macro_f1"] == pytest.approx(test["macro_f1"])
 
 
 def test_fall_head_with_trial_level_report(sisfall_dir: Path, data_root: Path, tmp_path) -> None:
@@ -104,7 +107,12 @@ def test_fall_head_with_trial_level_report(sisfall_dir: Path, data_root: Path, t
     assert result.history[-1]["loss"] < result.history[0]["loss"]
     report = evaluate_windows(model, both, {"fall": ("no_fall", "fall")})["fall"]
     assert report["n_fall_trials"] == len(np.unique(ws.group[ws.trial_is_fall == 1]))
-    assert 0 <= report["trial_sensitivity"] <= 1 and 0 <= report["trial_specificity"] <= 1
+    # Measured after 12 steps on SE06 alone: sensitivity 0.893 (75 fall trials), specificity
+    # 0.430 (79 ADL trials), window macro-F1 0.710. A model that always says "fall" scores
+    # sensitivity 1 and specificity 0, so the sum is what shows it learned.
+    assert report["n_adl_trials"] == 79
+    assert report["trial_sensitivity"] + report["trial_specificity"] > 1.2
+    assert report["macro_f1"] > 0.65
 
 
 def _fit_mae(data: np.ndarray, out: Path, seed: int = 0, steps: int = 6, **kw):

@@ -8,13 +8,13 @@ import math
 import pytest
 import torch
 
+from export.onnx import ProbabilityWrapper
 from train.engine import lr_at
 from train.model import (
     PRESETS,
     IMUMaskedAutoencoder,
     MaskMode,
     ModelConfig,
-    ProbabilityModel,
     count_parameters,
     preset_config,
     with_heads,
@@ -96,7 +96,7 @@ def test_classification_path_is_deterministic_and_softmax_heads() -> None:
     x = torch.randn(5, 128, 9)
     a, b = model.classify(x), model.classify(x)
     assert torch.equal(a["activity"], b["activity"])
-    probs = ProbabilityModel(model)(x)
+    probs = ProbabilityWrapper(model)(x)  # the export wrapper
     assert [p.shape for p in probs] == [(5, 6), (5, 2)]
     assert torch.allclose(probs[1].sum(-1), torch.ones(5))
 

@@ -4,24 +4,16 @@ Stages: ``data`` (chain windows, labels, subject splits) -> ``augment`` -> ``mod
 heads) -> ``engine`` (the shared loop) -> ``pretrain`` / ``finetune`` -> ``evaluate``.
 """
 
+from gaitedge.datasets import FALL_CLASSES, HAPT_LABELS, SISFALL_TEST_SUBJECTS, SubjectSplit
 from train.augment import AugmentConfig, Augmenter
 from train.config import AmpMode, TrainConfig
-from train.data import (
-    FALL_CLASSES,
-    HAPT_LABELS,
-    SISFALL_TEST_SUBJECTS,
-    SubjectSplit,
-    WindowSet,
-    load_windows,
-    prepare,
-)
+from train.data import WindowSet, load_windows, prepare
 from train.engine import NonFiniteLossError, fit, lr_at
 from train.model import (
     PRESETS,
     IMUMaskedAutoencoder,
     MaskMode,
     ModelConfig,
-    ProbabilityModel,
     load_checkpoint,
     preset_config,
 )
@@ -38,7 +30,6 @@ __all__ = [
     "MaskMode",
     "ModelConfig",
     "NonFiniteLossError",
-    "ProbabilityModel",
     "SubjectSplit",
     "TrainConfig",
     "WindowSet",

@@ -36,32 +36,26 @@ from pathlib import Path
 
 import numpy as np
 
-from gaitedge.datasets import (  # the torch-free readers the runtime's `evaluate` shares
+from gaitedge.datasets import (  # the one reader of each dataset, shared with `evaluate`
     FALL_CLASSES,
     HAPT_LABELS,
     IGNORE,
     LABELLING_VERSION,
-    MIN_LABEL_FRACTION,
     LabelledRecording,
     SubjectSplit,
     default_data_root,
-    fall_window_labels,
+    hapt_recordings,
     hapt_split,
-    majority_labels,
     render_rate,
+    sisfall_recordings,
     sisfall_split,
-    sisfall_trial_imu,
+    sisfall_window_labels,
     subject_mountings,
+    window_labels,
+    window_starts,
 )
-from gaitedge.datasets import (  # re-exported: train.data's public names (README, tests)
-    SISFALL_TEST_SUBJECTS as SISFALL_TEST_SUBJECTS,
-)
-from gaitedge.datasets import SISFALL_TO_BODY_FRAME as SISFALL_TO_BODY_FRAME
-from gaitedge.datasets import csv_rows as _csv_rows
-from gaitedge.datasets import sisfall_subjects as sisfall_subjects
 from gaitedge.preprocess import ChainConfig, Mounting, fit_normalization, run_offline
 from gaitedge.recording import read_recording
-from gaitedge.units import STANDARD_GRAVITY_M_S2
 
 log = logging.getLogger(__name__)
 
@@ -150,36 +144,23 @@ def concat(sets: Sequence[WindowSet]) -> WindowSet:
 
 
 def _windows_of(
-    cfg: ChainConfig, imu: np.ndarray, mounting=None, render_hz: float | None = None
+    cfg: ChainConfig, rec: LabelledRecording, mounting=None, render_hz: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Chain windows of one recording sampled at the chain's rate: ([K, W, C], [K] start idx).
+    """Chain windows of one recording: ([K, W, C], [K] first sample index in the recording).
 
+    ``mounting``: the subject's sensor-to-body rotation (``cfg.mounting == "auto"``).
     ``render_hz``: first re-render the recording at that rate (a device at another rate); the
     chain brings it back to its own rate, on the same grid, so the labels still line up.
     """
-    rate = cfg.sample_rate_hz if render_hz is None else render_hz
-    x = imu if render_hz is None else render_rate(imu, cfg.sample_rate_hz, render_hz)
-    t = np.arange(len(x)) / rate
+    t, x = rec.timestamp_s, rec.imu
+    if render_hz is not None:
+        x = render_rate(rec.imu, rec.rate_hz, render_hz)
+        t = np.arange(len(x)) / render_hz
     w = run_offline(cfg, t, x, mounting=mounting or _IDENTITY)
-    return w.data, np.rint(w.t_start_s * cfg.sample_rate_hz).astype(np.int64)
+    return w.data, window_starts(w.t_start_s, rec.rate_hz)
 
 
 _IDENTITY = Mounting()
-
-
-def _hapt_rows_and_mountings(root: Path, cfg: ChainConfig, imu: np.ndarray):
-    rows = _csv_rows(root / "hapt" / "experiments.csv")
-    recs = [
-        LabelledRecording(
-            "hapt",
-            f"hapt:{r['subject']}",
-            int(r["exp_id"]),
-            cfg.sample_rate_hz,
-            imu[int(r["start_row"]) : int(r["start_row"]) + int(r["n_samples"])],
-        )
-        for r in rows
-    ]
-    return rows, subject_mountings(cfg, recs)
 
 
 def _assemble(parts: list[dict], classes: dict[str, tuple[str, ...]]) -> WindowSet:
@@ -213,20 +194,13 @@ def build_hapt(root: Path, cfg: ChainConfig, render_hz: float | None = None) -> 
 
     With ``cfg.mounting == "auto"`` each subject's recordings are aligned with that subject's
     mounting estimate (:func:`gaitedge.datasets.subject_mountings`)."""
-    with np.load(root / "hapt" / "hapt_raw_50hz.npz") as d:
-        imu, label = d["imu"].astype(np.float64), d["label"].astype(np.int64)
-        if int(d["sample_rate_hz"]) != cfg.sample_rate_hz:
-            raise ValueError("HAPT is stored at 50 Hz; the chain resamples only timestamped data")
-    imu[:, :3] *= STANDARD_GRAVITY_M_S2
     parts = []
-    rows, mountings = _hapt_rows_and_mountings(root, cfg, imu)
-    for row in rows:
-        s, n = int(row["start_row"]), int(row["n_samples"])
-        mounting = mountings.get(f"hapt:{row['subject']}")
-        data, start = _windows_of(cfg, imu[s : s + n], mounting, render_hz)
-        lab, frac = majority_labels(label[s : s + n], start, cfg.window_samples)
-        part = _part(data, start, f"hapt:{row['subject']}", int(row["exp_id"]), cfg.sample_rate_hz)
-        part["label_activity"] = np.where((lab > 0) & (frac >= MIN_LABEL_FRACTION), lab - 1, -1)
+    recs = list(hapt_recordings(root))
+    mountings = subject_mountings(cfg, recs)
+    for rec in recs:
+        data, start = _windows_of(cfg, rec, mountings.get(rec.subject), render_hz)
+        part = _part(data, start, rec.subject, rec.group, rec.rate_hz)
+        part["label_activity"] = window_labels(rec.sample_label, start, cfg.window_samples)
         parts.append(part)
     return _assemble(parts, {"activity": HAPT_LABELS})
 
@@ -239,46 +213,15 @@ def build_sisfall(
 ) -> WindowSet:
     """SisFall windows (all subjects, or ``subjects`` like ``SA01``); head ``fall`` labelled
     from the impact (module docstring); aligned per subject like HAPT."""
-    with np.load(root / "sisfall" / "sisfall_50hz_counts_int16.npz") as z:
-        counts = z["counts"]
-        scales = {
-            "acc_g": float(z["scale_adxl345_g_per_count"][0]),
-            "gyro_dps": float(z["scale_itg3200_dps_per_count"][0]),
-        }
+    wanted = None if subjects is None else [f"sisfall:{s}" for s in subjects]
     parts = []
-    rows = [
-        r
-        for r in _csv_rows(root / "sisfall" / "trials.csv")
-        if subjects is None or r["subject"] in subjects
-    ]
-    imus = [
-        sisfall_trial_imu(
-            counts[int(r["start_row"]) : int(r["start_row"]) + int(r["n_samples"])].astype(
-                np.float64
-            ),
-            scales,
-        )
-        for r in rows
-    ]
-    mountings = subject_mountings(
-        cfg,
-        [
-            LabelledRecording("sisfall", f"sisfall:{r['subject']}", 0, 50.0, x)
-            for r, x in zip(rows, imus, strict=True)
-        ],
-    )
-    for row, imu in zip(rows, imus, strict=True):
-        mounting = mountings.get(f"sisfall:{row['subject']}")
-        data, start = _windows_of(cfg, imu, mounting, render_hz)
-        is_fall = int(row["is_fall"])
-        if is_fall:
-            impact = int(np.argmax(np.linalg.norm(imu[:, :3], axis=1)))
-            label = fall_window_labels(start, cfg.window_samples, impact)
-        else:
-            label = np.zeros(len(data), np.int64)
-        part = _part(data, start, f"sisfall:{row['subject']}", int(row["trial"]), 50.0)
-        part["label_fall"] = label
-        part["trial_is_fall"] = np.full(len(data), is_fall, np.int8)
+    recs = list(sisfall_recordings(root, wanted))
+    mountings = subject_mountings(cfg, recs)
+    for rec in recs:
+        data, start = _windows_of(cfg, rec, mountings.get(rec.subject), render_hz)
+        part = _part(data, start, rec.subject, rec.group, rec.rate_hz)
+        part["label_fall"] = sisfall_window_labels(rec, start, cfg.window_samples)
+        part["trial_is_fall"] = np.full(len(data), rec.is_fall, np.int8)
         parts.append(part)
     return _assemble(parts, {"fall": FALL_CLASSES})
 
@@ -308,8 +251,7 @@ def build_folder(folder: Path, cfg: ChainConfig, rate_hz: float | None = None) -
         if rec.label is not None:
             lookup = {n: i + 1 for i, n in enumerate(names)}
             sample_label = np.array([lookup.get(str(x), 0) for x in rec.label], np.int64)
-        lab, frac = majority_labels(sample_label, start, cfg.window_samples)
-        part["label_activity"] = np.where((lab > 0) & (frac >= MIN_LABEL_FRACTION), lab - 1, -1)
+        part["label_activity"] = window_labels(sample_label, start, cfg.window_samples)
         parts.append(part)
     return _assemble(parts, {"activity": tuple(names)})
 

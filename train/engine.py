@@ -43,7 +43,13 @@ class NonFiniteLossError(RuntimeError):
 def lr_at(
     step: int, *, base_lr: float, min_lr: float, warmup_steps: int, total_steps: int
 ) -> float:
-    """Linear warmup from 0 to ``base_lr``, then cosine decay to ``min_lr`` at ``total_steps``."""
+    """Linear warmup from 0 to ``base_lr``, then cosine decay to ``min_lr`` at ``total_steps``.
+
+    Not ``torch.optim.lr_scheduler``: the same schedule as SequentialLR(LinearLR,
+    CosineAnnealingLR) agrees to 6e-15 (bench/libraries.py), but a pure function of the step
+    needs no scheduler state in the checkpoint, resumes bit-identically at any step, and is what
+    the plots and the house style (nanoGPT's ``get_lr``) use.
+    """
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
     span = max(1, total_steps - warmup_steps)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gaitedge import metrics
 from train.data import IGNORE, WindowSet, activity_subset, concat, load_windows
 from train.model import IMUMaskedAutoencoder, load_checkpoint
 
@@ -42,30 +43,17 @@ def predict_probs(
     return {h: np.concatenate(v) if v else np.zeros((0, 0)) for h, v in out.items()}
 
 
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """[n, n] counts, rows true class, columns predicted."""
-    m = np.zeros((n_classes, n_classes), np.int64)
-    np.add.at(m, (y_true, y_pred), 1)
-    return m
-
-
-def f1_scores(matrix: np.ndarray) -> np.ndarray:
-    """Per-class F1 from a confusion matrix (0 where a class is never true nor predicted)."""
-    tp = np.diag(matrix).astype(float)
-    denom = matrix.sum(axis=0) + matrix.sum(axis=1)
-    return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
-
-
 def classification_report(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> dict:
-    """Macro-F1, per-class F1, accuracy and confusion matrix over windows with a label."""
+    """Macro-F1 (``gaitedge.metrics``: over all classes of the head), per-class F1, accuracy and
+    confusion matrix over windows with a label."""
     keep = y_true != IGNORE
     y, pred = y_true[keep], probs[keep].argmax(axis=1)
-    m = confusion_matrix(y, pred, len(classes))
-    f1 = f1_scores(m)
+    m = metrics.confusion_matrix(y, pred, len(classes))
+    f1 = metrics.f1_per_class(m)
     return {
         "n_windows": int(keep.sum()),
-        "accuracy": float((y == pred).mean()) if len(y) else float("nan"),
-        "macro_f1": float(f1.mean()),
+        "accuracy": metrics.accuracy(m),
+        "macro_f1": metrics.macro_f1(m),
         "per_class_f1": {c: round(float(v), 4) for c, v in zip(classes, f1, strict=True)},
         "confusion_matrix": m.tolist(),
         "classes": list(classes),
@@ -92,14 +80,13 @@ def fall_trial_report(
     is_fall[inverse] = trial_is_fall == 1
     detected = max_prob >= threshold
     impact = window_label == 1
+    sensitivity, specificity = metrics.sensitivity_specificity(is_fall, detected)
     return {
         "threshold": threshold,
         "n_fall_trials": int(is_fall.sum()),
         "n_adl_trials": int((~is_fall).sum()),
-        "trial_sensitivity": float(detected[is_fall].mean()) if is_fall.any() else float("nan"),
-        "trial_specificity": float((~detected[~is_fall]).mean())
-        if (~is_fall).any()
-        else float("nan"),
+        "trial_sensitivity": sensitivity,
+        "trial_specificity": specificity,
         "impact_window_sensitivity": float((fall_prob[impact] >= threshold).mean())
         if impact.any()
         else float("nan"),

@@ -327,19 +327,6 @@ class IMUMaskedAutoencoder(nn.Module):
         return [p for m in modules for p in m.parameters()]
 
 
-class ProbabilityModel(nn.Module):
-    """Export wrapper: [N, W, C] windows -> one softmax tensor per head, in ``head_names`` order."""
-
-    def __init__(self, model: IMUMaskedAutoencoder) -> None:
-        super().__init__()
-        self.model = model
-        self.head_names = model.head_names
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        logits = self.model.classify(x)
-        return tuple(torch.softmax(logits[name], dim=-1) for name in self.head_names)
-
-
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 

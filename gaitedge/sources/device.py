@@ -20,7 +20,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from firmware_bridge import Message
-from gaitedge.sources.base import FrameAssembler, SampleChunk, SourceStats
+from gaitedge.sources.base import SampleChunk, SourceStats
+from gaitedge.sources.frames import FrameAssembler
 
 log = logging.getLogger(__name__)
 

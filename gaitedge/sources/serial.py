@@ -4,6 +4,11 @@ A reader thread does the blocking ``read`` and only enqueues bytes with their re
 consumer (``DeviceSource.chunks``) decodes through ``firmware_bridge.StreamDecoder``. The decoder
 is kept across reconnects: a partial packet from before an outage fails its CRC, is counted, and
 the decoder resynchronises at the next delimiter.
+
+The port is opened exclusive (``exclusive=True``: a POSIX ``flock``), so a second reader of the
+same device, which would steal half of its bytes, fails to open it instead. Closing never blocks
+the event loop: the reader thread, which wakes within its read timeout, is joined in a worker
+thread, so other devices keep streaming while one reconnects.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from firmware_bridge import Message, StreamDecoder
 from gaitedge.sources.device import DISCONNECTED, DeviceSource, SourceError
 
 log = logging.getLogger(__name__)
+
+READ_TIMEOUT_S = 0.05  # how long one blocking read waits; bounds how long closing takes
+JOIN_TIMEOUT_S = 1.0
 
 
 class SerialSource(DeviceSource):
@@ -56,42 +64,49 @@ class SerialSource(DeviceSource):
         self._serial_factory = serial_factory
         self._port = None
         self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # the current connection's; a new one per connection
 
     async def _connect(self) -> None:
         import serial
 
         factory = self._serial_factory or serial.serial_for_url
         try:
-            self._port = factory(self.port_name, baudrate=self.baudrate, timeout=0.05)
+            self._port = factory(
+                self.port_name, baudrate=self.baudrate, timeout=READ_TIMEOUT_S, exclusive=True
+            )
         except (serial.SerialException, OSError, ValueError) as exc:
             raise SourceError(f"cannot open serial port {self.port_name}: {exc}") from exc
-        self._stop.clear()
+        self._stop = threading.Event()
         loop = asyncio.get_running_loop()
         self._thread = threading.Thread(
-            target=self._read_loop, args=(self._port, loop), name="serial-reader", daemon=True
+            target=self._read_loop,
+            args=(self._port, loop, self._stop),
+            name="serial-reader",
+            daemon=True,
         )
         self._thread.start()
 
     async def _disconnect(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=1.0)
-        if self._port is not None:
-            with contextlib.suppress(OSError):
-                self._port.close()
+        port, thread = self._port, self._thread
         self._port, self._thread = None, None
+        if thread is not None:  # off the event loop: the reader wakes within READ_TIMEOUT_S
+            await asyncio.to_thread(thread.join, JOIN_TIMEOUT_S)
+        if port is not None:
+            with contextlib.suppress(OSError):
+                port.close()
 
-    def _read_loop(self, port, loop: asyncio.AbstractEventLoop) -> None:
-        while not self._stop.is_set():
+    def _read_loop(self, port, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
+        while not stop.is_set():
             try:
                 # Only what is waiting (or one byte, blocking up to the timeout): a larger read
                 # would keep collecting, and pyserial drops what it collected when the port
                 # vanishes mid-read, losing the device's last frames.
                 data = port.read(max(1, port.in_waiting))
             except Exception as exc:  # pyserial raises SerialException or OSError on unplug
-                log.warning("serial port %s: %s", self.port_name, exc)
-                loop.call_soon_threadsafe(self._put, DISCONNECTED)
+                if not stop.is_set():  # not a port we are closing ourselves
+                    log.warning("serial port %s: %s", self.port_name, exc)
+                    loop.call_soon_threadsafe(self._put, DISCONNECTED)
                 return
             if data:
                 loop.call_soon_threadsafe(self._put, (data, time.monotonic()))

@@ -540,6 +540,7 @@ def evaluate(
         int | None, typer.Option(help="Score only the first N subjects (quick checks).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
+    mount: MountOption = None,
     provider: ProviderOption = "cpu",
 ) -> None:
     """Score a model on held-out subjects (chain + ONNX Runtime)."""
@@ -551,7 +552,7 @@ def evaluate(
 
     if labels not in (None, 6, 12):
         raise typer.BadParameter("--labels must be 6 or 12")
-    options = EvalOptions(dataset, split, labels, threshold, limit_subjects)
+    options = EvalOptions(dataset, split, labels, threshold, limit_subjects, mount)
     try:
         engine = OnnxEngine(model or default_model_path(), provider=provider)
         result = score(engine, data_root or default_data_root(), options)

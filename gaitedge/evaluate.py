@@ -50,6 +50,8 @@ class EvalOptions:
     n_labels: int | None = None  # HAPT: 6 or 12; None = as many as the model's activity head
     threshold: float = 0.5  # SisFall: fall probability at which a window raises a detection
     limit_subjects: int | None = None  # score only the first N subjects (quick checks)
+    # none, auto or an axis map (-y,x,z) for every recording; None = the bundle's own mounting
+    mount: str | None = None
 
 
 def held_out_subjects(contract: ModelContract, dataset: str, root: Path, part: str) -> list[str]:
@@ -82,11 +84,23 @@ def _window_geometry(contract: ModelContract, rec: ds.LabelledRecording, t_start
     return ds.window_starts(t_start_s, rec.rate_hz), length
 
 
-def _with_mountings(contract: ModelContract, recordings) -> tuple[list, dict]:
-    """With an automatic mounting, each subject's device is calibrated on all of that subject's
-    recordings, as a stored estimate would be (``gaitedge.datasets.subject_mountings``)."""
+def _with_mountings(
+    contract: ModelContract, recordings, mount: str | None = None
+) -> tuple[list, dict]:
+    """Per subject, the mounting its recordings are aligned with. Automatic: each subject's device
+    is calibrated on all of that subject's recordings, as a stored estimate would be
+    (``gaitedge.datasets.subject_mountings``); ``none`` or an axis map: the same for everyone."""
+    from dataclasses import replace
+
+    from gaitedge.preprocess import Mounting
+
     recordings = list(recordings)
-    return recordings, ds.subject_mountings(contract.chain, recordings)
+    cfg = contract.chain
+    mode = mount or cfg.mounting
+    if mode == "auto":
+        return recordings, ds.subject_mountings(replace(cfg, mounting="auto"), recordings)
+    fixed = Mounting.for_chain(cfg, mode)
+    return recordings, {rec.subject: fixed for rec in recordings}
 
 
 def _require_head(contract: ModelContract, dataset: str) -> str:
@@ -114,7 +128,10 @@ def _activity_mapping(contract: ModelContract, n_labels: int | None) -> tuple[in
 
 
 def evaluate_hapt(
-    engine, recordings: Sequence[ds.LabelledRecording] | object, n_labels: int | None
+    engine,
+    recordings: Sequence[ds.LabelledRecording] | object,
+    n_labels: int | None,
+    mount: str | None = None,
 ) -> dict:
     """Window-level activity scores of ``engine`` on HAPT recordings."""
     contract = engine.contract
@@ -124,7 +141,7 @@ def evaluate_hapt(
     to_label = np.full(n_model, n_labels)
     to_label[columns] = np.arange(n_labels)
     y_true, y_pred, subjects = [], [], set()
-    recordings, mountings = _with_mountings(contract, recordings)
+    recordings, mountings = _with_mountings(contract, recordings, mount)
     for rec in recordings:
         w = run_offline(
             contract.chain, rec.timestamp_s, rec.imu, mounting=mountings.get(rec.subject)
@@ -153,12 +170,12 @@ def evaluate_hapt(
     }
 
 
-def evaluate_sisfall(engine, recordings, threshold: float) -> dict:
+def evaluate_sisfall(engine, recordings, threshold: float, mount: str | None = None) -> dict:
     """Window and trial-level fall scores of ``engine`` on SisFall trials."""
     contract = engine.contract
     fall_col = contract.heads["fall"].index("fall")
     y_true, y_pred, trial_truth, any_hit, peak_hit, subjects = [], [], [], [], [], set()
-    recordings, mountings = _with_mountings(contract, recordings)
+    recordings, mountings = _with_mountings(contract, recordings, mount)
     for rec in recordings:
         w = run_offline(
             contract.chain, rec.timestamp_s, rec.imu, mounting=mountings.get(rec.subject)
@@ -217,9 +234,9 @@ def evaluate(engine, root: Path, options: EvalOptions) -> dict:
     log.info("%s %s: %d subjects", options.dataset, options.split, len(subjects))
     recs = ds.recordings(options.dataset, root, subjects)
     if options.dataset == "hapt":
-        scores = evaluate_hapt(engine, recs, options.n_labels)
+        scores = evaluate_hapt(engine, recs, options.n_labels, options.mount)
     else:
-        scores = evaluate_sisfall(engine, recs, options.threshold)
+        scores = evaluate_sisfall(engine, recs, options.threshold, options.mount)
     header = {
         "dataset": options.dataset,
         "split": options.split,

@@ -174,8 +174,9 @@ def _logging(verbose: int, quiet: bool) -> None:
 
 
 def _session(
-    model, sinks, *, record=None, mount=None, mount_file=None, strict=False, provider="cpu"
-):
+    model, sinks, *, record=None, mount=None, mount_file=None, strict=False, provider="cpu",
+    acc_range_g=None,
+):  # fmt: skip
     """Open a pipeline, turning every user error into one clear line and a non-zero exit."""
     from gaitedge.bundle import ContractError
     from gaitedge.engine import EngineUnavailableError
@@ -184,7 +185,7 @@ def _session(
     try:
         return open_pipeline(
             model, sinks, echo=typer.echo, record=record, mount=mount, mount_file=mount_file,
-            strict=strict, provider=provider,
+            strict=strict, provider=provider, acc_range_g=acc_range_g,
         )  # fmt: skip
     except (ContractError, EngineUnavailableError, ValueError, OSError) as exc:
         raise fail(str(exc)) from exc
@@ -271,6 +272,14 @@ def replay(
     stats: Annotated[bool, typer.Option("--stats", help="Print latency histograms.")] = False,
     mount: MountOption = None,
     mount_file: MountFileOption = None,
+    acc_range_g: Annotated[
+        float | None,
+        typer.Option(
+            "--acc-range-g",
+            help="The recording device's accelerometer full scale in g, when small (a ±2 g phone "
+            "clips impacts; the fall threshold then stays below it). Live devices declare it.",
+        ),
+    ] = None,
     strict: StrictOption = False,
     alerts_jsonl: JsonlOption = None,
     webhook: WebhookOption = None,
@@ -289,7 +298,7 @@ def replay(
     source = ReplaySource(recording=rec, speed=speed, fast=fast, device=recording.name)
     session = _session(
         model, _sinks(alerts_jsonl, webhook, mqtt, mqtt_topic, lsl), mount=mount,
-        mount_file=mount_file, strict=strict, provider=provider,
+        mount_file=mount_file, strict=strict, provider=provider, acc_range_g=acc_range_g,
     )  # fmt: skip
     with session as pipe:
         calibrated = calibrate_recording(pipe, source.device, rec.timestamp_s, rec.imu)

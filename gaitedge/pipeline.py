@@ -167,24 +167,35 @@ class Pipeline:
         if saved:
             self.mount_store.save()
 
-    def _mounting(self, device: str) -> Mounting:
+    def _mounting(self, device: str, declared: str | None = None) -> Mounting:
+        """``--mount`` if given, else what the device declares, else the contract's (automatic:
+        restored from the mount store when this device has an estimate there)."""
         cfg = self.contract.chain
-        mode = self.mount or cfg.mounting
+        mode = self.mount or declared or cfg.mounting
         stored = None
         if mode == "auto" and self.mount_store is not None:
             stored = self.mount_store.get(device, cfg.sample_rate_hz)
         return Mounting.for_chain(cfg, mode, stored)
 
-    def _state(self, device: str) -> DeviceState:
+    def _fall_config(self, acc_range_g: float | None) -> FallConfig:
+        """The impact threshold never needs more than 90 % of what the device can report."""
+        cfg = self.fall_config
+        if acc_range_g is not None and 0.9 * acc_range_g < cfg.impact_threshold_g:
+            cfg = replace(cfg, impact_threshold_g=0.9 * float(acc_range_g))
+        return cfg
+
+    def _state(self, device: str, chunk: SampleChunk | None = None) -> DeviceState:
         state = self.devices.get(device)
         if state is None:
+            declared = chunk.declared_mounting if chunk is not None else None
+            acc_range_g = chunk.acc_range_g if chunk is not None else None
             heads = self.contract.heads
             state = DeviceState(
                 chain=StreamingChain(
                     self.contract.chain,
                     policy=BadSamplePolicy.DROP,
                     strict=self.strict,
-                    mounting=self._mounting(device),
+                    mounting=self._mounting(device, declared),
                 ),
                 activity=(
                     ActivitySmoother(heads["activity"], self.activity_config, device=device)
@@ -192,7 +203,9 @@ class Pipeline:
                     else None
                 ),
                 fall=(
-                    FallDetector(self.contract.chain.channels, self.fall_config, device=device)
+                    FallDetector(
+                        self.contract.chain.channels, self._fall_config(acc_range_g), device=device
+                    )
                     if "fall" in heads
                     else None
                 ),
@@ -202,7 +215,7 @@ class Pipeline:
 
     def process(self, chunk: SampleChunk) -> list[Alert]:
         """Run one chunk through every stage; returns the alerts it raised (already sent)."""
-        state = self._state(chunk.device)
+        state = self._state(chunk.device, chunk)
         self.stats.chunks += 1
         if self.recorder is not None:
             self.recorder.write(chunk.t_s, chunk.imu, device_id=chunk.device)

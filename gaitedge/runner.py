@@ -47,6 +47,7 @@ def open_pipeline(
     mount_file: Path | None = None,
     strict: bool = False,
     provider: str = "cpu",
+    acc_range_g: float | None = None,
 ) -> Pipeline:
     """A ready pipeline (a context manager: leaving it closes the sinks and the recording).
 
@@ -62,8 +63,9 @@ def open_pipeline(
 
     engine = load_engine(model, intra_op_threads=intra_op_threads, provider=provider)
     store = MountStore(mount_file) if mount_file is not None else None
+    options = {"mount": mount, "mount_store": store, "strict": strict, "acc_range_g": acc_range_g}
     if sinks is None:
-        return Pipeline(engine, FanOut([]), mount=mount, mount_store=store, strict=strict)
+        return Pipeline(engine, FanOut([]), **options)
     fan_out: FanOut = build_sinks(
         alerts_jsonl=sinks.alerts_jsonl,
         webhook=sinks.webhook,
@@ -78,9 +80,7 @@ def open_pipeline(
         fan_out.close()
         raise
     try:
-        return Pipeline(
-            engine, fan_out, recorder=recorder, mount=mount, mount_store=store, strict=strict
-        )
+        return Pipeline(engine, fan_out, recorder=recorder, **options)
     except Exception:
         fan_out.close()
         if recorder is not None:

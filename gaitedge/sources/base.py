@@ -28,6 +28,9 @@ class SampleChunk:
         seq: the frame's sequence number (None for recordings).
         lost_frames: frames lost just before this chunk (from sequence numbers).
         new_connection: first chunk after a (re)connect; the chain starts a new segment.
+        declared_mounting: the axis map the device declares in its DeviceInfo (``-y,x,z``), or
+            None (the host estimates the mounting).
+        acc_range_g: the accelerometer's full scale from DeviceInfo, or None (recordings).
     """
 
     device: str
@@ -37,6 +40,8 @@ class SampleChunk:
     seq: int | None = None
     lost_frames: int = 0
     new_connection: bool = False
+    declared_mounting: str | None = None
+    acc_range_g: float | None = None
 
 
 @dataclass

@@ -122,6 +122,9 @@ class FrameAssembler:
             seq=frame.seq,
             lost_frames=lost,
             new_connection=self._new_connection,
+            # A protocol minor that declares the mounting (older devices: None, estimated).
+            declared_mounting=getattr(self.info, "mounting_axis_map", None),
+            acc_range_g=float(self.info.accel_range_g),
         )
         self._new_connection = False
         return [chunk]

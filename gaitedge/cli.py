@@ -342,7 +342,7 @@ def calibrate(
     rate_hz: RateOption = None,
     mount_file: MountFileOption = None,
 ) -> None:
-    """Estimate how a sensor is worn (from >= 20 s of walking) and save it for later sessions."""
+    """Estimate how a sensor is worn (20 s of walking) and store it."""
     from gaitedge.bundle import ContractError, read_contract
     from gaitedge.engine import default_model_path
     from gaitedge.mounting import MountingError, MountStore, default_mount_file
@@ -432,7 +432,7 @@ def demo(
     alerts_jsonl: JsonlOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Offline demo: `listen --serial` (or `--ble`) on an emulated device.
+    """Offline demo: `listen` on an emulated serial (or BLE) device.
 
     The device replays the shipped demo recording over a pseudo-terminal or an emulated BlueZ.
     """

@@ -45,6 +45,7 @@ from firmware_bridge.protocol import (
     SampleFrame,
     encode_serial,
 )
+from gaitedge.mounting import parse_axis_map  # the one parser of axis maps
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ class EmulatorConfig:
         info_interval_s: a DeviceInfo message is sent at start and then this often.
         timestamp_start_us: device clock at the first sample (set near 2**32 to test the wrap).
         device_id, accel_range_g, gyro_range_dps: what the DeviceInfo message reports.
+        mounting: the mounting the DeviceInfo message declares, as an axis map such as
+            ``"-y,x,z"`` (body x = -sensor y, ...); None declares none (the host estimates it).
+            Only declared: the recording's samples are sent as they are.
         seed: seeds the fault generator, for reproducible runs.
     """
 
@@ -83,6 +87,7 @@ class EmulatorConfig:
     device_id: int = 0x6A17ED6E
     accel_range_g: int = 16
     gyro_range_dps: int = 2000
+    mounting: str | None = None
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -93,6 +98,19 @@ class EmulatorConfig:
         for name in ("corrupt_rate", "drop_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1]")
+        if self.mounting is not None:
+            mounting_from_axis_map(self.mounting)  # MountingError (a ValueError) if invalid
+
+
+def mounting_from_axis_map(axis_map: str) -> tuple[int, int, int]:
+    """``"-y,x,z"`` -> ``DeviceInfo.mounting`` ``(-2, 1, 3)``: signed 1-based sensor axes.
+
+    Raises:
+        gaitedge.mounting.MountingError: not three axes, an axis twice, or mirrored axes.
+    """
+    rot = parse_axis_map(axis_map)  # [3, 3] signed permutation, body = rot @ sensor
+    x, y, z = (int(row.sum()) * (int(np.abs(row).argmax()) + 1) for row in rot)
+    return x, y, z
 
 
 @dataclass
@@ -132,11 +150,13 @@ class Emulator:
         if len(self.timestamp_s) < 2:
             raise ValueError("a recording needs at least two samples to have a rate")
         rate_hz = 1.0 / float(np.median(np.diff(self.timestamp_s)))
+        m = self.config.mounting
         self.info = DeviceInfo(
             device_id=self.config.device_id,
             sample_rate_millihz=round(rate_hz * 1000),
             accel_range_g=self.config.accel_range_g,
             gyro_range_dps=self.config.gyro_range_dps,
+            mounting=None if m is None else mounting_from_axis_map(m),
         )
         self.counts = si_to_counts(imu, self.info)  # [N, 6] int16
         self.stats = EmulatorStats()
@@ -379,6 +399,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device-id", type=lambda s: int(s, 0), default=EmulatorConfig.device_id)
     p.add_argument("--accel-range-g", type=int, default=EmulatorConfig.accel_range_g)
     p.add_argument("--gyro-range-dps", type=int, default=EmulatorConfig.gyro_range_dps)
+    p.add_argument("--mounting", help="declare an axis map such as -y,x,z in DeviceInfo")
     p.add_argument("--seed", type=int, help="seed for the fault generator")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     return p.parse_args(argv)
@@ -407,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
             device_id=args.device_id,
             accel_range_g=args.accel_range_g,
             gyro_range_dps=args.gyro_range_dps,
+            mounting=args.mounting,
             seed=args.seed,
         )
         emulator = Emulator.from_recording(recording, config)

@@ -6,7 +6,8 @@ Two messages, both little-endian, both starting with one header byte ``major << 
   N is implied by the length, 1 <= N <= MAX_SAMPLES_PER_FRAME.
 * ``DeviceInfo`` (type 2): ``u8 header, u8 protocol_minor, u32 device_id,
   u32 sample_rate_millihz, u8 accel_range_g, u16 gyro_range_dps, u8 firmware_major,
-  u8 firmware_minor``; a newer minor version may append fields, which this host ignores.
+  u8 firmware_minor``, and from minor 1 ``3 x u8 mounting`` (which sensor axis, and its sign,
+  is body x, y, z); a newer minor version may append fields, which this host ignores.
 
 Transports:
 
@@ -33,7 +34,8 @@ import numpy as np
 # UNKNOWN_TYPE) without losing the stream. The major lives in the header byte's high nibble, so
 # 1..15 are possible; 0 is never valid, which keeps a zeroed buffer from parsing as a message.
 PROTOCOL_MAJOR = 1
-PROTOCOL_MINOR = 0
+# Minor 1 appended the declared mounting to DeviceInfo.
+PROTOCOL_MINOR = 1
 
 
 class MessageType(enum.IntEnum):
@@ -78,7 +80,13 @@ DEVICE_NAME_PREFIX = "gaitedge-"
 
 _SAMPLE_HEAD = struct.Struct("<BHI")
 _DEVICE_INFO = struct.Struct("<BBIIBHBB")
-DEVICE_INFO_LEN = _DEVICE_INFO.size
+# 15 bytes in 1.0, the shortest device info a host accepts; 18 from 1.1 (the mounting bytes).
+DEVICE_INFO_1_0_LEN = _DEVICE_INFO.size
+DEVICE_INFO_LEN = DEVICE_INFO_1_0_LEN + 3
+# A mounting byte: 1, 2, 3 = sensor x, y, z, ORed with MOUNTING_NEGATIVE when the body axis points
+# along the sensor axis's negative direction; three zero bytes = not declared.
+MOUNTING_NEGATIVE = 0x80
+_AXIS_NAMES = "xyz"
 _SAMPLES_BYTE = PROTOCOL_MAJOR << 4 | MessageType.SAMPLES
 _INT16 = np.dtype("<i2")
 
@@ -93,7 +101,7 @@ class DropReason(enum.Enum):
     UNSUPPORTED_VERSION = "unsupported_version"  # another major version
     UNKNOWN_TYPE = "unknown_type"  # a type this host does not know (perhaps a newer minor)
     BAD_LENGTH = "bad_length"  # a length that does not fit the message type
-    BAD_FIELD = "bad_field"  # a zero sample rate or sensor range
+    BAD_FIELD = "bad_field"  # a zero sample rate or sensor range, or an invalid mounting
 
 
 class ProtocolError(ValueError):
@@ -145,6 +153,11 @@ class DeviceInfo:
         gyro_range_dps: gyroscope full scale in deg/s: 32768 counts = +gyro_range_dps.
         firmware_major, firmware_minor: the firmware's own version, for the logs.
         protocol_minor: the minor protocol version the device speaks.
+        mounting: how the sensor is worn (minor >= 1), or None when not declared (the host
+            estimates it). For body x (up), y (walking direction) and z = x cross y, the sensor
+            axis it reads as a signed 1-based index: 1 = x, 2 = y, 3 = z, negative = reversed;
+            ``(-2, 1, 3)`` is the axis map ``"-y,x,z"``. A proper rotation: each axis once, no
+            mirroring (``ValueError`` otherwise).
     """
 
     device_id: int
@@ -154,6 +167,24 @@ class DeviceInfo:
     firmware_major: int = 0
     firmware_minor: int = 0
     protocol_minor: int = PROTOCOL_MINOR
+    mounting: tuple[int, int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.mounting is not None:
+            error = mounting_error(self.mounting)
+            if error:
+                raise ValueError(error)
+            object.__setattr__(self, "mounting", tuple(int(a) for a in self.mounting))
+
+    @property
+    def mounting_axis_map(self) -> str | None:
+        """The declared mounting as an axis map such as ``"-y,x,z"``, or None when unknown.
+
+        ``gaitedge.mounting.parse_axis_map`` turns it into the sensor-to-body rotation.
+        """
+        if self.mounting is None:
+            return None
+        return ",".join(("-" if a < 0 else "") + _AXIS_NAMES[abs(a) - 1] for a in self.mounting)
 
     @property
     def sample_rate_hz(self) -> float:
@@ -166,6 +197,40 @@ class DeviceInfo:
 
 
 Message = SampleFrame | DeviceInfo
+
+
+def mounting_error(mounting: tuple[int, ...]) -> str | None:
+    """Why ``mounting`` (signed 1-based sensor axes) is not a proper rotation, or None if it is."""
+    axes = [abs(int(a)) for a in mounting if int(a) == a]
+    if len(mounting) != 3 or len(axes) != 3 or not all(1 <= a <= 3 for a in axes):
+        return f"mounting {mounting}: expected three of 1, 2, 3, -1, -2, -3 (sensor x, y, z)"
+    if sorted(axes) != [1, 2, 3]:
+        return f"mounting {mounting}: uses a sensor axis twice"
+    # A signed permutation is a rotation when the permutation's parity matches the number of
+    # reversed axes' parity (det = sign(permutation) * product of signs = +1).
+    odd_permutation = axes not in ([1, 2, 3], [2, 3, 1], [3, 1, 2])
+    odd_negatives = sum(a < 0 for a in mounting) % 2 == 1
+    if odd_permutation != odd_negatives:
+        return f"mounting {mounting}: mirrors the axes (reverse the sign of one of them)"
+    return None
+
+
+def _mounting_bytes(mounting: tuple[int, int, int] | None) -> bytes:
+    if mounting is None:
+        return bytes(3)
+    return bytes(abs(a) | (MOUNTING_NEGATIVE if a < 0 else 0) for a in mounting)
+
+
+def _parse_mounting(raw: bytes) -> tuple[int, int, int] | None:
+    if raw == bytes(3):
+        return None
+    if any(b & ~(MOUNTING_NEGATIVE | 0x03) or not b & 0x03 for b in raw):
+        raise ProtocolError(DropReason.BAD_FIELD, f"mounting bytes {raw.hex()}")
+    a, b, c = (-(v & 0x03) if v & MOUNTING_NEGATIVE else v for v in raw)
+    error = mounting_error((a, b, c))
+    if error:
+        raise ProtocolError(DropReason.BAD_FIELD, error)
+    return a, b, c
 
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:
@@ -208,8 +273,10 @@ def _encode_device_info(info: DeviceInfo) -> bytes:
     _check_range("sample_rate_millihz", info.sample_rate_millihz, 1, 2**32 - 1)
     _check_range("accel_range_g", info.accel_range_g, 1, 255)
     _check_range("gyro_range_dps", info.gyro_range_dps, 1, 2**16 - 1)
+    if info.mounting is not None and info.protocol_minor < 1:
+        raise ValueError("a declared mounting needs protocol_minor >= 1")
     try:
-        return _DEVICE_INFO.pack(
+        head = _DEVICE_INFO.pack(
             PROTOCOL_MAJOR << 4 | MessageType.DEVICE_INFO,
             info.protocol_minor,
             info.device_id,
@@ -221,6 +288,8 @@ def _encode_device_info(info: DeviceInfo) -> bytes:
         )
     except struct.error as exc:
         raise ValueError(f"device info field out of range: {exc}") from exc
+    # Each minor's layout exactly: a 1.0 message stays 15 bytes.
+    return head if info.protocol_minor < 1 else head + _mounting_bytes(info.mounting)
 
 
 def encode_serial(message: Message) -> bytes:
@@ -332,12 +401,19 @@ def _parse_samples(buf: bytes, end: int) -> SampleFrame:
 
 
 def _parse_device_info(buf: bytes, end: int) -> DeviceInfo:
-    if end < DEVICE_INFO_LEN:
+    if end < DEVICE_INFO_1_0_LEN:
         raise ProtocolError(DropReason.BAD_LENGTH, f"device info of {end} < 15 bytes")
     _, minor, device_id, rate, accel_g, gyro_dps, fw_major, fw_minor = _DEVICE_INFO.unpack_from(buf)
     if not (rate and accel_g and gyro_dps):
         raise ProtocolError(DropReason.BAD_FIELD, "zero sample rate or sensor range")
-    return DeviceInfo(device_id, rate, accel_g, gyro_dps, fw_major, fw_minor, minor)
+    mounting = None
+    if minor >= 1:
+        if end < DEVICE_INFO_LEN:
+            raise ProtocolError(
+                DropReason.BAD_LENGTH, f"device info 1.{minor} of {end} < {DEVICE_INFO_LEN} bytes"
+            )
+        mounting = _parse_mounting(buf[DEVICE_INFO_1_0_LEN:DEVICE_INFO_LEN])
+    return DeviceInfo(device_id, rate, accel_g, gyro_dps, fw_major, fw_minor, minor, mounting)
 
 
 @dataclass

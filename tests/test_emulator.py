@@ -22,7 +22,12 @@ from firmware_bridge import (
     frames_lost,
     scale_per_count,
 )
-from firmware_bridge.emulator import EmulatedSerialDevice, Emulator, EmulatorConfig
+from firmware_bridge.emulator import (
+    EmulatedSerialDevice,
+    Emulator,
+    EmulatorConfig,
+    mounting_from_axis_map,
+)
 from gaitedge.recording import Recording, RecordingWriter, read_recording
 
 RATE_HZ = 100.0
@@ -205,6 +210,49 @@ def test_cli_prints_the_pty_and_streams_the_recording(tmp_path: Path) -> None:
     assert 5 < len(frames) < 25
     assert all(a.seq < b.seq for a, b in itertools.pairwise(frames))
     assert any(isinstance(m, DeviceInfo) for m in messages)
+
+
+def test_declared_mounting_reaches_the_host(recording: Recording) -> None:
+    emulator = Emulator.from_recording(recording, EmulatorConfig(mounting="-y,x,z"))
+    messages, decoder = _decode_all(emulator)
+    infos = [m for m in messages if isinstance(m, DeviceInfo)]
+    assert infos and all(i.mounting == (-2, 1, 3) for i in infos)
+    assert infos[0].mounting_axis_map == "-y,x,z" and infos[0].protocol_minor == 1
+    assert decoder.stats.dropped_total == 0
+    plain = Emulator.from_recording(recording, EmulatorConfig())
+    assert plain.info.mounting is None and plain.info.mounting_axis_map is None
+
+
+@pytest.mark.parametrize(
+    ("axis_map", "expected"),
+    [("x,y,z", (1, 2, 3)), ("-y,x,z", (-2, 1, 3)), (" -Z , -y,-x", (-3, -2, -1))],
+)
+def test_mounting_from_axis_map(axis_map: str, expected: tuple[int, int, int]) -> None:
+    assert mounting_from_axis_map(axis_map) == expected
+
+
+@pytest.mark.parametrize("axis_map", ["y,x,z", "x,x,z", "x,y", "up,y,z"])
+def test_emulator_refuses_a_mounting_that_is_no_rotation(axis_map: str) -> None:
+    with pytest.raises(ValueError, match="axis map"):
+        EmulatorConfig(mounting=axis_map)
+
+
+def test_cli_declares_a_mounting_and_refuses_a_mirrored_one(tmp_path: Path) -> None:
+    path = tmp_path / "walk.csv"
+    with RecordingWriter(path) as writer:
+        writer.write(*_synthetic(50))
+    cmd = [sys.executable, "-m", "firmware_bridge.emulator", str(path), "--speed", "4"]
+    cmd += ["--info-interval", "0.05", "--mounting", "z,-y,x"]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        first = proc.stdout.readline().split()
+        with serial.Serial(first[1], timeout=0.05) as port:
+            data, _ = _read_until_closed(port, timeout_s=10.0)
+        assert proc.wait(timeout=10) == 0
+    infos = [m for m in StreamDecoder().feed(data) if isinstance(m, DeviceInfo)]
+    assert infos and {i.mounting_axis_map for i in infos} == {"z,-y,x"}
+    bad = subprocess.run([*cmd[:-1], "y,x,z"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2
+    assert "error:" in bad.stderr and "mirrors" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_cli_refuses_a_bad_file_with_a_message(tmp_path: Path) -> None:

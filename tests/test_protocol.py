@@ -27,6 +27,7 @@ from firmware_bridge import (
     counts_to_si,
     encode,
     encode_serial,
+    frame_serial,
     frame_to_si,
     frames_lost,
     parse_message,
@@ -42,6 +43,7 @@ from firmware_bridge.golden import (
     format_vectors,
     load_vectors,
 )
+from gaitedge.mounting import parse_axis_map
 
 VECTORS = load_vectors()
 VALID = [v for v in VECTORS if isinstance(v, ValidVector)]
@@ -149,6 +151,92 @@ def test_invalid_vector_is_dropped_for_its_reason(
 def test_device_info_from_a_newer_minor_keeps_its_known_fields() -> None:
     body = encode(DeviceInfo(5, 50_000, 4, 250, protocol_minor=3)) + b"\x01\x02\x03"
     assert parse_message(body) == DeviceInfo(5, 50_000, 4, 250, protocol_minor=3)
+
+
+SIGNED_AXES = [(-3, -2, -1, 1, 2, 3)] * 3
+
+
+def _rotation(mounting: tuple[int, ...]) -> np.ndarray:
+    rot = np.zeros((3, 3))
+    for row, axis in enumerate(mounting):
+        rot[row, abs(axis) - 1] = np.sign(axis)
+    return rot
+
+
+def test_device_info_1_0_still_decodes_with_the_mounting_unknown() -> None:
+    old = encode(DeviceInfo(5, 50_000, 4, 250, protocol_minor=0))
+    assert len(old) == 15
+    info = parse_message(old)
+    assert info == DeviceInfo(5, 50_000, 4, 250, protocol_minor=0)
+    assert info.mounting is None and info.mounting_axis_map is None
+    # Bytes a newer minor would append are ignored by a 1.0 message's parse.
+    assert parse_message(old + b"\x83\x83\x83") == info
+
+
+def test_every_proper_rotation_round_trips_and_parse_axis_map_takes_it() -> None:
+    proper = [m for m in itertools.product(*SIGNED_AXES) if len({abs(a) for a in m}) == 3]
+    proper = [m for m in proper if np.linalg.det(_rotation(m)) > 0]
+    assert len(proper) == 24
+    for mounting in proper:
+        info = DeviceInfo(1, 100_000, 16, 2000, mounting=mounting)
+        body = encode(info)
+        assert len(body) == 18 and info.protocol_minor == 1
+        decoded = parse_message(body)
+        assert decoded == info and decoded.mounting == mounting
+        # body = R @ sensor: row k of R picks the sensor axis that body axis k reads.
+        rot = parse_axis_map(decoded.mounting_axis_map)
+        np.testing.assert_array_equal(rot, _rotation(mounting))
+
+
+def test_mounting_axis_map_spells_the_belt_clip_example() -> None:
+    info = DeviceInfo(1, 100_000, 16, 2000, mounting=(-2, 1, 3))
+    assert info.mounting_axis_map == "-y,x,z"
+    assert encode(info)[15:] == bytes([0x82, 0x01, 0x03])
+    assert DeviceInfo(1, 100_000, 16, 2000).mounting_axis_map is None
+
+
+@pytest.mark.parametrize("mounting", [(-2, -1, 3), (1, 2, -3), (1, 1, 3), (0, 2, 3), (1, 2, 4)])
+def test_device_info_refuses_a_mirrored_or_repeated_mounting(mounting: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="mounting"):
+        DeviceInfo(1, 100_000, 16, 2000, mounting=mounting)
+
+
+def test_a_mounting_needs_minor_1() -> None:
+    with pytest.raises(ValueError, match="protocol_minor"):
+        encode(DeviceInfo(1, 100_000, 16, 2000, protocol_minor=0, mounting=(1, 2, 3)))
+
+
+def test_every_mounting_byte_triple_decodes_to_a_rotation_or_is_bad_field() -> None:
+    codes = [0x00, 0x01, 0x02, 0x03, 0x80, 0x81, 0x82, 0x83, 0x04, 0x41, 0xFF]
+    head = encode(DeviceInfo(9, 100_000, 16, 2000))[:15]
+    stream, n_bad, n_ok = StreamDecoder(), 0, 0
+    for raw in itertools.product(codes, repeat=3):
+        try:
+            info = parse_message(head + bytes(raw))
+        except ProtocolError as exc:
+            assert exc.reason is DropReason.BAD_FIELD
+            n_bad += 1
+        else:
+            n_ok += 1
+            assert (info.mounting is None) == (raw == (0, 0, 0))
+            if info.mounting is not None:
+                assert np.linalg.det(parse_axis_map(info.mounting_axis_map)) == pytest.approx(1)
+        stream.feed(frame_serial(head + bytes(raw)))
+    assert n_ok == 25  # 24 rotations and "unknown"
+    assert stream.stats.messages_ok == n_ok
+    assert stream.stats.dropped[DropReason.BAD_FIELD] == n_bad == len(codes) ** 3 - n_ok
+    assert stream.stats.dropped_total == n_bad
+
+
+def test_newer_minor_keeps_the_mounting_and_ignores_what_follows() -> None:
+    info = DeviceInfo(5, 50_000, 4, 250, protocol_minor=2, mounting=(2, 3, 1))
+    assert parse_message(encode(info) + b"\x07\x00") == info
+
+
+def test_device_info_1_1_without_its_mounting_bytes_is_bad_length() -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_message(encode(DeviceInfo(5, 50_000, 4, 250))[:16])
+    assert info.value.reason is DropReason.BAD_LENGTH
 
 
 def test_another_major_version_is_refused() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware_bridge import DeviceInfo, SampleFrame, cobs_encode
+from firmware_bridge import PROTOCOL_MINOR, DeviceInfo, SampleFrame, cobs_encode
 from firmware_bridge.golden import (
     VECTORS_PATH,
     ValidVector,
@@ -43,11 +44,21 @@ def _run(exe: Path, *args: str, stdin: str | None = None) -> subprocess.Complete
     )
 
 
+def _other_minor(vector: object) -> bool:
+    decoded = getattr(vector, "decoded", None)
+    return isinstance(decoded, DeviceInfo) and decoded.protocol_minor != PROTOCOL_MINOR
+
+
 def test_c_encoder_matches_the_golden_vectors(test_vectors_bin: Path) -> None:
-    n_valid = sum(isinstance(v, ValidVector) for v in load_vectors())
+    vectors = [v for v in load_vectors() if isinstance(v, ValidVector)]
+    n_old = sum(map(_other_minor, vectors))
+    mounted = [v.name for v in vectors if getattr(v.decoded, "mounting", None) is not None]
+    assert n_old == 3 and len(mounted) == 6
     result = _run(test_vectors_bin, str(VECTORS_PATH))
     assert result.returncode == 0, result.stdout
-    assert f"checked {n_valid} vectors, 0 failed" in result.stdout
+    assert f"checked {len(vectors) - n_old} vectors, 0 failed, {n_old} skipped" in result.stdout
+    # The C encoder writes the declared mounting byte for byte.
+    assert all(f"ok {name}\n" in result.stdout for name in mounted)
 
 
 def test_c_encoder_matches_python_on_random_messages(
@@ -61,14 +72,44 @@ def test_c_encoder_matches_python_on_random_messages(
         samples[rng.random((n, 6)) < 0.2] = 0  # zero bytes exercise COBS
         seq, ts = int(rng.integers(0, 2**16)), int(rng.integers(0, 2**32))
         vectors.append(valid_vector(f"random_{i}", SampleFrame(seq, ts, samples)))
-    for i in range(50):
+    rotations = [m for m in itertools.product(*[(-3, -2, -1, 1, 2, 3)] * 3) if is_rotation(m)]
+    assert len(rotations) == 24
+    for i in range(96):
         fields = [int(rng.integers(1, hi)) for hi in (2**32, 2**32, 256, 2**16, 256, 256)]
-        vectors.append(valid_vector(f"random_info_{i}", DeviceInfo(*fields)))
+        mounting = rotations[i % 24] if i < 72 else None
+        info = DeviceInfo(*fields, mounting=mounting)
+        vectors.append(valid_vector(f"random_info_{i}", info))
     path = tmp_path / "random.txt"
     path.write_text(format_vectors(vectors), encoding="ascii")
     result = _run(test_vectors_bin, str(path))
     assert result.returncode == 0, result.stdout[-2000:]
-    assert "checked 350 vectors, 0 failed" in result.stdout
+    assert "checked 396 vectors, 0 failed, 0 skipped" in result.stdout
+
+
+def is_rotation(mounting: tuple[int, int, int]) -> bool:
+    rot = np.zeros((3, 3))
+    for row, axis in enumerate(mounting):
+        rot[row, abs(axis) - 1] = np.sign(axis)
+    return bool(np.isclose(np.linalg.det(rot), 1.0))
+
+
+@pytest.mark.parametrize(
+    ("mounting", "why"), [("-2 -1 3", "mirrored"), ("1 1 3", "axis twice"), ("0 2 3", "partial")]
+)
+def test_c_encoder_refuses_an_invalid_mounting(
+    test_vectors_bin: Path, tmp_path: Path, mounting: str, why: str
+) -> None:
+    line = next(
+        x
+        for x in VECTORS_PATH.read_text(encoding="ascii").splitlines()
+        if x.startswith("info device_info_mounting_-y_x_z ")
+    )
+    assert " 1 -2 1 3 " in line
+    path = tmp_path / f"{why}.txt"
+    path.write_text(line.replace(" 1 -2 1 3 ", f" 1 {mounting} ") + "\n", encoding="ascii")
+    result = _run(test_vectors_bin, str(path))
+    assert result.returncode == 1
+    assert "FAIL device_info_mounting_-y_x_z: message could not be encoded" in result.stdout
 
 
 def test_c_program_reports_a_mismatch(test_vectors_bin: Path, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-/* gaitedge wire protocol 1.0: reference encoder. See gaitedge_protocol.h. */
+/* gaitedge wire protocol 1.1: reference encoder. See gaitedge_protocol.h. */
 #include "gaitedge_protocol.h"
 
 static void put_u16(uint8_t *p, uint16_t v) {
@@ -34,9 +34,30 @@ size_t ge_encode_samples(uint8_t *out, size_t out_cap, uint16_t seq, uint32_t ti
     return len;
 }
 
+/* 1 if m is all GE_MOUNT_UNKNOWN, or each sensor axis once with a rotation's handedness. */
+static int mounting_ok(const uint8_t m[3]) {
+    unsigned int axis[3], negatives = 0u, i;
+    if (m[0] == GE_MOUNT_UNKNOWN && m[1] == GE_MOUNT_UNKNOWN && m[2] == GE_MOUNT_UNKNOWN) {
+        return 1;
+    }
+    for (i = 0; i < 3u; i++) {
+        axis[i] = m[i] & 0x7Fu;
+        if (axis[i] < GE_MOUNT_X || axis[i] > GE_MOUNT_Z) {
+            return 0;
+        }
+        negatives += (m[i] & GE_MOUNT_NEGATIVE) ? 1u : 0u;
+    }
+    if (axis[0] == axis[1] || axis[1] == axis[2] || axis[0] == axis[2]) {
+        return 0;
+    }
+    /* det = +1: an even permutation (x y z, y z x, z x y) with an even number of reversed
+     * axes, or an odd one with an odd number. */
+    return ((axis[1] == axis[0] % 3u + 1u) ? 0u : 1u) == negatives % 2u;
+}
+
 size_t ge_encode_device_info(uint8_t *out, size_t out_cap, const ge_device_info_t *info) {
     if (out_cap < GE_DEVICE_INFO_LEN || info->sample_rate_millihz == 0u ||
-        info->accel_range_g == 0u || info->gyro_range_dps == 0u) {
+        info->accel_range_g == 0u || info->gyro_range_dps == 0u || !mounting_ok(info->mounting)) {
         return 0;
     }
     out[0] = (uint8_t)(GE_PROTOCOL_MAJOR << 4 | GE_TYPE_DEVICE_INFO);
@@ -47,6 +68,9 @@ size_t ge_encode_device_info(uint8_t *out, size_t out_cap, const ge_device_info_
     put_u16(out + 11, info->gyro_range_dps);
     out[13] = info->firmware_major;
     out[14] = info->firmware_minor;
+    out[15] = info->mounting[0];
+    out[16] = info->mounting[1];
+    out[17] = info->mounting[2];
     return GE_DEVICE_INFO_LEN;
 }
 

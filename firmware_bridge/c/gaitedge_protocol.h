@@ -1,5 +1,5 @@
 /*
- * gaitedge wire protocol 1.0: reference encoder for firmware (C99, no allocation, no
+ * gaitedge wire protocol 1.1: reference encoder for firmware (C99, no allocation, no
  * dependencies beyond <stdint.h> and <stddef.h>). Copy this file and gaitedge_protocol.c.
  *
  * The specification is firmware_bridge/PROTOCOL.md; firmware_bridge/protocol.py is the host's
@@ -23,7 +23,7 @@
 
 /* A host accepts messages of its own major version only; see PROTOCOL.md, "Versioning". */
 #define GE_PROTOCOL_MAJOR 1u
-#define GE_PROTOCOL_MINOR 0u
+#define GE_PROTOCOL_MINOR 1u /* 1.1 appended the mounting to device info */
 
 /* The header byte of every message is (GE_PROTOCOL_MAJOR << 4) | type. */
 #define GE_TYPE_SAMPLES 1u
@@ -35,7 +35,8 @@
 /* 20 samples keep message + CRC at 249 <= 254 bytes, so COBS adds exactly one byte. */
 #define GE_MAX_SAMPLES_PER_FRAME 20u
 #define GE_MAX_MESSAGE_LEN (GE_SAMPLE_HEADER_LEN + GE_SAMPLE_LEN * GE_MAX_SAMPLES_PER_FRAME)
-#define GE_DEVICE_INFO_LEN 15u
+/* Device info as this encoder writes it (1.1); a 1.0 message was the first 15 bytes. */
+#define GE_DEVICE_INFO_LEN 18u
 #define GE_CRC_LEN 2u
 /* COBS-encoded packet without its delimiter, and a buffer that holds one with it. */
 #define GE_MAX_SERIAL_PACKET_LEN (GE_MAX_MESSAGE_LEN + GE_CRC_LEN + 1u)
@@ -52,6 +53,17 @@ typedef struct {
     int16_t gyro[3]; /* x, y, z */
 } ge_sample_t;
 
+/* One mounting byte per body axis (x up, y along the walking direction, z = x cross y): the
+ * sensor axis it reads, ORed with GE_MOUNT_NEGATIVE when reversed. A sensor worn with body
+ * x = -sensor y, body y = sensor x, body z = sensor z (the axis map "-y,x,z") declares
+ * {GE_MOUNT_NEGATIVE | GE_MOUNT_Y, GE_MOUNT_X, GE_MOUNT_Z}. All three GE_MOUNT_UNKNOWN (what a
+ * zero-initialised struct holds) means not declared: the host estimates the mounting. */
+#define GE_MOUNT_UNKNOWN 0u
+#define GE_MOUNT_X 1u
+#define GE_MOUNT_Y 2u
+#define GE_MOUNT_Z 3u
+#define GE_MOUNT_NEGATIVE 0x80u
+
 typedef struct {
     uint32_t device_id;
     uint32_t sample_rate_millihz; /* 100 Hz -> 100000; must be > 0 */
@@ -59,13 +71,16 @@ typedef struct {
     uint16_t gyro_range_dps;      /* full scale, e.g. 2000 for +-2000 deg/s; must be > 0 */
     uint8_t firmware_major;
     uint8_t firmware_minor;
+    /* Body x, y, z; a proper rotation (each axis once, not mirrored) or all GE_MOUNT_UNKNOWN. */
+    uint8_t mounting[3];
 } ge_device_info_t;
 
 /* A sample frame of 1..GE_MAX_SAMPLES_PER_FRAME samples; timestamp_us is the first sample's. */
 size_t ge_encode_samples(uint8_t *out, size_t out_cap, uint16_t seq, uint32_t timestamp_us,
                          const ge_sample_t *samples, size_t n_samples);
 
-/* The device info message (GE_DEVICE_INFO_LEN bytes). */
+/* The device info message (GE_DEVICE_INFO_LEN bytes); 0 also for a mounting that is neither
+ * unknown nor a proper rotation. */
 size_t ge_encode_device_info(uint8_t *out, size_t out_cap, const ge_device_info_t *info);
 
 /* CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final XOR; "123456789" ->

@@ -155,3 +155,20 @@ def test_pocket_phone_falls_with_a_2g_accelerometer(engine, data_root):
     without = sum(alerted(r, None) for r in falls)
     print(f"{subject}: {with_range} of {len(falls)} with the range, {without} without")
     assert len(falls) == 12 and with_range >= 11 and without <= 8  # measured: 12 and 5
+
+
+def test_a_declared_mounting_reaches_the_chain_over_a_serial_link(engine, data_root):
+    """An emulated device (protocol 1.1) declaring its mounting over a pseudo-terminal: the
+    pipeline uses the declared axis map instead of calibrating."""
+    from firmware_bridge.emulator import EmulatedSerialDevice, Emulator, EmulatorConfig
+    from gaitedge.mounting import parse_axis_map
+    from gaitedge.sources import SerialSource
+
+    rec = next(ds.hapt_recordings(data_root, ["hapt:2"]))
+    cfg = EmulatorConfig(speed=10.0, loop=True, mounting="-y,x,z")
+    emulator = Emulator(rec.timestamp_s[:2000], rec.imu[:2000], cfg)
+    with EmulatedSerialDevice(emulator) as device, Pipeline(engine, FanOut([])) as pipe:
+        asyncio.run(stream(pipe, SerialSource(device.path, watchdog_s=2.0), duration_s=2.0))
+        state = pipe.devices[device.path]
+    np.testing.assert_array_equal(state.chain.mounting.fixed, parse_axis_map("-y,x,z"))
+    assert pipe.device_status()[0].mounting == "fixed"

@@ -210,6 +210,16 @@ def dataset_split(name: str, root: Path) -> SubjectSplit:
     raise DatasetError(f"unknown dataset {name!r}; choose from {DATASETS}")
 
 
+def _selected_rows(root: Path, name: str, index: str, subjects: Sequence[str] | None):
+    """Rows of ``<root>/<name>/<index>`` for ``subjects`` (all if None), with the subject id
+    prefixed by the dataset: (row, subject, (start_row, n_samples))."""
+    wanted = None if subjects is None else set(subjects)
+    for row in csv_rows(root / name / index):
+        subject = f"{name}:{row['subject']}"
+        if wanted is None or subject in wanted:
+            yield row, subject, (int(row["start_row"]), int(row["n_samples"]))
+
+
 def hapt_recordings(
     root: Path, subjects: Sequence[str] | None = None
 ) -> Iterator[LabelledRecording]:
@@ -217,12 +227,7 @@ def hapt_recordings(
     with np.load(_require(root / "hapt" / "hapt_raw_50hz.npz")) as d:
         imu, label = d["imu"], d["label"]
         rate_hz = float(d["sample_rate_hz"])
-    wanted = None if subjects is None else set(subjects)
-    for row in csv_rows(root / "hapt" / "experiments.csv"):
-        subject = f"hapt:{row['subject']}"
-        if wanted is not None and subject not in wanted:
-            continue
-        s, n = int(row["start_row"]), int(row["n_samples"])
+    for row, subject, (s, n) in _selected_rows(root, "hapt", "experiments.csv", subjects):
         x = imu[s : s + n].astype(np.float64)
         x[:, :3] *= STANDARD_GRAVITY_M_S2
         lab = label[s : s + n].astype(np.int64)
@@ -247,12 +252,7 @@ def sisfall_recordings(
             "acc_g": float(z["scale_adxl345_g_per_count"][0]),
             "gyro_dps": float(z["scale_itg3200_dps_per_count"][0]),
         }
-    wanted = None if subjects is None else set(subjects)
-    for row in csv_rows(root / "sisfall" / "trials.csv"):
-        subject = f"sisfall:{row['subject']}"
-        if wanted is not None and subject not in wanted:
-            continue
-        s, n = int(row["start_row"]), int(row["n_samples"])
+    for row, subject, (s, n) in _selected_rows(root, "sisfall", "trials.csv", subjects):
         imu = sisfall_trial_imu(counts[s : s + n].astype(np.float64), scales)
         yield LabelledRecording(
             "sisfall", subject, int(row["trial"]), rate_hz, imu,
@@ -414,12 +414,7 @@ def mobifall_recordings(
         rate_hz = float(z["sample_rate_hz"])
         acc_scale = float(z["scale_acc_ms2_per_count"][0])
         gyro_scale = float(z["scale_gyro_rads_per_count"][0])
-    wanted = None if subjects is None else set(subjects)
-    for row in csv_rows(root / "mobifall" / "trials.csv"):
-        subject = f"mobifall:{row['subject']}"
-        if wanted is not None and subject not in wanted:
-            continue
-        s, n = int(row["start_row"]), int(row["n_samples"])
+    for row, subject, (s, n) in _selected_rows(root, "mobifall", "trials.csv", subjects):
         c = counts[s : s + n].astype(np.float64)
         imu = np.concatenate([c[:, :3] * acc_scale, c[:, 3:] * gyro_scale], axis=1)
         yield LabelledRecording(

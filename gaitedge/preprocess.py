@@ -73,16 +73,10 @@ AVAILABLE_CHANNELS = (
     "gyro_norm",
 )
 # Body motion for activity, the gravity direction for posture (sitting vs standing) and falls.
-DEFAULT_CHANNELS = (
-    "body_acc_x",
-    "body_acc_y",
-    "body_acc_z",
-    "gravity_x",
-    "gravity_y",
-    "gravity_z",
-    "gyro_x",
-    "gyro_y",
-    "gyro_z",
+DEFAULT_CHANNELS = tuple(
+    c
+    for c in AVAILABLE_CHANNELS
+    if c.startswith(("body_acc_", "gravity_", "gyro_")) and "norm" not in c
 )
 
 

@@ -19,18 +19,11 @@ import torch
 from torch import nn
 
 from gaitedge.preprocess import ChainConfig
+from train import options
 from train.augment import AugmentConfig, Augmenter
 from train.data import PreparedData, prepare
 from train.engine import METRICS_NAME, FitResult, fit, is_main_process
 from train.model import PRESETS, IMUMaskedAutoencoder, MaskMode, PosEmbed, preset_config
-from train.options import (
-    add_augment_args,
-    add_data_args,
-    add_train_args,
-    augment_config,
-    setup_logging,
-    train_config,
-)
 from train.plots import plot_curves, plot_reconstruction
 
 log = logging.getLogger(__name__)
@@ -74,9 +67,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="hapt,sisfall",
         help="comma-separated datasets: hapt, sisfall, or folders under --data-root",
     )
-    add_data_args(p)
-    add_train_args(p, lr=1.5e-3, epochs=10)
-    add_augment_args(p, PRETRAIN_AUGMENT)
+    options.add_data_args(p)
+    options.add_train_args(p, lr=1.5e-3, epochs=10)
+    options.add_augment_args(p, PRETRAIN_AUGMENT)
     return p.parse_args(argv)
 
 
@@ -110,9 +103,9 @@ def test_reconstruction(
 
 def main(argv: Sequence[str] | None = None) -> FitResult:
     args = parse_args(argv)
-    setup_logging(args.verbose)
+    options.setup_logging(args.verbose)
     torch.set_num_threads(args.threads)
-    cfg = train_config(args)
+    cfg = options.train_config(args)
     chain = ChainConfig()
     if args.hop_samples:
         chain = replace(chain, hop_samples=args.hop_samples)
@@ -140,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> FitResult:
             pos_embed=args.pos_embed,
         )
     )
-    augment = augment_config(args)
+    augment = options.augment_config(args)
     meta = {
         "kind": "pretrain",
         "preset": args.preset,

@@ -89,3 +89,29 @@ def test_a_malformed_axis_map_is_one_clear_line(bundle, hapt_rec, tmp_path):
     )
     assert result.exit_code == 2
     assert "uses an axis twice" in result.output and "Traceback" not in result.output
+
+
+def test_calibrate_a_live_device_over_a_serial_link(hapt_rec, tmp_path):
+    """`gaitedge calibrate --serial`: an emulated device plays a turned HAPT recording (walking
+    from 2 min in) at 20x; the estimate is stored under the device's port."""
+    from firmware_bridge.emulator import EmulatedSerialDevice, Emulator, EmulatorConfig
+
+    t, x = hapt_rec
+    r = Rotation.from_euler("y", 90, degrees=True).as_matrix()
+    xr = np.concatenate([x[:, :3] @ r.T, x[:, 3:] @ r.T], axis=1)
+    emulator = Emulator(t[5000:12000], xr[5000:12000], EmulatorConfig(speed=20.0))
+    mount_file = tmp_path / "mount.json"
+    with EmulatedSerialDevice(emulator) as device:
+        result = runner.invoke(
+            app,
+            ["calibrate", "--serial", device.path, "--duration", "8", "--mount-file",
+             str(mount_file)],
+        )  # fmt: skip
+        path = device.path
+    assert result.exit_code == 0, result.output
+    assert '"mounting": "calibrated' in result.output
+    est = MountStore(mount_file).get(path, 50.0)
+    part = calibrate(ChainConfig(mounting="auto"), [(t[5000:12000], x[5000:12000])])
+    # The same as calibrating that part offline in the body frame, turned (int16 counts on the
+    # wire and the stream's start aside).
+    assert rotation_angle_deg(est.rotation @ r @ part.rotation.T) < 3.0

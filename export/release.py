@@ -156,12 +156,14 @@ def ship(report: dict, kind: str, dest: Path, teacher_scores: dict | None) -> Pa
     return dest
 
 
-def compared_variants(specs: list[str]) -> dict:
-    """``NAME=path/to/release.json`` -> {NAME: that release's INT8 held-out figures}."""
+def compared_variants(specs: list[str], part: str = "held_out") -> dict:
+    """``NAME=path/to/release.json`` -> {NAME: that release's INT8 figures}: ``held_out`` (test
+    subjects, for the card) or ``validation`` (what students are compared on; None in releases
+    made before there were validation subjects)."""
     out = {}
     for spec in specs:
         name, _, path = spec.rpartition("=")
-        out[name] = json.loads(Path(path).read_text())["int8"]["held_out"]
+        out[name] = json.loads(Path(path).read_text())["int8"].get(part)
     return out
 
 
@@ -237,6 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     report["chosen"] = "int8" if int8_is_good_enough(report) else "fp32"
     report["chosen_on"] = CHOSEN_ON
     report["variants"] = variants
+    report["variants_validation"] = compared_variants(args.compare, "validation")
     if args.ship is not None:
         ship(report, report["chosen"], args.ship, report["teacher_held_out"])
         shutil.copy(args.student, args.out / "student.pt")

@@ -57,3 +57,13 @@ def test_val_subjects_of_a_bundle_exclude_its_test_subjects(data_root, hapt_dir)
     train = held_out_subjects(contract, "hapt", data_root, "train")
     assert val == list(ds.hapt_split(data_root).val) and test == ["hapt:2", "hapt:4"]
     assert not set(train) & (set(val) | set(test)) and len(train) == 30 - 4 - 2
+
+
+def test_card_says_how_the_students_were_compared():
+    report = {k: _entry(0.951, 0.977) for k in ("fp32", "int8", "int8_dynamic", "fp16")}
+    report |= {"chosen": "int8", "variants": {"labels only": report["int8"]["held_out"]}}
+    flat = " ".join(render(report, tiny_contract()).split())
+    assert "mild selection on the test subjects" in flat
+    report["variants_validation"] = {"labels only": report["int8"]["held_out"]}
+    flat = " ".join(render(report, tiny_contract()).split())
+    assert "compared on their validation subjects" in flat and "mild selection" not in flat

@@ -14,6 +14,11 @@ training uses the same ones:
   (:func:`fall_window_labels`). A trial is *detected* when any of its windows has a fall
   probability at or above the threshold. Split: :data:`SISFALL_TEST_SUBJECTS` held out.
 
+Every split has three disjoint parts: ``train`` (the subjects a model is fitted on, normalisation
+and INT8 calibration included), ``val`` (validation subjects drawn from the training side by
+:func:`validation_subjects`: every choice — checkpoint, hyper-parameters, student, INT8 vs FP32,
+thresholds — is made on them) and ``test`` (scored once, for the model card).
+
 Subjects are named with their dataset as prefix (``hapt:2``, ``sisfall:SA03``).
 """
 
@@ -55,6 +60,9 @@ FALL_CLASSES = ("no_fall", "fall")
 # fell) and two elderly subjects with ADLs only.
 SISFALL_TEST_SUBJECTS = ("SA03", "SA08", "SA13", "SA18", "SA23", "SE03", "SE06", "SE12")
 # SisFall upright reads gravity on -y; HAPT on +x. Rotation by 90 degrees about z: x' = -y, y' = x.
+# Share of a split's training side set aside as validation subjects (rounded down: 4 of HAPT's
+# 21 official training subjects, 6 of SisFall's 30).
+VAL_FRACTION = 0.2
 SISFALL_TO_BODY_FRAME = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
 
 
@@ -66,10 +74,11 @@ class DatasetName(str, enum.Enum):
 
 
 class SplitPart(str, enum.Enum):
-    """Which subjects of a split: held-out, training, or everyone."""
+    """Which subjects of a split: held-out, training (fitting), validation, or everyone."""
 
     TEST = "test"
     TRAIN = "train"
+    VAL = "val"
     ALL = "all"
 
 
@@ -131,27 +140,53 @@ class LabelledRecording:
 
 @dataclass(frozen=True)
 class SubjectSplit:
-    """Subjects for training and for held-out testing (never both)."""
+    """Subjects for fitting (``train``), for choices (``val``) and for the card (``test``).
+
+    The three parts are disjoint. ``val`` is empty for splits made before there was one.
+    """
 
     train: tuple[str, ...]
     test: tuple[str, ...]
     description: str
+    val: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        overlap = set(self.train) & set(self.test)
-        if overlap:
-            raise ValueError(f"subjects in both train and test: {sorted(overlap)}")
+        parts = {"train": self.train, "val": self.val, "test": self.test}
+        for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+            overlap = set(parts[a]) & set(parts[b])
+            if overlap:
+                raise ValueError(f"subjects in both {a} and {b}: {sorted(overlap)}")
 
     def subjects(self, part: str) -> tuple[str, ...]:
-        """``train``, ``test`` or ``all`` subjects."""
+        """``train`` (fitting), ``val``, ``test`` or ``all`` subjects."""
         if part == "all":
-            return self.train + self.test
-        if part not in ("train", "test"):
-            raise ValueError(f"split part must be train, test or all, not {part!r}")
+            return self.train + self.val + self.test
+        if part not in ("train", "val", "test"):
+            raise ValueError(f"split part must be train, val, test or all, not {part!r}")
         return getattr(self, part)
 
+    def with_validation(self, fraction: float = VAL_FRACTION) -> SubjectSplit:
+        """This split with :func:`validation_subjects` of its training side moved to ``val``."""
+        side = self.train + self.val
+        val = validation_subjects(side, fraction)
+        train = tuple(s for s in side if s not in val)
+        return SubjectSplit(train, self.test, f"{self.description}; validation {len(val)} "
+                            f"of {len(side)} training subjects", val)  # fmt: skip
+
     def to_dict(self) -> dict:
-        return {"train": list(self.train), "test": list(self.test), "description": self.description}
+        return {"train": list(self.train), "val": list(self.val), "test": list(self.test),
+                "description": self.description}  # fmt: skip
+
+
+def validation_subjects(
+    training_side: Sequence[str], fraction: float = VAL_FRACTION
+) -> tuple[str, ...]:
+    """The validation subjects of a split's training side, by a fixed rule (never by scores):
+    ``floor(fraction * n)`` subjects evenly spaced through the side in its given (sorted)
+    order, the i-th at position ``floor((i + 0.5) * n / k)``. Under five subjects: none."""
+    n = len(training_side)
+    k = int(fraction * n + 1e-9)
+    return tuple(training_side[int((i + 0.5) * n / k)] for i in range(k))
 
 
 def _require(path: Path) -> Path:
@@ -167,7 +202,8 @@ def csv_rows(path: Path) -> list[dict[str, str]]:
 
 
 def hapt_split(root: Path) -> SubjectSplit:
-    """The official UCI HAR / HAPT split (21 train, 9 test subjects)."""
+    """The official UCI HAR / HAPT split (21 train, 9 test subjects); 4 of the 21 (subjects
+    at positions 2, 7, 13, 18 in file order) are validation subjects, 17 fit the model."""
     rows = [
         line.split()
         for line in _require(root / "hapt" / "uci_har_subject_split.txt").read_text().splitlines()
@@ -175,7 +211,7 @@ def hapt_split(root: Path) -> SubjectSplit:
     ]
     train = tuple(f"hapt:{s}" for s, part in rows if part == "train")
     test = tuple(f"hapt:{s}" for s, part in rows if part == "test")
-    return SubjectSplit(train, test, "HAPT official UCI split")
+    return SubjectSplit(train, test, "HAPT official UCI split").with_validation()
 
 
 def sisfall_subjects(root: Path) -> list[str]:
@@ -184,7 +220,8 @@ def sisfall_subjects(root: Path) -> list[str]:
 
 def sisfall_split(root: Path, fold: int | None = None, n_folds: int = 5) -> SubjectSplit:
     """SisFall by subject: fold ``fold`` of ``n_folds`` (subjects dealt round-robin in sorted
-    order), or the fixed split of the shipped model (``fold=None``)."""
+    order), or the fixed split of the shipped model (``fold=None``); validation subjects are
+    drawn inside the training side of the fold (:func:`validation_subjects`)."""
     subjects = sisfall_subjects(root)
     if fold is None:
         test = set(SISFALL_TEST_SUBJECTS)
@@ -198,7 +235,7 @@ def sisfall_split(root: Path, fold: int | None = None, n_folds: int = 5) -> Subj
         tuple(f"sisfall:{s}" for s in subjects if s not in test),
         tuple(f"sisfall:{s}" for s in subjects if s in test),
         desc,
-    )
+    ).with_validation()
 
 
 def dataset_split(name: str, root: Path) -> SubjectSplit:

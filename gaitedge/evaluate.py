@@ -55,14 +55,18 @@ class EvalOptions:
 
 
 def held_out_subjects(contract: ModelContract, dataset: str, root: Path, part: str) -> list[str]:
-    """Subjects of ``part`` of the split: the split recorded in the bundle where there is one
-    (``training.datasets.<name>.test_subjects``), else the dataset's default split."""
+    """Subjects of ``part`` of the split: the test (and validation) subjects recorded in the
+    bundle where there are some (``training.datasets.<name>.test_subjects``, ``val_subjects``),
+    else the dataset's default split (its validation part, without recorded test subjects)."""
     split = ds.dataset_split(dataset, root)
-    recorded = contract.training.get("datasets", {}).get(dataset, {}).get("test_subjects")
+    record = contract.training.get("datasets", {}).get(dataset, {})
+    recorded = record.get("test_subjects")
     if recorded:
         test = tuple(recorded)
-        everyone = split.train + split.test
-        split = ds.SubjectSplit(tuple(s for s in everyone if s not in test), test, "bundle")
+        everyone = split.subjects("all")
+        val = tuple(s for s in record.get("val_subjects", split.val) if s not in test)
+        train = tuple(s for s in everyone if s not in test and s not in val)
+        split = ds.SubjectSplit(train, test, "bundle", val)
     return list(split.subjects(part))
 
 

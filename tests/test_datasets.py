@@ -34,15 +34,35 @@ def test_fall_windows_are_labelled_from_the_impact():
 
 def test_hapt_official_split(hapt_dir):
     split = ds.hapt_split(hapt_dir.parent)
-    assert len(split.train) == 21 and len(split.test) == 9
+    assert len(split.train) == 17 and len(split.val) == 4 and len(split.test) == 9
     assert {"hapt:2", "hapt:4", "hapt:9", "hapt:24"} <= set(split.test)
-    assert split.subjects("all") == split.train + split.test
+    # Validation: a fixed rule over the 21 official training subjects (positions 2, 7, 13, 18).
+    assert split.val == ("hapt:5", "hapt:14", "hapt:22", "hapt:28")
+    assert split.subjects("all") == split.train + split.val + split.test
+    assert len(set(split.subjects("all"))) == 30
 
 
 def test_sisfall_fixed_split_holds_out_the_stated_subjects(sisfall_dir):
     split = ds.sisfall_split(sisfall_dir.parent)
     assert split.test == tuple(f"sisfall:{s}" for s in ds.SISFALL_TEST_SUBJECTS)
-    assert len(split.train) == 30
+    assert len(split.train) == 24 and len(split.val) == 6
+
+
+def test_sisfall_validation_lies_inside_each_folds_training_side(sisfall_dir):
+    everyone = set(ds.sisfall_split(sisfall_dir.parent).subjects("all"))
+    for fold in range(5):
+        split = ds.sisfall_split(sisfall_dir.parent, fold)
+        train, val, test = set(split.train), set(split.val), set(split.test)
+        assert not (train & val or train & test or val & test)
+        assert train | val | test == everyone
+        assert len(val) == int(ds.VAL_FRACTION * (len(train) + len(val)))
+        assert any(s.startswith("sisfall:SA") for s in val)  # adults who fell: sensitivity
+
+
+def test_split_parts_must_be_disjoint():
+    with pytest.raises(ValueError, match="val and test"):
+        ds.SubjectSplit(("a",), ("b",), "x", val=("b",))
+    assert ds.validation_subjects(("a", "b", "c", "d")) == ()  # too few to spare one
 
 
 def test_hapt_recordings_are_in_si_units(hapt_dir):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from export.model_card import render
+from export.release import int8_is_good_enough
+from gaitedge import datasets as ds
+from gaitedge.evaluate import held_out_subjects
 from tests.bundles import tiny_contract
 
 
@@ -32,3 +35,35 @@ def test_card_carries_the_measured_figures():
     flat = " ".join(card.split())
     assert "hapt:2, hapt:4" in flat and "CC BY 4.0" in flat
     assert "No SisFall data ships in this package" in flat
+
+
+def test_int8_choice_is_made_on_validation_subjects_alone():
+    """The test figures play no part: INT8 worse on test but fine on validation is chosen, and
+    INT8 fine on test but 2 points worse on validation is not."""
+    fp32 = {"hapt": {"macro_f1": 0.95}, "sisfall": {"macro_f1": 0.98, "sensitivity": 0.99,
+                                                     "specificity": 0.99}}  # fmt: skip
+    worse = {"hapt": {"macro_f1": 0.93}, "sisfall": fp32["sisfall"]}
+    report = {"fp32": {"validation": fp32, "held_out": fp32},
+              "int8": {"validation": fp32, "held_out": worse}}  # fmt: skip
+    assert int8_is_good_enough(report)
+    report["int8"] = {"validation": worse, "held_out": fp32}
+    assert not int8_is_good_enough(report)
+
+
+def test_val_subjects_of_a_bundle_exclude_its_test_subjects(data_root, hapt_dir):
+    contract = tiny_contract()  # records test subjects hapt:2, hapt:4
+    val = held_out_subjects(contract, "hapt", data_root, "val")
+    test = held_out_subjects(contract, "hapt", data_root, "test")
+    train = held_out_subjects(contract, "hapt", data_root, "train")
+    assert val == list(ds.hapt_split(data_root).val) and test == ["hapt:2", "hapt:4"]
+    assert not set(train) & (set(val) | set(test)) and len(train) == 30 - 4 - 2
+
+
+def test_card_says_how_the_students_were_compared():
+    report = {k: _entry(0.951, 0.977) for k in ("fp32", "int8", "int8_dynamic", "fp16")}
+    report |= {"chosen": "int8", "variants": {"labels only": report["int8"]["held_out"]}}
+    flat = " ".join(render(report, tiny_contract()).split())
+    assert "mild selection on the test subjects" in flat
+    report["variants_validation"] = {"labels only": report["int8"]["held_out"]}
+    flat = " ".join(render(report, tiny_contract()).split())
+    assert "compared on their validation subjects" in flat and "mild selection" not in flat

@@ -9,7 +9,7 @@ import pytest
 
 from gaitedge import datasets as ds
 from gaitedge.datasets import HAPT_LABELS, hapt_split
-from gaitedge.preprocess import ChainConfig, run_offline
+from gaitedge.preprocess import ChainConfig, fit_normalization, run_offline
 from gaitedge.units import STANDARD_GRAVITY_M_S2
 from train.data import (
     activity_subset,
@@ -112,3 +112,27 @@ def test_recording_folder_in_the_seeds_format(hapt_dir: Path, tmp_path: Path) ->
     np.testing.assert_allclose(ws.data[ws.group == 0], direct.data, atol=1e-4)
     merged = concat([ws, activity_subset(ws, 6)])
     assert merged.classes["activity"] == ws.classes["activity"]
+
+
+def test_no_test_subject_reaches_fitting_selection_or_normalisation(
+    hapt_dir: Path, sisfall_dir: Path, data_root: Path, cache_dir: Path
+) -> None:
+    """On the real datasets the shipped model trains on: the windows that fit a model (train),
+    make its choices (val) and fit its normalisation come from no test subject."""
+    p = prepare(["hapt", "sisfall"], ChainConfig(), data_root, cache_dir)
+    test = set(p.split.test)
+    train, val = set(p.train.subject.tolist()), set(p.val.subject.tolist())
+    assert set(p.test.subject.tolist()) == test and len(test) == 9 + 8
+    assert not train & test and not val & test and not train & val
+    assert val == set(p.split.val) and len(val) == 4 + 6
+    assert {s.split(":")[0] for s in val} == {"hapt", "sisfall"}
+    # The statistics in the chain are those of the fitting subjects' raw windows alone ...
+    raw = [load_windows(n, ChainConfig(), data_root, cache_dir) for n in ("hapt", "sisfall")]
+    fitting = np.concatenate([w.data[np.isin(w.subject, p.split.train)] for w in raw])
+    mean, std = fit_normalization(fitting)
+    np.testing.assert_allclose(p.chain.norm_mean, mean, rtol=1e-9)
+    np.testing.assert_allclose(p.chain.norm_std, std, rtol=1e-9)
+    # ... and differ from those of any other choice of windows (validation or test ones added).
+    for extra in (p.split.val, p.split.test):
+        wider = np.concatenate([w.data[np.isin(w.subject, p.split.train + extra)] for w in raw])
+        assert not np.allclose(fit_normalization(wider)[0], mean, rtol=1e-4, atol=0)

@@ -20,7 +20,10 @@ Datasets (``--data`` names) and how their windows are labelled:
   file; a ``label`` column gives head ``activity`` labels by the same majority rule as HAPT.
 
 Splits are by subject, never by window or file: HAPT's official UCI split, SisFall k-fold by
-subject or the fixed split of the shipped model (``SISFALL_TEST_SUBJECTS``).
+subject or the fixed split of the shipped model (``SISFALL_TEST_SUBJECTS``). Each split sets a
+fixed few of its training subjects apart for validation (``gaitedge.datasets.validation_subjects``):
+models and normalisation are fitted on the rest, choices are made on them, and the test subjects
+are only scored.
 
 Chain output is cached under ``cache_dir`` as ``.npz`` keyed by a hash of the chain config.
 """
@@ -330,7 +333,8 @@ def folder_split(ws: WindowSet, test_fraction: float = 0.3, seed: int = 0) -> Su
     n_test = max(1, round(test_fraction * len(subjects))) if len(subjects) > 1 else 0
     test = {subjects[i] for i in order[:n_test]}
     train = tuple(s for s in subjects if s not in test)
-    return SubjectSplit(train, tuple(sorted(test)), f"folder subjects, seed {seed}")
+    split = SubjectSplit(train, tuple(sorted(test)), f"folder subjects, seed {seed}")
+    return split.with_validation()
 
 
 def merge_splits(splits: Sequence[SubjectSplit]) -> SubjectSplit:
@@ -338,17 +342,23 @@ def merge_splits(splits: Sequence[SubjectSplit]) -> SubjectSplit:
         tuple(s for sp in splits for s in sp.train),
         tuple(s for sp in splits for s in sp.test),
         "; ".join(sp.description for sp in splits),
+        tuple(s for sp in splits for s in sp.val),
     )
 
 
 @dataclass
 class PreparedData:
-    """Normalised train and test windows plus the chain that made them."""
+    """Normalised windows of the split's three parts plus the chain that made them.
+
+    ``train``: the fitting subjects (their windows alone fit the normalisation); ``val``: the
+    validation subjects, for every choice; ``test``: the held-out subjects, scored for the card.
+    """
 
     chain: ChainConfig
     train: WindowSet
     test: WindowSet
     split: SubjectSplit
+    val: WindowSet | None = None
 
 
 def prepare(
@@ -361,7 +371,8 @@ def prepare(
     sisfall_folds: int = 5,
     activity_classes: int = 6,
 ) -> PreparedData:
-    """Load datasets, split by subject, fit normalisation on training subjects, re-run the chain.
+    """Load datasets, split by subject, fit normalisation on the fitting subjects (``train``,
+    neither validation nor test), re-run the chain.
 
     If ``cfg`` already carries normalisation statistics (a pretrained checkpoint's chain), they
     are kept, so fine-tuning sees exactly the windows the pretrained encoder saw.
@@ -394,6 +405,7 @@ def prepare(
         train=ws.take(np.isin(ws.subject, split.train)),
         test=ws.take(np.isin(ws.subject, split.test)),
         split=split,
+        val=ws.take(np.isin(ws.subject, split.val)),
     )
 
 

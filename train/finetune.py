@@ -5,7 +5,9 @@
 
 Each window carries a label for at most one head; a head's loss is the class-weighted mean over
 the windows labelled for it, so HAPT windows train ``activity`` and SisFall windows ``fall``.
-Held-out subjects are scored at the end (``report.json``, confusion matrices).
+The last step is kept (no checkpoint is picked by a score). At the end the validation subjects
+are scored into the checkpoint's ``metrics["val"]`` (what runs and settings are compared on) and
+the held-out test subjects into ``metrics["test"]``, ``report.json`` and confusion matrices.
 """
 
 from __future__ import annotations
@@ -226,9 +228,13 @@ def main(argv: Sequence[str] | None = None) -> FitResult:
     }
 
     def evaluate() -> dict:
+        # Validation figures are the ones to choose runs and settings by; test ones go on the card.
+        val = {}
+        if prepared.val is not None and len(prepared.val):
+            val = evaluate_windows(model, prepared.val, heads, args.fall_threshold)
         report = evaluate_windows(model, prepared.test, heads, args.fall_threshold)
         write_report(report, args.out)
-        return {"test": report}
+        return {"val": val, "test": report}
 
     result = fit(
         ClassifierObjective(model, weights),

@@ -529,7 +529,8 @@ def evaluate(
     split: Annotated[
         str,
         typer.Option(
-            help="Subjects: test (held out, as recorded in the bundle), train or all.",
+            help="Subjects: test (held out, as recorded in the bundle), val (validation: drawn "
+            "from the training subjects, for choices), train (fitting) or all.",
             callback=_split_part,
         ),
     ] = "test",
@@ -607,3 +608,7 @@ def bench(
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+if __name__ == "__main__":  # python -m gaitedge.cli
+    main()

@@ -25,7 +25,7 @@ from torch import nn
 
 from gaitedge.preprocess import ChainConfig
 from train.augment import AugmentConfig, Augmenter
-from train.data import IGNORE, WindowSet, prepare
+from train.data import IGNORE, WindowSet
 from train.engine import METRICS_NAME, FitResult, fit, is_main_process
 from train.evaluate import evaluate_windows, write_report
 from train.model import PRESETS, IMUMaskedAutoencoder, load_checkpoint, preset_config, with_heads
@@ -34,6 +34,7 @@ from train.options import (
     add_data_args,
     add_train_args,
     augment_config,
+    prepared_data,
     setup_logging,
     train_config,
 )
@@ -193,15 +194,7 @@ def main(argv: Sequence[str] | None = None) -> FitResult:
     tasks = [t.strip() for t in args.task.split(",") if t.strip()]
     names = (args.data or ",".join(DEFAULT_DATA[t] for t in tasks)).split(",")
     chain, pretrain_split = initial_chain(args)
-    prepared = prepare(
-        names,
-        chain,
-        args.data_root,
-        args.cache_dir,
-        sisfall_fold=args.sisfall_fold,
-        sisfall_folds=args.folds,
-        activity_classes=args.activity_classes,
-    )
+    prepared = prepared_data(names, chain, args, activity_classes=args.activity_classes)
     leaked = sorted(set(prepared.split.test) & set((pretrain_split or {}).get("train", [])))
     if leaked:
         log.warning("pretraining saw (unlabelled) windows of %d test subjects", len(leaked))

@@ -100,6 +100,16 @@ def add_augment_args(p: argparse.ArgumentParser, defaults: AugmentConfig) -> Non
     )
 
 
+def prepared_data(names: list[str], chain, args: argparse.Namespace, **kwargs):
+    """``train.data.prepare`` with the data options of :func:`add_data_args`."""
+    from train.data import prepare
+
+    return prepare(
+        names, chain, args.data_root, args.cache_dir,
+        sisfall_fold=args.sisfall_fold, sisfall_folds=args.folds, **kwargs,
+    )  # fmt: skip
+
+
 def train_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         lr=args.lr,

@@ -21,7 +21,7 @@ from torch import nn
 from gaitedge.preprocess import ChainConfig
 from train import options
 from train.augment import AugmentConfig, Augmenter
-from train.data import PreparedData, prepare
+from train.data import PreparedData
 from train.engine import METRICS_NAME, FitResult, fit, is_main_process
 from train.model import PRESETS, IMUMaskedAutoencoder, MaskMode, PosEmbed, preset_config
 from train.plots import plot_curves, plot_reconstruction
@@ -110,14 +110,7 @@ def main(argv: Sequence[str] | None = None) -> FitResult:
     if args.hop_samples:
         chain = replace(chain, hop_samples=args.hop_samples)
     names = [n.strip() for n in args.data.split(",") if n.strip()]
-    prepared = prepare(
-        names,
-        chain,
-        args.data_root,
-        args.cache_dir,
-        sisfall_fold=args.sisfall_fold,
-        sisfall_folds=args.folds,
-    )
+    prepared = options.prepared_data(names, chain, args)
     log.info(
         "pretraining on %d windows of %d subjects", len(prepared.train), len(prepared.split.train)
     )

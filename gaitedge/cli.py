@@ -39,11 +39,11 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _load(path: Path, rate_hz: float | None, strict: bool = False):
+def _load(path: Path, rate_hz: float | None, strict: bool = False, device: str | None = None):
     from gaitedge.recording import RecordingError, read_recording
 
     try:
-        return read_recording(path, rate_hz=rate_hz, strict=strict)
+        return read_recording(path, rate_hz=rate_hz, strict=strict, device=device)
     except RecordingError as exc:
         raise fail(str(exc)) from exc
 
@@ -154,6 +154,12 @@ MountFileOption = Annotated[
         "--mount-file",
         help="JSON file of mounting estimates per device id (default for live devices: "
         "mounting.json in the user's cache directory; replay: none).",
+    ),
+]
+DeviceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--device", help="A recording of several devices (listen --record): the device_id to use."
     ),
 ]
 StrictOption = Annotated[
@@ -280,6 +286,7 @@ def replay(
             "clips impacts; the fall threshold then stays below it). Live devices declare it.",
         ),
     ] = None,
+    device: DeviceOption = None,
     strict: StrictOption = False,
     alerts_jsonl: JsonlOption = None,
     webhook: WebhookOption = None,
@@ -294,8 +301,8 @@ def replay(
     from gaitedge.sources import ReplaySource
 
     _logging(verbose, quiet)
-    rec = _load(recording, rate_hz, strict=strict)
-    source = ReplaySource(recording=rec, speed=speed, fast=fast, device=recording.name)
+    rec = _load(recording, rate_hz, strict=strict, device=device)
+    source = ReplaySource(recording=rec, speed=speed, fast=fast, device=device or recording.name)
     session = _session(
         model, _sinks(alerts_jsonl, webhook, mqtt, mqtt_topic, lsl), mount=mount,
         mount_file=mount_file, strict=strict, provider=provider, acc_range_g=acc_range_g,
@@ -338,6 +345,7 @@ def calibrate(
     device_id: Annotated[
         str | None, typer.Option("--device-id", help="Store under this id (default: the file's).")
     ] = None,
+    device: DeviceOption = None,
     model: ModelOption = None,
     rate_hz: RateOption = None,
     mount_file: MountFileOption = None,
@@ -359,7 +367,7 @@ def calibrate(
     if recording is None:
         _calibrate_live(serial, ble, duration, model, mount_file)
         return
-    rec = _load(recording, rate_hz)
+    rec = _load(recording, rate_hz, device=device)
     est = estimate(cfg, [(rec.timestamp_s, rec.imu)])
     name = device_id or recording.name
     if device_id is None and rec.device_id is not None and len(rec.device_id):

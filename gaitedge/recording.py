@@ -127,7 +127,11 @@ def _parse_header(header: list[str], where: str) -> _Layout:
 
 
 def read_recording(
-    path: str | os.PathLike, rate_hz: float | None = None, *, strict: bool = False
+    path: str | os.PathLike,
+    rate_hz: float | None = None,
+    *,
+    strict: bool = False,
+    device: str | None = None,
 ) -> Recording:
     """Read a recording CSV into canonical units.
 
@@ -170,7 +174,32 @@ def read_recording(
         data, labels, devices = data[:, numeric], [], []
     else:
         data, labels, devices = _parse_rows(rows, header, layout, numeric, where)
+    if devices or device is not None:
+        data, labels, devices = _one_device(data, labels, devices, device, where)
     return _to_recording(data, labels, devices, layout, rate_hz, where, strict)
+
+
+def _one_device(data, labels, devices, device: str | None, where: str):
+    """The rows of one device of a multi-device recording (all rows when it holds one)."""
+    if not devices:
+        raise RecordingError(f"{where}: has no device_id column to pick device {device!r} from")
+    ids = np.asarray(devices, dtype=str)
+    names = sorted(set(ids.tolist()))
+    if device is None:
+        if len(names) <= 1:
+            return data, labels, devices
+        raise RecordingError(
+            f"{where}: holds {len(names)} devices ({', '.join(names)}); replay one at a time "
+            "with --device ID"
+        )
+    if device not in names:
+        raise RecordingError(f"{where}: no rows of device {device!r} (it has {', '.join(names)})")
+    keep = ids == device
+    return (
+        data[keep],
+        [x for x, k in zip(labels, keep, strict=True) if k] if labels else labels,
+        [x for x, k in zip(devices, keep, strict=True) if k],
+    )
 
 
 def _parse_numeric_fast(text: str, n_columns: int) -> np.ndarray | None:

@@ -115,3 +115,23 @@ def test_calibrate_a_live_device_over_a_serial_link(hapt_rec, tmp_path):
     # The same as calibrating that part offline in the body frame, turned (int16 counts on the
     # wire and the stream's start aside).
     assert rotation_angle_deg(est.rotation @ r @ part.rotation.T) < 3.0
+
+
+def test_a_recording_of_several_devices_replays_one_at_a_time(bundle, hapt_rec, tmp_path):
+    """`listen --record` with two sensors interleaves their rows; their clocks are not one
+    stream, so replay asks which one (and repairs nothing across them)."""
+    t, x = hapt_rec
+    n = 3000
+    path = tmp_path / "two.csv"
+    ids = np.where(np.arange(2 * n) % 2 == 0, "left", "right")
+    stamps = np.repeat(t[:n], 2)  # both devices' clocks start at 0: interleaved, tied
+    write_recording(path, Recording(stamps, np.repeat(x[:n], 2, axis=0), device_id=ids))
+    both = runner.invoke(app, ["replay", str(path), "--model", str(bundle), "--fast"])
+    assert both.exit_code == 2 and "holds 2 devices (left, right)" in both.output
+    one = runner.invoke(
+        app, ["replay", str(path), "--model", str(bundle), "--fast", "--device", "right"]
+    )
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.stdout.strip().splitlines()[-1])["windows"] > 0
+    missing = runner.invoke(app, ["replay", str(path), "--model", str(bundle), "--device", "x"])
+    assert missing.exit_code == 2 and "no rows of device 'x'" in missing.output

@@ -271,7 +271,8 @@ class TimestampRepair:
                 continue
             if ti > self._held_t:
                 a, b = self._release()
-                ts.append(a), xs.append(b)
+                ts.append(a)
+                xs.append(b)
                 if self._dt is None and self._prev is not None:
                     self._dt = ti - self._prev
                 self._held_t, self._held_x = ti, x[i : i + 1].copy()
@@ -284,7 +285,8 @@ class TimestampRepair:
             else:  # a clock reset: continue the stream time past a segment break
                 self.stats.clock_resets += 1
                 a, b = self._release()
-                ts.append(a), xs.append(b)
+                ts.append(a)
+                xs.append(b)
                 shift = self._held_or_prev() + self.segment_gap_s + (self._dt or 0.02) - ti
                 self._offset += shift
                 t = t + shift

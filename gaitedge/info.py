@@ -38,6 +38,12 @@ def describe_contract(contract: ModelContract) -> list[str]:
         " of acc = gravity; body_acc = acc - gravity",
         f"window / hop     {c.window_samples} / {c.hop_samples} samples ({c.window_s:g} s / "
         f"{c.hop_s:g} s); a gap > {c.max_gap_s:g} s starts a new segment",
+        "mounting         "
+        + (
+            "auto: rotated into the body frame estimated from walking (gaitedge calibrate)"
+            if c.mounting == "auto"
+            else "none: the sensor frame is the model's"
+        ),
         "channels         (name, unit, normalisation mean, std)",
     ]
     for i, ch in enumerate(c.channels):

@@ -338,11 +338,16 @@ def folder_split(ws: WindowSet, test_fraction: float = 0.3, seed: int = 0) -> Su
 
 
 def merge_splits(splits: Sequence[SubjectSplit]) -> SubjectSplit:
+    """One split of several datasets (a dataset re-rendered at another rate adds no subjects)."""
+
+    def unique(items):
+        return tuple(dict.fromkeys(items))
+
     return SubjectSplit(
-        tuple(s for sp in splits for s in sp.train),
-        tuple(s for sp in splits for s in sp.test),
-        "; ".join(sp.description for sp in splits),
-        tuple(s for sp in splits for s in sp.val),
+        unique(s for sp in splits for s in sp.train),
+        unique(s for sp in splits for s in sp.test),
+        "; ".join(unique(sp.description for sp in splits)),
+        unique(s for sp in splits for s in sp.val),
     )
 
 

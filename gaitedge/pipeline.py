@@ -129,10 +129,7 @@ class Pipeline:
         self.recorder = recorder
         self.activity_config = activity_config or ActivityConfig()
         self.fall_config = fall_config or FallConfig()
-        if acc_range_g is not None:
-            limit = 0.9 * float(acc_range_g)
-            if limit < self.fall_config.impact_threshold_g:
-                self.fall_config = replace(self.fall_config, impact_threshold_g=limit)
+        self.acc_range_g = acc_range_g
         self.devices: dict[str, DeviceState] = {}
         self.stats = PipelineStats()
         fall_classes = self.contract.heads.get("fall", ())
@@ -177,11 +174,13 @@ class Pipeline:
             stored = self.mount_store.get(device, cfg.sample_rate_hz)
         return Mounting.for_chain(cfg, mode, stored)
 
-    def _fall_config(self, acc_range_g: float | None) -> FallConfig:
-        """The impact threshold never needs more than 90 % of what the device can report."""
+    def _fall_config(self, declared_range_g: float | None) -> FallConfig:
+        """The impact threshold never needs more than 90 % of what the device can report (the
+        smaller of the range given to the pipeline and the one the device declares)."""
         cfg = self.fall_config
-        if acc_range_g is not None and 0.9 * acc_range_g < cfg.impact_threshold_g:
-            cfg = replace(cfg, impact_threshold_g=0.9 * float(acc_range_g))
+        ranges = [r for r in (self.acc_range_g, declared_range_g) if r is not None]
+        if ranges and 0.9 * min(ranges) < cfg.impact_threshold_g:
+            cfg = replace(cfg, impact_threshold_g=0.9 * float(min(ranges)))
         return cfg
 
     def _state(self, device: str, chunk: SampleChunk | None = None) -> DeviceState:

@@ -251,11 +251,11 @@ class TimestampRepair:
         newest = -np.inf if self._held_t is None else self._held_t
         if t[0] > newest and (len(t) == 1 or (np.diff(t) > 0).all()):
             # The common case, vectorised: strictly increasing, nothing to repair.
+            if self._dt is None:  # a typical interval, from the held stamp on where there is one
+                series = t if self._held_t is None else np.concatenate(([self._held_t], t))
+                if len(series) > 1:
+                    self._dt = float(np.median(np.diff(series)))
             out_t, out_x = self._release()
-            if self._dt is None and len(t) > 1:
-                self._dt = float(np.median(np.diff(t)))
-            if self._held_t is not None and self._dt is None:
-                self._dt = float(t[0] - self._held_t)
             if len(t) > 1:
                 self._prev = float(t[-2])
             self._held_t, self._held_x = float(t[-1]), x[-1:].copy()
@@ -527,12 +527,6 @@ class Mounting:
     def calibrated(self) -> bool:
         return self.estimator is None or self.estimator.calibrated
 
-    @property
-    def rotation(self) -> np.ndarray | None:
-        if self.estimator is not None:
-            return self.estimator.rotation
-        return self.fixed
-
     @classmethod
     def for_chain(cls, cfg: ChainConfig, mode: str | None = None, estimator=None) -> Mounting:
         """``mode``: None (the contract's), ``none``, ``auto`` or an axis map like ``-y,x,z``."""
@@ -612,11 +606,6 @@ class StreamingChain:
         if self._repair is not None:
             t, imu = self._repair.process(t, imu)
         return self._resample(*self._antialias.process(t, imu))
-
-    @property
-    def input_delay_s(self) -> float:
-        """How long the anti-aliasing filter delays the stream (0 at the model's rate)."""
-        return self._antialias.group_delay_s
 
     def flush(self) -> Windows:
         """End of a recording: release the samples that timestamp repair and the input-rate

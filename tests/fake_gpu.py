@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import importlib.util
 import json
 import struct
 import subprocess
@@ -28,6 +29,12 @@ from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import onnx
+import pytest
+
+# Tests of the fakes run only where the real TensorRT is absent.
+no_tensorrt = pytest.mark.skipif(
+    importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here"
+)
 
 __version__ = "10.3.0"
 

@@ -4,7 +4,6 @@ engine's buffers, batching and contract checks against thin fakes of TensorRT an
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -27,9 +26,7 @@ from gaitedge.engine import (
 from tests import fake_gpu
 from tests.bundles import make_bundle
 
-no_tensorrt = pytest.mark.skipif(
-    importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here"
-)
+no_tensorrt = fake_gpu.no_tensorrt
 CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 
 

@@ -30,9 +30,7 @@ from export.trt import (
 from tests import fake_gpu
 from tests.bundles import make_bundle
 
-no_tensorrt = pytest.mark.skipif(
-    importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here"
-)
+no_tensorrt = fake_gpu.no_tensorrt
 
 
 def fake_trt(version: str, *, has_fp16_flag: bool) -> SimpleNamespace:

@@ -278,6 +278,14 @@ def sisfall_trial_imu(counts: np.ndarray, scales: dict[str, float]) -> np.ndarra
     return np.concatenate([acc @ SISFALL_TO_BODY_FRAME.T, gyro @ SISFALL_TO_BODY_FRAME.T], axis=1)
 
 
+def _sisfall_scales(archive) -> dict[str, float]:
+    """The ADXL345 (g per count) and ITG3200 (deg/s per count) scales stored in the archive."""
+    return {
+        "acc_g": float(archive["scale_adxl345_g_per_count"][0]),
+        "gyro_dps": float(archive["scale_itg3200_dps_per_count"][0]),
+    }
+
+
 def sisfall_recordings(
     root: Path, subjects: Sequence[str] | None = None
 ) -> Iterator[LabelledRecording]:
@@ -285,10 +293,7 @@ def sisfall_recordings(
     with np.load(_require(root / "sisfall" / "sisfall_50hz_counts_int16.npz")) as z:
         counts = z["counts"]
         rate_hz = float(z["sample_rate_hz"])
-        scales = {
-            "acc_g": float(z["scale_adxl345_g_per_count"][0]),
-            "gyro_dps": float(z["scale_itg3200_dps_per_count"][0]),
-        }
+        scales = _sisfall_scales(z)
     for row, subject, (s, n) in _selected_rows(root, "sisfall", "trials.csv", subjects):
         imu = sisfall_trial_imu(counts[s : s + n].astype(np.float64), scales)
         yield LabelledRecording(
@@ -394,10 +399,7 @@ def sisfall_raw_trial(root: Path, name: str) -> LabelledRecording:
         [[float(v) for v in line.split(",")] for line in text.splitlines() if line.strip()]
     )
     with np.load(_require(root / "sisfall" / "sisfall_50hz_counts_int16.npz")) as z:
-        scales = {
-            "acc_g": float(z["scale_adxl345_g_per_count"][0]),
-            "gyro_dps": float(z["scale_itg3200_dps_per_count"][0]),
-        }
+        scales = _sisfall_scales(z)
     activity, subject, _ = Path(name).stem.split("_")
     return LabelledRecording(
         "sisfall", f"sisfall:{subject}", -1, SISFALL_RAW_RATE_HZ,

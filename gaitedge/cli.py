@@ -308,9 +308,8 @@ def replay(
         mount_file=mount_file, strict=strict, provider=provider, acc_range_g=acc_range_g,
     )  # fmt: skip
     with session as pipe:
-        calibrated = calibrate_recording(pipe, source.device, rec.timestamp_s, rec.imu)
-        stored = pipe.mount_store is not None and source.device in pipe.mount_store.entries
-        if not calibrated and not stored and (mount or pipe.contract.chain.mounting) == "auto":
+        outcome = calibrate_recording(pipe, source.device, rec.timestamp_s, rec.imu)
+        if outcome == "too_little_walking":
             typer.echo(
                 f"warning: {recording.name} has less than 20 s of walking to calibrate the "
                 "mounting from: activity is held back until it has (give --mount none if it is "
@@ -470,7 +469,10 @@ def demo(
                 # As if `gaitedge calibrate` had run on this device before: its estimate comes
                 # from the recording it plays, so activity shows from the first window.
                 demo_rec = read_recording(DEMO_RECORDING)
-                if calibrate_recording(pipe, source.device, demo_rec.timestamp_s, demo_rec.imu):
+                outcome = calibrate_recording(
+                    pipe, source.device, demo_rec.timestamp_s, demo_rec.imu
+                )
+                if outcome == "calibrated":
                     typer.echo("demo: the emulated device's mounting is calibrated (stored)")
                 status = functools.partial(_print_status, playback_speed=speed)
                 run_sources(

@@ -88,26 +88,30 @@ def open_pipeline(
         raise
 
 
-def calibrate_recording(pipeline: Pipeline, device: str, timestamp_s, imu) -> bool:
+def calibrate_recording(pipeline: Pipeline, device: str, timestamp_s, imu) -> str:
     """A recording replays as a device whose mounting was stored: with an automatic mounting
     and no estimate stored for ``device``, the whole recording is calibrated first, so every
-    window is aligned (and activity reported) from the first sample. Returns whether it was
-    (False: not automatic, already stored, or less than 20 s of walking in the recording)."""
+    window is aligned (and activity reported) from the first sample.
+
+    Returns what happened: ``calibrated``; ``stored`` (an estimate was there already);
+    ``not_auto`` (the mounting is none or an axis map); ``too_little_walking`` (under 20 s of
+    walking in the recording: the device calibrates while it streams, if at all).
+    """
     from gaitedge.mounting import MountStore
     from gaitedge.preprocess import calibrate
 
     cfg = pipeline.contract.chain
     if (pipeline.mount or cfg.mounting) != "auto":
-        return False
+        return "not_auto"
     if pipeline.mount_store is not None and device in pipeline.mount_store.entries:
-        return False
+        return "stored"
     est = calibrate(cfg, [(timestamp_s, imu)])
     if not est.calibrated:
-        return False
+        return "too_little_walking"
     if pipeline.mount_store is None:
         pipeline.mount_store = MountStore(None)
     pipeline.mount_store.put(device, est)
-    return True
+    return "calibrated"
 
 
 async def stream(pipeline: Pipeline, source: Source, *, duration_s: float | None = None) -> None:

@@ -51,7 +51,7 @@ from gaitedge.pipeline import Pipeline
 from gaitedge.preprocess import calibrate
 from gaitedge.recording import Recording
 from gaitedge.runner import stream
-from gaitedge.sinks import FanOut
+from gaitedge.sinks import FanOut, ListSink
 from gaitedge.sources.replay import ReplaySource
 
 log = logging.getLogger("bench.devices")
@@ -129,19 +129,11 @@ def _tup(r: np.ndarray) -> tuple[tuple[float, ...], ...]:
 
 def replay(engine, recording: Recording, store: MountStore | None, device: str, range_g=None):
     """The alerts ``gaitedge replay --fast`` raises for one recording."""
-    alerts = []
-
-    class Collect:
-        def send(self, alert):
-            alerts.append(alert)
-
-        def close(self):
-            pass
-
-    pipe = Pipeline(engine, FanOut([Collect()]), mount_store=store, acc_range_g=range_g)
+    sink = ListSink()
+    pipe = Pipeline(engine, FanOut([sink]), mount_store=store, acc_range_g=range_g)
     source = ReplaySource(recording=recording, fast=True, device=device)
     asyncio.run(stream(pipe, source))
-    return alerts
+    return sink.alerts
 
 
 def calibrated_store(engine, cond: Condition, recs, seed: int) -> MountStore | None:

@@ -67,6 +67,19 @@ class StdoutSink:
         pass
 
 
+class ListSink:
+    """Keeps every alert in :attr:`alerts`, for programs that run the pipeline in-process."""
+
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+
+    def send(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+
+    def close(self) -> None:
+        pass
+
+
 class JsonlSink:
     """Appends one JSON object per line to ``path``, flushed per alert so a crash loses none."""
 

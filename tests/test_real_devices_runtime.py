@@ -14,7 +14,7 @@ from gaitedge.engine import DEFAULT_MODEL, load_engine
 from gaitedge.pipeline import Pipeline
 from gaitedge.recording import Recording
 from gaitedge.runner import calibrate_recording, stream
-from gaitedge.sinks import FanOut
+from gaitedge.sinks import FanOut, ListSink
 from gaitedge.sources import ReplaySource
 
 
@@ -23,22 +23,9 @@ def engine():
     return load_engine(DEFAULT_MODEL)
 
 
-class Collect:
-    """A sink that keeps the alerts."""
-
-    def __init__(self) -> None:
-        self.alerts = []
-
-    def send(self, alert) -> None:
-        self.alerts.append(alert)
-
-    def close(self) -> None:
-        pass
-
-
 def replay_alerts(engine, t, imu, *, device="dev", calibrate=True):
     """What `gaitedge replay --fast` raises for one recording (alerts, in order)."""
-    sink = Collect()
+    sink = ListSink()
     with Pipeline(engine, FanOut([sink])) as pipe:
         if calibrate:
             calibrate_recording(pipe, device, t, imu)
@@ -142,7 +129,7 @@ def test_pocket_phone_falls_with_a_2g_accelerometer(engine, data_root):
     store_rec = next(r for r in recs if r.activity == "WAL")  # the subject's 5 min of walking
 
     def alerted(rec, range_g):
-        sink = Collect()
+        sink = ListSink()
         with Pipeline(engine, FanOut([sink]), acc_range_g=range_g) as pipe:
             calibrate_recording(pipe, subject, store_rec.timestamp_s, store_rec.imu)
             source = ReplaySource(

@@ -220,10 +220,7 @@ class Pipeline:
             self.recorder.write(chunk.t_s, chunk.imu, device_id=chunk.device)
         alerts: list[Alert] = []
         if chunk.new_connection and state.chain.stats.samples_in:
-            # A reconnect: score what the chain held back before forgetting the stream.
-            alerts = self._windows(
-                state, state.chain.flush(), time.perf_counter(), time.monotonic(), ()
-            )
+            alerts = self.finish(chunk.device)  # a reconnect: score what the chain held back
         if chunk.new_connection:
             state.chain.reset()
         if not state.units_checked:

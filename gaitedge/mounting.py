@@ -233,20 +233,6 @@ class MountingEstimator:
         return est
 
 
-def estimate_rotation(acc_chunks, rate_hz: float) -> MountingEstimator:
-    """Offline: an estimator fed every chunk of low-passed acceleration ([M, 3] each; a new
-    chunk is a new segment), e.g. all walking trials of one subject."""
-    est = MountingEstimator(rate_hz)
-    for acc in acc_chunks:
-        est.new_segment()
-        i = 0
-        while i < len(acc):
-            step = min(est.boundary(), len(acc) - i)
-            est.update(acc[i : i + step])
-            i += step
-    return est
-
-
 def default_mount_file() -> Path:
     """``$GAITEDGE_MOUNT_FILE``, else ``mounting.json`` in the user's cache directory."""
     if "GAITEDGE_MOUNT_FILE" in os.environ:

@@ -13,7 +13,6 @@ from gaitedge.mounting import (
     MountingError,
     MountStore,
     angle_deg,
-    estimate_rotation,
     parse_axis_map,
     rotation_angle_deg,
 )
@@ -229,19 +228,12 @@ def test_a_slipped_sensor_is_realigned(hapt_walk):
     xr = x.copy()
     xr[half:, :3] = x[half:, :3] @ r.T
     xr[half:, 3:] = x[half:, 3:] @ r.T
-    est = estimate_rotation([_lowpassed(t, xr)], 50.0)
+    est = calibrate(CFG, [(t, xr)])
     assert est.realignments >= 1
-    after = estimate_rotation([_lowpassed(t[half:], xr[half:])], 50.0)
+    after = calibrate(CFG, [(t[half:], xr[half:])])
     # Up is re-found precisely; the heading carries the short estimate's noise for a while.
     assert angle_deg(est.rotation[0], after.rotation[0]) < 5.0
     assert rotation_angle_deg(est.rotation @ after.rotation.T) < 25.0
-
-
-def _lowpassed(t, x):
-    from scipy import signal
-
-    sos = signal.butter(CFG.lowpass_order, CFG.lowpass_cutoff_hz, fs=50.0, output="sos")
-    return signal.sosfilt(sos, x[:, :3], axis=0)
 
 
 def test_mount_store_round_trip(tmp_path, hapt_walk):

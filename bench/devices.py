@@ -48,7 +48,6 @@ from gaitedge.engine import load_engine
 from gaitedge.metrics import confusion_matrix, macro_f1
 from gaitedge.mounting import MountStore
 from gaitedge.pipeline import Pipeline
-from gaitedge.preprocess import calibrate
 from gaitedge.recording import Recording
 from gaitedge.runner import stream
 from gaitedge.sinks import FanOut, ListSink
@@ -141,13 +140,12 @@ def calibrated_store(engine, cond: Condition, recs, seed: int) -> MountStore | N
     cfg = engine.contract.chain
     if cfg.mounting != "auto":
         return None
-    store = MountStore("/nonexistent/gaitedge-bench-mounting.json")
-    by_subject: dict[str, list] = {}
-    for rec in recs:
-        by_subject.setdefault(rec.subject, []).append(rec)
-    for subject, items in by_subject.items():
-        rendered = [cond.render(r.imu, r.rate_hz, seed + r.group) for r in items]
-        store.put(subject, calibrate(cfg, rendered))
+    store = MountStore(None)  # in memory
+    rendered = ds.subject_estimates(
+        cfg, recs, render=lambda r: cond.render(r.imu, r.rate_hz, seed + r.group)
+    )
+    for subject, est in rendered.items():
+        store.put(subject, est)
     return store
 
 

@@ -421,22 +421,32 @@ def render_rate(imu: np.ndarray, from_hz: float, to_hz: float) -> np.ndarray:
     return signal.resample_poly(imu, ratio.numerator, ratio.denominator, axis=0, padtype="line")
 
 
-def subject_mountings(cfg, recs: Sequence[LabelledRecording]) -> dict:
-    """Per subject, the mounting a device worn by that subject settles on: the chain's estimate
-    (``gaitedge.mounting``) from all of the subject's recordings, applied fixed (as a stored
-    estimate is). Empty when the chain has no automatic mounting."""
-    from gaitedge.preprocess import Mounting, calibrate
+def subject_estimates(cfg, recs: Sequence[LabelledRecording], render=None) -> dict:
+    """Per subject, the mounting estimate (``gaitedge.mounting.MountingEstimator``) a device
+    worn by that subject settles on, from all of the subject's recordings; ``render(rec)`` gives
+    the (timestamps, imu) a device sends for a recording (default: the recording as it is)."""
+    from gaitedge.preprocess import calibrate
 
-    if cfg.mounting != "auto":
-        return {}
     by_subject: dict[str, list[LabelledRecording]] = {}
     for rec in recs:
         by_subject.setdefault(rec.subject, []).append(rec)
-    out = {}
-    for subject, items in by_subject.items():
-        est = calibrate(cfg, [(r.timestamp_s, r.imu) for r in items])
-        out[subject] = Mounting(rotation=est.rotation.copy())
-    return out
+    render = render or (lambda rec: (rec.timestamp_s, rec.imu))
+    return {
+        subject: calibrate(cfg, [render(r) for r in items]) for subject, items in by_subject.items()
+    }
+
+
+def subject_mountings(cfg, recs: Sequence[LabelledRecording]) -> dict:
+    """Per subject, :func:`subject_estimates` applied fixed (as a stored estimate is). Empty
+    when the chain has no automatic mounting."""
+    from gaitedge.preprocess import Mounting
+
+    if cfg.mounting != "auto":
+        return {}
+    return {
+        subject: Mounting(rotation=est.rotation.copy())
+        for subject, est in subject_estimates(cfg, recs).items()
+    }
 
 
 MOBIFALL_ACC_RANGE_G = 2.0

@@ -1,5 +1,5 @@
-"""Real data for the benchmarks, read by ``gaitedge.datasets`` (the one reader of each dataset):
-HAPT from ``$GAITEDGE_DATA_ROOT`` or ``../shared/data``."""
+"""Shared by the benchmarks: real data, read by ``gaitedge.datasets`` (the one reader of each
+dataset; HAPT from ``$GAITEDGE_DATA_ROOT`` or ``../shared/data``), and the process's memory."""
 
 from __future__ import annotations
 
@@ -27,3 +27,10 @@ def hapt_signal(n_samples: int) -> tuple[np.ndarray, np.ndarray]:
         raise SystemExit(f"benchmark needs HAPT: {exc}") from exc
     imu = np.concatenate(parts)[:n_samples]
     return np.arange(len(imu)) / rate_hz, imu
+
+
+def rss_mb() -> float:
+    """This process's resident memory in MiB (Linux ``/proc/self/statm``)."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * 4096 / 2**20

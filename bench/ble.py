@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._data import rss_mb
 from firmware_bridge.ble_emulator import EmulatedBleDevice, emulated_bluez
 from firmware_bridge.emulator import Emulator, EmulatorConfig
 from gaitedge.demo import DEMO_RECORDING
@@ -40,12 +41,6 @@ from gaitedge.sources import BleSource
 # An ATT MTU of 47 puts 3 samples in a notification: ~17 notifications/s at 50 Hz, so each
 # short connection between drops carries enough frames to show any loss.
 SOAK_MTU = 47
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * 4096 / 2**20
 
 
 async def _drop_at_random(

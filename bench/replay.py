@@ -25,18 +25,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._data import hapt_signal
+from bench._data import hapt_signal, rss_mb
 from gaitedge.recording import Recording, read_recording, write_recording
 from gaitedge.runner import measure_live, open_pipeline
 from gaitedge.sources import ReplaySource
 
 RATE_HZ = 50.0
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * 4096 / 2**20
 
 
 def replay_fast(model: Path | None, csv: Path) -> dict:

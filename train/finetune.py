@@ -34,6 +34,7 @@ from train.options import (
     add_data_args,
     add_train_args,
     augment_config,
+    base_chain,
     prepared_data,
     setup_logging,
     train_config,
@@ -117,6 +118,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="fraction of labelled training windows used (stratified by class)",
     )
     p.add_argument(
+        "--label-subjects",
+        type=int,
+        default=None,
+        help="use the labels of only this many fitting subjects (seeded draw), all others unused",
+    )
+    p.add_argument(
         "--fall-threshold",
         type=float,
         default=0.5,
@@ -139,6 +146,15 @@ def label_subset(ws: WindowSet, heads: Sequence[str], fraction: float, seed: int
             n = max(1, round(fraction * len(idx)))
             keep[rng.choice(idx, size=n, replace=False)] = True
     return ws.take(keep)
+
+
+def subject_subset(ws: WindowSet, n_subjects: int, seed: int) -> WindowSet:
+    """The windows of ``n_subjects`` subjects drawn (seeded) from those in ``ws``."""
+    subjects = sorted(set(ws.subject.tolist()))
+    if not 1 <= n_subjects <= len(subjects):
+        raise ValueError(f"--label-subjects must lie in 1..{len(subjects)}")
+    pick = np.random.default_rng(seed).choice(len(subjects), size=n_subjects, replace=False)
+    return ws.take(np.isin(ws.subject, [subjects[i] for i in pick]))
 
 
 def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -177,13 +193,13 @@ def freeze(model: IMUMaskedAutoencoder, linear_probe: bool) -> None:
 
 def initial_chain(args: argparse.Namespace) -> tuple[ChainConfig, dict | None]:
     """The pretrained checkpoint's chain (its normalisation included) or a fresh one."""
-    chain, split = ChainConfig(), None
-    if args.init is not None:
-        ckpt = torch.load(args.init, map_location="cpu", weights_only=False)
-        chain, split = ChainConfig.from_dict(ckpt["chain"]), ckpt["split"]
+    if args.init is None:
+        return base_chain(args), None
+    ckpt = torch.load(args.init, map_location="cpu", weights_only=False)
+    chain = ChainConfig.from_dict(ckpt["chain"])
     if args.hop_samples:
         chain = replace(chain, hop_samples=args.hop_samples)
-    return chain, split
+    return chain, ckpt["split"]
 
 
 def main(argv: Sequence[str] | None = None) -> FitResult:
@@ -198,7 +214,10 @@ def main(argv: Sequence[str] | None = None) -> FitResult:
     leaked = sorted(set(prepared.split.test) & set((pretrain_split or {}).get("train", [])))
     if leaked:
         log.warning("pretraining saw (unlabelled) windows of %d test subjects", len(leaked))
-    train = label_subset(prepared.train, tasks, args.label_fraction, cfg.seed)
+    train = prepared.train
+    if args.label_subjects is not None:
+        train = subject_subset(train, args.label_subjects, cfg.seed)
+    train = label_subset(train, tasks, args.label_fraction, cfg.seed)
     heads = {t: prepared.train.classes[t] for t in tasks}
     torch.manual_seed(cfg.seed)
     model = build_model(args, prepared.chain, {h: len(c) for h, c in heads.items()})
@@ -216,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> FitResult:
         "init": str(args.init) if args.init else None,
         "mode": args.mode,
         "label_fraction": args.label_fraction,
+        "label_subjects": sorted(set(train.subject.tolist())),
         "train_windows": len(train),
         "pretrain_test_overlap": leaked,
     }

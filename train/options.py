@@ -27,6 +27,12 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
         help="where chain windows are cached as .npz (keyed by chain config hash)",
     )
     g.add_argument(
+        "--chain",
+        type=Path,
+        default=None,
+        help="chain JSON (e.g. mounting auto, as the shipped bundle); default: ChainConfig()",
+    )
+    g.add_argument(
         "--hop-samples",
         type=int,
         default=None,
@@ -98,6 +104,18 @@ def add_augment_args(p: argparse.ArgumentParser, defaults: AugmentConfig) -> Non
         default=defaults.time_warp_fraction,
         help="smooth random time warp, max local speed change",
     )
+
+
+def base_chain(args: argparse.Namespace):
+    """The chain of ``--chain`` (default ``ChainConfig()``) with ``--hop-samples`` applied."""
+    from dataclasses import replace
+
+    from gaitedge.preprocess import ChainConfig
+
+    chain = ChainConfig.from_json(args.chain.read_text()) if args.chain else ChainConfig()
+    if args.hop_samples:
+        chain = replace(chain, hop_samples=args.hop_samples)
+    return chain
 
 
 def prepared_data(names: list[str], chain, args: argparse.Namespace, **kwargs):

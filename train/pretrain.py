@@ -11,14 +11,12 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from gaitedge.preprocess import ChainConfig
 from train import options
 from train.augment import AugmentConfig, Augmenter
 from train.data import PreparedData
@@ -106,9 +104,7 @@ def main(argv: Sequence[str] | None = None) -> FitResult:
     options.setup_logging(args.verbose)
     torch.set_num_threads(args.threads)
     cfg = options.train_config(args)
-    chain = ChainConfig()
-    if args.hop_samples:
-        chain = replace(chain, hop_samples=args.hop_samples)
+    chain = options.base_chain(args)
     names = [n.strip() for n in args.data.split(",") if n.strip()]
     prepared = options.prepared_data(names, chain, args)
     log.info(

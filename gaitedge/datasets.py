@@ -13,6 +13,10 @@ training uses the same ones:
   per trial; window labels for the head ``fall`` come from the impact, the sample of peak |acc|
   (:func:`fall_window_labels`). A trial is *detected* when any of its windows has a fall
   probability at or above the threshold. Split: :data:`SISFALL_TEST_SUBJECTS` held out.
+* **MobiFall** (research use): a phone in a trouser pocket, 100 Hz, in the phone's own frame
+  (+y up when standing); labels per trial, no head (used unlabelled for pretraining). Only 9 of
+  its 24 subjects have daily activities (walking, so a device can be calibrated); the other 15
+  have falls only. Split: :data:`MOBIFALL_TEST_SUBJECTS` held out.
 
 Every split has three disjoint parts: ``train`` (the subjects a model is fitted on, normalisation
 and INT8 calibration included), ``val`` (validation subjects drawn from the training side by
@@ -244,6 +248,8 @@ def dataset_split(name: str, root: Path) -> SubjectSplit:
         return hapt_split(root)
     if name == "sisfall":
         return sisfall_split(root)
+    if name == "mobifall":
+        return mobifall_split(root)
     raise DatasetError(f"unknown dataset {name!r}; choose from {DATASETS}")
 
 
@@ -471,6 +477,29 @@ def mobifall_recordings(
             is_fall=int(row["is_fall"]), activity=row["activity"],
             acc_range_g=MOBIFALL_ACC_RANGE_G,
         )  # fmt: skip
+
+
+# Held out: 3 of the 9 subjects with daily activities (2 among them: the pocket-phone runtime
+# test's subject) and 4 of the 15 with falls only, spread through the ids.
+MOBIFALL_TEST_SUBJECTS = ("2", "5", "9", "6", "14", "19", "30")
+
+
+def mobifall_subjects(root: Path) -> list[str]:
+    """MobiFall's subject ids in numeric order (``1``, ``2``, ..., ``31``)."""
+    return sorted({r["subject"] for r in csv_rows(root / "mobifall" / "subjects.csv")}, key=int)
+
+
+def mobifall_split(root: Path) -> SubjectSplit:
+    """MobiFall by subject: :data:`MOBIFALL_TEST_SUBJECTS` held out; validation subjects drawn
+    from the other 17 in numeric order (:func:`validation_subjects`: ``4``, ``13``, ``21``, one
+    of them with daily activities)."""
+    subjects = mobifall_subjects(root)
+    test = set(MOBIFALL_TEST_SUBJECTS)
+    return SubjectSplit(
+        tuple(f"mobifall:{s}" for s in subjects if s not in test),
+        tuple(f"mobifall:{s}" for s in subjects if s in test),
+        "MobiFall fixed test subjects " + ",".join(MOBIFALL_TEST_SUBJECTS),
+    ).with_validation()
 
 
 def mobifall_adl_subjects(root: Path) -> list[str]:

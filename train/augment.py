@@ -5,6 +5,8 @@ frame. The augmenter un-normalises a batch, turns every 3-axis group (total acc,
 gravity, gyro) by the same random rotation, scales acceleration (body and gravity alike) and
 angular rate, warps time, adds jitter, and normalises again with the chain's statistics, so the
 model is trained on windows the chain could have produced from a differently worn device.
+The rotation is small (``rotate_max_deg``: a calibrated device's residual error), or with
+probability ``mount_prob`` uniformly random (a device worn any way, never calibrated).
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ class AugmentConfig:
     scale_fraction: float = 0.0  # acc and gyro factors uniform in [1 - f, 1 + f]
     jitter_std: float = 0.0  # Gaussian noise in units of each channel's dataset std
     time_warp_fraction: float = 0.0  # local speed varies by up to +-f over the window
+    # Probability that a window is instead turned by a uniformly random rotation (any
+    # orientation: a device worn any way and not calibrated); for pretraining, 0 to fine-tune.
+    mount_prob: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.mount_prob <= 1.0:
+            raise ValueError(f"mount_prob is a probability, not {self.mount_prob}")
 
     @property
     def enabled(self) -> bool:
@@ -47,6 +56,22 @@ def random_rotations(n: int, max_deg: float, device: torch.device | None = None)
     eye = torch.eye(3, device=device).expand(n, 3, 3)
     s, c = torch.sin(angle)[:, None, None], torch.cos(angle)[:, None, None]
     return eye + s * k + (1 - c) * (k @ k)  # Rodrigues
+
+
+def uniform_rotations(n: int, device: torch.device | None = None) -> torch.Tensor:
+    """[n, 3, 3] rotations uniform over SO(3) (Haar): from unit quaternions uniform on the
+    3-sphere (normalised Gaussian 4-vectors), so every orientation is equally likely."""
+    q = torch.randn(n, 4, device=device)
+    q = q / q.norm(dim=1, keepdim=True).clamp(min=1e-12)  # [n, 4]
+    w, x, y, z = q.unbind(1)
+    return torch.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ],
+        dim=1,
+    ).reshape(n, 3, 3)  # fmt: skip
 
 
 def time_warp(x: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -86,8 +111,10 @@ class Augmenter:
         cfg = self.cfg
         n = x.shape[0]
         y = x * self.std + self.mean  # physical units, [N, W, C]
-        if cfg.rotate_max_deg > 0:
+        if cfg.rotate_max_deg > 0 or cfg.mount_prob > 0:
             rot = random_rotations(n, cfg.rotate_max_deg, x.device)  # [N, 3, 3]
+            mounted = torch.rand(n, device=x.device) < cfg.mount_prob  # [N]
+            rot[mounted] = uniform_rotations(int(mounted.sum()), x.device)
             y = y.clone()
             for idx in self.groups:
                 y[:, :, idx] = y[:, :, idx] @ rot.transpose(1, 2)

@@ -15,12 +15,18 @@ Datasets (``--data`` names) and how their windows are labelled:
   stillness after the impact. Every window of an ADL trial is ``no_fall``.
   SisFall's axes are turned into HAPT's convention (+x up when upright) by a fixed rotation
   (``SISFALL_TO_BODY_FRAME``) before the chain, so both datasets share one frame.
+* ``mobifall`` (a phone in a trouser pocket, 100 Hz): the chain runs per trial; no head labels,
+  as it serves pretraining (``trial_is_fall`` is kept). Under automatic mounting only the 9
+  subjects with walking (a device that calibrates) are used (:func:`build_mobifall`).
+* ``<name>@<rate>`` (``hapt@20``, ``mobifall@25``): the dataset re-rendered at that rate first,
+  as a device at that rate would send it; the same subjects, more hours.
 * a folder of recording CSVs (``<root>/<dataset>/<subject>_<session>.csv``, the canonical
   format or the seed's ``acc_x..gyro_z`` files with the sample rate given): the chain runs per
   file; a ``label`` column gives head ``activity`` labels by the same majority rule as HAPT.
 
 Splits are by subject, never by window or file: HAPT's official UCI split, SisFall k-fold by
-subject or the fixed split of the shipped model (``SISFALL_TEST_SUBJECTS``). Each split sets a
+subject or the fixed split of the shipped model (``SISFALL_TEST_SUBJECTS``), MobiFall's fixed
+test subjects (``MOBIFALL_TEST_SUBJECTS``). Each split sets a
 fixed few of its training subjects apart for validation (``gaitedge.datasets.validation_subjects``):
 models and normalisation are fitted on the rest, choices are made on them, and the test subjects
 are only scored.
@@ -34,7 +40,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +55,9 @@ from gaitedge.datasets import (  # the one reader of each dataset, shared with `
     default_data_root,
     hapt_recordings,
     hapt_split,
+    mobifall_adl_subjects,
+    mobifall_recordings,
+    mobifall_split,
     render_rate,
     sisfall_recordings,
     sisfall_split,
@@ -74,7 +83,10 @@ class WindowSet:
         t_start_s: [K] window start within its recording.
         labels: head name -> [K] int64 class index, ``IGNORE`` where the window has none.
         classes: head name -> class names.
-        trial_is_fall: [K] int8, 1/0 for SisFall windows' trial label, -1 elsewhere.
+        trial_is_fall: [K] int8, 1/0 for SisFall and MobiFall windows' trial label, -1
+            elsewhere.
+        recording_s: [K] duration of the recording each window comes from (seconds), for the
+            corpus figures (:func:`corpus`).
     """
 
     data: np.ndarray
@@ -84,6 +96,7 @@ class WindowSet:
     labels: dict[str, np.ndarray] = field(default_factory=dict)
     classes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     trial_is_fall: np.ndarray | None = None
+    recording_s: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -98,6 +111,7 @@ class WindowSet:
             labels={k: v[index] for k, v in self.labels.items()},
             classes=dict(self.classes),
             trial_is_fall=self.fall_trials()[index],
+            recording_s=None if self.recording_s is None else self.recording_s[index],
         )
 
     def fall_trials(self) -> np.ndarray:
@@ -106,15 +120,12 @@ class WindowSet:
         return self.trial_is_fall
 
     def with_data(self, data: np.ndarray) -> WindowSet:
-        return WindowSet(
-            data,
-            self.subject,
-            self.group,
-            self.t_start_s,
-            self.labels,
-            self.classes,
-            self.trial_is_fall,
-        )
+        return replace(self, data=data)
+
+    def durations_s(self) -> np.ndarray:
+        if self.recording_s is None:
+            return np.full(len(self), np.nan)
+        return self.recording_s
 
 
 def concat(sets: Sequence[WindowSet]) -> WindowSet:
@@ -143,6 +154,7 @@ def concat(sets: Sequence[WindowSet]) -> WindowSet:
         labels=labels,
         classes={k: tuple(v) for k, v in heads.items()},
         trial_is_fall=np.concatenate([s.fall_trials() for s in sets]),
+        recording_s=np.concatenate([s.durations_s() for s in sets]),
     )
 
 
@@ -179,16 +191,20 @@ def _assemble(parts: list[dict], classes: dict[str, tuple[str, ...]]) -> WindowS
         labels={h: cat(f"label_{h}") for h in heads},
         classes=classes,
         trial_is_fall=cat("trial_is_fall") if "trial_is_fall" in parts[0] else None,
+        recording_s=cat("recording_s"),
     )
 
 
-def _part(data: np.ndarray, start: np.ndarray, subject: str, group: int, rate_hz: float) -> dict:
+def _part(
+    data: np.ndarray, start: np.ndarray, subject: str, group: int, rate_hz: float, duration_s: float
+) -> dict:
     k = len(data)
     return {
         "data": data,
         "subject": np.full(k, subject, dtype=object).astype(str),
         "group": np.full(k, group, np.int64),
         "t_start_s": start / rate_hz,
+        "recording_s": np.full(k, duration_s),
     }
 
 
@@ -202,7 +218,7 @@ def build_hapt(root: Path, cfg: ChainConfig, render_hz: float | None = None) -> 
     mountings = subject_mountings(cfg, recs)
     for rec in recs:
         data, start = _windows_of(cfg, rec, mountings.get(rec.subject), render_hz)
-        part = _part(data, start, rec.subject, rec.group, rec.rate_hz)
+        part = _part(data, start, rec.subject, rec.group, rec.rate_hz, _duration_s(rec))
         part["label_activity"] = window_labels(rec.sample_label, start, cfg.window_samples)
         parts.append(part)
     return _assemble(parts, {"activity": HAPT_LABELS})
@@ -222,11 +238,45 @@ def build_sisfall(
     mountings = subject_mountings(cfg, recs)
     for rec in recs:
         data, start = _windows_of(cfg, rec, mountings.get(rec.subject), render_hz)
-        part = _part(data, start, rec.subject, rec.group, rec.rate_hz)
+        part = _part(data, start, rec.subject, rec.group, rec.rate_hz, _duration_s(rec))
         part["label_fall"] = sisfall_window_labels(rec, start, cfg.window_samples)
         part["trial_is_fall"] = np.full(len(data), rec.is_fall, np.int8)
         parts.append(part)
     return _assemble(parts, {"fall": FALL_CLASSES})
+
+
+def build_mobifall(root: Path, cfg: ChainConfig, render_hz: float | None = None) -> WindowSet:
+    """MobiFall windows, per trial (100 Hz in, the chain's rate out), with no head labels (the
+    corpus is for pretraining); ``trial_is_fall`` is kept.
+
+    With ``cfg.mounting == "auto"`` each subject is aligned like HAPT's, and only the 9 subjects
+    with daily activities are kept: the other 15 recorded falls only, no walking, so the
+    estimator never calibrates for them, and the runtime never lets the model of an
+    uncalibrated device decide anything (activity is withheld and falls rest on impact and
+    stillness alone); training on their unaligned windows would teach frames the model is never
+    used on. Without automatic mounting all 24 subjects are kept, in the phone's own frame.
+    """
+    recs = list(mobifall_recordings(root))
+    if cfg.mounting == "auto":
+        calibratable = set(mobifall_adl_subjects(root))
+        recs = [r for r in recs if r.subject in calibratable]
+    mountings = subject_mountings(cfg, recs)
+    parts = []
+    for rec in recs:
+        data, start = _windows_of(cfg, rec, mountings.get(rec.subject), render_hz)
+        part = _part(data, start, rec.subject, rec.group, rec.rate_hz, _duration_s(rec))
+        part["trial_is_fall"] = np.full(len(data), rec.is_fall, np.int8)
+        parts.append(part)
+    return _assemble(parts, {})
+
+
+def _duration_s(rec: LabelledRecording) -> float:
+    return len(rec.imu) / rec.rate_hz
+
+
+def _span_s(t: np.ndarray) -> float:
+    """Duration of a recording with timestamps ``t``: its span plus one typical interval."""
+    return float(t[-1] - t[0] + np.median(np.diff(t))) if len(t) > 1 else 0.0
 
 
 def build_folder(folder: Path, cfg: ChainConfig, rate_hz: float | None = None) -> WindowSet:
@@ -248,7 +298,8 @@ def build_folder(folder: Path, cfg: ChainConfig, rate_hz: float | None = None) -
     for group, (path, rec) in enumerate(recordings):
         w = run_offline(cfg, rec.timestamp_s, rec.imu)
         start = np.searchsorted(rec.timestamp_s, w.t_start_s - 1e-9)
-        part = _part(w.data, start, f"{folder.name}:{path.stem.split('_')[0]}", group, 1.0)
+        subject = f"{folder.name}:{path.stem.split('_')[0]}"
+        part = _part(w.data, start, subject, group, 1.0, _span_s(rec.timestamp_s))
         part["t_start_s"] = w.t_start_s - rec.timestamp_s[0]
         sample_label = np.zeros(len(rec), np.int64)
         if rec.label is not None:
@@ -259,8 +310,12 @@ def build_folder(folder: Path, cfg: ChainConfig, rate_hz: float | None = None) -
     return _assemble(parts, {"activity": tuple(names)})
 
 
+# Bump when the cached arrays change (2: recording_s).
+_CACHE_VERSION = 2
+
+
 def cache_key(name: str, cfg: ChainConfig) -> str:
-    text = f"{name}|{cfg.to_json()}|labels-v{LABELLING_VERSION}"
+    text = f"{name}|{cfg.to_json()}|labels-v{LABELLING_VERSION}|cache-v{_CACHE_VERSION}"
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -280,6 +335,8 @@ def load_windows(
         ws = build_hapt(root, cfg, render_hz)
     elif base == "sisfall":
         ws = build_sisfall(root, cfg, render_hz=render_hz)
+    elif base == "mobifall":
+        ws = build_mobifall(root, cfg, render_hz)
     else:
         ws = build_folder(root / name, cfg, rate_hz=cfg.sample_rate_hz)
     log.info("%s: %d windows from the chain", name, len(ws))
@@ -294,6 +351,7 @@ def _write_cache(path: Path, ws: WindowSet) -> None:
     arrays |= {f"label_{h}": v for h, v in ws.labels.items()}
     arrays |= {f"classes_{h}": np.array(v) for h, v in ws.classes.items()}
     arrays["trial_is_fall"] = ws.fall_trials()
+    arrays["recording_s"] = ws.durations_s()
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # ranks may race
     np.savez(tmp, **arrays)
     tmp.replace(path)
@@ -310,6 +368,7 @@ def _read_cache(path: Path) -> WindowSet:
             labels={h: z[f"label_{h}"] for h in heads},
             classes={h: tuple(str(c) for c in z[f"classes_{h}"]) for h in heads},
             trial_is_fall=z["trial_is_fall"],
+            recording_s=z["recording_s"],
         )
 
 
@@ -322,7 +381,7 @@ def activity_subset(ws: WindowSet, n_classes: int) -> WindowSet:
     labels = dict(ws.labels)
     labels["activity"] = np.where(ws.labels["activity"] < n_classes, ws.labels["activity"], -1)
     classes = dict(ws.classes) | {"activity": HAPT_LABELS[:n_classes]}
-    return WindowSet(ws.data, ws.subject, ws.group, ws.t_start_s, labels, classes, ws.trial_is_fall)
+    return replace(ws, labels=labels, classes=classes)
 
 
 def folder_split(ws: WindowSet, test_fraction: float = 0.3, seed: int = 0) -> SubjectSplit:
@@ -356,7 +415,8 @@ class PreparedData:
     """Normalised windows of the split's three parts plus the chain that made them.
 
     ``train``: the fitting subjects (their windows alone fit the normalisation); ``val``: the
-    validation subjects, for every choice; ``test``: the held-out subjects, scored for the card.
+    validation subjects, for every choice; ``test``: the held-out subjects, scored for the card;
+    ``corpus``: what ``train`` is made of in hours and subjects (:func:`corpus`).
     """
 
     chain: ChainConfig
@@ -364,6 +424,7 @@ class PreparedData:
     test: WindowSet
     split: SubjectSplit
     val: WindowSet | None = None
+    corpus: dict = field(default_factory=dict)
 
 
 def prepare(
@@ -392,10 +453,13 @@ def prepare(
             ws = activity_subset(ws, activity_classes)
         elif base == "sisfall":
             splits.append(sisfall_split(root, sisfall_fold, sisfall_folds))
+        elif base == "mobifall":
+            splits.append(mobifall_split(root))
         else:
             splits.append(folder_split(ws))
         sets.append(ws)
     split = merge_splits(splits)
+    stated = corpus(names, sets, split.train)
     if cfg.norm_mean is None:
         train_raw = concat([s.take(np.isin(s.subject, split.train)) for s in sets])
         cfg = cfg.with_normalization(*fit_normalization(train_raw.data))
@@ -411,7 +475,29 @@ def prepare(
         test=ws.take(np.isin(ws.subject, split.test)),
         split=split,
         val=ws.take(np.isin(ws.subject, split.val)),
+        corpus=stated,
     )
+
+
+def corpus(names: Sequence[str], sets: Sequence[WindowSet], fitting: Sequence[str]) -> dict:
+    """The fitting subjects' share of each dataset and in total: hours of the recordings their
+    windows come from, subjects, recordings and windows. A re-rendered copy (``hapt@20``) adds
+    hours but no subjects: ``subjects`` counts a dataset's own, ``new_subjects`` those no
+    earlier entry had, and the total counts each subject once."""
+    rows, seen, total_s = [], set(), 0.0
+    for name, ws in zip(names, sets, strict=True):
+        mine = np.isin(ws.subject, fitting)
+        groups, first = np.unique(ws.group[mine], return_index=True)
+        seconds = float(ws.durations_s()[mine][first].sum())
+        subjects = set(ws.subject[mine].tolist())
+        rows.append({
+            "name": name, "hours": round(seconds / 3600, 3), "subjects": len(subjects),
+            "new_subjects": len(subjects - seen), "recordings": len(groups),
+            "windows": int(mine.sum()),
+        })  # fmt: skip
+        seen |= subjects
+        total_s += seconds
+    return {"hours": round(total_s / 3600, 3), "subjects": len(seen), "datasets": rows}
 
 
 def _renormalised(

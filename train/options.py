@@ -104,6 +104,13 @@ def add_augment_args(p: argparse.ArgumentParser, defaults: AugmentConfig) -> Non
         default=defaults.time_warp_fraction,
         help="smooth random time warp, max local speed change",
     )
+    g.add_argument(
+        "--mount-prob",
+        type=float,
+        default=defaults.mount_prob,
+        help="probability that a window is turned by a uniformly random rotation instead "
+        "(any orientation, as an uncalibrated device; for pretraining)",
+    )
 
 
 def base_chain(args: argparse.Namespace):
@@ -152,6 +159,7 @@ def augment_config(args: argparse.Namespace) -> AugmentConfig:
         scale_fraction=args.scale_fraction,
         jitter_std=args.jitter_std,
         time_warp_fraction=args.time_warp_fraction,
+        mount_prob=args.mount_prob,
     )
 
 

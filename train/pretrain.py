@@ -63,7 +63,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--data",
         default="hapt,sisfall",
-        help="comma-separated datasets: hapt, sisfall, or folders under --data-root",
+        help="comma-separated datasets: hapt, sisfall, mobifall, any of them re-rendered at "
+        "another rate (hapt@20), or folders under --data-root",
     )
     options.add_data_args(p)
     options.add_train_args(p, lr=1.5e-3, epochs=10)
@@ -99,6 +100,20 @@ def test_reconstruction(
     return {"test_reconstruction_loss": float(np.mean(losses)), "test_windows": len(pick)}
 
 
+def log_corpus(corpus: dict) -> None:
+    """The pretraining corpus in hours and subjects, per dataset and in total."""
+    for row in corpus["datasets"]:
+        log.info(
+            "corpus %s: %.2f h, %d subjects (%d new), %d recordings, %d windows",
+            row["name"], row["hours"], row["subjects"], row["new_subjects"],
+            row["recordings"], row["windows"],
+        )  # fmt: skip
+    log.info(
+        "pretraining corpus: %.2f h of %d subjects (fitting subjects only; a re-rendered copy "
+        "adds hours, not subjects)", corpus["hours"], corpus["subjects"],
+    )  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> FitResult:
     args = parse_args(argv)
     options.setup_logging(args.verbose)
@@ -107,9 +122,7 @@ def main(argv: Sequence[str] | None = None) -> FitResult:
     chain = options.base_chain(args)
     names = [n.strip() for n in args.data.split(",") if n.strip()]
     prepared = options.prepared_data(names, chain, args)
-    log.info(
-        "pretraining on %d windows of %d subjects", len(prepared.train), len(prepared.split.train)
-    )
+    log_corpus(prepared.corpus)
     torch.manual_seed(cfg.seed)
     model = IMUMaskedAutoencoder(
         preset_config(
@@ -130,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> FitResult:
         "heads": {},
         "split": prepared.split.to_dict(),
         "datasets": names,
+        "corpus": prepared.corpus,
         "augment": augment.to_dict(),
     }
     result = fit(

@@ -122,19 +122,54 @@ def evaluate_windows(
     return report
 
 
+def subject_windows(
+    names: Sequence[str],
+    chain,
+    heads: dict[str, Sequence[str]],
+    subjects: Sequence[str],
+    root: Path | None,
+    cache_dir: Path | None,
+) -> WindowSet:
+    """The windows of ``subjects`` in datasets ``names``, cut by ``chain`` (its normalisation and
+    hop: e.g. the streaming hop for scoring a model trained at another)."""
+    sets = []
+    for name in names:
+        ws = load_windows(name, chain, root, cache_dir)
+        if name.partition("@")[0] == "hapt" and "activity" in heads:
+            ws = activity_subset(ws, len(heads["activity"]))
+        sets.append(ws)
+    ws = concat(sets)
+    return ws.take(np.isin(ws.subject, list(subjects)))
+
+
 def checkpoint_test_windows(ckpt: dict, root: Path | None, cache_dir: Path | None) -> WindowSet:
     """The held-out windows of a checkpoint's split, cut with its chain (incl. normalisation)."""
     from gaitedge.preprocess import ChainConfig
 
     chain = ChainConfig.from_dict(ckpt["chain"])
-    sets = []
-    for name in ckpt["datasets"]:
-        ws = load_windows(name, chain, root, cache_dir)
-        if name == "hapt" and "activity" in ckpt["heads"]:
-            ws = activity_subset(ws, len(ckpt["heads"]["activity"]))
-        sets.append(ws)
-    ws = concat(sets)
-    return ws.take(np.isin(ws.subject, ckpt["split"]["test"]))
+    return subject_windows(
+        ckpt["datasets"], chain, ckpt["heads"], ckpt["split"]["test"], root, cache_dir
+    )
+
+
+def choose_fall_threshold(
+    model: IMUMaskedAutoencoder, ws: WindowSet, min_sensitivity: float = 0.99
+) -> float:
+    """The fall-probability threshold for trial-level detection, chosen on ``ws`` (validation
+    subjects): the highest that still detects ``min_sensitivity`` of their fall trials (so the
+    most specific one at that sensitivity), at most ``1 - 1e-4``."""
+    fall = ws.fall_trials() >= 0
+    if not fall.any():
+        raise ValueError("no SisFall trials among the validation windows")
+    prob = predict_probs(model, ws.data[fall])["fall"][:, 1]
+    trials, inverse = np.unique(ws.group[fall], return_inverse=True)
+    max_prob = np.full(len(trials), -np.inf)
+    np.maximum.at(max_prob, inverse, prob)
+    is_fall = np.zeros(len(trials), bool)
+    is_fall[inverse] = ws.fall_trials()[fall] == 1
+    fall_max = np.sort(max_prob[is_fall])
+    misses = int(np.floor((1 - min_sensitivity) * len(fall_max) + 1e-9))
+    return float(min(fall_max[misses], 1 - 1e-4))
 
 
 def write_report(report: dict, out_dir: Path, title: str = "") -> None:

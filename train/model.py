@@ -18,7 +18,9 @@ channels. The encoder reads the 9 chain channels either way.
 
 Gravity is the 0.3 Hz low-pass of the acceleration: over a 2.56 s window it barely moves, so a
 decoder rebuilds a masked gravity patch by copying any visible one and the loss it earns there
-teaches nothing. ``gravity_loss=False`` keeps gravity in the input and in the masking (the encoder
+teaches nothing (on 6000 HAPT windows with 24 of 32 patches masked, copying the mean of the
+visible patches leaves 4 % of a gravity channel's variance, 100 % of body acc's and 86 % of the
+gyro's: ``bench/mae_variants.py``). ``gravity_loss=False`` keeps gravity in the input and in the masking (the encoder
 must carry posture across the window from the few gravity tokens it sees) but out of the loss;
 ``train.pretrain`` chooses it for sensor tokens, where a gravity token is a separate copy task,
 and keeps today's scoring for mixed tokens. The ``raw`` target has no gravity channels: its

@@ -157,6 +157,15 @@ def test_reconstruction_shapes_and_gradients(overrides: dict) -> None:
         assert model.decoder_sensor_embed.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("tokens", list(TokenMode), ids=lambda m: m.value)
+def test_a_linear_probe_freezes_everything_the_encoder_uses(tokens: TokenMode) -> None:
+    model = _model(token_mode=tokens, pos_embed="learned", heads=(("activity", 6),))
+    model.classify(torch.randn(2, 128, 9))["activity"].sum().backward()
+    used = {id(p) for p in model.parameters() if p.grad is not None}
+    after_encoder = {id(p) for m in (model.fc_norm, model.heads) for p in m.parameters()}
+    assert {id(p) for p in model.encoder_parameters()} == used - after_encoder
+
+
 def test_sensor_raw_reads_acc_from_the_body_token() -> None:
     model = _model(token_mode="sensor", **RAW)
     x = torch.randn(2, 128, 9)

@@ -20,12 +20,12 @@ Gravity is the 0.3 Hz low-pass of the acceleration: over a 2.56 s window it bare
 decoder rebuilds a masked gravity patch by copying any visible one and the loss it earns there
 teaches nothing (on 6000 HAPT windows with 24 of 32 patches masked, copying the mean of the
 visible patches leaves 4 % of a gravity channel's variance, 100 % of body acc's and 86 % of the
-gyro's: ``bench/mae_variants.py``). ``gravity_loss=False`` keeps gravity in the input and in the masking (the encoder
-must carry posture across the window from the few gravity tokens it sees) but out of the loss;
-``train.pretrain`` chooses it for sensor tokens, where a gravity token is a separate copy task,
-and keeps today's scoring for mixed tokens. The ``raw`` target has no gravity channels: its
-acceleration is scored where the body-acc input is masked, since the body part is what the
-encoder cannot copy.
+gyro's: ``bench/mae_variants.py``). ``gravity_loss=False`` keeps gravity in the input and in the
+masking (the encoder must carry posture across the window from the few gravity tokens it sees)
+but out of the loss; ``train.pretrain`` chooses it for sensor tokens, where a gravity token is a
+separate copy task, and keeps today's scoring for mixed tokens. The ``raw`` target has no
+gravity channels: its acceleration is scored where the body-acc input is masked, since the body
+part is what the encoder cannot copy.
 
 The inference path (``forward_features`` -> ``classify``) has no masking and no data-dependent
 control flow, so it exports to ONNX as is.

@@ -17,11 +17,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from gaitedge.preprocess import DEFAULT_CHANNELS, ChainConfig
 from train import options
 from train.augment import AugmentConfig, Augmenter
 from train.data import PreparedData
 from train.engine import METRICS_NAME, FitResult, fit, is_main_process
-from train.model import PRESETS, IMUMaskedAutoencoder, MaskMode, PosEmbed, preset_config
+from train.model import (
+    PRESETS,
+    IMUMaskedAutoencoder,
+    MaskMode,
+    ModelConfig,
+    PosEmbed,
+    Target,
+    TokenMode,
+    preset_config,
+)
 from train.plots import plot_curves, plot_reconstruction
 
 log = logging.getLogger(__name__)
@@ -60,6 +70,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="sinusoidal",
         help="time embedding of the patch tokens",
     )
+    g.add_argument(
+        "--token-mode",
+        choices=[m.value for m in TokenMode],
+        default="mixed",
+        help="one token per patch (all channels) or per patch and sensor (body acc, gravity, gyro)",
+    )
+    g.add_argument(
+        "--target",
+        choices=[m.value for m in Target],
+        default="chain",
+        help="reconstruct the chain channels or the raw acc (body + gravity) and gyro",
+    )
+    g.add_argument(
+        "--gravity-loss",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="score gravity in the loss (chain target; default: on for mixed, off for sensor)",
+    )
     p.add_argument(
         "--data",
         default="hapt,sisfall",
@@ -70,6 +98,40 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     options.add_train_args(p, lr=1.5e-3, epochs=10)
     options.add_augment_args(p, PRETRAIN_AUGMENT)
     return p.parse_args(argv)
+
+
+def model_config(args: argparse.Namespace, chain: ChainConfig) -> ModelConfig:
+    """The MAE of the model options for windows of ``chain`` (normalised: ``raw`` undoes it)."""
+    token_mode, target = TokenMode(args.token_mode), Target(args.target)
+    gravity_loss = args.gravity_loss
+    if gravity_loss is None:  # a sensor token of gravity is a copy task (train.model docstring)
+        gravity_loss = token_mode is TokenMode.MIXED or target is Target.RAW
+    raw = target is Target.RAW
+    return preset_config(
+        args.preset,
+        window_samples=chain.window_samples,
+        n_channels=chain.n_channels,
+        patch_samples=args.patch_samples,
+        mask_ratio=args.mask_ratio,
+        mask_mode=args.mask_mode,
+        pos_embed=args.pos_embed,
+        token_mode=token_mode,
+        target=target,
+        gravity_loss=gravity_loss,
+        norm_mean=chain.norm_mean if raw else None,
+        norm_std=chain.norm_std if raw else None,
+    )
+
+
+def check_channels(args: argparse.Namespace, chain: ChainConfig) -> None:
+    """Fail before loading data where a model option needs the default body acc / gravity /
+    gyro channels and the chain has others."""
+    layout = args.token_mode != "mixed" or args.target != "chain" or args.gravity_loss is False
+    if layout and chain.channels != DEFAULT_CHANNELS:
+        raise SystemExit(
+            "pretrain: --token-mode sensor, --target raw and --no-gravity-loss need the chain "
+            f"channels {','.join(DEFAULT_CHANNELS)}, not {','.join(chain.channels)}"
+        )
 
 
 def test_reconstruction(
@@ -90,10 +152,10 @@ def test_reconstruction(
         k = int(torch.argsort(spread)[int(0.7 * (len(spread) - 1))])
         _, pred, mask = model(x[k : k + 1])
     plot_reconstruction(
-        x[k].numpy(),
-        model.unpatchify(pred)[0].numpy(),
-        model.unpatchify(mask)[0].numpy(),
-        prepared.chain.channels,
+        model.reconstruction_target(x[k : k + 1])[0].numpy(),
+        pred[0].numpy(),
+        mask[0].numpy(),
+        model.cfg.target_channels(prepared.chain.channels),
         out_dir / "reconstruction.png",
         prepared.chain.sample_rate_hz,
     )
@@ -120,21 +182,12 @@ def main(argv: Sequence[str] | None = None) -> FitResult:
     torch.set_num_threads(args.threads)
     cfg = options.train_config(args)
     chain = options.base_chain(args)
+    check_channels(args, chain)
     names = [n.strip() for n in args.data.split(",") if n.strip()]
     prepared = options.prepared_data(names, chain, args)
     log_corpus(prepared.corpus)
     torch.manual_seed(cfg.seed)
-    model = IMUMaskedAutoencoder(
-        preset_config(
-            args.preset,
-            window_samples=prepared.chain.window_samples,
-            n_channels=prepared.chain.n_channels,
-            patch_samples=args.patch_samples,
-            mask_ratio=args.mask_ratio,
-            mask_mode=args.mask_mode,
-            pos_embed=args.pos_embed,
-        )
-    )
+    model = IMUMaskedAutoencoder(model_config(args, prepared.chain))
     augment = options.augment_config(args)
     meta = {
         "kind": "pretrain",

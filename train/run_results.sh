@@ -60,7 +60,7 @@ finetune() {  # out, labels token, seed, extra args...
     local length=(--max-steps 200 --batch-size 64)
     case $labels in
         10pct | 3subj) length=(--max-steps 300 --batch-size 128) ;;
-        100pct) length=(--max-steps 400 --batch-size 256) ;;
+        100pct) length=(--max-steps 300 --batch-size 256) ;;
     esac
     # shellcheck disable=SC2046
     run "$out" -m train.finetune --task activity "${COMMON[@]}" --warmup-steps 20 \
@@ -112,7 +112,7 @@ stage_le() {  # label efficiency: MAE (main) vs scratch vs gradient boosting on 
 stage_folds() {  # SisFall, all five subject folds: fall head, threshold chosen on validation
     for fold in 0 1 2 3 4; do
         run "runs/sisfall/fold$fold" -m train.finetune --task fall --sisfall-fold "$fold" \
-            --folds 5 "${COMMON[@]}" --from "$MAIN" --max-steps 400 --batch-size 256 \
+            --folds 5 "${COMMON[@]}" --from "$MAIN" --max-steps 300 --batch-size 256 \
             --warmup-steps 20 --fall-threshold val
     done
 }

@@ -22,8 +22,10 @@ def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
     """Square-root inverse class frequency, normalised to mean 1 (softens imbalance).
 
     The scale is immaterial to the losses below (a weighted mean divides by the summed weights);
-    only the ratios count. Full inverse frequency, which distillation used before, made a class
-    80x rarer weigh 80x rather than 9x.
+    only the ratios count. Full inverse frequency, which distillation used before, makes a class
+    80x rarer weigh 80x rather than 9x; measured on the labels-only micro student (600 steps of
+    128, seeds 0-2, validation subjects), sqrt vs full: HAPT macro-F1 0.887 vs 0.884, SisFall
+    window macro-F1 0.970 vs 0.932, fall-trial specificity 0.971 vs 0.929 (sensitivity 1 both).
     """
     counts = np.bincount(y[y != IGNORE], minlength=n_classes).astype(float)
     w = 1.0 / np.sqrt(np.maximum(counts, 1))

@@ -80,6 +80,7 @@ def training_record(ckpt: dict, root: Path) -> dict:
         },
         "student": {"architecture": "1-D CNN (export.student)", **ckpt.get("student_config", {})},
         "distillation": distill if ckpt.get("teacher") else None,
+        "train_config": ckpt.get("train_config"),  # steps, batch, LR schedule (train.engine.fit)
         "student_training": "distilled (soft targets on both heads + labels)"
         if ckpt.get("teacher")
         else "trained on the labels alone (no teacher)",

@@ -1,7 +1,8 @@
 """gaitedge training: MAE pretraining and fine-tuning on windows from the runtime's chain.
 
 Stages: ``data`` (chain windows, labels, subject splits) -> ``augment`` -> ``model`` (MAE and
-heads) -> ``engine`` (the shared loop) -> ``pretrain`` / ``finetune`` -> ``evaluate``.
+heads) -> ``engine`` (the one loop, with ``objectives``) -> ``pretrain`` / ``finetune`` ->
+``evaluate``; ``export.distill`` trains the edge student through the same loop.
 """
 
 from gaitedge.datasets import FALL_CLASSES, HAPT_LABELS, SISFALL_TEST_SUBJECTS, SubjectSplit
@@ -17,6 +18,7 @@ from train.model import (
     load_checkpoint,
     preset_config,
 )
+from train.objectives import ClassifierObjective, DistillObjective, class_weights
 
 __all__ = [
     "FALL_CLASSES",
@@ -26,6 +28,8 @@ __all__ = [
     "AmpMode",
     "AugmentConfig",
     "Augmenter",
+    "ClassifierObjective",
+    "DistillObjective",
     "IMUMaskedAutoencoder",
     "MaskMode",
     "ModelConfig",
@@ -33,6 +37,7 @@ __all__ = [
     "SubjectSplit",
     "TrainConfig",
     "WindowSet",
+    "class_weights",
     "fit",
     "load_checkpoint",
     "load_windows",

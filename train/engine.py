@@ -1,9 +1,11 @@
-"""The training loop shared by pretraining and fine-tuning.
+"""The one training loop: pretraining, fine-tuning and distillation (``export.distill``).
 
-``fit`` takes an *objective*: an ``nn.Module`` whose ``forward(x, **targets)`` returns
-``(loss, metrics)``, so DistributedDataParallel wraps the whole loss computation. Everything
-random in a step (augmentation, masking, dropout) is seeded from ``(seed, step, rank)`` and the
-window order from ``(seed, epoch)``, so a resumed run repeats the uninterrupted one exactly.
+``fit`` takes an *objective* (``train.objectives``, ``train.pretrain.MAEObjective``): an
+``nn.Module`` whose ``forward(x, **targets)`` returns ``(loss, metrics)``, so
+DistributedDataParallel wraps the whole loss computation. Everything random in a step
+(augmentation, masking, dropout, a weighted draw of the batch) is seeded from
+``(seed, step, rank)`` and the window order from ``(seed, epoch)``, so a resumed run repeats the
+uninterrupted one exactly.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) the objective is wrapped in DDP and a
 ``DistributedSampler`` deals each process its share of every epoch; only rank 0 writes files.
@@ -133,6 +135,27 @@ class _Batches:
         return epoch, batch, self._order[batch * b : (batch + 1) * b]
 
 
+class _WeightedBatches:
+    """Window indices for a step drawn with replacement by ``weights`` [K] (probabilities).
+
+    Each step's draw comes from a generator seeded by (seed, step, rank), so a resumed run draws
+    the same batches; an "epoch" is ``K`` windows' worth of steps over all ranks.
+    """
+
+    def __init__(self, weights: np.ndarray, batch_size: int, seed: int, ctx: Dist) -> None:
+        p = np.asarray(weights, np.float64)
+        if p.ndim != 1 or (p < 0).any() or not p.sum() > 0:
+            raise ValueError("sampling weights must be one non-negative number per window")
+        self.p = p / p.sum()
+        self.batch_size, self.seed, self.rank = batch_size, seed, ctx.rank
+        self.steps_per_epoch = max(1, len(p) // (batch_size * ctx.world_size))
+
+    def indices(self, step: int) -> tuple[int, int, np.ndarray]:
+        epoch, batch = divmod(step, self.steps_per_epoch)
+        rng = np.random.default_rng(step_seed(self.seed, step, self.rank))
+        return epoch, batch, rng.choice(len(self.p), size=self.batch_size, p=self.p)
+
+
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW; biases, norms and embeddings (parameters with < 2 dims) get no weight decay."""
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -163,8 +186,9 @@ def fit(
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     evaluate: Callable[[], dict] | None = None,
     resume: bool = False,
+    sample_weights: np.ndarray | None = None,
 ) -> FitResult:
-    """Train ``objective`` on windows ``data`` [K, W, C] with per-window ``targets`` [K].
+    """Train ``objective`` on windows ``data`` [K, W, C] with per-window ``targets`` [K, ...].
 
     Args:
         objective: module with ``.model`` (the network saved in checkpoints) whose forward
@@ -173,6 +197,8 @@ def fit(
         augment: applied to each batch before the objective.
         evaluate: called on rank 0 after training; its dict goes to the checkpoint ``metrics``.
         resume: continue from ``out_dir/checkpoint.pt`` if it exists.
+        sample_weights: [K] relative probabilities: batches are drawn with replacement by them
+            (seeded per step) instead of epochs of shuffled windows.
     """
     torch.set_num_threads(cfg.num_threads)
     ctx = setup_distributed()
@@ -184,7 +210,12 @@ def fit(
     scaler = torch.amp.GradScaler(
         "cuda", enabled=ctx.device.type == "cuda" and cfg.amp is AmpMode.FP16
     )
-    batches = _Batches(len(data), cfg.batch_size, cfg.seed, ctx)
+    if sample_weights is None:
+        batches = _Batches(len(data), cfg.batch_size, cfg.seed, ctx)
+    elif len(sample_weights) != len(data):
+        raise ValueError(f"{len(sample_weights)} sampling weights for {len(data)} windows")
+    else:
+        batches = _WeightedBatches(sample_weights, cfg.batch_size, cfg.seed, ctx)
     total = cfg.max_steps or max(1, round(cfg.epochs * batches.steps_per_epoch))
     start = _maybe_resume(out_dir, model, optimizer, scaler) if resume else 0
     runner = objective
@@ -230,7 +261,7 @@ def _train_step(
     scaler: torch.amp.GradScaler,
     data: torch.Tensor,
     targets: dict[str, torch.Tensor],
-    batches: _Batches,
+    batches: _Batches | _WeightedBatches,
     step: int,
     total: int,
     cfg: TrainConfig,

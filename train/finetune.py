@@ -20,8 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812
-from torch import nn
 
 from gaitedge.preprocess import ChainConfig
 from train.augment import AugmentConfig, Augmenter
@@ -34,6 +32,7 @@ from train.evaluate import (
     write_report,
 )
 from train.model import PRESETS, IMUMaskedAutoencoder, load_checkpoint, preset_config, with_heads
+from train.objectives import ClassifierObjective, class_weights
 from train.options import (
     add_augment_args,
     add_data_args,
@@ -50,32 +49,6 @@ log = logging.getLogger(__name__)
 
 FINETUNE_AUGMENT = AugmentConfig(rotate_max_deg=15.0, scale_fraction=0.1, jitter_std=0.02)
 DEFAULT_DATA = {"activity": "hapt", "fall": "sisfall"}
-
-
-class ClassifierObjective(nn.Module):
-    """Sum over heads of the class-weighted cross-entropy on windows labelled for that head."""
-
-    def __init__(self, model: IMUMaskedAutoencoder, class_weights: dict[str, torch.Tensor]) -> None:
-        super().__init__()
-        self.model = model
-        for head, w in class_weights.items():
-            self.register_buffer(f"weight_{head}", w)
-
-    def forward(
-        self, x: torch.Tensor, **labels: torch.Tensor
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        logits = self.model.classify(x)  # {head: [B, n]}
-        total = x.new_zeros(())
-        metrics = {}
-        for head, y in labels.items():
-            valid = (y != IGNORE).float()  # [B]
-            target = y.clamp(min=0)
-            weight = getattr(self, f"weight_{head}")
-            ce = F.cross_entropy(logits[head].float(), target, weight=weight, reduction="none")
-            loss = (ce * valid).sum() / (weight[target] * valid).sum().clamp(min=1e-6)
-            total = total + loss
-            metrics[f"loss_{head}"] = loss.detach()
-        return total, metrics
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -167,13 +140,6 @@ def subject_subset(ws: WindowSet, n_subjects: int, seed: int) -> WindowSet:
         raise ValueError(f"--label-subjects must lie in 1..{len(subjects)}")
     pick = np.random.default_rng(seed).choice(len(subjects), size=n_subjects, replace=False)
     return ws.take(np.isin(ws.subject, [subjects[i] for i in pick]))
-
-
-def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
-    """Square-root inverse class frequency, normalised to mean 1 (softens imbalance)."""
-    counts = np.bincount(y[y != IGNORE], minlength=n_classes).astype(float)
-    w = 1.0 / np.sqrt(np.maximum(counts, 1))
-    return torch.tensor(w / w.mean(), dtype=torch.float32)
 
 
 def build_model(

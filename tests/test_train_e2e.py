@@ -7,6 +7,7 @@ from its checkpoint ends bit-identical to an uninterrupted one, a non-finite los
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +15,11 @@ import pytest
 import torch
 
 from gaitedge.preprocess import ChainConfig
-from train import evaluate, finetune, pretrain
+from train import evaluate, finetune, pretrain, summarize
 from train.config import TrainConfig
 from train.data import build_sisfall, concat, prepare
 from train.engine import NonFiniteLossError, fit
-from train.evaluate import evaluate_windows
+from train.evaluate import choose_fall_threshold, evaluate_windows
 from train.finetune import ClassifierObjective, class_weights
 from train.model import IMUMaskedAutoencoder, load_checkpoint, preset_config
 from train.pretrain import MAEObjective
@@ -70,7 +71,7 @@ def test_pretrain_loss_falls_and_writes_artifacts(pretrained: Path) -> None:
 
 
 def test_finetune_and_evaluate_on_held_out_subjects(
-    pretrained: Path, common: list, tmp_path: Path
+    pretrained: Path, common: list, tmp_path: Path, capsys
 ) -> None:
     out = tmp_path / "finetune"
     finetune.main(["--from", str(pretrained / "checkpoint.pt"), "--task", "activity",
@@ -96,6 +97,29 @@ def test_finetune_and_evaluate_on_held_out_subjects(
                             str(tmp_path / "eval"), *common[:4]])  # fmt: skip
     assert report["activity"]["confusion_matrix"] == test["confusion_matrix"]
     assert report["activity"]["macro_f1"] == pytest.approx(test["macro_f1"])
+    _summarize_reads(out, tmp_path, test["macro_f1"], val["macro_f1"], capsys)
+
+
+def _summarize_reads(run: Path, tmp_path: Path, test_f1: float, val_f1: float, capsys) -> None:
+    """train.summarize finds a real fine-tune run in its layout and prints/writes one object."""
+    runs = tmp_path / "runs"
+    for name in ("le/mae-1pct-s0", "le/mae-1pct-s1", "hapt12"):
+        (runs / name).mkdir(parents=True)
+        shutil.copy(run / "checkpoint.pt", runs / name / "checkpoint.pt")
+    (runs / "le/gbm-1pct-s0").mkdir()
+    gbm = {"init": "gbm", "test_macro_f1": 0.5, "val_macro_f1": 0.6, "train_windows": 7}
+    (runs / "le/gbm-1pct-s0/result.json").write_text(json.dumps(gbm))
+    capsys.readouterr()
+    written = tmp_path / "results.json"
+    summarize.main(["--runs", str(runs), "--bundle", str(tmp_path / "none.onnx"), "--json",
+                    "--write", str(written)])  # fmt: skip
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last == json.loads(written.read_text())
+    assert last["hapt12_macro_f1"] == test_f1 and last["sisfall_folds"] == []
+    rows = [(r["init"], r["labels"], r["seed"], r["macro_f1"]) for r in last["label_efficiency"]]
+    assert rows == [("mae", "1%", 0, test_f1), ("mae", "1%", 1, test_f1), ("gbm", "1%", 0, 0.5)]
+    assert last["label_efficiency"][0]["val_macro_f1"] == val_f1
+    assert last["hapt6_macro_f1"] is None  # neither a shipped bundle nor a hapt6 run here
 
 
 def test_fall_head_with_trial_level_report(sisfall_dir: Path, data_root: Path, tmp_path) -> None:
@@ -118,6 +142,13 @@ def test_fall_head_with_trial_level_report(sisfall_dir: Path, data_root: Path, t
     assert report["n_adl_trials"] == 79
     assert report["trial_sensitivity"] + report["trial_specificity"] > 1.2
     assert report["macro_f1"] > 0.65
+    # The threshold chosen on a set detects >= 99 % of its fall trials, and is the most
+    # specific such one: a little higher loses a fall trial.
+    threshold = choose_fall_threshold(model, both)
+    at = evaluate_windows(model, both, {"fall": ("no_fall", "fall")}, threshold)["fall"]
+    assert at["trial_sensitivity"] >= 0.99
+    above = evaluate_windows(model, both, {"fall": ("no_fall", "fall")}, threshold + 1e-6)
+    assert above["fall"]["trial_sensitivity"] < at["trial_sensitivity"]
 
 
 def _fit_mae(data: np.ndarray, out: Path, seed: int = 0, steps: int = 6, **kw):

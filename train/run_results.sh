@@ -109,11 +109,14 @@ stage_le() {  # label efficiency: MAE (main) vs scratch vs gradient boosting on 
     done
 }
 
-stage_folds() {  # SisFall, all five subject folds: fall head, threshold chosen on validation
+# SisFall, all five subject folds: fall head from scratch (the main MAE saw SisFall subjects that
+# are test subjects of some fold), threshold chosen on the fold's validation subjects, scored at
+# the runtime's streaming hop (10 samples) on every window of every trial.
+stage_folds() {
     for fold in 0 1 2 3 4; do
         run "runs/sisfall/fold$fold" -m train.finetune --task fall --sisfall-fold "$fold" \
-            --folds 5 "${COMMON[@]}" --from "$MAIN" --max-steps 300 --batch-size 256 \
-            --warmup-steps 20 --fall-threshold val
+            --folds 5 "${COMMON[@]}" --patch-samples 8 --max-steps 300 --batch-size 256 \
+            --warmup-steps 20 --fall-threshold val --eval-hop 10
     done
 }
 

@@ -187,7 +187,7 @@ def search(
         trials.append(trial | {"rounds": rounds, "val_macro_f1": round(scores[rounds], 4)})
         log.info("%s: val macro-F1 %.4f", trials[-1], scores[rounds])
         if scores[rounds] > best[0]:
-            best = (scores[rounds], clf, rounds, trial)
+            best = (scores[rounds], clf, rounds, trials[-1])
     return best[1], best[2], trials, best[3]
 
 

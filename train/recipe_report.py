@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import subprocess
 from collections.abc import Sequence
@@ -49,12 +50,18 @@ def machine() -> dict:
     }
 
 
+def _finite(value: float | int) -> float | int | None:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def held_out(metrics: dict) -> dict:
     """The headline test figures of a checkpoint's metrics (per head; MAE: reconstruction)."""
     figures = {}
     for head, r in metrics.get("test", {}).items():
         keep = ("macro_f1", "accuracy", "n_windows", "trial_sensitivity", "trial_specificity")
-        figures[head] = {k: r[k] for k in keep if k in r}
+        keep += ("n_fall_trials", "n_adl_trials")
+        # NaN (no trial of a kind among the held-out subjects) is written as null.
+        figures[head] = {k: _finite(r[k]) for k in keep if k in r}
     if "test_reconstruction_loss" in metrics:
         figures["reconstruction_loss"] = metrics["test_reconstruction_loss"]
     return figures

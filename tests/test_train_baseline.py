@@ -22,26 +22,29 @@ RESULT_KEYS |= {"per_class_f1"}
 def test_features_of_a_known_signal() -> None:
     rate_hz, w = 50.0, 128
     t = np.arange(w) / rate_hz
-    wave = np.sin(2 * np.pi * 2.0 * t)  # 2 Hz, a walking cadence
+    # Frequencies on FFT bins (k * rate / W), so no energy leaks into neighbouring bands.
+    step_hz, spin_hz = 7 * rate_hz / w, 15 * rate_hz / w  # 2.73 Hz, a brisk cadence; 5.86 Hz
+    wave = np.sin(2 * np.pi * step_hz * t)
     x = np.zeros((2, w, 9), np.float32)
     x[:, :, 0], x[:, :, 1], x[:, :, 2] = wave, 2 * wave, -wave  # body acc: one axis, scaled
     x[:, :, 3] = 9.81  # gravity along x: upright
-    x[1, :, 6] = 0.5 * np.sin(2 * np.pi * 6.0 * t)  # gyro: 6 Hz in the second window only
+    x[1, :, 6] = 0.5 * np.sin(2 * np.pi * spin_hz * t)  # gyro: in the second window only
     f, names = window_features(x, CHANNELS, rate_hz)
     assert f.shape == (2, len(names)) and len(set(names)) == len(names)
     v = dict(zip(names, f[0], strict=True))
-    assert abs(v["body_acc_x.dominant_hz"] - 2.0) <= rate_hz / w  # one FFT bin
+    assert v["body_acc_x.dominant_hz"] == pytest.approx(step_hz)
     bands = {n: v[n] for n in names if n.startswith("body_acc_x.band_")}
     assert max(bands, key=bands.get) == "body_acc_x.band_2_3hz"
     assert v["body_acc.corr_xy"] == pytest.approx(1.0, abs=1e-5)
     assert v["body_acc.corr_xz"] == pytest.approx(-1.0, abs=1e-5)
     assert v["gravity_x.mean"] == pytest.approx(9.81) and v["gravity_x.std"] < 1e-4
-    assert v["body_acc_x.energy"] == pytest.approx(0.5, abs=0.02)  # mean of sin²
+    assert v["body_acc_x.energy"] == pytest.approx(0.5, abs=1e-5)  # mean of sin²
     assert v["body_acc_y.p90"] == pytest.approx(2 * np.percentile(wave, 90), rel=1e-4)
     assert v["body_acc_mag.mean"] == pytest.approx(np.sqrt(6) * np.abs(wave).mean(), rel=1e-4)
     assert v["gyro.corr_xy"] == 0.0 and v["gyro_mag.max"] == 0.0  # flat: no NaN
     g = dict(zip(names, f[1], strict=True))
-    assert abs(g["gyro_x.dominant_hz"] - 6.0) <= rate_hz / w
+    assert g["gyro_x.dominant_hz"] == pytest.approx(spin_hz)
+    assert max((n for n in names if n.startswith("gyro_x.band_")), key=g.get) == "gyro_x.band_5_8hz"
     assert g["gyro_mag.max"] == pytest.approx(0.5, abs=0.01)
 
 

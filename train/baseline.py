@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from gaitedge.preprocess import ChainConfig
+from gaitedge.alerts import denormalize
 from train import options
 from train.data import IGNORE, WindowSet
 from train.evaluate import classification_report, write_report
@@ -70,13 +70,6 @@ class BaselineConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def physical(data: np.ndarray, chain: ChainConfig) -> np.ndarray:
-    """[K, W, C] chain windows back in the chain's physical units (undo the normalisation)."""
-    if chain.norm_mean is None:
-        return data
-    return data * np.asarray(chain.norm_std, np.float32) + np.asarray(chain.norm_mean, np.float32)
 
 
 def _series_features(x: np.ndarray, rate_hz: float) -> tuple[np.ndarray, list[str]]:
@@ -220,7 +213,7 @@ def run(args: argparse.Namespace, cfg: BaselineConfig = BaselineConfig()) -> dic
     val, test = _labelled(prepared.val), _labelled(prepared.test)
 
     def features(ws: WindowSet) -> np.ndarray:
-        x = physical(ws.data, chain)
+        x = denormalize(ws.data, chain)  # features in m/s² and rad/s
         return window_features(x, chain.channels, chain.sample_rate_hz)[0]
 
     log.info("gbm on %d labelled windows (%d subjects)", len(train), len(set(train.subject)))

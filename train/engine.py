@@ -239,6 +239,8 @@ def fit(
                 save_checkpoint(out_dir, model, optimizer, scaler, step + 1, cfg, meta, {})
     metrics = {"train_loss": history[-1]["loss"] if history else None, "steps": total}
     metrics["train_time_s"] = round(time.perf_counter() - t0, 2)
+    if ctx.device.type == "cuda":  # this process's peak, for the recipe's record (train/recipe.sh)
+        metrics["peak_cuda_memory_mb"] = round(torch.cuda.max_memory_allocated(ctx.device) / 2**20)
     metrics |= _rank_digests(model, ctx)
     if ctx.is_main:
         if evaluate is not None:

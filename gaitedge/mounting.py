@@ -130,6 +130,10 @@ class _Moments:
         self.walking_s = float(data["walking_s"])
 
 
+# Bumped when the estimator's decisions change (cached training windows depend on them).
+ESTIMATOR_VERSION = 2
+
+
 class MountingEstimator:
     """Online estimate of the sensor-to-body rotation from low-passed acceleration.
 
@@ -140,7 +144,7 @@ class MountingEstimator:
     """
 
     SHORT_HALF_LIFE_S = 8.0
-    SLIP_MIN_BLOCKS = 5
+    SLIP_MIN_BLOCKS = 10  # consecutive walking blocks the short estimate must disagree for
 
     def __init__(self, rate_hz: float, half_life_s: float = 600.0, slip_deg: float = 30.0):
         self.rate_hz = float(rate_hz)
@@ -206,9 +210,13 @@ class MountingEstimator:
         body = a - mean
         self.long.add(mean, body)
         self.short.add(mean, body)
-        self._short_blocks += 1
+        # A slip persists: the short estimate must stay away for SLIP_MIN_BLOCKS walking blocks
+        # in a row. One odd block that passes as walking (a transition, a stumble) weighs a lot
+        # in the 8 s memory and used to re-align on its own (HAPT subject 6: up 80 deg off).
         slipped = angle_deg(self.short.up, self.long.up) > self.slip_deg
-        if self.calibrated and self._short_blocks >= self.SLIP_MIN_BLOCKS and slipped:
+        self._short_blocks = self._short_blocks + 1 if slipped else 0
+        if self.calibrated and self._short_blocks >= self.SLIP_MIN_BLOCKS:
+            self._short_blocks = 0
             self.long.load(self.short.to_dict())
             self.long.walking_s = CALIBRATED_WALKING_S  # the short estimate is good enough
             self.realignments += 1

@@ -236,6 +236,17 @@ def test_a_slipped_sensor_is_realigned(hapt_walk):
     assert rotation_angle_deg(est.rotation @ after.rotation.T) < 25.0
 
 
+def test_odd_blocks_at_the_end_do_not_realign(data_root, hapt_dir):
+    """HAPT subject 6 ends with ~10 s of movement while lying that passes as walking; a slip
+    must persist, so the estimate stays upright (it turned 87 deg before SLIP_MIN_BLOCKS counted
+    consecutive blocks)."""
+    recs = list(ds.hapt_recordings(data_root, ["hapt:6"]))
+    est = ds.subject_estimates(ChainConfig(mounting="auto"), recs)["hapt:6"]
+    walking = np.concatenate([r.imu[r.sample_label == 1, :3] for r in recs]).mean(axis=0)
+    assert est.realignments == 0
+    assert angle_deg(est.rotation @ walking, np.array([1.0, 0.0, 0.0])) < 12.0
+
+
 def test_mount_store_round_trip(tmp_path, hapt_walk):
     t, x = hapt_walk
     est = calibrate(ChainConfig(mounting="auto"), [(t, x)])

@@ -66,6 +66,7 @@ from gaitedge.datasets import (  # the one reader of each dataset, shared with `
     window_labels,
     window_starts,
 )
+from gaitedge.mounting import ESTIMATOR_VERSION
 from gaitedge.preprocess import ChainConfig, Mounting, fit_normalization, run_offline
 from gaitedge.recording import read_recording
 
@@ -316,6 +317,8 @@ _CACHE_VERSION = 2
 
 def cache_key(name: str, cfg: ChainConfig) -> str:
     text = f"{name}|{cfg.to_json()}|labels-v{LABELLING_VERSION}|cache-v{_CACHE_VERSION}"
+    if cfg.mounting == "auto":  # windows aligned by the estimator: its version matters too
+        text += f"|mounting-v{ESTIMATOR_VERSION}"
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 

@@ -18,8 +18,9 @@ forgetting (mean up direction, second and third moments of body acceleration), s
 estimate is the same however the stream is chunked, is re-checked all the time and can be saved
 and restored (:meth:`MountingEstimator.to_dict`). It is *calibrated* after
 :data:`CALIBRATED_WALKING_S` of walking. A second, short-memory estimate runs beside it; when its
-up axis leaves the long one by more than ``slip_deg`` (a sensor that slipped or was re-clipped),
-the long estimate is replaced by the short one and counted in :attr:`realignments`.
+up axis stays more than ``slip_deg`` from the long one for 10 walking blocks in a row (20 s of
+walking: a sensor that slipped or was re-clipped, not a few odd blocks), the long estimate is
+replaced by the short one and counted in :attr:`realignments`.
 
 Every statistic is rotation-equivariant: the estimate from data rotated by ``R`` is the
 estimate from the original times ``R^T``, so the aligned stream does not depend on the mounting

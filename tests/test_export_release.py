@@ -35,6 +35,21 @@ def test_card_carries_the_measured_figures():
     flat = " ".join(card.split())
     assert "hapt:2, hapt:4" in flat and "CC BY 4.0" in flat
     assert "No SisFall data ships in this package" in flat
+    assert "No validation figures in this release" in flat  # this report has none
+
+
+def test_card_says_how_the_choice_was_made_on_validation_subjects():
+    report = {k: _entry(0.951, 0.977) for k in ("fp32", "int8", "int8_dynamic", "fp16")}
+    report["chosen"] = "int8"
+    for kind, hapt in (("fp32", 0.9431), ("int8", 0.9407)):
+        report[kind]["validation"] = _entry(hapt, 0.9612)["held_out"]
+    contract = tiny_contract()
+    contract.training["datasets"]["hapt"]["val_subjects"] = ["hapt:5", "hapt:14"]
+    card = render(report, contract)
+    assert "| INT8 | 0.9407 | 0.9960 | 0.9612 | 0.9800 | 0.9900 |" in card
+    assert "| FP32 | 0.9431 |" in card
+    flat = " ".join(card.split())
+    assert "(HAPT hapt:5, hapt:14;" in flat and "chosen: INT8" in flat
 
 
 def test_int8_choice_is_made_on_validation_subjects_alone():

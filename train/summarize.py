@@ -245,6 +245,10 @@ def collect(runs: Path, bundle: Path) -> dict:
     return summary
 
 
+def fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
 def print_tables(s: dict) -> None:
     print("| labels | init | seeds | held-out macro-F1 (mean ± std) | validation | windows |")
     print("|---|---|---|---|---|---|")
@@ -269,10 +273,14 @@ def print_tables(s: dict) -> None:
     print("|---|---|---|---|---|---|")
     for f in s["sisfall_folds"]:
         print(
-            f"| {f['fold']} | {f['threshold']} | {f['sensitivity']:.4f} | "
-            f"{f['specificity']:.4f} | {f['val_sensitivity']} | {f['val_specificity']} |"
+            f"| {f['fold']} | {fmt(f['threshold'])} | {f['sensitivity']:.4f} | "
+            f"{f['specificity']:.4f} | {fmt(f['val_sensitivity'])} | {fmt(f['val_specificity'])} |"
         )
-    print(f"\nHAPT 6 (shipped bundle): {s['hapt6_macro_f1']}; 12 labels: {s['hapt12_macro_f1']}")
+
+    print(
+        f"\nHAPT 6 (shipped bundle): {fmt(s['hapt6_macro_f1'])}; "
+        f"12 labels: {fmt(s['hapt12_macro_f1'])}"
+    )
 
 
 def plot(s: dict, runs: Path, fig: Path) -> None:

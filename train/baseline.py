@@ -256,25 +256,7 @@ def run(args: argparse.Namespace, cfg: BaselineConfig = BaselineConfig()) -> dic
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="hapt", help="datasets with activity labels (default hapt)")
-    p.add_argument(
-        "--activity-classes",
-        type=int,
-        choices=[6, 12],
-        default=6,
-        help="HAPT: 6 basic activities or 12 labels with transitions",
-    )
-    p.add_argument(
-        "--label-fraction",
-        type=float,
-        default=1.0,
-        help="fraction of labelled training windows used (stratified by class)",
-    )
-    p.add_argument(
-        "--label-subjects",
-        type=int,
-        default=None,
-        help="use the labels of only this many fitting subjects (seeded draw)",
-    )
+    options.add_label_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the label draws and the model")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")

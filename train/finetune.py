@@ -36,6 +36,7 @@ from train.objectives import ClassifierObjective, class_weights
 from train.options import (
     add_augment_args,
     add_data_args,
+    add_label_args,
     add_train_args,
     augment_config,
     base_chain,
@@ -82,25 +83,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="comma-separated datasets (default: hapt for activity, sisfall for fall)",
     )
-    p.add_argument(
-        "--activity-classes",
-        type=int,
-        choices=[6, 12],
-        default=6,
-        help="HAPT: 6 basic activities or 12 labels with transitions",
-    )
-    p.add_argument(
-        "--label-fraction",
-        type=float,
-        default=1.0,
-        help="fraction of labelled training windows used (stratified by class)",
-    )
-    p.add_argument(
-        "--label-subjects",
-        type=int,
-        default=None,
-        help="use the labels of only this many fitting subjects (seeded draw), all others unused",
-    )
+    add_label_args(p)
     p.add_argument(
         "--fall-threshold",
         default="0.5",

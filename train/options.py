@@ -47,6 +47,30 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--folds", type=int, default=5, help="number of SisFall subject folds")
 
 
+def add_label_args(p: argparse.ArgumentParser) -> None:
+    """Which labels a supervised run learns from (train.finetune and train.baseline alike)."""
+    g = p.add_argument_group("labels")
+    g.add_argument(
+        "--activity-classes",
+        type=int,
+        choices=[6, 12],
+        default=6,
+        help="HAPT: 6 basic activities or 12 labels with transitions",
+    )
+    g.add_argument(
+        "--label-fraction",
+        type=float,
+        default=1.0,
+        help="fraction of labelled training windows used (stratified by class)",
+    )
+    g.add_argument(
+        "--label-subjects",
+        type=int,
+        default=None,
+        help="use the labels of only this many fitting subjects (seeded draw), all others unused",
+    )
+
+
 def add_train_args(p: argparse.ArgumentParser, *, lr: float, epochs: float) -> None:
     d = TrainConfig()
     g = p.add_argument_group("optimisation")

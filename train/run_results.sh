@@ -81,6 +81,8 @@ stage_ablations() {  # each variant pretrained ABL_STEPS, scored on validation s
     pretrain runs/abl/raw/pretrain "$ABL_STEPS" --patch-samples 8 --target raw
     pretrain runs/abl/corpus/pretrain "$ABL_STEPS" --patch-samples 8 \
         --data hapt,sisfall,mobifall,hapt@20,sisfall@100 --mount-prob 0.25
+    # The best 1 %-label variant on validation (mask 0.5), pretrained 3x longer.
+    pretrain runs/abl/mask50-3k/pretrain $((3 * ABL_STEPS)) --patch-samples 8 --mask-ratio 0.5
     for v in runs/abl/*/; do
         v=${v%/}
         [ -f "$v/pretrain/checkpoint.pt" ] || continue

@@ -109,8 +109,8 @@ stage "pretrain-$LARGE" "$OUT/large" launch train.pretrain --preset "$LARGE" \
     --data "$PRETRAIN_DATA" --chain "$CHAIN" --amp bf16 --out "$OUT/large" \
     "${LARGE_STEPS[@]}" "${DATA[@]}"
 stage summarize "$OUT/summary.json" \
-    sh -c '"$1" -m train.summarize --runs "$2" --figures "$2/figures" --json > "$2/summary.tmp" \
-    && mv "$2/summary.tmp" "$2/summary.json"' _ "$PY" "$OUT"
+    $PY -m train.summarize --runs "$OUT" --figures "$OUT/figures" --json \
+    --write "$OUT/summary.json"
 
 $PY -m train.recipe_report --out "$OUT" --smoke "$SMOKE" || FAILED=1
 exit "$FAILED"

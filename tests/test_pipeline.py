@@ -90,7 +90,8 @@ def test_shipped_model_reports_the_real_activities(bundle, hapt_recording, tmp_p
     scored = (truth >= 1) & (truth <= 6) & (current >= 0)  # the six activities of the model
     said = np.array([reports[i]["label"] for i in current[scored]])
     agree = float(np.mean(said == np.array(HAPT_LABELS)[truth[scored] - 1]))
-    # Measured 0.9491 over 12763 samples (model 0.3.0, hop 10, calibrated on the recording).
+    # Measured 0.9491 over 12763 samples with model 0.3.0 (hop 10, calibrated on the
+    # recording); the floor holds for 0.4.0 (suite run of this session).
     assert scored.sum() > 12000 and agree > 0.93, agree
     assert {a["label"] for a in reports} == set(HAPT_LABELS[:6])
 

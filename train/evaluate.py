@@ -60,6 +60,18 @@ def classification_report(y_true: np.ndarray, probs: np.ndarray, classes: Sequen
     }
 
 
+def trial_max_prob(
+    fall_prob: np.ndarray, group: np.ndarray, trial_is_fall: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per trial: (trial ids, highest window fall probability, is a fall trial)."""
+    trials, inverse = np.unique(group, return_inverse=True)
+    max_prob = np.full(len(trials), -np.inf)
+    np.maximum.at(max_prob, inverse, fall_prob)
+    is_fall = np.zeros(len(trials), bool)
+    is_fall[inverse] = trial_is_fall == 1
+    return trials, max_prob, is_fall
+
+
 def fall_trial_report(
     fall_prob: np.ndarray,
     group: np.ndarray,
@@ -73,11 +85,7 @@ def fall_trial_report(
         fall_prob: [K] probability of ``fall`` per window; group: [K] trial ids;
         trial_is_fall: [K] the trial's label; window_label: [K] 1 impact, 0 no-fall, -1 none.
     """
-    trials, inverse = np.unique(group, return_inverse=True)
-    max_prob = np.full(len(trials), -np.inf)
-    np.maximum.at(max_prob, inverse, fall_prob)
-    is_fall = np.zeros(len(trials), bool)
-    is_fall[inverse] = trial_is_fall == 1
+    trials, max_prob, is_fall = trial_max_prob(fall_prob, group, trial_is_fall)
     detected = max_prob >= threshold
     impact = window_label == 1
     sensitivity, specificity = metrics.sensitivity_specificity(is_fall, detected)
@@ -162,11 +170,7 @@ def choose_fall_threshold(
     if not fall.any():
         raise ValueError("no SisFall trials among the validation windows")
     prob = predict_probs(model, ws.data[fall])["fall"][:, 1]
-    trials, inverse = np.unique(ws.group[fall], return_inverse=True)
-    max_prob = np.full(len(trials), -np.inf)
-    np.maximum.at(max_prob, inverse, prob)
-    is_fall = np.zeros(len(trials), bool)
-    is_fall[inverse] = ws.fall_trials()[fall] == 1
+    _, max_prob, is_fall = trial_max_prob(prob, ws.group[fall], ws.fall_trials()[fall])
     fall_max = np.sort(max_prob[is_fall])
     misses = int(np.floor((1 - min_sensitivity) * len(fall_max) + 1e-9))
     return float(min(fall_max[misses], 1 - 1e-4))

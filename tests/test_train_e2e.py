@@ -19,7 +19,7 @@ from train import evaluate, finetune, pretrain, summarize
 from train.config import TrainConfig
 from train.data import build_sisfall, concat, prepare
 from train.engine import NonFiniteLossError, fit
-from train.evaluate import choose_fall_threshold, evaluate_windows
+from train.evaluate import choose_fall_threshold, evaluate_windows, predict_probs
 from train.finetune import ClassifierObjective, class_weights
 from train.model import IMUMaskedAutoencoder, load_checkpoint, preset_config
 from train.pretrain import MAEObjective
@@ -145,6 +145,8 @@ def test_fall_head_with_trial_level_report(sisfall_dir: Path, data_root: Path, t
     # The threshold chosen on a set detects >= 99 % of its fall trials, and is the most
     # specific such one: a little higher loses a fall trial.
     threshold = choose_fall_threshold(model, both)
+    # Given the model's probabilities on the whole set (finetune's one validation pass), the same.
+    assert choose_fall_threshold(model, both, probs=predict_probs(model, both.data)) == threshold
     at = evaluate_windows(model, both, {"fall": ("no_fall", "fall")}, threshold)["fall"]
     assert at["trial_sensitivity"] >= 0.99
     above = evaluate_windows(model, both, {"fall": ("no_fall", "fall")}, threshold + 1e-6)

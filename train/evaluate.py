@@ -108,9 +108,12 @@ def evaluate_windows(
     ws: WindowSet,
     heads: dict[str, Sequence[str]],
     fall_threshold: float = 0.5,
+    probs: dict[str, np.ndarray] | None = None,
 ) -> dict:
-    """Every head's report on ``ws`` (held-out windows)."""
-    probs = predict_probs(model, ws.data)
+    """Every head's report on ``ws`` (held-out windows); ``probs``: the model's
+    :func:`predict_probs` on ``ws`` when the caller already has them."""
+    if probs is None:
+        probs = predict_probs(model, ws.data)
     report = {}
     for head, classes in heads.items():
         labelled = ws.labels[head] != IGNORE
@@ -161,7 +164,10 @@ def checkpoint_test_windows(ckpt: dict, root: Path | None, cache_dir: Path | Non
 
 
 def choose_fall_threshold(
-    model: IMUMaskedAutoencoder, ws: WindowSet, min_sensitivity: float = 0.99
+    model: IMUMaskedAutoencoder,
+    ws: WindowSet,
+    min_sensitivity: float = 0.99,
+    probs: dict[str, np.ndarray] | None = None,
 ) -> float:
     """The fall-probability threshold for trial-level detection, chosen on ``ws`` (validation
     subjects): the highest that still detects ``min_sensitivity`` of their fall trials (so the
@@ -169,7 +175,10 @@ def choose_fall_threshold(
     fall = ws.fall_trials() >= 0
     if not fall.any():
         raise ValueError("no SisFall trials among the validation windows")
-    prob = predict_probs(model, ws.data[fall])["fall"][:, 1]
+    if probs is None:
+        prob = predict_probs(model, ws.data[fall])["fall"][:, 1]
+    else:  # the model's probabilities on all of ``ws``
+        prob = probs["fall"][fall, 1]
     _, max_prob, is_fall = trial_max_prob(prob, ws.group[fall], ws.fall_trials()[fall])
     fall_max = np.sort(max_prob[is_fall])
     misses = int(np.floor((1 - min_sensitivity) * len(fall_max) + 1e-9))

@@ -28,6 +28,7 @@ from train.engine import METRICS_NAME, FitResult, fit, is_main_process
 from train.evaluate import (
     choose_fall_threshold,
     evaluate_windows,
+    predict_probs,
     subject_windows,
     write_report,
 )
@@ -211,15 +212,19 @@ def main(argv: Sequence[str] | None = None) -> FitResult:
                 subject_windows(names, chain, heads, subjects, args.data_root, args.cache_dir)
                 for subjects in (split.val, split.test)
             )
+        # One pass of the model over the validation windows serves the threshold and the report.
+        val_probs = None
+        if val_ws is not None and len(val_ws):
+            val_probs = predict_probs(model, val_ws.data)
         threshold = 0.5
         if args.fall_threshold == "val":
-            threshold = choose_fall_threshold(model, val_ws)
+            threshold = choose_fall_threshold(model, val_ws, probs=val_probs)
             log.info("fall threshold %.4f, chosen on the validation subjects", threshold)
         elif args.fall_threshold:
             threshold = float(args.fall_threshold)
         val = {}
-        if val_ws is not None and len(val_ws):
-            val = evaluate_windows(model, val_ws, heads, threshold)
+        if val_probs is not None:
+            val = evaluate_windows(model, val_ws, heads, threshold, probs=val_probs)
         report = evaluate_windows(model, test_ws, heads, threshold)
         write_report(report, args.out)
         return {"val": val, "test": report, "eval_hop_samples": args.eval_hop}

@@ -53,6 +53,9 @@ class Recording:
         label: [N] per-sample labels as strings, or None when the file has none.
         device_id: [N] device ids as strings, or None.
         repair: what timestamp repair changed (``gaitedge.preprocess.RepairStats``), or None.
+        source: where it came from when read from an app's export
+            (``gaitedge.formats.SourceInfo``: format, each sensor's file and rate, the unit, sign
+            and gravity rules applied), or None for gaitedge's own CSV.
     """
 
     timestamp_s: np.ndarray
@@ -60,6 +63,7 @@ class Recording:
     label: np.ndarray | None = None
     device_id: np.ndarray | None = None
     repair: object | None = None
+    source: object | None = None
 
     def __len__(self) -> int:
         return len(self.timestamp_s)
@@ -391,6 +395,8 @@ def describe_recording(recording: Recording, max_gap_s: float = 0.2) -> dict:
             "backward_jitter": recording.repair.backward_jitter,
             "clock_resets": recording.repair.clock_resets,
         }
+    if recording.source is not None:
+        summary["source"] = recording.source.to_dict()
     if recording.label is not None:
         names, counts = np.unique(recording.label, return_counts=True)
         summary["labels"] = {str(n): int(c) for n, c in zip(names, counts, strict=True)}

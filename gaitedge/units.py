@@ -34,6 +34,35 @@ _ACCEL_TO_M_S2 = {
 _GYRO_TO_RAD_S = {GyroUnit.RAD_S: 1.0, GyroUnit.DEG_S: np.pi / 180.0}
 
 
+# Unit names as files write them (lower-cased, spaces removed), to the canonical enums.
+_ACCEL_NAMES = {
+    "m/s2": AccelUnit.M_S2, "m/s^2": AccelUnit.M_S2, "m/(s^2)": AccelUnit.M_S2,
+    "ms2": AccelUnit.M_S2, "m/s²": AccelUnit.M_S2, "ms^-2": AccelUnit.M_S2,
+    "g": AccelUnit.G, "mg": AccelUnit.MG,
+}  # fmt: skip
+_GYRO_NAMES = {
+    "rad/s": GyroUnit.RAD_S, "rads": GyroUnit.RAD_S, "rad/sec": GyroUnit.RAD_S,
+    "deg/s": GyroUnit.DEG_S, "dps": GyroUnit.DEG_S, "d/s": GyroUnit.DEG_S,
+    "°/s": GyroUnit.DEG_S, "deg/sec": GyroUnit.DEG_S,
+}  # fmt: skip
+
+
+def parse_accel_unit(text: str, where: str = "input") -> AccelUnit:
+    """An accelerometer unit as a file names it (``m/s^2``, ``m/(s^2)``, ``G``, ``mg``)."""
+    unit = _ACCEL_NAMES.get(text.strip().lower().replace(" ", ""))
+    if unit is None:
+        raise ValueError(f"{where}: unknown accelerometer unit {text!r}")
+    return unit
+
+
+def parse_gyro_unit(text: str, where: str = "input") -> GyroUnit:
+    """A gyroscope unit as a file names it (``rad/s``, ``deg/s``, ``dps``, ``d/s``)."""
+    unit = _GYRO_NAMES.get(text.strip().lower().replace(" ", ""))
+    if unit is None:
+        raise ValueError(f"{where}: unknown gyroscope unit {text!r}")
+    return unit
+
+
 def accel_to_m_s2(
     values: np.ndarray, unit: AccelUnit | str, g_per_count: float | None = None
 ) -> np.ndarray:

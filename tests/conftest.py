@@ -66,3 +66,9 @@ def train_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _private_mount_file(tmp_path, monkeypatch):
     """`listen` stores mounting estimates in the user's cache; tests keep theirs private."""
     monkeypatch.setenv("GAITEDGE_MOUNT_FILE", str(tmp_path / "mounting.json"))
+
+
+@pytest.fixture(scope="session")
+def wild_exports(data_root: Path) -> Path:
+    """Real app and wearable exports, byte for byte (``shared/data/wild-exports``)."""
+    return _dataset(data_root, "wild-exports", "manifest.csv")

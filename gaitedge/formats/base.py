@@ -1,0 +1,217 @@
+"""What every file-format reader shares: the container a path names, the sensor series a reader
+returns, and the error it raises.
+
+A reader never builds a :class:`~gaitedge.recording.Recording` itself. It returns an
+:class:`Export`: one :class:`Series` per sensor, each on its own clock, already in canonical units
+(m/s², rad/s) and the canonical sign (Android's: a device lying flat, screen up, reads +9.81 m/s²
+on z). ``gaitedge.formats.join`` turns that into the one ``Recording`` (gravity added back where a
+file holds it apart, sensors joined onto one timeline).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+import numpy as np
+
+from gaitedge.recording import RecordingError
+
+
+class FormatError(RecordingError):
+    """An export that cannot be read as it is; the message names the file (and line)."""
+
+
+class SensorKind(str, enum.Enum):
+    """What one series measures (all in canonical units and sign once a reader returns it)."""
+
+    ACC = "acceleration"  # with gravity (specific force), m/s²
+    LINEAR_ACC = "linear acceleration"  # without gravity, m/s²
+    GRAVITY = "gravity"  # m/s²
+    GYRO = "rotation rate"  # rad/s
+
+
+@dataclass(frozen=True)
+class Series:
+    """One sensor's samples as a file holds them.
+
+    Attributes:
+        kind: what it measures.
+        t_s: [N] sample times in seconds on the file's own clock (ties and steps back allowed:
+            the join repairs them as the chain would).
+        xyz: [N, 3] canonical units and sign.
+        where: the file it came from, for messages and ``inspect`` (``export.zip:Gyroscope.csv``).
+        unit: the unit the file wrote, in words (``g``, ``deg/s``).
+    """
+
+    kind: SensorKind
+    t_s: np.ndarray
+    xyz: np.ndarray
+    where: str
+    unit: str
+
+
+@dataclass
+class Export:
+    """What a reader found: its series and the rules it applied (said by ``inspect``)."""
+
+    format: str
+    series: list[Series]
+    rules: list[str] = field(default_factory=list)
+    start_epoch_s: float | None = None
+    device: str | None = None
+
+    def get(self, kind: SensorKind) -> Series | None:
+        return next((s for s in self.series if s.kind is kind), None)
+
+
+@dataclass(frozen=True)
+class SensorInfo:
+    """One joined sensor, as ``inspect`` reports it."""
+
+    kind: str
+    where: str
+    unit: str
+    samples: int
+    rate_hz: float
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Where a recording came from and what was done to it on the way in."""
+
+    format: str
+    path: str
+    sensors: tuple[SensorInfo, ...]
+    rules: tuple[str, ...]
+    start_epoch_s: float | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "format": self.format,
+            "path": self.path,
+            "start_epoch_s": self.start_epoch_s,
+            "sensors": [
+                {
+                    "kind": s.kind,
+                    "file": s.where,
+                    "unit": s.unit,
+                    "samples": s.samples,
+                    "rate_hz": round(s.rate_hz, 3),
+                }
+                for s in self.sensors
+            ],
+            "rules": list(self.rules),
+        }
+
+
+class Container:
+    """A path as an app shared it: one file, a zip (as shared from the phone) or the unzipped
+    folder. Members are named by their POSIX path inside it (``meta/time.csv``).
+
+    Raises:
+        FormatError: a path that does not exist, or a zip that cannot be opened (truncated).
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._zip: zipfile.ZipFile | None = None
+        if not self.path.exists():
+            raise FormatError(f"{self.path}: no such file or folder")
+        if self.path.is_dir():
+            self.kind = "folder"
+            names = [
+                p.relative_to(self.path).as_posix()
+                for p in sorted(self.path.rglob("*"))
+                if p.is_file()
+            ]
+        elif zipfile.is_zipfile(self.path):
+            self.kind = "zip"
+            try:
+                self._zip = zipfile.ZipFile(self.path)
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise FormatError(f"{self.path}: cannot open the zip: {exc}") from exc
+            names = [i.filename for i in self._zip.infolist() if not i.is_dir()]
+        else:
+            self.kind = "file"
+            if _looks_like_zip(self.path):
+                raise FormatError(f"{self.path}: a zip that is truncated or damaged; share it again")
+            names = [self.path.name]
+        # macOS zips carry resource forks (__MACOSX/, ._name): never data.
+        self.names = [
+            n
+            for n in names
+            if not n.startswith("__MACOSX/") and not PurePosixPath(n).name.startswith("._")
+        ]
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+
+    def __enter__(self) -> Container:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def where(self, name: str) -> str:
+        """How messages name a member: the file itself, or ``container:member``."""
+        if self.kind == "file":
+            return str(self.path)
+        return f"{self.path}:{name}" if self.kind == "zip" else str(self.path / name)
+
+    def find(self, *basenames: str) -> list[str]:
+        """Members whose file name (any folder) is one of ``basenames``, case-insensitive."""
+        wanted = {b.lower() for b in basenames}
+        return [n for n in self.names if PurePosixPath(n).name.lower() in wanted]
+
+    def open(self, name: str) -> IO[bytes]:
+        """A binary file object for streaming a member (a zip member is read as it is inflated)."""
+        try:
+            if self.kind == "zip":
+                return self._zip.open(name)
+            return (self.path if self.kind == "file" else self.path / name).open("rb")
+        except (OSError, KeyError, zipfile.BadZipFile) as exc:
+            raise FormatError(f"{self.where(name)}: cannot read: {exc}") from exc
+
+    def read_bytes(self, name: str) -> bytes:
+        try:
+            with self.open(name) as f:
+                return f.read()
+        except (OSError, zipfile.BadZipFile, EOFError) as exc:  # a truncated member, CRC error
+            raise FormatError(f"{self.where(name)}: cannot read: {exc}") from exc
+
+    def read_text(self, name: str) -> str:
+        """A member as text (UTF-8, a byte-order mark dropped); other encodings are refused."""
+        data = self.read_bytes(name)
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise FormatError(
+                f"{self.where(name)}:{line}: not UTF-8 text (byte {data[exc.start]:#04x}); "
+                "is this the file the app exported?"
+            ) from exc
+
+    def head(self, name: str, n_bytes: int = 4096) -> str:
+        """The start of a member as text, for detection (undecodable bytes replaced)."""
+        try:
+            with self.open(name) as f:
+                data = f.read(n_bytes)
+        except (FormatError, OSError, zipfile.BadZipFile, EOFError):
+            return ""
+        return data.decode("utf-8-sig", errors="replace")
+
+
+def _looks_like_zip(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
+def stem(name: str) -> str:
+    """The file name of a member without folder and extension (``meta/time.csv`` -> ``time``)."""
+    return PurePosixPath(name).stem

@@ -1,0 +1,221 @@
+"""One home for the rules every reader shares: units, sign conventions, gravity, and the join of
+sensors sampled on separate clocks and rates onto one timeline.
+
+* **Units**: a reader names the unit its file wrote (``g``, ``m/s^2``, ``deg/s``, ...);
+  :func:`make_series` converts through ``gaitedge.units``.
+* **Sign**: the canonical convention is Android's (and HAPT's, SisFall's): an accelerometer
+  reports specific force, so a device lying flat, screen up, reads +9.81 m/s² on z. Apple's
+  CoreMotion reports the opposite (-1 g on z when flat): :attr:`Convention.IOS` negates
+  acceleration and gravity, never the gyroscope (same sign on both platforms).
+* **Gravity**: the model was trained on acceleration with gravity. A file holding acceleration
+  without gravity is joined with its gravity series (:func:`total_acceleration`); without one the
+  recording is refused, never guessed.
+* **Join**: :func:`to_recording` repairs each series' stamps (ties, batches, jitter: the chain's
+  ``repair_timestamps``), takes the faster sensor's stamps as the timeline, interpolates the
+  other onto it within the span both cover (no extrapolation), and leaves out the instants where
+  the other sensor has a hole (counted in the rules ``inspect`` prints).
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+from gaitedge.formats.base import Export, FormatError, SensorInfo, SensorKind, Series, SourceInfo
+from gaitedge.recording import Recording
+from gaitedge.units import accel_to_m_s2, gyro_to_rad_s, parse_accel_unit, parse_gyro_unit
+
+# A hole in the interpolated sensor longer than this many of its own sample intervals (or
+# HOLE_MIN_S) is not bridged by the join: those instants are left out, and the chain's gap
+# handling sees the gap as it would live.
+HOLE_INTERVALS = 4.0
+HOLE_MIN_S = 0.05
+
+
+class Convention(str, enum.Enum):
+    """How a file signs acceleration and gravity."""
+
+    ANDROID = "android"  # flat, screen up: +9.81 m/s² on z (canonical)
+    IOS = "ios"  # flat, screen up: -1 g on z (CoreMotion)
+
+
+def make_series(
+    kind: SensorKind,
+    t_s: np.ndarray,
+    xyz: np.ndarray,
+    *,
+    unit: str,
+    where: str,
+    convention: Convention = Convention.ANDROID,
+) -> Series:
+    """A series in canonical units and sign from what a file wrote.
+
+    Args:
+        kind: what the columns measure.
+        t_s: [N] times in seconds.
+        xyz: [N, 3] as written (x, y, z order: a reader reorders by column name first).
+        unit: the file's unit (``g``, ``G``, ``m/s^2``, ``m/(s^2)``, ``mG``, ``rad/s``,
+            ``deg/s``, ``dps``, ``d/s``).
+        where: the file, for messages.
+        convention: the file's sign convention for acceleration and gravity.
+    """
+    xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+    t_s = np.asarray(t_s, dtype=np.float64).reshape(-1)
+    if len(t_s) != len(xyz):
+        raise FormatError(f"{where}: {len(t_s)} times for {len(xyz)} samples")
+    try:
+        if kind is SensorKind.GYRO:
+            values = gyro_to_rad_s(xyz, parse_gyro_unit(unit, where))
+        else:
+            values = accel_to_m_s2(xyz, parse_accel_unit(unit, where))
+    except ValueError as exc:
+        raise FormatError(str(exc)) from exc
+    if kind is not SensorKind.GYRO:
+        if convention is Convention.IOS:
+            values = -values
+    return Series(kind=kind, t_s=t_s, xyz=values, where=where, unit=unit)
+
+
+def _repaired(series: Series, strict: bool) -> tuple[np.ndarray, np.ndarray]:
+    from gaitedge.preprocess import repair_timestamps
+
+    t, x = series.t_s, series.xyz
+    bad = ~(np.isfinite(t) & np.isfinite(x).all(axis=1))
+    if bad.any():
+        raise FormatError(
+            f"{series.where}: sample {int(np.argmax(bad)) + 1} has a non-finite value (NaN/inf)"
+        )
+    if len(t) < 2:
+        raise FormatError(f"{series.where}: {len(t)} sample(s); a recording needs more")
+    if (np.diff(t) <= 0).any():
+        if strict:
+            i = int(np.argmax(np.diff(t) <= 0)) + 1
+            raise FormatError(
+                f"{series.where}: sample {i + 1}: time {t[i]:.6f} s does not increase "
+                f"(previous {t[i - 1]:.6f} s)"
+            )
+        t, x, _ = repair_timestamps(t, x)
+    return t, x
+
+
+def _median_dt(t: np.ndarray) -> float:
+    return float(np.median(np.diff(t)))
+
+
+def _interp_onto(
+    t_new: np.ndarray, t: np.ndarray, x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` at ``t_new`` by linear interpolation, and a mask of the instants it covers: inside
+    its span and not inside a hole (see :data:`HOLE_INTERVALS`)."""
+    out = np.empty((len(t_new), x.shape[1]))
+    for c in range(x.shape[1]):
+        out[:, c] = np.interp(t_new, t, x[:, c])
+    right = np.clip(np.searchsorted(t, t_new, side="left"), 1, len(t) - 1)
+    span = t[right] - t[right - 1]
+    hole = max(HOLE_INTERVALS * _median_dt(t), HOLE_MIN_S)
+    ok = (t_new >= t[0]) & (t_new <= t[-1]) & (span <= hole)
+    return out, ok
+
+
+def total_acceleration(linear: Series, gravity: Series, strict: bool = False) -> Series:
+    """Acceleration with gravity: linear acceleration plus gravity interpolated onto its stamps."""
+    t, lin = _repaired(linear, strict)
+    tg, g = _repaired(gravity, strict)
+    g_on, ok = _interp_onto(t, tg, g)
+    return Series(
+        kind=SensorKind.ACC,
+        t_s=t[ok],
+        xyz=lin[ok] + g_on[ok],
+        where=f"{linear.where} + {gravity.where}",
+        unit=linear.unit,
+    )
+
+
+def to_recording(
+    export: Export,
+    path: str,
+    *,
+    strict: bool = False,
+    hints: dict[SensorKind, str] | None = None,
+) -> Recording:
+    """The one :class:`Recording` of an export: acceleration with gravity and rotation rate on
+    one timeline, in canonical units and sign.
+
+    Args:
+        export: what a reader returned.
+        path: the path the user named, for messages.
+        strict: refuse stamps that do not strictly increase instead of repairing them.
+        hints: per missing sensor, what to export instead (the app's own words).
+
+    Raises:
+        FormatError: no gyroscope, acceleration without gravity and no gravity series, a
+            non-finite value, sensors that never overlap in time.
+    """
+    hints = hints or {}
+    rules = list(export.rules)
+    acc = export.get(SensorKind.ACC)
+    if acc is None:
+        linear, gravity = export.get(SensorKind.LINEAR_ACC), export.get(SensorKind.GRAVITY)
+        if linear is None:
+            raise FormatError(
+                f"{path}: no accelerometer in this {export.format} export"
+                + (f"; {hints[SensorKind.ACC]}" if SensorKind.ACC in hints else "")
+            )
+        if gravity is None:
+            raise FormatError(
+                f"{path}: {linear.where} is acceleration without gravity and the export has no "
+                "gravity to add back (the model needs acceleration with gravity); "
+                + hints.get(SensorKind.GRAVITY, "export the gravity sensor too")
+            )
+        acc = total_acceleration(linear, gravity, strict)
+        rules.append(f"acceleration = {linear.where} (without gravity) + {gravity.where}")
+    gyro = export.get(SensorKind.GYRO)
+    if gyro is None:
+        raise FormatError(
+            f"{path}: this {export.format} export has an accelerometer but no gyroscope; the "
+            "model needs both (6 axes) and is never fed zeros"
+            + (f"; {hints[SensorKind.GYRO]}" if SensorKind.GYRO in hints else "")
+        )
+    ta, xa = _repaired(acc, strict)
+    tg, xg = _repaired(gyro, strict)
+    lo, hi = max(ta[0], tg[0]), min(ta[-1], tg[-1])
+    if hi <= lo:
+        raise FormatError(
+            f"{path}: {acc.where} ({ta[0]:.3f}-{ta[-1]:.3f} s) and {gyro.where} "
+            f"({tg[0]:.3f}-{tg[-1]:.3f} s) do not overlap in time"
+        )
+    acc_faster = _median_dt(ta) <= _median_dt(tg)
+    t = ta if acc_faster else tg
+    values, ok = _interp_onto(ta, tg, xg) if acc_faster else _interp_onto(tg, ta, xa)
+    n_outside = int(((t < lo) | (t > hi)).sum())
+    n_holes = int((~ok).sum()) - n_outside
+    if n_outside:
+        rules.append(
+            f"{n_outside} samples outside the span both sensors cover left out (no extrapolation)"
+        )
+    if n_holes:
+        rules.append(
+            f"{n_holes} samples left out where the "
+            f"{'gyroscope' if acc_faster else 'accelerometer'} has a hole"
+        )
+    if ok.sum() < 2:
+        raise FormatError(f"{path}: fewer than 2 samples where both sensors have data")
+    imu = np.empty((int(ok.sum()), 6))
+    imu[:, :3] = xa[ok] if acc_faster else values[ok]
+    imu[:, 3:] = values[ok] if acc_faster else xg[ok]
+    rules.append(
+        f"timeline: the {'accelerometer' if acc_faster else 'gyroscope'}'s stamps; the "
+        f"{'gyroscope' if acc_faster else 'accelerometer'} interpolated onto them"
+    )
+    info = SourceInfo(
+        format=export.format,
+        path=path,
+        sensors=(
+            SensorInfo("acceleration", acc.where, acc.unit, len(ta), 1.0 / _median_dt(ta)),
+            SensorInfo("rotation rate", gyro.where, gyro.unit, len(tg), 1.0 / _median_dt(tg)),
+        ),
+        rules=tuple(rules),
+        start_epoch_s=export.start_epoch_s,
+    )
+    return Recording(timestamp_s=t[ok], imu=imu, source=info)

@@ -152,14 +152,15 @@ def read(
             f"unknown format {format!r}; known: {', '.join(FORMATS)} (gaitedge formats)"
         )
     with Container(path) as container:
-        if format is None:
-            format, _ = detect(container)
-        elif not _module(format).detect(container) and format != "csv":
+        name = format
+        if name is None:
+            name, _ = detect(container)
+        elif not _module(name).detect(container) and name != "csv":
             raise FormatError(
-                f"{path}: does not look like a {format} export "
-                f"({_module(format).NEEDS}); leave out --format to detect it"
+                f"{path}: does not look like a {name} export "
+                f"({_module(name).NEEDS}); leave out --format to detect it"
             )
-        mod = _module(format)
+        mod = _module(name)
         result = mod.read(container, options)
         if isinstance(result, Recording):
             return result

@@ -139,7 +139,7 @@ class Container:
         else:
             self.kind = "file"
             if _looks_like_zip(self.path):
-                raise FormatError(f"{self.path}: a zip that is truncated or damaged; share it again")
+                raise FormatError(f"{self.path}: a truncated or damaged zip; share it again")
             names = [self.path.name]
         # macOS zips carry resource forks (__MACOSX/, ._name): never data.
         self.names = [

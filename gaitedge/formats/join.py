@@ -71,9 +71,8 @@ def make_series(
             values = accel_to_m_s2(xyz, parse_accel_unit(unit, where))
     except ValueError as exc:
         raise FormatError(str(exc)) from exc
-    if kind is not SensorKind.GYRO:
-        if convention is Convention.IOS:
-            values = -values
+    if kind is not SensorKind.GYRO and convention is Convention.IOS:
+        values = -values
     return Series(kind=kind, t_s=t_s, xyz=values, where=where, unit=unit)
 
 
@@ -103,9 +102,7 @@ def _median_dt(t: np.ndarray) -> float:
     return float(np.median(np.diff(t)))
 
 
-def _interp_onto(
-    t_new: np.ndarray, t: np.ndarray, x: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _interp_onto(t_new: np.ndarray, t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``x`` at ``t_new`` by linear interpolation, and a mask of the instants it covers: inside
     its span and not inside a hole (see :data:`HOLE_INTERVALS`)."""
     out = np.empty((len(t_new), x.shape[1]))

@@ -25,6 +25,28 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+RecordingArg = Annotated[
+    Path,
+    typer.Argument(
+        help="A recording: gaitedge's CSV or an app's export (the file, the zip as the app "
+        "shares it, or the unzipped folder; see `gaitedge formats`).",
+        exists=True,
+    ),
+]
+FormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format", help="Read the recording as this format (default: detected; gaitedge formats)."
+    ),
+]
+LayoutOption = Annotated[
+    str | None,
+    typer.Option(
+        "--layout",
+        help="With --format csv: the columns of any other CSV, as a layout string, a layout "
+        "JSON file or the name of a saved layout (gaitedge formats --help).",
+    ),
+]
 RateOption = Annotated[
     float | None,
     typer.Option(
@@ -39,12 +61,20 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _load(path: Path, rate_hz: float | None, strict: bool = False, device: str | None = None):
-    from gaitedge.recording import RecordingError, read_recording
+def _load(
+    path: Path,
+    rate_hz: float | None,
+    strict: bool = False,
+    device: str | None = None,
+    fmt: str | None = None,
+    layout: str | None = None,
+):
+    from gaitedge.formats import ReadOptions, read
+    from gaitedge.recording import RecordingError
 
     try:
-        return read_recording(path, rate_hz=rate_hz, strict=strict, device=device)
-    except RecordingError as exc:
+        return read(path, format=fmt, options=ReadOptions(rate_hz, strict, device, layout))
+    except RecordingError as exc:  # FormatError included
         raise fail(str(exc)) from exc
 
 
@@ -74,23 +104,84 @@ def version() -> None:
 
 @app.command()
 def inspect(
-    recording: Annotated[Path, typer.Argument(help="Recording CSV.", exists=True, dir_okay=False)],
+    recording: RecordingArg,
     rate_hz: RateOption = None,
+    fmt: FormatOption = None,
+    layout: LayoutOption = None,
+    device: DeviceOption = None,
 ) -> None:
-    """Summarise a recording: samples, duration, rate, gaps, labels."""
+    """Summarise a recording: its format, each sensor's rate and unit, the sign and gravity
+    rules applied, samples, duration, gaps, labels."""
     from gaitedge.recording import describe_recording
 
-    typer.echo(json.dumps(describe_recording(_load(recording, rate_hz)), indent=2))
+    rec = _load(recording, rate_hz, device=device, fmt=fmt, layout=layout)
+    typer.echo(json.dumps(describe_recording(rec), indent=2))
+
+
+@app.command()
+def convert(
+    recording: RecordingArg,
+    out: Annotated[Path, typer.Argument(help="The canonical CSV to write.", dir_okay=False)],
+    rate_hz: RateOption = None,
+    fmt: FormatOption = None,
+    layout: LayoutOption = None,
+    device: DeviceOption = None,
+    strict: StrictOption = False,
+) -> None:
+    """Write a recording (any format gaitedge reads) as gaitedge's canonical CSV."""
+    from gaitedge.recording import write_recording
+
+    rec = _load(recording, rate_hz, strict=strict, device=device, fmt=fmt, layout=layout)
+    if out.resolve() == recording.resolve():
+        raise fail(f"{out}: would overwrite the recording it converts")
+    try:
+        write_recording(out, rec)
+    except OSError as exc:
+        raise fail(f"{out}: cannot write: {exc}") from exc
+    typer.echo(f"{len(rec)} samples, {rec.duration_s:.1f} s -> {out}")
+
+
+@app.command()
+def formats(
+    save_layout: Annotated[
+        str | None,
+        typer.Option("--save-layout", help="Remember the --layout given under this name."),
+    ] = None,
+    layout: LayoutOption = None,
+) -> None:
+    """List the formats gaitedge reads (and what each needs) and the saved CSV layouts.
+
+    Any other CSV reads with --format csv --layout LAYOUT; save a layout once with
+    `gaitedge formats --save-layout NAME --layout LAYOUT`, then give --layout NAME.
+    """
+    from gaitedge.formats import FormatError, generic, list_formats
+
+    if save_layout is not None:
+        if layout is None:
+            raise fail("--save-layout needs the --layout to remember")
+        try:
+            path = generic.save_layout(save_layout, generic.load_layout(layout))
+        except (FormatError, OSError) as exc:
+            raise fail(str(exc)) from exc
+        typer.echo(f"saved layout {save_layout!r} to {path}")
+        return
+    for info in list_formats():
+        typer.echo(f"{info.name:<13} {info.title}")
+        typer.echo(f"{'':<13} needs: {info.needs}")
+    for name, spec in generic.list_layouts().items():
+        typer.echo(f"layout {name:<6} {spec}")
 
 
 @app.command()
 def windows(
-    recording: Annotated[Path, typer.Argument(help="Recording CSV.", exists=True, dir_okay=False)],
+    recording: RecordingArg,
     out: Annotated[Path, typer.Option("--out", help="Output .npz with the windows.")],
     chain_json: Annotated[
         Path | None, typer.Option("--chain", help="Chain config JSON (default: built-in).")
     ] = None,
     rate_hz: RateOption = None,
+    fmt: FormatOption = None,
+    layout: LayoutOption = None,
 ) -> None:
     """Save a recording's windows (npz) from the offline signal chain."""
     import numpy as np
@@ -98,7 +189,7 @@ def windows(
     from gaitedge.preprocess import ChainConfig, ChainInputError, run_offline
 
     cfg = ChainConfig.from_json(chain_json.read_text()) if chain_json else ChainConfig()
-    rec = _load(recording, rate_hz)
+    rec = _load(recording, rate_hz, fmt=fmt, layout=layout)
     try:
         result = run_offline(cfg, rec.timestamp_s, rec.imu)
     except ChainInputError as exc:
@@ -267,7 +358,7 @@ def listen(
 
 @app.command()
 def replay(
-    recording: Annotated[Path, typer.Argument(help="Recording CSV.", exists=True, dir_okay=False)],
+    recording: RecordingArg,
     model: ModelOption = None,
     provider: ProviderOption = "cpu",
     speed: Annotated[float, typer.Option("--speed", help="Playback speed factor.")] = 1.0,
@@ -288,6 +379,8 @@ def replay(
     ] = None,
     device: DeviceOption = None,
     strict: StrictOption = False,
+    fmt: FormatOption = None,
+    layout: LayoutOption = None,
     alerts_jsonl: JsonlOption = None,
     webhook: WebhookOption = None,
     mqtt: MqttOption = None,
@@ -296,12 +389,12 @@ def replay(
     verbose: VerboseOption = 0,
     quiet: QuietOption = False,
 ) -> None:
-    """Replay a recording: activity timeline and alerts."""
+    """Replay a recording (gaitedge's CSV or an app's export): activity timeline and alerts."""
     from gaitedge.runner import calibrate_recording, run_sources
     from gaitedge.sources import ReplaySource
 
     _logging(verbose, quiet)
-    rec = _load(recording, rate_hz, strict=strict, device=device)
+    rec = _load(recording, rate_hz, strict=strict, device=device, fmt=fmt, layout=layout)
     source = ReplaySource(recording=rec, speed=speed, fast=fast, device=device or recording.name)
     session = _session(
         model, _sinks(alerts_jsonl, webhook, mqtt, mqtt_topic, lsl), mount=mount,
@@ -330,7 +423,10 @@ def replay(
 def calibrate(
     recording: Annotated[
         Path | None,
-        typer.Argument(help="Recording CSV with walking in it.", exists=True, dir_okay=False),
+        typer.Argument(
+            help="A recording with walking in it (gaitedge's CSV or an app's export).",
+            exists=True,
+        ),
     ] = None,
     serial: Annotated[
         str | None, typer.Option("--serial", help="Calibrate a live device on this port.")
@@ -347,6 +443,8 @@ def calibrate(
     device: DeviceOption = None,
     model: ModelOption = None,
     rate_hz: RateOption = None,
+    fmt: FormatOption = None,
+    layout: LayoutOption = None,
     mount_file: MountFileOption = None,
 ) -> None:
     """Estimate how a sensor is worn (20 s of walking) and store it."""
@@ -366,7 +464,7 @@ def calibrate(
     if recording is None:
         _calibrate_live(serial, ble, duration, model, mount_file)
         return
-    rec = _load(recording, rate_hz, device=device)
+    rec = _load(recording, rate_hz, device=device, fmt=fmt, layout=layout)
     est = estimate(cfg, [(rec.timestamp_s, rec.imu)])
     name = device_id or recording.name
     if device_id is None and rec.device_id is not None and len(rec.device_id):
@@ -599,7 +697,7 @@ def evaluate(
 def bench(
     recording: Annotated[
         Path | None,
-        typer.Argument(help="Recording CSV (default: the shipped demo recording).", dir_okay=False),
+        typer.Argument(help="A recording (default: the shipped demo recording)."),
     ] = None,
     model: ModelOption = None,
     chunk_samples: Annotated[

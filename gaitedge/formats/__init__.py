@@ -17,6 +17,7 @@ A new format is one new module and one line in :data:`FORMATS`, nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 from dataclasses import dataclass
@@ -127,6 +128,16 @@ def detect(container: Container) -> tuple[str, str]:
     return found[0]
 
 
+def _with_source(rec: Recording, name: str, path: str) -> Recording:
+    """A recording read by a format that builds it itself (gaitedge's CSV), said as such."""
+    if rec.source is not None:
+        return rec
+    sensor = SensorInfo(
+        "acceleration + rotation rate", path, "m/s², rad/s", len(rec), rec.median_rate_hz
+    )
+    return dataclasses.replace(rec, source=SourceInfo(name, path, (sensor,), ()))
+
+
 def read(
     path: str | os.PathLike,
     *,
@@ -163,7 +174,7 @@ def read(
         mod = _module(name)
         result = mod.read(container, options)
         if isinstance(result, Recording):
-            return result
+            return _with_source(result, name, str(Path(path)))
         if options.rate_hz is not None:
             raise FormatError(f"{path}: has its own timestamps; do not also give --rate-hz")
         return to_recording(

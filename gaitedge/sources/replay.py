@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gaitedge.recording import Recording, read_recording
+from gaitedge.formats import ReadOptions, read
+from gaitedge.recording import Recording
 from gaitedge.sources.base import SampleChunk, SourceStats
 
 
@@ -22,7 +23,7 @@ class ReplaySource:
     the replay. ``fast=True`` yields large chunks as fast as the consumer takes them.
 
     Args:
-        path: recording CSV (``gaitedge.recording`` format); or pass ``recording``.
+        path: a recording in any format ``gaitedge.formats`` reads; or pass ``recording``.
         speed: playback speed factor when paced.
         fast: no pacing at all.
         tick_s: wall time between paced chunks.
@@ -58,7 +59,8 @@ class ReplaySource:
 
     async def __aenter__(self) -> ReplaySource:
         if self.recording is None:
-            self.recording = read_recording(self.path, rate_hz=self.rate_hz, strict=self.strict)
+            options = ReadOptions(rate_hz=self.rate_hz, strict=self.strict)
+            self.recording = read(self.path, options=options)
         self.stats.rate_hz = self.recording.median_rate_hz
         return self
 

@@ -66,6 +66,8 @@ def train_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _private_mount_file(tmp_path, monkeypatch):
     """`listen` stores mounting estimates in the user's cache; tests keep theirs private."""
     monkeypatch.setenv("GAITEDGE_MOUNT_FILE", str(tmp_path / "mounting.json"))
+    # Saved CSV layouts (`gaitedge formats --save-layout`) likewise.
+    monkeypatch.setenv("GAITEDGE_LAYOUTS", str(tmp_path / "layouts.json"))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,96 @@
+"""The command line reads any export a user names: `formats`, `convert`, `inspect`, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+
+import numpy as np
+from typer.testing import CliRunner
+
+from gaitedge import formats
+from gaitedge.cli import app
+from gaitedge.demo import DEMO_RECORDING
+from gaitedge.recording import read_recording
+
+runner = CliRunner()
+
+
+def _one_line_error(result, *needles: str) -> str:
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    line = result.stderr.strip()
+    assert "\n" not in line and line.startswith("error: "), line
+    for needle in needles:
+        assert needle in line, line
+    return line
+
+
+def test_formats_lists_every_registered_format_with_what_it_needs():
+    result = runner.invoke(app, ["formats"])
+    assert result.exit_code == 0, result.output
+    names = [ln.split()[0] for ln in result.stdout.splitlines() if not ln.startswith(" ")]
+    assert [n for n in names if n != "layout"] == list(formats.FORMATS)
+    assert result.stdout.count("needs: ") == len(formats.FORMATS)
+
+
+def test_convert_round_trips_gaitedge_csv(tmp_path):
+    out = tmp_path / "out.csv"
+    result = runner.invoke(app, ["convert", str(DEMO_RECORDING), str(out)])
+    assert result.exit_code == 0, result.output
+    a, b = read_recording(DEMO_RECORDING), read_recording(out)
+    np.testing.assert_allclose(b.timestamp_s, a.timestamp_s, atol=5e-7)  # 6 decimals written
+    np.testing.assert_array_equal(b.imu, a.imu)  # repr(): the same float64
+
+
+def test_convert_refuses_to_overwrite_its_input(tmp_path):
+    src = tmp_path / "rec.csv"
+    shutil.copy(DEMO_RECORDING, src)
+    _one_line_error(runner.invoke(app, ["convert", str(src), str(src)]), "overwrite")
+
+
+def test_an_export_converts_to_the_canonical_csv_that_replays_the_same(wild_exports, tmp_path):
+    folder = wild_exports / "sensorlogger_android-walk-pixel6"
+    out = tmp_path / "walk.csv"
+    result = runner.invoke(app, ["convert", str(folder), str(out)])
+    assert result.exit_code == 0, result.output
+    direct, converted = formats.read(folder), read_recording(out)
+    assert len(converted) == len(direct)
+    np.testing.assert_allclose(converted.imu, direct.imu, rtol=0, atol=1e-12)
+    info = json.loads(runner.invoke(app, ["inspect", str(folder)]).stdout)
+    assert info["source"]["format"] == "sensorlogger"
+    assert {s["kind"] for s in info["source"]["sensors"]} == {"acceleration", "rotation rate"}
+    assert info["source"]["rules"], "inspect says which sign, unit and gravity rules applied"
+
+
+def test_unknown_format_is_one_line():
+    result = runner.invoke(app, ["inspect", str(DEMO_RECORDING), "--format", "nonsense"])
+    _one_line_error(result, "unknown format 'nonsense'")
+
+
+def test_wrong_format_is_one_line():
+    result = runner.invoke(app, ["inspect", str(DEMO_RECORDING), "--format", "phyphox"])
+    _one_line_error(result, str(DEMO_RECORDING), "phyphox")
+
+
+def test_truncated_zip_is_one_line(tmp_path):
+    src = tmp_path / "export.zip"
+    with zipfile.ZipFile(src, "w") as z:
+        z.write(DEMO_RECORDING, "Accelerometer.csv")
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(src.read_bytes()[:300])
+    _one_line_error(runner.invoke(app, ["inspect", str(cut)]), str(cut), "zip")
+
+
+def test_not_utf8_names_file_and_line(tmp_path):
+    bad = tmp_path / "rec.csv"
+    text = DEMO_RECORDING.read_text().splitlines()
+    bad.write_bytes(("\n".join(text[:5]) + "\n").encode() + b"0.1,\x86\x87,0,0,0,0,0\n")
+    _one_line_error(runner.invoke(app, ["inspect", str(bad)]), str(bad))
+
+
+def test_unknown_export_lists_what_was_looked_at(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello\n")
+    (tmp_path / "data.bin").write_bytes(b"\x00\x01")
+    _one_line_error(runner.invoke(app, ["inspect", str(tmp_path)]), "not a format", "notes.txt")

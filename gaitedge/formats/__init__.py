@@ -62,6 +62,7 @@ FORMATS: dict[str, str] = {
     "movesense": "gaitedge.formats.movesense",
     "shimmer": "gaitedge.formats.shimmer",
     "edgeimpulse": "gaitedge.formats.edgeimpulse",
+    "actigraph": "gaitedge.formats.actigraph",
     "csv": "gaitedge.formats.generic",
 }
 

@@ -1,0 +1,98 @@
+"""Edge Impulse CSV: what Arduino and ESP boards write for the Edge Impulse uploader
+(``edgeimpulse/example-data-collection-csv``; vendor-formats.md §B6)::
+
+    timestamp,accX,accY,accZ,gyrX,gyrY,gyrZ
+    0,4.220828473773600,1.8800472920291100,-16.89228981323240,...
+
+* ``timestamp`` first, in **ms from 0**; one row per reading.
+* The CSV carries no units. Edge Impulse's own firmware declares the axes it samples as
+  ``{"accX", "m/s2"}`` ... and ``{"gyrX", "dps"}`` ... (``sensor_aq_payload_info`` in e.g.
+  ``firmware-arduino-nano-33-ble-sense``, values from the g reading times 9.80665): m/s² and
+  deg/s, read by name. A file whose median |acc| is about 1 (g) or 1000 (mg) is refused rather
+  than read ten times off.
+* The firmware reads the IMU as the chip reports it (+1 g on the axis pointing up, Android's
+  convention): no sign change.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from gaitedge.formats.base import Container, Export, FormatError, SensorKind
+from gaitedge.formats.join import make_series
+from gaitedge.formats.table import parse_table, sniff_delimiter, split_header
+from gaitedge.units import check_gravity_scale
+
+NAME = "edgeimpulse"
+TITLE = "Edge Impulse CSV (timestamp in ms, accX..accZ, gyrX..gyrZ)"
+NEEDS = (
+    "one CSV with timestamp (ms), accX,accY,accZ (m/s², as Edge Impulse firmware writes) and "
+    "gyrX,gyrY,gyrZ (deg/s)"
+)
+HINTS = {
+    SensorKind.GYRO: "sample the gyroscope too (gyrX, gyrY, gyrZ in deg/s, as Edge Impulse's "
+    "inertial firmware does) and export again",
+}
+
+_ACC = ("accX", "accY", "accZ")
+_GYRO = ("gyrX", "gyrY", "gyrZ")
+
+
+def _header(container: Container, name: str) -> list[str] | None:
+    lines = container.head(name, 2048).splitlines()
+    if not lines:
+        return None
+    header = split_header(lines[0], sniff_delimiter(lines[0]))
+    low = [h.lower() for h in header]
+    if low and low[0] == "timestamp" and all(a.lower() in low for a in _ACC):
+        return header
+    return None
+
+
+def detect(container: Container) -> str | None:
+    for name in container.names:
+        if _header(container, name):
+            return (
+                f"Edge Impulse header (timestamp, accX, accY, accZ) in {PurePosixPath(name).name}"
+            )
+    return None
+
+
+def read(container: Container, options) -> Export:
+    found = [(n, h) for n in container.names if (h := _header(container, n))]
+    if not found:
+        raise FormatError(f"{container.path}: no Edge Impulse CSV (timestamp,accX,accY,accZ)")
+    if len(found) > 1:
+        names = ", ".join(n for n, _ in found)
+        raise FormatError(f"{container.path}: {len(found)} Edge Impulse CSVs ({names}); give one")
+    name, header = found[0]
+    where = container.where(name)
+    low = [h.lower() for h in header]
+    has_gyro = all(g.lower() in low for g in _GYRO)
+    wanted = ["timestamp", *_ACC, *(_GYRO if has_gyro else ())]
+    table = parse_table(container.read_text(name), where, usecols=wanted)
+    t = table.data[:, 0] * 1e-3
+    rules = ["time: timestamp, ms from the start"]
+    unused = [h for h in header if h.lower() not in {w.lower() for w in wanted}]
+    if unused:
+        rules.append(f"columns not read: {', '.join(unused)}")
+    acc = table.data[:, 1:4]
+    try:
+        check_gravity_scale(acc, where)
+    except ValueError as exc:
+        raise FormatError(
+            f"{exc.args[0].split(';')[0]}; Edge Impulse firmware writes m/s² (is this file in "
+            "g or mg?)"
+        ) from exc
+    series = [make_series(SensorKind.ACC, t, acc, unit="m/s^2", where=f"{where} (accX..accZ)")]
+    rules.append(
+        "units: none in the file; Edge Impulse firmware's m/s² (acc) and deg/s (gyr); "
+        "sign as the chip reads it (+1 g up), unchanged"
+    )
+    if has_gyro:
+        series.append(
+            make_series(
+                SensorKind.GYRO, t, table.data[:, 4:7], unit="deg/s", where=f"{where} (gyrX..gyrZ)"
+            )
+        )
+    return Export(format=NAME, series=series, rules=rules)

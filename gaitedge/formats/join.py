@@ -99,13 +99,18 @@ def _repaired(series: Series, strict: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _median_dt(t: np.ndarray) -> float:
-    return float(np.median(np.diff(t)))
+    """The typical sample interval (the median of at most ~50 000 evenly spread intervals: a
+    day at 400 Hz costs no more than a minute)."""
+    d = np.diff(t)
+    return float(np.median(d[:: max(1, len(d) // 50_000)]))
 
 
-def _interp_onto(t_new: np.ndarray, t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``x`` at ``t_new`` by linear interpolation, and a mask of the instants it covers: inside
-    its span and not inside a hole (see :data:`HOLE_INTERVALS`)."""
-    out = np.empty((len(t_new), x.shape[1]))
+def _interp_onto(
+    t_new: np.ndarray, t: np.ndarray, x: np.ndarray, out: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` at ``t_new`` by linear interpolation (into ``out`` when given), and a mask of the
+    instants it covers: inside its span and not inside a hole (see :data:`HOLE_INTERVALS`)."""
+    out = np.empty((len(t_new), x.shape[1])) if out is None else out
     for c in range(x.shape[1]):
         out[:, c] = np.interp(t_new, t, x[:, c])
     left = np.searchsorted(t, t_new, side="left")
@@ -184,11 +189,21 @@ def to_recording(
             f"{path}: {acc.where} ({ta[0]:.3f}-{ta[-1]:.3f} s) and {gyro.where} "
             f"({tg[0]:.3f}-{tg[-1]:.3f} s) do not overlap in time"
         )
-    acc_faster = _median_dt(ta) <= _median_dt(tg)
+    dt_acc, dt_gyro = _median_dt(ta), _median_dt(tg)
+    acc_faster = dt_acc <= dt_gyro
     t = ta if acc_faster else tg
-    values, ok = _interp_onto(ta, tg, xg) if acc_faster else _interp_onto(tg, ta, xa)
+    # Both sensors into one [N, 6] array: the timeline's own samples copied, the other's
+    # interpolated straight into its columns.
+    imu = np.empty((len(t), 6))
+    if acc_faster:
+        imu[:, :3] = xa
+        _, ok = _interp_onto(ta, tg, xg, out=imu[:, 3:])
+    else:
+        imu[:, 3:] = xg
+        _, ok = _interp_onto(tg, ta, xa, out=imu[:, :3])
+    n_ok = int(ok.sum())
     n_outside = int(((t < lo) | (t > hi)).sum())
-    n_holes = int((~ok).sum()) - n_outside
+    n_holes = len(t) - n_ok - n_outside
     if n_outside:
         rules.append(
             f"{n_outside} samples outside the span both sensors cover left out (no extrapolation)"
@@ -198,11 +213,10 @@ def to_recording(
             f"{n_holes} samples left out where the "
             f"{'gyroscope' if acc_faster else 'accelerometer'} has a hole"
         )
-    if ok.sum() < 2:
+    if n_ok < 2:
         raise FormatError(f"{path}: fewer than 2 samples where both sensors have data")
-    imu = np.empty((int(ok.sum()), 6))
-    imu[:, :3] = xa[ok] if acc_faster else values[ok]
-    imu[:, 3:] = values[ok] if acc_faster else xg[ok]
+    if n_ok < len(t):
+        t, imu = t[ok], imu[ok]
     rules.append(
         f"timeline: the {'accelerometer' if acc_faster else 'gyroscope'}'s stamps; the "
         f"{'gyroscope' if acc_faster else 'accelerometer'} interpolated onto them"
@@ -211,10 +225,10 @@ def to_recording(
         format=export.format,
         path=path,
         sensors=(
-            SensorInfo("acceleration", acc.where, acc.unit, len(ta), 1.0 / _median_dt(ta)),
-            SensorInfo("rotation rate", gyro.where, gyro.unit, len(tg), 1.0 / _median_dt(tg)),
+            SensorInfo("acceleration", acc.where, acc.unit, len(ta), 1.0 / dt_acc),
+            SensorInfo("rotation rate", gyro.where, gyro.unit, len(tg), 1.0 / dt_gyro),
         ),
         rules=tuple(rules),
         start_epoch_s=export.start_epoch_s,
     )
-    return Recording(timestamp_s=t[ok], imu=imu, source=info)
+    return Recording(timestamp_s=t, imu=imu, source=info)

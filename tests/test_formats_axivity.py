@@ -306,8 +306,8 @@ def test_two_recordings_in_a_folder_need_a_choice(wild_file, tmp_path):
     with pytest.raises(FormatError) as exc:
         read(tmp_path)
     assert str(exc.value) == (
-        f"{tmp_path}: 2 CWA recordings (left.cwa, right.cwa); give one file (or --device with "
-        "part of its name)"
+        f"{tmp_path}: 2 CWA recordings (left.cwa, right.cwa); give one (or --device with part of "
+        "its name)"
     )
     assert len(read(tmp_path, options=ReadOptions(device="right"))) == 10360
 

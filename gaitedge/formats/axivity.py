@@ -36,7 +36,7 @@ from typing import IO
 
 import numpy as np
 
-from gaitedge.formats.base import Container, Export, FormatError, SensorKind
+from gaitedge.formats.base import Container, Export, FormatError, SensorKind, pick_one
 from gaitedge.formats.join import make_series
 
 NAME = "axivity"
@@ -366,22 +366,8 @@ def _local_time(t_s: float) -> str:
     return (dt.datetime(1970, 1, 1) + dt.timedelta(seconds=t_s)).isoformat(sep=" ")[:23]
 
 
-def _pick(container: Container, options) -> str:
-    members = _cwa_members(container)
-    if len(members) == 1:
-        return members[0]
-    if options.device:
-        chosen = [m for m in members if options.device in m]
-        if len(chosen) == 1:
-            return chosen[0]
-    raise FormatError(
-        f"{container.path}: {len(members)} CWA recordings ({', '.join(members)}); give one file "
-        "(or --device with part of its name)"
-    )
-
-
 def read(container: Container, options) -> Export:
-    name = _pick(container, options)
+    name = pick_one(_cwa_members(container), options.device, "CWA recordings", container.path)
     where = container.where(name)
     with container.open(name) as f:
         reader = CwaReader(f, where)

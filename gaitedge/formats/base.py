@@ -207,6 +207,21 @@ class Container:
         return data.decode("utf-8-sig", errors="replace")
 
 
+def pick_one(names: list[str], device: str | None, what: str, path: object) -> str:
+    """The one recording of several in an export: the only one, or the one whose name holds
+    ``device`` (``--device``); FormatError listing them otherwise."""
+    if len(names) == 1:
+        return names[0]
+    if device:
+        chosen = [n for n in names if device in n]
+        if len(chosen) == 1:
+            return chosen[0]
+    raise FormatError(
+        f"{path}: {len(names)} {what} ({', '.join(names)}); give one (or --device with part of "
+        "its name)"
+    )
+
+
 def _looks_like_zip(path: Path) -> bool:
     with path.open("rb") as f:
         return f.read(4) == b"PK\x03\x04"

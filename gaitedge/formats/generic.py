@@ -54,7 +54,6 @@ import math
 import os
 import re
 import shlex
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -65,6 +64,7 @@ import numpy as np
 from gaitedge.formats.base import Container, Export, FormatError, SensorKind, Series
 from gaitedge.formats.join import Convention, make_series
 from gaitedge.formats.table import Table, parse_table, sniff_delimiter, split_header
+from gaitedge.private import write_private
 from gaitedge.units import (
     AccelUnit,
     GyroUnit,
@@ -492,20 +492,8 @@ def save_layout(name: str, layout: Layout | str) -> Path:
     path = layouts_file()
     stored = _stored(path)
     stored[name] = layout.to_dict()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"layouts": dict(sorted(stored.items()))}, f, indent=1, ensure_ascii=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    text = json.dumps({"layouts": dict(sorted(stored.items()))}, indent=1, ensure_ascii=False)
+    return write_private(path, text + "\n")
 
 
 def load_layout(value: str) -> Layout:

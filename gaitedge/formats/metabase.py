@@ -181,13 +181,7 @@ def _read_one(container: Container, f: _File) -> tuple[np.ndarray, np.ndarray, s
     if len(table.data) < 2:
         raise FormatError(f"{where}: {len(table.data)} rows; a recording needs more")
     t = table.data[:, 0] * _DIALECTS[f.dialect][1]
-    back = np.flatnonzero(np.diff(t) < -0.5)
-    if len(back):
-        i = int(back[0]) + 1
-        raise FormatError(
-            f"{where}:{table.line_of(i)}: time goes back {t[i - 1] - t[i]:.3f} s "
-            "(rows out of order, or two recordings in one file)"
-        )
+    table.check_forward(t)
     ties = int((np.diff(t) == 0).sum())
     return t, table.data[:, 1:], unit, ties
 

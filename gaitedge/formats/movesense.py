@@ -35,7 +35,7 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from gaitedge.formats.base import Container, Export, FormatError, SensorKind
+from gaitedge.formats.base import Container, Export, FormatError, SensorKind, pick_one
 from gaitedge.formats.join import make_series
 from gaitedge.formats.table import parse_table
 
@@ -334,19 +334,6 @@ def detect(container: Container) -> str | None:
     return None
 
 
-def _pick(names: list[str], options, what: str, path) -> str:
-    if len(names) == 1:
-        return names[0]
-    if options.device:
-        chosen = [n for n in names if options.device in n]
-        if len(chosen) == 1:
-            return chosen[0]
-    raise FormatError(
-        f"{path}: {len(names)} {what} ({', '.join(names)}); give one (or --device with part of "
-        "its name)"
-    )
-
-
 def _showcase_files(
     container: Container, streams: list[str], csvs: list[str], options, rules: list[str]
 ) -> dict[SensorKind, tuple[str, str]]:
@@ -367,7 +354,7 @@ def _showcase_files(
                 f"{CSV_HEADER})"
             )
         by_rec.setdefault(_recording_key(name), {}).setdefault(kinds.pop(), []).append((name, form))
-    key = _pick(sorted(by_rec), options, "Showcase recordings", container.path)
+    key = pick_one(sorted(by_rec), options.device, "Showcase recordings", container.path)
     chosen: dict[SensorKind, tuple[str, str]] = {}
     for kind, files in by_rec[key].items():
         files.sort(key=lambda f: f[1] != "stream")  # the JSON stream first: full precision
@@ -400,7 +387,7 @@ def read(container: Container, options) -> Export:
             f"({(streams + csvs)[0]}); give one of them"
         )
     if meas:
-        name = _pick(meas, options, "Meas JSON files", container.path)
+        name = pick_one(meas, options.device, "Meas JSON files", container.path)
         what, packets, extra = parse_meas(container.read_text(name), container.where(name))
         rules.append(f"Meas/{what} packets of {container.where(name)}")
         rules += [f"{e} not used" for e in extra]

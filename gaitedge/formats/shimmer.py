@@ -165,13 +165,7 @@ def read(container: Container, options) -> Export:
     if clock_unit not in _SECONDS:
         raise FormatError(f"{where}: {header[chans['clock'][clock]]} in {clock_unit!r}, not ms")
     t = data["clock"][:, 0] * _SECONDS[clock_unit]
-    back = np.flatnonzero(np.diff(t) < -0.5)
-    if len(back):
-        i = int(back[0]) + 1
-        raise FormatError(
-            f"{where}:{table.line_of(i)}: time goes back {t[i - 1] - t[i]:.3f} s "
-            "(rows out of order, or two recordings in one file)"
-        )
+    table.check_forward(t)
     rules.append(f"time: {header[chans['clock'][clock]]} ({clock_unit})")
     ties = int((np.diff(t) == 0).sum())
     if ties:

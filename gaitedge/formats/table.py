@@ -57,6 +57,17 @@ class Table:
     def line_of(self, row: int) -> int:
         return self.first_line + row
 
+    def check_forward(self, t_s: np.ndarray, back_s: float = 0.5) -> None:
+        """Refuse a step back in time of more than ``back_s`` (rows out of order, or two
+        recordings in one file); smaller ones are jitter the join's repair absorbs."""
+        back = np.flatnonzero(np.diff(t_s) < -back_s)
+        if len(back):
+            i = int(back[0]) + 1
+            raise FormatError(
+                f"{self.where}:{self.line_of(i)}: time goes back {t_s[i - 1] - t_s[i]:.3f} s "
+                "(rows out of order, or two recordings in one file)"
+            )
+
 
 def sniff_delimiter(header_line: str) -> str:
     """The delimiter of a header line: the one of ``DELIMITERS`` it holds most of."""

@@ -7,6 +7,7 @@ import shutil
 import zipfile
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from gaitedge import formats
@@ -94,3 +95,41 @@ def test_unknown_export_lists_what_was_looked_at(tmp_path):
     (tmp_path / "notes.txt").write_text("hello\n")
     (tmp_path / "data.bin").write_bytes(b"\x00\x01")
     _one_line_error(runner.invoke(app, ["inspect", str(tmp_path)]), "not a format", "notes.txt")
+
+
+# One export per app, as the app writes it, through every command a user runs on it.
+APP_EXPORTS = [
+    ("sensorlogger", "ios-zip"),
+    ("sensorlogger", "android-folder"),
+    ("phyphox", "ios-semicolon-decimal-comma-zip"),
+    ("metabase", "android"),
+    ("sensorlog", "units"),
+    ("shimmer", "consensys"),
+    ("edgeimpulse", "csv"),
+    ("axivity", "ax6"),
+    ("movesense", "imu6-json"),
+]
+
+
+@pytest.mark.parametrize(("app_name", "variant"), APP_EXPORTS, ids=[v for _, v in APP_EXPORTS])
+def test_an_app_export_goes_through_every_command(app_name, variant, tmp_path):
+    from firmware_bridge.exports import render
+
+    demo = read_recording(DEMO_RECORDING)  # 3 min of HAPT with walking (CC BY 4.0)
+    path = render(f"{app_name}-{variant}", demo, tmp_path / "export")
+    info = runner.invoke(app, ["inspect", str(path)])
+    assert info.exit_code == 0, info.output
+    assert json.loads(info.stdout)["source"]["format"] == app_name
+    out = tmp_path / "canonical.csv"
+    converted = runner.invoke(app, ["convert", str(path), str(out)])
+    assert converted.exit_code == 0, converted.output
+    assert len(read_recording(out)) == len(formats.read(path))
+    store = tmp_path / "mounting.json"
+    cal = runner.invoke(app, ["calibrate", str(path), "--mount-file", str(store)])
+    assert cal.exit_code == 0, cal.output
+    assert json.loads(cal.stdout.splitlines()[0])["calibrated"] is True
+    jsonl = tmp_path / "alerts.jsonl"
+    rep = runner.invoke(app, ["replay", str(path), "--fast", "-q", "--alerts-jsonl", str(jsonl)])
+    assert rep.exit_code == 0, rep.output
+    labels = {json.loads(x)["label"] for x in jsonl.read_text().splitlines()}
+    assert labels & {"WALKING", "SITTING", "STANDING", "LAYING"}, labels

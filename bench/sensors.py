@@ -1,0 +1,242 @@
+"""Sensors people own: held-out recordings streamed through each emulated device, scored.
+
+    python bench/sensors.py --json [--quick] [--speed 20] [--drops 2] [--model M.onnx]
+
+Held-out HAPT subjects (activity) and held-out SisFall subjects (falls), as ``bench/devices.py``
+selects them, are played back to back by each emulated sensor (``firmware_bridge.peripherals``:
+encoded exactly as that device encodes them) on the emulated BlueZ, received by
+``gaitedge.sources.BleSource`` through bleak's real BlueZ backend with the device's profile
+(``gaitedge.devices``), with ``--drops`` deliberate link drops per stream. What arrived is cut
+back into the recordings and scored exactly as ``bench/devices.py`` scores its conditions
+(``activity_f1``, ``fall_scores``), against the canonical stream (the recordings as they are).
+
+Stream time: within a connection, the samples keep the stream time the runtime gave them; each
+connection is placed at its device time (playing faster than real time, the host clock would
+shrink the outages), so recordings can be cut and labelled.
+
+Rows: :data:`ROWS` maps a name to a function streaming (t, imu) and returning what arrived
+(:class:`Streamed`); a new path (the phone sources) is one function and one line there.
+
+Last line: ``{"devices": {name: {"activity_f1", "fall_sensitivity", "fall_latency_p95_s",
+"lost_samples", "reconnects", "drops"}}, "worst_activity_f1_drop",
+"worst_fall_sensitivity_drop", ...}``. ``lost_samples``: samples the device sent on a live link
+that never came out of the source (outages are not loss: they are counted in ``outage_s``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._data import data_root
+from bench.devices import Condition, activity_f1, fall_scores
+from gaitedge import datasets as ds
+from gaitedge.engine import load_engine
+
+log = logging.getLogger("bench.sensors")
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """What one path delivered for a stream of recordings played back to back.
+
+    Attributes:
+        t_s: [M] device-aligned stream time (0 = the first sample played).
+        imu: [M, 6] what came out of the source.
+        lost_samples: sent on a live link, never delivered.
+        reconnects, drops: the source's reconnects, the deliberate link drops.
+        outage_s: device time not streamed because the link was down.
+    """
+
+    t_s: np.ndarray
+    imu: np.ndarray
+    lost_samples: int
+    reconnects: int
+    drops: int
+    outage_s: float
+
+
+async def _collect(source, device, drops: int, duration_s: float) -> list:
+    """Chunks until the recording ended, with ``drops`` link drops spread over it."""
+    chunks = []
+
+    async def consume():
+        async with source:
+            async for chunk in source.chunks():
+                chunks.append(chunk)
+
+    task = asyncio.ensure_future(consume())
+    peripheral = device.peripheral
+    for k in range(drops):
+        while peripheral.position < (k + 1) * duration_s * peripheral.rate_hz / (drops + 1):
+            await asyncio.sleep(0.02)
+        device.drop_link(outage_s=0.05)
+    while not peripheral.stats.finished:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)  # the last notifications in flight
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return chunks
+
+
+def stream_ble(name: str, t: np.ndarray, imu: np.ndarray, drops: int, speed: float) -> Streamed:
+    """``imu`` played by the emulated ``name`` sensor, received through BleSource."""
+    from firmware_bridge.ble_emulator import emulated_bluez
+    from firmware_bridge.peripherals import PlaybackConfig, make_peripheral
+    from gaitedge.sources import BleSource
+
+    config = PlaybackConfig(speed=speed, start_on_command=True)
+    with emulated_bluez() as bluez:
+        device = bluez.add_peripheral(make_peripheral(name, t, imu, config))
+        source = BleSource(device.address, watchdog_s=2.0, max_backoff_s=0.2, max_reconnects=5)
+        chunks = asyncio.run(_collect(source, device, drops, float(t[-1])))
+    peripheral = device.peripheral
+    sent = sorted(set.intersection(*(peripheral.stats.sent[s] for s in peripheral.sensors)))
+    # Each connection streamed one run of consecutive device samples: place it there.
+    runs = np.split(np.array(sent), np.flatnonzero(np.diff(sent) > 1) + 1)
+    starts = [i for i, c in enumerate(chunks) if c.new_connection] + [len(chunks)]
+    times, values = [], []
+    for run, a, b in zip(runs, starts[:-1], starts[1:], strict=False):
+        t_conn = np.concatenate([c.t_s for c in chunks[a:b]])
+        times.append(t_conn - t_conn[0] + run[0] / peripheral.rate_hz)
+        values.append(np.concatenate([c.imu for c in chunks[a:b]]))
+    received = sum(len(v) for v in values)
+    return Streamed(
+        t_s=np.concatenate(times),
+        imu=np.concatenate(values),
+        lost_samples=len(sent) - received,
+        reconnects=source.stats.reconnects,
+        drops=device.stats.link_drops,
+        outage_s=round((len(peripheral.imu) - len(sent)) / peripheral.rate_hz, 2),
+    )
+
+
+def ble_row(name: str, max_speed: float) -> Callable[..., Streamed]:
+    """A sensor's row; ``max_speed`` caps the playback speed where each sample is its own
+    notification (the private D-Bus carries a few thousand signals a second, then its daemon
+    drops the emulated BlueZ's connection)."""
+    return lambda t, imu, drops, speed: stream_ble(name, t, imu, drops, min(speed, max_speed))
+
+
+# name -> how that path streams (t, imu); one line per sensor (phone paths join here).
+ROWS: dict[str, Callable[..., Streamed]] = {
+    "polar": ble_row("polar", 20.0),
+    "metawear": ble_row("metawear", 8.0),
+    "movesense": ble_row("movesense", 20.0),
+    "thingy": ble_row("thingy", 12.0),
+    "science-journal": ble_row("science-journal", 8.0),
+}
+
+
+class Delivered(Condition):
+    """A bench/devices condition whose rendering is what a path delivered for each recording."""
+
+    def __init__(self, name: str, cuts: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
+        super().__init__(name)
+        object.__setattr__(self, "cuts", cuts)
+
+    def render(self, imu: np.ndarray, rate_hz: float, seed: int):
+        return self.cuts[id(imu)]
+
+
+def deliver(row: Callable[..., Streamed], recs: list, drops: int, speed: float):
+    """Play ``recs`` back to back through ``row``; cut what arrived back per recording."""
+    rate_hz = recs[0].rate_hz
+    imu = np.concatenate([r.imu for r in recs])
+    bounds = np.cumsum([0] + [len(r.imu) for r in recs]) / rate_hz
+    got = row(np.arange(len(imu)) / rate_hz, imu, drops, speed)
+    cuts = {}
+    for rec, start, end in zip(recs, bounds[:-1], bounds[1:], strict=True):
+        keep = (got.t_s >= start) & (got.t_s < end)
+        if keep.sum() < 2:  # a recording lost whole in an outage: nothing to score it on
+            keep[np.searchsorted(got.t_s, start) :][:2] = True
+        cuts[id(rec.imu)] = (got.t_s[keep] - start, got.imu[keep])
+    return got, cuts
+
+
+def run(model: Path | None, quick: bool, speed: float, drops: int, rows: list[str]) -> dict:
+    root = data_root()
+    engine = load_engine(model)
+    hapt_test = ds.dataset_split("hapt", root).test
+    hapt = list(ds.hapt_recordings(root, hapt_test))
+    sisfall = list(ds.sisfall_recordings(root, [f"sisfall:{s}" for s in ds.SISFALL_TEST_SUBJECTS]))
+    if quick:
+        hapt = [r for r in hapt if r.subject in hapt_test[:2]]
+        sisfall = sisfall[::12]
+    canonical = Condition("canonical")
+    base = {"activity_f1": round(activity_f1(engine, canonical, hapt, 0), 4)}
+    falls = fall_scores(engine, canonical, sisfall, 1)
+    base |= {"fall_sensitivity": falls["sensitivity"], "fall_latency_p95_s": falls["latency_p95_s"]}
+    devices = {}
+    for name in rows:
+        t0 = time.perf_counter()
+        got_hapt, hapt_cuts = deliver(ROWS[name], hapt, drops, speed)
+        got_fall, fall_cuts = deliver(ROWS[name], sisfall, drops, speed)
+        f1 = activity_f1(engine, Delivered(name, hapt_cuts), hapt, 0)
+        fall = fall_scores(engine, Delivered(name, fall_cuts), sisfall, 1)
+        devices[name] = {
+            "activity_f1": round(f1, 4),
+            "fall_sensitivity": fall["sensitivity"],
+            "fall_specificity": fall["specificity"],
+            "fall_latency_p95_s": fall["latency_p95_s"],
+            "lost_samples": got_hapt.lost_samples + got_fall.lost_samples,
+            "reconnects": got_hapt.reconnects + got_fall.reconnects,
+            "drops": got_hapt.drops + got_fall.drops,
+            "outage_s": round(got_hapt.outage_s + got_fall.outage_s, 2),
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+        log.info("%s: %s", name, devices[name])
+    return {
+        "devices": devices,
+        "canonical": base,
+        "worst_activity_f1_drop": round(
+            max(base["activity_f1"] - d["activity_f1"] for d in devices.values()), 4
+        ),
+        "worst_fall_sensitivity_drop": round(
+            max(base["fall_sensitivity"] - d["fall_sensitivity"] for d in devices.values()), 4
+        ),
+        "worst_fall_latency_p95_s": max(
+            d["fall_latency_p95_s"] for d in devices.values() if d["fall_latency_p95_s"]
+        ),
+        "hapt_subjects": sorted({r.subject for r in hapt}),
+        "sisfall_trials": len(sisfall),
+        "hapt_hours": round(sum(len(r.imu) / r.rate_hz for r in hapt) / 3600, 2),
+        "speed": speed,
+        "drops_per_stream": drops,
+        "quick": quick,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", type=Path, default=None, help="bundle (default: the shipped one)")
+    p.add_argument("--quick", action="store_true", help="2 HAPT subjects, 1 in 12 SisFall trials")
+    p.add_argument("--speed", type=float, default=20.0, help="playback speed of the devices")
+    p.add_argument("--drops", type=int, default=2, help="deliberate link drops per stream")
+    p.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
+    p.add_argument("--json", action="store_true", help="only the JSON line")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.json else logging.INFO)
+    logging.getLogger("bleak.backends.bluezdbus.version").setLevel(logging.ERROR)
+    result = run(args.model, args.quick, args.speed, args.drops, args.rows)
+    if not args.json:
+        for name, row in result["devices"].items():
+            print(name, row)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

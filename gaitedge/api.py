@@ -1,0 +1,477 @@
+"""The notebook API: read a recording, analyse it, look at it as tables and plots; or follow a
+live source's decisions from asyncio code.
+
+    >>> import gaitedge
+    >>> rec = gaitedge.read("walk.csv")              # any supported recording or app export
+    >>> result = gaitedge.analyse(rec)               # what `gaitedge replay --fast` decides
+    >>> result.timeline_frame()                      # pandas DataFrames, when pandas is installed
+    >>> result.plot()                                # matplotlib, when it is installed
+
+    >>> async for decision in gaitedge.stream("serial:/dev/ttyACM0"):
+    ...     print(decision.t_s, decision.activity, decision.p_fall)
+
+Nothing here re-implements a stage: :func:`analyse` runs the replay session of
+``gaitedge replay --fast`` (``ReplaySource`` in fast mode driving the runtime's
+:class:`~gaitedge.pipeline.Pipeline` through ``gaitedge.runner.stream``, the mounting calibrated
+on the recording first), and :func:`stream` drives the same pipeline from a live source. Both
+only listen to the pipeline: each batch of scored windows is reported after the alert logic
+has run on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from gaitedge.alerts import Alert, AlertType
+from gaitedge.pipeline import DeviceState, Pipeline
+from gaitedge.recording import Recording
+from gaitedge.sinks import FanOut, ListSink
+from gaitedge.sources.base import Source
+from gaitedge.windows import Windows
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Called with (device, windows, probabilities per head, alerts raised by these windows).
+WindowsCallback = Callable[[str, Windows, dict[str, np.ndarray], list[Alert]], None]
+
+
+class ObservedPipeline(Pipeline):
+    """The runtime's :class:`~gaitedge.pipeline.Pipeline`, also reporting every batch of
+    scored windows to ``on_windows`` once the alert logic has run on it (same chain, same
+    engine call, same alerts: it only listens)."""
+
+    def __init__(self, *args: Any, on_windows: WindowsCallback, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_windows = on_windows
+
+    def _alerts(self, state: DeviceState, windows, probs: dict[str, np.ndarray]) -> list[Alert]:
+        alerts = super()._alerts(state, windows, probs)
+        device = next(name for name, s in self.devices.items() if s is state)
+        self.on_windows(device, windows, probs, alerts)
+        return alerts
+
+
+@dataclass(frozen=True)
+class ActivitySpan:
+    """One stretch of the activity timeline: ``label`` from ``start_s`` until ``end_s``
+    (stream time, s); ``p`` is the probability behind the alert that started it."""
+
+    label: str
+    start_s: float
+    end_s: float
+    p: float
+
+
+@dataclass(frozen=True)
+class WindowProbabilities:
+    """Every window the engine scored, in stream order.
+
+    Attributes:
+        t_start_s, t_end_s: [K] each window's first and last sample time (stream time, s).
+        segment: [K] the chain's segment number (a gap longer than ``max_gap_s`` starts one).
+        probs: head name -> [K, n_classes] class probabilities.
+        classes: head name -> its class names, in column order.
+    """
+
+    t_start_s: np.ndarray
+    t_end_s: np.ndarray
+    segment: np.ndarray
+    probs: dict[str, np.ndarray]
+    classes: dict[str, tuple[str, ...]]
+
+    def __len__(self) -> int:
+        return len(self.t_end_s)
+
+
+class _WindowLog:
+    """Collects what an :class:`ObservedPipeline` reports, for one recording."""
+
+    def __init__(self, heads: dict[str, tuple[str, ...]]) -> None:
+        self.heads = heads
+        self.parts: list[tuple[Windows, dict[str, np.ndarray]]] = []
+
+    def __call__(self, device, windows, probs, alerts) -> None:
+        self.parts.append((windows, {h: np.asarray(p) for h, p in probs.items()}))
+
+    def result(self) -> WindowProbabilities:
+        def cat(values: list[np.ndarray], dtype, width: int | None = None) -> np.ndarray:
+            if values:
+                return np.concatenate(values)
+            return np.zeros((0, width) if width is not None else (0,), dtype)
+
+        return WindowProbabilities(
+            t_start_s=cat([w.t_start_s for w, _ in self.parts], np.float64),
+            t_end_s=cat([w.t_end_s for w, _ in self.parts], np.float64),
+            segment=cat([w.segment for w, _ in self.parts], np.int64),
+            probs={
+                h: cat([p[h] for _, p in self.parts], np.float32, len(names))
+                for h, names in self.heads.items()
+            },
+            classes=dict(self.heads),
+        )
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the runtime decided about one recording (:func:`analyse`).
+
+    Attributes:
+        device: the device name the session ran under.
+        model: the bundle's name and version.
+        duration_s: the recording's duration.
+        alerts: every alert, in the order the pipeline raised them (activity and fall),
+            exactly what ``replay --alerts-jsonl`` writes.
+        windows: the per-window class probabilities.
+        calibration: how the mounting was set up (see
+            :func:`gaitedge.runner.calibrate_recording`).
+        recording: the recording analysed (for :meth:`plot`).
+    """
+
+    device: str
+    model: str
+    duration_s: float
+    alerts: tuple[Alert, ...]
+    windows: WindowProbabilities
+    calibration: str
+    recording: Recording = field(repr=False)
+
+    @property
+    def falls(self) -> list[Alert]:
+        """The fall alerts."""
+        return [a for a in self.alerts if a.type is AlertType.FALL]
+
+    @property
+    def timeline(self) -> list[ActivitySpan]:
+        """The activity timeline: each activity alert holds until the next one (or the end)."""
+        changes = [a for a in self.alerts if a.type is AlertType.ACTIVITY]
+        ends = [a.t_event for a in changes[1:]] + [self.duration_s]
+        return [
+            ActivitySpan(a.label, round(float(a.t_event), 3), round(float(end), 3), float(a.p))
+            for a, end in zip(changes, ends, strict=True)
+        ]
+
+    def timeline_frame(self):
+        """The activity timeline as a ``pandas.DataFrame`` (label, start_s, end_s, p)."""
+        pd = _pandas()
+        rows = [vars(span) for span in self.timeline]
+        return pd.DataFrame(rows, columns=["label", "start_s", "end_s", "p"])
+
+    def alerts_frame(self):
+        """Every alert as a ``pandas.DataFrame``, one row per alert (the JSONL fields)."""
+        pd = _pandas()
+        columns = ["t", "t_event", "type", "label", "p", "device", "latency_s"]
+        rows = [a.to_dict() for a in self.alerts]
+        frame = pd.DataFrame(rows)
+        return frame if rows else pd.DataFrame(columns=columns)
+
+    def windows_frame(self):
+        """Per-window probabilities as a ``pandas.DataFrame``: ``t_start_s``, ``t_end_s``,
+        ``segment``, then one column per class named ``<head>.<class>``."""
+        pd = _pandas()
+        w = self.windows
+        data: dict[str, np.ndarray] = {
+            "t_start_s": w.t_start_s,
+            "t_end_s": w.t_end_s,
+            "segment": w.segment,
+        }
+        for head, names in w.classes.items():
+            for j, name in enumerate(names):
+                data[f"{head}.{name}"] = w.probs[head][:, j]
+        return pd.DataFrame(data)
+
+    def plot(self, *, figsize: tuple[float, float] = (11.0, 6.0)):
+        """Acceleration, the activity probabilities with the timeline, and the falls.
+
+        Returns the matplotlib ``Figure`` (needs matplotlib: ``pip install matplotlib``).
+        """
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as exc:
+            raise ImportError("Analysis.plot needs matplotlib: pip install matplotlib") from exc
+        rec = self.recording
+        t = rec.timestamp_s - rec.timestamp_s[0]
+        fig, (ax_acc, ax_act) = plt.subplots(2, 1, sharex=True, figsize=figsize)
+        for i, axis in enumerate("xyz"):
+            ax_acc.plot(t, rec.imu[:, i], lw=0.6, label=f"acc_{axis}")
+        ax_acc.set_ylabel("acceleration (m/s²)")
+        ax_acc.legend(loc="upper right", ncol=3, fontsize="small")
+        activity = self.windows.classes.get("activity", ())
+        colours = {name: plt.cm.tab10(i % 10) for i, name in enumerate(activity)}
+        for j, name in enumerate(activity):
+            p = self.windows.probs["activity"][:, j]
+            ax_act.plot(self.windows.t_end_s, p, lw=0.8, color=colours[name], label=name)
+        for span in self.timeline:
+            colour = colours.get(span.label, "grey")
+            ax_act.axvspan(span.start_s, span.end_s, ymin=0.92, ymax=1.0, color=colour)
+        for ax in (ax_acc, ax_act):
+            for fall in self.falls:
+                ax.axvline(fall.t_event, color="red", lw=1.2, ls="--")
+        ax_act.set_ylim(0, 1.08)
+        ax_act.set_ylabel("activity probability")
+        ax_act.set_xlabel("stream time (s); bar: the alert timeline; red: falls")
+        ax_act.legend(loc="lower right", ncol=3, fontsize="small")
+        fig.suptitle(f"{self.device}: {self.model}")
+        fig.tight_layout()
+        return fig
+
+
+def _pandas():
+    try:
+        import pandas as pd
+    except ImportError as exc:
+        raise ImportError("DataFrames need pandas: pip install pandas") from exc
+    return pd
+
+
+def _run(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from synchronous code, also inside a notebook (where
+    the kernel's event loop already runs in this thread: then in a worker thread)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro_factory())
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gaitedge") as pool:
+        return pool.submit(lambda: asyncio.run(coro_factory())).result()
+
+
+def _read(recording: Recording | str | os.PathLike, device: str | None) -> Recording:
+    if isinstance(recording, Recording):
+        return recording
+    from gaitedge.formats import ReadOptions, read
+
+    return read(Path(recording), options=ReadOptions(device=device))
+
+
+def analyse(
+    recording: Recording | str | os.PathLike,
+    model: str | os.PathLike | None = None,
+    *,
+    mount: str | None = None,
+    device: str | None = None,
+    acc_range_g: float | None = None,
+) -> Analysis:
+    """Run a recording through the runtime as ``gaitedge replay --fast`` does.
+
+    Args:
+        recording: a :class:`~gaitedge.recording.Recording` (``gaitedge.read(path)``) or a
+            path in any format ``gaitedge formats`` lists.
+        model: a model bundle (default: the shipped one).
+        mount: ``auto``, ``none`` or an axis map like ``-y,x,z`` (default: the model's). With
+            an automatic mounting the recording is calibrated first, as ``replay`` does.
+        device: the device id to read from a multi-device recording (a path), and the name
+            alerts carry (default: the file name, or ``recording``).
+        acc_range_g: the recording device's accelerometer full scale in g, when small.
+
+    Returns:
+        An :class:`Analysis`: the activity timeline, every alert and per-window probabilities.
+
+    Raises:
+        RecordingError / FormatError: the file cannot be read.
+        ContractError: the model refuses the data (e.g. acceleration not in m/s²).
+    """
+    from gaitedge.engine import load_engine
+    from gaitedge.runner import calibrate_recording, stream
+    from gaitedge.sources import ReplaySource
+
+    rec = _read(recording, device)
+    name = device or (Path(recording).name if not isinstance(recording, Recording) else "recording")
+    engine = load_engine(model)
+    log_ = _WindowLog(dict(engine.contract.heads))
+    sink = ListSink()
+    pipe = ObservedPipeline(
+        engine, FanOut([sink]), on_windows=log_, mount=mount, acc_range_g=acc_range_g
+    )
+    with pipe:
+        calibration = calibrate_recording(pipe, name, rec.timestamp_s, rec.imu)
+        source = ReplaySource(recording=rec, fast=True, device=name)
+        _run(lambda: stream(pipe, source))
+    contract = engine.contract
+    return Analysis(
+        device=name,
+        model=f"{contract.name} {contract.model_version}",
+        duration_s=rec.duration_s,
+        alerts=tuple(sink.alerts),
+        windows=log_.result(),
+        calibration=calibration,
+        recording=rec,
+    )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One scored window from a live source (:func:`stream`).
+
+    Attributes:
+        device: which sensor.
+        t_s: stream time of the window's last sample (s).
+        activity: the window's most probable activity, or None without an activity head.
+        p: its probability.
+        p_fall: the window's fall probability, or None without a fall head.
+        probs: head name -> [n_classes] this window's probabilities.
+        alerts: the alerts this window raised (already sent to the session's sinks).
+    """
+
+    device: str
+    t_s: float
+    activity: str | None
+    p: float
+    p_fall: float | None
+    probs: dict[str, np.ndarray]
+    alerts: tuple[Alert, ...] = ()
+
+
+def decisions(
+    device: str,
+    windows: Windows,
+    probs: dict[str, np.ndarray],
+    alerts: list[Alert],
+    heads: dict[str, tuple[str, ...]],
+) -> list[Decision]:
+    """One :class:`Decision` per window; each alert goes with the window that raised it (the
+    window ending at the alert's time ``t``; the batch's last one if none ends there)."""
+    activity = heads.get("activity")
+    fall = heads.get("fall")
+    fall_index = fall.index("fall") if fall and "fall" in fall else None
+    by_window: dict[int, list[Alert]] = collections.defaultdict(list)
+    for alert in alerts:
+        hits = np.flatnonzero(np.isclose(windows.t_end_s, alert.t, atol=1e-6))
+        by_window[int(hits[0]) if len(hits) else len(windows) - 1].append(alert)
+    out = []
+    for i in range(len(windows)):
+        row = {h: p[i] for h, p in probs.items()}
+        best = int(row["activity"].argmax()) if activity else -1
+        out.append(
+            Decision(
+                device=device,
+                t_s=float(windows.t_end_s[i]),
+                activity=activity[best] if activity else None,
+                p=float(row["activity"][best]) if activity else 0.0,
+                p_fall=float(row["fall"][fall_index]) if fall_index is not None else None,
+                probs=row,
+                alerts=tuple(by_window.get(i, ())),
+            )
+        )
+    return out
+
+
+def source_from_spec(spec: Source | str | os.PathLike, *, speed: float = 1.0) -> Source:
+    """A source from ``serial:PORT``, ``ble:ADDRESS`` or a recording's path (read now, in any
+    format ``gaitedge formats`` lists, and replayed at ``speed`` times real time); a Source
+    object is returned as it is."""
+    from gaitedge.sources import BleSource, ReplaySource, SerialSource
+
+    if hasattr(spec, "chunks"):
+        return spec  # type: ignore[return-value]
+    text = os.fspath(spec)
+    kind, _, rest = text.partition(":")
+    if kind == "serial" and rest:
+        return SerialSource(rest)
+    if kind == "ble" and rest:
+        return BleSource(rest)
+    if Path(text).exists():
+        return ReplaySource(recording=_read(text, None), speed=speed, device=Path(text).name)
+    raise ValueError(f"{text!r}: expected serial:PORT, ble:ADDRESS or a recording's path")
+
+
+class _Mailbox:
+    """Decisions waiting for the consumer: bounded, the oldest dropped (and counted) when a
+    consumer falls behind, so the pipeline never waits for it."""
+
+    def __init__(self, size: int) -> None:
+        self.items: collections.deque = collections.deque(maxlen=size)
+        self.dropped = 0
+        self.ready = asyncio.Event()
+
+    def put(self, item: object) -> None:
+        if len(self.items) == self.items.maxlen:
+            self.dropped += 1
+        self.items.append(item)
+        self.ready.set()
+
+    async def get(self) -> object:
+        while not self.items:
+            self.ready.clear()
+            await self.ready.wait()
+        return self.items.popleft()
+
+
+_END = object()
+
+
+async def stream(
+    source_or_spec: Source | str | os.PathLike,
+    model: str | os.PathLike | None = None,
+    *,
+    mount: str | None = None,
+    mount_file: str | os.PathLike | None = None,
+    duration_s: float | None = None,
+    speed: float = 1.0,
+    max_pending: int = 1000,
+) -> AsyncIterator[Decision]:
+    """Decisions from a live source, as they are made, for asyncio code.
+
+    Args:
+        source_or_spec: ``serial:PORT``, ``ble:ADDRESS``, a recording's path (replayed in real
+            time, or ``speed`` times faster), or any :class:`~gaitedge.sources.Source`.
+        model: a model bundle (default: the shipped one).
+        mount: ``auto``, ``none`` or an axis map (default: the model's).
+        mount_file: JSON file of stored mounting estimates per device id (as ``listen``).
+        duration_s: stop after this many seconds (default: when the source ends).
+        max_pending: decisions kept for a consumer that falls behind; beyond it the oldest
+            are dropped (logged), so a slow consumer never holds the pipeline up.
+
+    Yields:
+        One :class:`Decision` per scored window (a decision every hop, e.g. 0.2 s at 50 Hz).
+
+    Raises:
+        SourceError: the device cannot be reached. ContractError: the model refuses its data.
+    """
+    from gaitedge.engine import load_engine
+    from gaitedge.mounting import MountStore
+    from gaitedge.runner import calibrate_recording
+    from gaitedge.runner import stream as run_stream
+    from gaitedge.sources import ReplaySource
+
+    source = source_from_spec(source_or_spec, speed=speed)
+    engine = load_engine(model)
+    heads = dict(engine.contract.heads)
+    mailbox = _Mailbox(max_pending)
+
+    def on_windows(device, windows, probs, alerts) -> None:
+        for decision in decisions(device, windows, probs, alerts, heads):
+            mailbox.put(decision)
+
+    store = MountStore(Path(mount_file)) if mount_file is not None else None
+    pipe = ObservedPipeline(
+        engine, FanOut([]), on_windows=on_windows, mount=mount, mount_store=store
+    )
+    if isinstance(source, ReplaySource) and source.recording is not None:
+        rec = source.recording  # replayed as `gaitedge replay` does: mounting calibrated first
+        calibrate_recording(pipe, source.device, rec.timestamp_s, rec.imu)
+    task = asyncio.ensure_future(run_stream(pipe, source, duration_s=duration_s))
+    task.add_done_callback(lambda _: mailbox.put(_END))
+    try:
+        while (item := await mailbox.get()) is not _END:
+            yield item  # type: ignore[misc]
+        task.result()  # the source's error, if it ended with one
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if mailbox.dropped:
+            log.warning("%d decisions dropped: the consumer fell behind", mailbox.dropped)
+        pipe.close()

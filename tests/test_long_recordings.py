@@ -1,0 +1,208 @@
+"""Long recordings in bounded memory: the chunked readers give what the whole reads give (any
+block size, refusals naming the same line), `convert` and `replay` stream, and the batched
+fall detector equals the per-window one it skips work for."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from firmware_bridge.exports import axivity as ax6_app
+from gaitedge import datasets as ds
+from gaitedge.alerts import FallDetector
+from gaitedge.cli import app
+from gaitedge.formats import FormatError, open_chunks, read
+from gaitedge.formats import axivity as ax6_reader
+from gaitedge.preprocess import ChainConfig, run_offline
+from gaitedge.recording import (
+    CsvChunks,
+    Recording,
+    RecordingError,
+    read_recording,
+    write_chunks,
+    write_recording,
+)
+from gaitedge.sources import ReplaySource
+
+runner = CliRunner()
+BLOCKS = [200, 4096, 1 << 22]
+
+
+def _joined(chunks) -> Recording:
+    chunks = list(chunks)
+    cat = lambda xs: None if xs[0] is None else np.concatenate(xs)  # noqa: E731
+    return Recording(
+        np.concatenate([c.timestamp_s for c in chunks]),
+        np.concatenate([c.imu for c in chunks]),
+        cat([c.label for c in chunks]),
+        cat([c.device_id for c in chunks]),
+    )
+
+
+def _assert_same(a: Recording, b: Recording) -> None:
+    np.testing.assert_array_equal(a.timestamp_s, b.timestamp_s)
+    np.testing.assert_array_equal(a.imu, b.imu)
+    for x, y in ((a.label, b.label), (a.device_id, b.device_id)):
+        assert (x is None) == (y is None)
+        if x is not None:
+            np.testing.assert_array_equal(x, y)
+
+
+@pytest.fixture
+def phone_csv(hapt_experiment, tmp_path):
+    """Two minutes of HAPT as a phone writes it: 10 ms stamps (ties), a stamp back in time,
+    labels and a device id, units in g and deg/s."""
+    t, x, lab = hapt_experiment
+    t = np.floor(t[:6000] * 100) / 100  # 10 ms resolution at 50 Hz: some stamps tie
+    t[3001] = t[3000] - 0.004  # backward jitter
+    acc_g, gyro_dps = (x[:6000, :3] / 9.80665).tolist(), np.degrees(x[:6000, 3:]).tolist()
+    rows = [
+        ",".join([f"{t[i] * 1000:.0f}", *map(repr, acc_g[i]), *map(repr, gyro_dps[i])])
+        + f",L{lab[i]},phone"
+        for i in range(len(t))
+    ]
+    path = tmp_path / "phone.csv"
+    header = "timestamp_ms,acc_x_g,acc_y_g,acc_z_g,gyro_x_dps,gyro_y_dps,gyro_z_dps,label,device_id"
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[f"{b}B" for b in BLOCKS])
+def test_csv_chunks_are_the_whole_read(phone_csv, block):
+    whole = read_recording(phone_csv)
+    assert whole.repair.tied + whole.repair.backward_jitter > 0  # repair did something
+    chunks = CsvChunks(phone_csv, chunk_bytes=block)
+    _assert_same(_joined(chunks), whole)
+    assert (chunks.repair.tied, chunks.repair.backward_jitter) == (
+        whole.repair.tied,
+        whole.repair.backward_jitter,
+    )
+
+
+def test_a_bad_row_far_into_the_file_names_the_same_line(phone_csv, tmp_path):
+    lines = phone_csv.read_text().splitlines()
+    lines[5000] = lines[5000].replace(",", ",x", 1)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(RecordingError) as whole:
+        read_recording(bad)
+    with pytest.raises(RecordingError) as streamed:
+        list(CsvChunks(bad, chunk_bytes=4096))
+    assert str(streamed.value) == str(whole.value) and ":5001: not a number" in str(whole.value)
+    # strict: the first stamp that does not increase, across blocks too
+    with pytest.raises(RecordingError) as whole:
+        read_recording(phone_csv, strict=True)
+    with pytest.raises(RecordingError) as streamed:
+        list(CsvChunks(phone_csv, strict=True, chunk_bytes=300))
+    assert str(streamed.value) == str(whole.value)
+
+
+def test_one_device_of_several(phone_csv, tmp_path):
+    text = phone_csv.read_text().splitlines()
+    two = tmp_path / "two.csv"
+    two.write_text("\n".join(text[:4000] + [r.replace(",phone", ",watch") for r in text[4000:]]))
+    with pytest.raises(RecordingError, match=r"holds 2 devices \(phone, watch\)"):
+        list(CsvChunks(two, chunk_bytes=4096))
+    _assert_same(
+        _joined(CsvChunks(two, device="watch", chunk_bytes=4096)),
+        read_recording(two, device="watch"),
+    )
+
+
+def test_the_ax6_streams_block_by_block(hapt_experiment, tmp_path, monkeypatch):
+    t, x, _ = hapt_experiment
+    path = ax6_app.render_ax6(Recording(t[:9000], x[:9000]), tmp_path)  # 3 min, 450 sectors
+    whole = read(path)
+    monkeypatch.setattr(ax6_reader, "BLOCK_SECTORS", 64)
+    stream = open_chunks(path)
+    assert (stream.format, stream.streamed, stream.local_clock) == ("axivity", True, True)
+    chunks = list(stream)
+    assert len(chunks) >= 7
+    _assert_same(_joined(chunks), whole)
+
+
+def test_other_formats_are_read_whole_and_cut(wild_exports):
+    path = next((wild_exports / "sensorlogger_android-walk-pixel6").iterdir())
+    stream = open_chunks(path.parent if path.is_file() else path, chunk_samples=500)
+    assert not stream.streamed
+    _assert_same(_joined(stream), read(path.parent if path.is_file() else path))
+
+
+def test_convert_streams_and_leaves_nothing_half_written(phone_csv, tmp_path):
+    out = tmp_path / "out.csv"
+    n, _ = write_chunks(out, CsvChunks(phone_csv, chunk_bytes=4096))
+    again = read_recording(out)
+    assert n == len(again) == len(read_recording(phone_csv))
+    np.testing.assert_allclose(again.imu, read_recording(phone_csv).imu, rtol=1e-12)
+    lines = phone_csv.read_text().splitlines()
+    lines[-10] = lines[-10].replace(",", ",,", 1)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["convert", str(bad), str(tmp_path / "half.csv")])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {bad}:5992: expected 9 fields")
+    assert not (tmp_path / "half.csv").exists()
+
+
+def test_replay_streams_a_file(hapt_experiment, tmp_path):
+    t, x, _ = hapt_experiment
+    path = tmp_path / "rec.csv"
+    write_recording(path, Recording(t[:9000] + 1000.0, x[:9000]))
+    source = ReplaySource(path, fast=True)
+
+    async def collect():
+        async with source:
+            return [c async for c in source.chunks()]
+
+    chunks = asyncio.run(collect())
+    np.testing.assert_allclose(np.concatenate([c.t_s for c in chunks]), t[:9000], atol=1e-6)
+    assert [c.new_connection for c in chunks].count(True) == 1
+
+
+def test_a_bad_file_is_refused_when_opened(tmp_path):
+    empty = tmp_path / "e.csv"
+    empty.write_text("timestamp_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z\n")
+    with pytest.raises(FormatError, match="no samples after the header"):
+        open_chunks(empty)
+
+
+def test_batched_fall_detection_equals_window_by_window(sisfall_dir):
+    """update_windows passes over windows that cannot hold an impact; on real falls and
+    daily activities it gives exactly the alerts of update() on every window."""
+    cfg = ChainConfig()
+    recs = list(ds.sisfall_recordings(sisfall_dir.parent, ["sisfall:SA03"]))[::6]
+    assert any(r.is_fall for r in recs) and not all(r.is_fall for r in recs)
+    t = np.concatenate([r.timestamp_s + 20.0 * i for i, r in enumerate(recs)])  # gaps: segments
+    windows = run_offline(cfg, t, np.concatenate([r.imu for r in recs]))
+    rng = np.random.default_rng(0)
+    p_fall = rng.uniform(0.3, 1.0, len(windows))
+    batched, single = FallDetector(cfg.channels), FallDetector(cfg.channels)
+    got = []
+    for lo, hi in zip([0, 37, 500], [37, 500, len(windows)], strict=True):
+        part = windows.__class__(
+            windows.data[lo:hi],
+            windows.t_start_s[lo:hi],
+            windows.t_end_s[lo:hi],
+            windows.segment[lo:hi],
+        )
+        got += batched.update_windows(part, p_fall[lo:hi], cfg)
+    from gaitedge.alerts import denormalize
+
+    raw = denormalize(windows, cfg)
+    want = [
+        a
+        for i in range(len(windows))
+        if (
+            a := single.update(
+                windows.t_start_s[i], windows.t_end_s[i], p_fall[i], raw[i], windows.segment[i]
+            )
+        )
+        is not None
+    ]
+    assert len(want) >= 3
+    assert [(a.t, a.t_event, a.p, a.confirmed_by) for a in got] == [
+        (a.t, a.t_event, a.p, a.confirmed_by) for a in want
+    ]

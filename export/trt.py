@@ -10,7 +10,11 @@ and ``bench/falls.py``, and ``gaitedge.engine.TensorRTEngine`` slices anything l
 engine is run through the runtime's own ``TensorRTEngine`` against ONNX Runtime FP32 on real
 held-out windows (max |Δp| and argmax agreement; exit 1 below
 ``export.parity.MIN_AGREEMENT[TENSORRT]`` = 0.99), timed at batch 1 and 64, and the result
-printed as one JSON line. ``--int8`` takes the symmetric INT8 QDQ bundle
+printed as one JSON line. The windows come from the datasets' held-out subjects
+(``--data-root``); where no datasets are found and no ``--data-root`` is given (a Jetson container
+mounts none), from the three minutes of a held-out HAPT subject that the package carries
+(``gaitedge/assets/demo_hapt.csv``) through the bundle's chain; ``parity_windows`` in the JSON
+says which. ``--int8`` takes the symmetric INT8 QDQ bundle
 (``export.quantize``, the shipped ``gaitedge-default.onnx``), compared with its FP32 reference
 (``--reference``, default ``<stem>-fp32.onnx`` beside it).
 
@@ -43,7 +47,7 @@ from types import ModuleType
 import numpy as np
 import onnx
 
-from gaitedge.bundle import ContractError, read_contract
+from gaitedge.bundle import ContractError, ModelContract, read_contract
 from gaitedge.engine import EngineUnavailableError, import_tensorrt
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,7 @@ log = logging.getLogger(__name__)
 EXIT_NO_TENSORRT = 2
 EXIT_PARITY = 1
 LATENCY_BATCHES = (1, 64)
+PACKAGED_WINDOWS = "gaitedge/assets/demo_hapt.csv"  # parity_windows without the datasets
 
 
 class TrtBuildError(RuntimeError):
@@ -207,6 +212,37 @@ def verify_engine(
     return result
 
 
+def parity_windows(
+    contract: ModelContract, data_root: Path | None, n: int
+) -> tuple[np.ndarray, str]:
+    """[n, W, C] held-out windows for the parity check, and where they came from: the datasets
+    (``export.parity.real_windows``), else, with no ``data_root`` asked for, the package's own
+    real recording (:func:`packaged_windows`)."""
+    from export.parity import real_windows
+    from gaitedge.datasets import DatasetError
+
+    try:
+        return real_windows(contract, data_root, n=n), "datasets"
+    except DatasetError as exc:
+        if data_root is not None:
+            raise
+        log.warning("%s: parity on the recording the package carries instead", exc)
+    return packaged_windows(contract, n), PACKAGED_WINDOWS
+
+
+def packaged_windows(contract: ModelContract, n: int, seed: int = 0) -> np.ndarray:
+    """Up to ``n`` windows (drawn evenly, seeded) of ``gaitedge/assets/demo_hapt.csv``, a HAPT
+    test subject the shipped model never trained on, through the contract's chain."""
+    from gaitedge.demo import DEMO_RECORDING
+    from gaitedge.preprocess import run_offline
+    from gaitedge.recording import read_recording
+
+    rec = read_recording(DEMO_RECORDING)
+    data = run_offline(contract.chain, rec.timestamp_s, rec.imu).data  # [N, W, C]
+    take = np.random.default_rng(seed).choice(len(data), size=min(len(data), n), replace=False)
+    return np.ascontiguousarray(data[np.sort(take)], dtype=np.float32)
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m export.trt", description=__doc__.split("\n")[0])
     p.add_argument("--onnx", type=Path, required=True, help="bundle (the QDQ one for --int8)")
@@ -215,7 +251,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--int8", action="store_true", help="INT8 from the bundle's QDQ nodes")
     p.add_argument("--max-batch", type=int, default=TrtOptions.max_batch)
     p.add_argument("--reference", type=Path, default=None, help="FP32 bundle for the parity check")
-    p.add_argument("--data-root", type=Path, default=None, help="hapt/ and sisfall/ folder")
+    p.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="hapt/ and sisfall/ folder (default: GAITEDGE_DATA_ROOT or ../shared/data, else "
+        "the package's demo recording)",
+    )
     p.add_argument("--windows", type=int, default=1024, help="held-out windows for parity")
     p.add_argument("--calls", type=int, default=1000, help="timed calls at batch 1")
     return p.parse_args(argv)
@@ -223,15 +265,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, trt: ModuleType, cudart: ModuleType | None = None) -> dict:
     """Build, then verify; the one JSON record that ``main`` prints."""
-    from export.parity import real_windows
-
     opts = TrtOptions(fp16=args.fp16, int8=args.int8, max_batch=args.max_batch)
     reference = reference_onnx(args.onnx, args.reference)
     build_engine(args.onnx, args.out, opts, trt)
-    windows = real_windows(read_contract(reference), args.data_root, n=args.windows)
+    windows, source = parity_windows(read_contract(reference), args.data_root, args.windows)
     result = verify_engine(args.out, reference, windows, calls=args.calls, trt=trt, cudart=cudart)
     precision = "int8" if opts.int8 else ("fp16" if opts.fp16 else "fp32")
-    return {"tensorrt": str(trt.__version__), "precision": precision} | result
+    record = {"tensorrt": str(trt.__version__), "precision": precision, "parity_windows": source}
+    return record | result
 
 
 def main(argv: list[str] | None = None, *, cudart: ModuleType | None = None) -> int:

@@ -23,13 +23,15 @@ What it emulates, as BlueZ 5.6x presents it on D-Bus:
   Samples (notify), with ``MTU``; ReadValue, StartNotify/StopNotify (values as
   ``PropertiesChanged`` signals) and AcquireNotify (a SOCK_SEQPACKET socket, one notification
   per packet). The device puts ``samples_per_notification(mtu)`` samples in each frame.
+* Vendor sensors (:meth:`EmulatedBlueZ.add_peripheral`, ``firmware_bridge.peripherals``): any
+  GATT table, with WriteValue and indications, answered and streamed by the peripheral.
 * Faults: everything the Emulator injects (drops, corruption, jitter, drift, ``disconnect_after_s``
   = the device switching off), plus :meth:`EmulatedBleDevice.drop_link` (link loss, with an
   optional outage during which Connect waits, as for a device out of range) and
   :meth:`EmulatedBleDevice.fail_next_connects` (BlueZ's ``le-connection-abort-by-local``).
 
 Not emulated: the radio itself (connection events, link-layer retransmission, RSSI physics),
-pairing and bonding, GATT descriptors (the CCCD) and writable characteristics, discovery filters
+pairing and bonding, GATT descriptors (the CCCD), discovery filters
 (every advertising device is reported), BlueZ dropping devices from its cache after discovery
 (known devices stay), per-D-Bus-client notification sessions (one subscription per link), the
 per-client ``InProgress`` discovery error, AdvertisementMonitor (passive scanning), connection
@@ -56,6 +58,7 @@ from dbus_fast.aio import MessageBus
 from dbus_fast.service import PropertyAccess, ServiceInterface, dbus_property, method
 
 from firmware_bridge.emulator import Emulator
+from firmware_bridge.peripherals.base import Peripheral
 from firmware_bridge.protocol import (
     DEVICE_INFO_CHAR_UUID,
     SAMPLES_CHAR_UUID,
@@ -311,7 +314,7 @@ class _Device(ServiceInterface):
 
     @dbus_property(access=PropertyAccess.READ)
     def UUIDs(self) -> "as":
-        return [self._owner.service_uuid]
+        return self._owner.advertised_uuids
 
     @dbus_property(access=PropertyAccess.READ)
     def RSSI(self) -> "n":
@@ -373,9 +376,16 @@ class _Characteristic(ServiceInterface):
         return self._owner._read(self._uuid)
 
     @method()
+    def WriteValue(self, value: "ay", options: "a{sv}"):
+        self._owner._check_link()
+        if "write" not in self._flags and "write-without-response" not in self._flags:
+            raise DBusError("org.bluez.Error.NotPermitted", "Write not permitted")
+        self._owner._write(self._uuid, bytes(value))
+
+    @method()
     def StartNotify(self):
         self._owner._check_link()
-        if "notify" not in self._flags:
+        if "notify" not in self._flags and "indicate" not in self._flags:
             raise DBusError(ERROR_NOT_SUPPORTED, "Operation is not supported")
         if not self.notifying:
             self._owner.stats.start_notifies += 1
@@ -546,9 +556,16 @@ class EmulatedBleDevice:
             if isinstance(message, SampleFrame):
                 self.stats.sent_seqs.append(message.seq)
 
+    @property
+    def advertised_uuids(self) -> list[str]:
+        return [self.service_uuid]
+
     def _check_link(self) -> None:
         if not self.connected:
             raise DBusError(ERROR_NOT_CONNECTED, "Not Connected")
+
+    def _write(self, uuid: str, data: bytes) -> None:
+        raise DBusError("org.bluez.Error.NotPermitted", "Write not permitted")
 
     def _read(self, uuid: str) -> bytes:
         if uuid == str(DEVICE_INFO_CHAR_UUID):
@@ -649,6 +666,94 @@ class EmulatedBleDevice:
             self._interface.emit_properties_changed({"RSSI": self.rssi})
 
 
+class EmulatedPeripheralDevice(EmulatedBleDevice):
+    """A vendor peripheral (``firmware_bridge.peripherals``) served with its own GATT table:
+    its services and characteristics appear on connect; reads, writes and subscriptions go to
+    the peripheral, which notifies (or indicates) on any of its characteristics."""
+
+    def __init__(
+        self,
+        bluez: "EmulatedBlueZ",
+        peripheral: "Peripheral",
+        address: str,
+        *,
+        mtu: int,
+        rssi: int,
+        connect_latency_s: float,
+    ) -> None:
+        self.peripheral = peripheral
+        self.emulator = None
+        self.address = address.upper()
+        self.name = peripheral.name
+        self.path = device_path(self.address)
+        self.mtu, self.rssi = mtu, rssi
+        self.service_uuid = peripheral.services[0].uuid
+        self.connect_latency_s = connect_latency_s
+        self.stats = LinkStats()
+        self.connected = False
+        self.services_resolved = False
+        self._bluez = bluez
+        self._interface = _Device(self)
+        self._gatt: list[tuple[str, ServiceInterface]] = []
+        self._samples = None
+        self._chars: dict[str, _Characteristic] = {}
+        self._reachable = asyncio.Event()
+        self._reachable.set()
+        self._switched_off = False
+        self._pending_connects: list[asyncio.Future] = []
+        self._fail_connects = 0
+        self._stop = threading.Event()
+        self._player = threading.Thread(target=self._play, name=f"ble-{self.name}", daemon=True)
+
+    @property
+    def advertised_uuids(self) -> list[str]:
+        return list(self.peripheral.advertised_uuids)
+
+    def _play(self) -> None:
+        self.peripheral.play(self._stop)
+
+    def _read(self, uuid: str) -> bytes:
+        return self.peripheral.read(uuid)
+
+    def _write(self, uuid: str, data: bytes) -> None:
+        self.peripheral.write(uuid, data)
+
+    def _send_threadsafe(self, uuid: str, payload: bytes, on_sent) -> None:
+        self._bluez._call(self._send, uuid, payload, on_sent)
+
+    def _send(self, uuid: str, payload: bytes, on_sent) -> None:
+        char = self._chars.get(uuid)
+        if char is None or not char.notify(payload):
+            self.stats.not_sent += 1
+            return
+        self.stats.notifications += 1
+        on_sent()
+
+    def _export_gatt(self) -> None:
+        gatt: list[tuple[str, ServiceInterface]] = []
+        handle = 0x0A
+        for spec in self.peripheral.services:
+            service = f"{self.path}/service{handle:04x}"
+            gatt.append((service, _GattService(spec.uuid, self.path, handle)))
+            for char_spec in spec.chars:
+                handle += 1
+                char = _Characteristic(self, char_spec.uuid, service, handle, list(char_spec.flags))
+                self._chars[char_spec.uuid] = char
+                gatt.append((f"{service}/char{handle:04x}", char))
+            handle += 1
+        for path, interface in gatt:
+            self._bluez.bus.export(path, interface)
+        self._gatt = gatt
+        self.peripheral.connected(self._send_threadsafe)
+
+    def _end_link(self) -> None:
+        for char in self._chars.values():
+            char.release()
+        self._chars = {}
+        self.peripheral.disconnected()
+        super()._end_link()
+
+
 class EmulatedBlueZ:
     """``org.bluez`` on the system bus (a :class:`PrivateSystemBus`), in a background thread.
 
@@ -707,6 +812,27 @@ class EmulatedBlueZ:
             gaitedge_service=gaitedge_service,
             connect_latency_s=connect_latency_s,
             name=name,
+        )
+        asyncio.run_coroutine_threadsafe(self._add(device), self._loop).result(5.0)
+        device._player.start()
+        self.devices.append(device)
+        return device
+
+    def add_peripheral(
+        self,
+        peripheral: "Peripheral",
+        *,
+        address: str | None = None,
+        mtu: int = 247,
+        rssi: int = -55,
+        connect_latency_s: float = 0.02,
+    ) -> "EmulatedPeripheralDevice":
+        """A vendor device (``firmware_bridge.peripherals``) with its own GATT table."""
+        if address is None:
+            n = len(self.devices)
+            address = f"C0:FF:EE:01:{n >> 8 & 0xFF:02X}:{n & 0xFF:02X}"
+        device = EmulatedPeripheralDevice(
+            self, peripheral, address, mtu=mtu, rssi=rssi, connect_latency_s=connect_latency_s
         )
         asyncio.run_coroutine_threadsafe(self._add(device), self._loop).result(5.0)
         device._player.start()

@@ -13,6 +13,10 @@ __version__ = "0.1.0"
 
 # public name -> home module
 _EXPORTS = {
+    "Analysis": "gaitedge.api",
+    "Decision": "gaitedge.api",
+    "analyse": "gaitedge.api",
+    "stream": "gaitedge.api",
     "ActivityConfig": "gaitedge.alerts",
     "ActivitySmoother": "gaitedge.alerts",
     "Alert": "gaitedge.alerts",

@@ -375,10 +375,21 @@ class FallDetector:
     def update_windows(
         self, windows: Windows, p_fall: np.ndarray, chain: ChainConfig
     ) -> list[Alert]:
-        """All windows of a chain output, with ``p_fall`` [K] from the engine's fall head."""
+        """All windows of a chain output, with ``p_fall`` [K] from the engine's fall head.
+
+        The same as :meth:`update` on each window, without the per-window work where it cannot
+        matter: with no impact pending, a window none of whose samples reaches the impact
+        threshold only feeds the history, and the next window of its segment (which overlaps
+        it by more than the history :meth:`_gravity_before` and the stillness check look at)
+        feeds it too; so such a window is passed over (most windows of a long recording)."""
         raw = denormalize(windows, chain)  # [K, W, C]
         alerts = []
+        quiet = self._below_impact(raw)  # [K]
+        segment = windows.segment
+        last = len(windows) - 1
         for i in range(len(windows)):
+            if quiet[i] and self._pending is None and i < last and segment[i + 1] == segment[i]:
+                continue
             alert = self.update(
                 float(windows.t_start_s[i]),
                 float(windows.t_end_s[i]),
@@ -389,6 +400,13 @@ class FallDetector:
             if alert is not None:
                 alerts.append(alert)
         return alerts
+
+    def _below_impact(self, raw: np.ndarray) -> np.ndarray:
+        """[K] True where no sample of a window [K, W, C] can be an impact."""
+        gravity = raw[..., self._gravity]
+        acc = raw[..., self._acc] if self._acc is not None else raw[..., self._body] + gravity
+        peak_g = np.sqrt((acc * acc).sum(axis=-1)).max(axis=-1) / STANDARD_GRAVITY_M_S2
+        return peak_g < self.cfg.impact_threshold_g * impact_peak_ratio(self.input_rate_hz)
 
     def _append(
         self, t_start: float, t_end: float, raw: np.ndarray

@@ -78,9 +78,39 @@ def _load(
         raise fail(str(exc)) from exc
 
 
+def _open(
+    path: Path,
+    rate_hz: float | None,
+    strict: bool = False,
+    device: str | None = None,
+    fmt: str | None = None,
+    layout: str | None = None,
+):
+    """:func:`_load` in chunks (``gaitedge.formats.open_chunks``): a long recording streams."""
+    from gaitedge.formats import ReadOptions, open_chunks
+    from gaitedge.recording import RecordingError
+
+    options = ReadOptions(rate_hz, strict, device, layout)
+    try:
+        return open_chunks(path, format=fmt, options=options)
+    except RecordingError as exc:  # FormatError included
+        raise fail(str(exc)) from exc
+
+
+def _version_line() -> str:
+    """``gaitedge <version> (model <name> <version>)``: the package and its shipped model."""
+    from gaitedge.bundle import ContractError, shipped_model
+
+    try:
+        model = f"model {shipped_model()}"
+    except ContractError as exc:
+        model = f"model unavailable: {exc}"
+    return f"gaitedge {__version__} ({model})"
+
+
 def _print_version(value: bool) -> None:
     if value:
-        typer.echo(__version__)
+        typer.echo(_version_line())
         raise typer.Exit()
 
 
@@ -89,7 +119,10 @@ def _root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+            "--version",
+            help="Print the version (and the shipped model's) and exit.",
+            callback=_print_version,
+            is_eager=True,
         ),
     ] = False,
 ) -> None:
@@ -98,8 +131,8 @@ def _root(
 
 @app.command()
 def version() -> None:
-    """Print the gaitedge version."""
-    typer.echo(__version__)
+    """Print the gaitedge version and the shipped model's."""
+    typer.echo(_version_line())
 
 
 @app.command()
@@ -129,16 +162,18 @@ def convert(
     strict: StrictOption = False,
 ) -> None:
     """Write a recording (any format gaitedge reads) as gaitedge's canonical CSV."""
-    from gaitedge.recording import write_recording
+    from gaitedge.recording import RecordingError, write_chunks
 
-    rec = _load(recording, rate_hz, strict=strict, device=device, fmt=fmt, layout=layout)
     if out.resolve() == recording.resolve():
         raise fail(f"{out}: would overwrite the recording it converts")
+    stream = _open(recording, rate_hz, strict=strict, device=device, fmt=fmt, layout=layout)
     try:
-        write_recording(out, rec)
+        n, duration_s = write_chunks(out, stream)
+    except RecordingError as exc:  # a bad row further on: the partial output is removed
+        raise fail(str(exc)) from exc
     except OSError as exc:
         raise fail(f"{out}: cannot write: {exc}") from exc
-    typer.echo(f"{len(rec)} samples, {rec.duration_s:.1f} s -> {out}")
+    typer.echo(f"{n} samples, {duration_s:.1f} s -> {out}")
 
 
 @app.command()
@@ -223,13 +258,92 @@ JsonlOption = Annotated[
     Path | None, typer.Option("--alerts-jsonl", help="Append alerts to this JSONL file.")
 ]
 WebhookOption = Annotated[
-    str | None, typer.Option("--webhook", help="POST each alert as JSON to this URL.")
+    str | None,
+    typer.Option(
+        "--webhook",
+        help="POST each alert as JSON to this URL (https:// checks the certificate), signed "
+        "with $GAITEDGE_WEBHOOK_SECRET or --webhook-secret-file (X-Gaitedge-Signature).",
+    ),
 ]
 MqttOption = Annotated[
-    str | None, typer.Option("--mqtt", help="Publish alerts to an MQTT broker HOST[:PORT].")
+    str | None,
+    typer.Option(
+        "--mqtt",
+        help="Publish alerts to an MQTT broker: mqtts://[USER@]HOST[:PORT][/TOPIC] (TLS), "
+        "mqtt://... or HOST[:PORT] (plain). Password: $GAITEDGE_MQTT_PASSWORD or "
+        "--mqtt-password-file, never in the URL.",
+    ),
 ]
-TopicOption = Annotated[str, typer.Option("--mqtt-topic", help="MQTT topic for alerts.")]
+TopicOption = Annotated[
+    str | None,
+    typer.Option("--mqtt-topic", help="MQTT topic for alerts (default: gaitedge/alerts)."),
+]
 LslOption = Annotated[bool, typer.Option("--lsl", help="Also push alerts to an LSL outlet.")]
+MqttUserOption = Annotated[
+    str | None, typer.Option("--mqtt-user", help="MQTT user name (or USER@ in the URL).")
+]
+MqttPasswordFileOption = Annotated[
+    Path | None, typer.Option("--mqtt-password-file", help="File holding the MQTT password.")
+]
+MqttCaOption = Annotated[
+    Path | None, typer.Option("--mqtt-ca", help="CA (PEM) to trust for the broker's certificate.")
+]
+MqttCertOption = Annotated[
+    Path | None, typer.Option("--mqtt-cert", help="Client certificate (PEM) for the broker.")
+]
+MqttKeyOption = Annotated[
+    Path | None, typer.Option("--mqtt-key", help="Private key (PEM) of --mqtt-cert.")
+]
+WebhookCaOption = Annotated[
+    Path | None, typer.Option("--webhook-ca", help="CA (PEM) to trust for the webhook's server.")
+]
+WebhookSecretFileOption = Annotated[
+    Path | None,
+    typer.Option("--webhook-secret-file", help="File holding the webhook signing secret."),
+]
+WebhookTokenFileOption = Annotated[
+    Path | None,
+    typer.Option("--webhook-token-file", help="File holding a bearer token for the webhook."),
+]
+HttpOption = Annotated[
+    str | None,
+    typer.Option(
+        "--http",
+        help="Listen for phones pushing over HTTP (Sensor Logger's HTTP Push) on HOST:PORT; "
+        "every phone is a device.",
+    ),
+]
+HttpTokenOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--http-token-file",
+        help="File holding the token phones must send (Authorization: Bearer, or ?token= in the "
+        "push URL); else $GAITEDGE_HTTP_TOKEN or the systemd credential gaitedge.http-token; "
+        "default: a new random one, printed with the push URL. Never on the command line.",
+    ),
+]
+HttpCertOption = Annotated[
+    Path | None,
+    typer.Option("--http-cert", help="Serve --http over TLS with this certificate (PEM)."),
+]
+HttpKeyOption = Annotated[
+    Path | None, typer.Option("--http-key", help="The private key of --http-cert (PEM).")
+]
+MqttInOption = Annotated[
+    str | None,
+    typer.Option(
+        "--mqtt-in",
+        help="Subscribe to phones' push messages on a broker: mqtt(s)://[USER@]HOST[:PORT]/TOPIC "
+        "(password: $GAITEDGE_MQTT_PASSWORD).",
+    ),
+]
+PhyphoxOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--phyphox",
+        help="Poll a phone running phyphox with remote access on: http://PHONE:8080 (repeatable).",
+    ),
+]
 MountOption = Annotated[
     str | None,
     typer.Option(
@@ -258,6 +372,16 @@ StrictOption = Annotated[
     typer.Option("--strict", help="Refuse tied or backward timestamps instead of repairing them."),
 ]
 VerboseOption = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging.")]
+WebOption = Annotated[
+    str | None,
+    typer.Option(
+        "--web",
+        metavar="[HOST:]PORT",
+        help="Serve a live page of the session at [HOST:]PORT (host 127.0.0.1 unless given; "
+        "any other host needs a token in $GAITEDGE_WEB_TOKEN or a file named by "
+        "$GAITEDGE_WEB_TOKEN_FILE).",
+    ),
+]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Only alerts and errors.")]
 
 
@@ -288,10 +412,65 @@ def _session(
         raise fail(str(exc)) from exc
 
 
-def _sinks(jsonl, webhook=None, mqtt=None, topic="gaitedge/alerts", lsl=False):
+def _sinks(jsonl, webhook=None, mqtt=None, topic=None, lsl=False, **secure):
     from gaitedge.runner import SinkOptions
 
-    return SinkOptions(jsonl, webhook, mqtt, topic, lsl)
+    return SinkOptions(jsonl, webhook, mqtt, topic, lsl, **secure)
+
+
+def _web(address, pipe, sources, command: str, **options):
+    """``--web``: serve the session's live page while the block runs (no-op without it)."""
+    import contextlib
+
+    if address is None:
+        return contextlib.nullcontext()
+    from gaitedge.web import WebError, WebSession
+
+    try:
+        view = WebSession(address, pipe, sources, command=command, **options)
+    except WebError as exc:
+        raise fail(str(exc)) from exc
+    token = " (add ?token=<your token>)" if view.server.token else ""
+    held = " (it stays up after the replay until Ctrl-C)" if options.get("hold") else ""
+    typer.echo(f"web view: {view.url}{token}{held}", err=True)
+    return view
+
+
+HTTP_TOKEN_CREDENTIAL = "gaitedge.http-token"  # systemd LoadCredential= name
+
+
+def _phone_sources(http, token_file, cert, key, mqtt_in, phyphox) -> list:
+    """``listen``'s phones over the network; a generated token is printed with the push URL."""
+    import secrets
+
+    from gaitedge.private import read_secret
+    from gaitedge.sources import HttpSource, MqttSource, PhyphoxSource
+    from gaitedge.sources.http import parse_listen_address
+
+    sources = []
+    try:
+        if http is not None:
+            token = read_secret(
+                "HTTP token", file=token_file, env="GAITEDGE_HTTP_TOKEN",
+                credential=HTTP_TOKEN_CREDENTIAL,
+            )  # fmt: skip
+            host, port = parse_listen_address(http)
+            source = HttpSource(
+                host, port, token=token or secrets.token_urlsafe(16), certfile=cert, keyfile=key
+            )
+            url = source.push_url if not token else source.push_url.replace(token, "<token>")
+            typer.echo(f"phones: push to {url} (Sensor Logger: HTTP Push URL)", err=True)
+            sources.append(source)
+        elif token_file or cert or key:
+            raise ValueError(
+                "--http-token-file, --http-cert and --http-key go with --http HOST:PORT"
+            )
+        if mqtt_in is not None:
+            sources.append(MqttSource(mqtt_in))
+        sources += [PhyphoxSource(url) for url in phyphox or []]
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    return sources
 
 
 def _print_status(rows, playback_speed: float = 1.0) -> None:
@@ -300,7 +479,46 @@ def _print_status(rows, playback_speed: float = 1.0) -> None:
 
 
 def _print_stats(pipeline) -> None:
-    typer.echo(json.dumps({"latency": pipeline.stats.latency_summary()}), err=True)
+    summary = {"latency": pipeline.stats.latency_summary(), "sinks": pipeline.sinks.stats()}
+    typer.echo(json.dumps(summary), err=True)
+
+
+DeviceTypeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--device-type",
+        help="With --ble: the sensor's make (gaitedge, polar, metawear, movesense, thingy, gatt); "
+        "default: detected from its GATT services.",
+    ),
+]
+GattLayoutOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--gatt-layout",
+        help="With --ble: a GATT layout JSON (service, characteristics, struct, units, rate) "
+        "for a board of your own; implies --device-type gatt.",
+    ),
+]
+
+
+def _ble_source(address: str, device_type: str | None, gatt_layout: Path | None, **kwargs):
+    """A BleSource, its --device-type and --gatt-layout checked before anything connects."""
+    from gaitedge.devices import DEVICES
+    from gaitedge.devices.gatt import LayoutError, load_layout
+    from gaitedge.sources import BleSource
+
+    options = {}
+    if gatt_layout is not None:
+        if device_type not in (None, "gatt"):
+            raise fail("--gatt-layout goes with --device-type gatt (or none)")
+        try:
+            options["layout"] = load_layout(gatt_layout)
+        except LayoutError as exc:
+            raise fail(str(exc)) from exc
+        device_type = "gatt"
+    if device_type is not None and device_type not in DEVICES:
+        raise fail(f"unknown --device-type {device_type!r}; known: {', '.join(DEVICES)}")
+    return BleSource(address, device_type=device_type, profile_options=options, **kwargs)
 
 
 @app.command()
@@ -309,8 +527,19 @@ def listen(
         list[str] | None, typer.Option("--serial", help="Serial port of a device (repeatable).")
     ] = None,
     ble: Annotated[
-        list[str] | None, typer.Option("--ble", help="BLE address of a device (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--ble", help="BLE address (macOS: the per-host UUID) of a device (repeatable)."
+        ),
     ] = None,
+    device_type: DeviceTypeOption = None,
+    gatt_layout: GattLayoutOption = None,
+    http: HttpOption = None,
+    http_token: HttpTokenOption = None,
+    http_cert: HttpCertOption = None,
+    http_key: HttpKeyOption = None,
+    mqtt_in: MqttInOption = None,
+    phyphox: PhyphoxOption = None,
     model: ModelOption = None,
     provider: ProviderOption = "cpu",
     record: Annotated[
@@ -326,8 +555,17 @@ def listen(
     alerts_jsonl: JsonlOption = None,
     webhook: WebhookOption = None,
     mqtt: MqttOption = None,
-    mqtt_topic: TopicOption = "gaitedge/alerts",
+    mqtt_topic: TopicOption = None,
     lsl: LslOption = False,
+    mqtt_user: MqttUserOption = None,
+    mqtt_password_file: MqttPasswordFileOption = None,
+    mqtt_ca: MqttCaOption = None,
+    mqtt_cert: MqttCertOption = None,
+    mqtt_key: MqttKeyOption = None,
+    webhook_ca: WebhookCaOption = None,
+    webhook_secret_file: WebhookSecretFileOption = None,
+    webhook_token_file: WebhookTokenFileOption = None,
+    web: WebOption = None,
     verbose: VerboseOption = 0,
     quiet: QuietOption = False,
 ) -> None:
@@ -335,17 +573,29 @@ def listen(
     from gaitedge.bundle import ContractError
     from gaitedge.mounting import default_mount_file
     from gaitedge.runner import run_sources
-    from gaitedge.sources import BleSource, SerialSource, SourceError
+    from gaitedge.sources import SerialSource, SourceError
 
     _logging(verbose, quiet)
-    if not serial and not ble:
-        raise fail("give at least one device: --serial PORT or --ble ADDRESS")
-    sources = [SerialSource(p) for p in serial or []] + [BleSource(a) for a in ble or []]
+    if not serial and not ble and not http and not mqtt_in and not phyphox:
+        raise fail(
+            "give at least one device: --serial PORT, --ble ADDRESS, --http HOST:PORT, "
+            "--mqtt-in URL/TOPIC or --phyphox http://PHONE:8080"
+        )
+    sources = [SerialSource(p) for p in serial or []] + [
+        _ble_source(a, device_type, gatt_layout) for a in ble or []
+    ]
+    sources += _phone_sources(http, http_token, http_cert, http_key, mqtt_in, phyphox)
+    sinks = _sinks(
+        alerts_jsonl, webhook, mqtt, mqtt_topic, lsl, mqtt_user=mqtt_user,
+        mqtt_password_file=mqtt_password_file, mqtt_ca=mqtt_ca, mqtt_cert=mqtt_cert,
+        mqtt_key=mqtt_key, webhook_ca=webhook_ca, webhook_secret_file=webhook_secret_file,
+        webhook_token_file=webhook_token_file,
+    )  # fmt: skip
     session = _session(
-        model, _sinks(alerts_jsonl, webhook, mqtt, mqtt_topic, lsl), record=record, mount=mount,
+        model, sinks, record=record, mount=mount,
         mount_file=mount_file or default_mount_file(), strict=strict, provider=provider,
     )  # fmt: skip
-    with session as pipe:
+    with session as pipe, _web(web, pipe, sources, "listen"):
         try:
             run_sources(
                 pipe, sources, duration_s=duration, on_status=None if quiet else _print_status
@@ -384,24 +634,50 @@ def replay(
     alerts_jsonl: JsonlOption = None,
     webhook: WebhookOption = None,
     mqtt: MqttOption = None,
-    mqtt_topic: TopicOption = "gaitedge/alerts",
+    mqtt_topic: TopicOption = None,
     lsl: LslOption = False,
+    mqtt_user: MqttUserOption = None,
+    mqtt_password_file: MqttPasswordFileOption = None,
+    mqtt_ca: MqttCaOption = None,
+    mqtt_cert: MqttCertOption = None,
+    mqtt_key: MqttKeyOption = None,
+    webhook_ca: WebhookCaOption = None,
+    webhook_secret_file: WebhookSecretFileOption = None,
+    webhook_token_file: WebhookTokenFileOption = None,
+    web: WebOption = None,
     verbose: VerboseOption = 0,
     quiet: QuietOption = False,
 ) -> None:
     """Replay a recording (gaitedge's CSV or an app's export): activity timeline and alerts."""
-    from gaitedge.runner import calibrate_recording, run_sources
+    from gaitedge.runner import calibrate_chunks, run_sources
     from gaitedge.sources import ReplaySource
 
     _logging(verbose, quiet)
-    rec = _load(recording, rate_hz, strict=strict, device=device, fmt=fmt, layout=layout)
-    source = ReplaySource(recording=rec, speed=speed, fast=fast, device=device or recording.name)
+    read = {"strict": strict, "device": device, "fmt": fmt, "layout": layout}
+    # --web serves any stretch of the signal, so it keeps the recording in memory; otherwise
+    # the file streams (twice when the mounting is calibrated on it first).
+    rec = _load(recording, rate_hz, **read) if web is not None else None
+    chunks = [rec] if rec is not None else _open(recording, rate_hz, **read)
+    source = ReplaySource(chunks=chunks, speed=speed, fast=fast, device=device or recording.name)
+    sinks = _sinks(
+        alerts_jsonl, webhook, mqtt, mqtt_topic, lsl, mqtt_user=mqtt_user,
+        mqtt_password_file=mqtt_password_file, mqtt_ca=mqtt_ca, mqtt_cert=mqtt_cert,
+        mqtt_key=mqtt_key, webhook_ca=webhook_ca, webhook_secret_file=webhook_secret_file,
+        webhook_token_file=webhook_token_file,
+    )  # fmt: skip
     session = _session(
-        model, _sinks(alerts_jsonl, webhook, mqtt, mqtt_topic, lsl), mount=mount,
+        model, sinks, mount=mount,
         mount_file=mount_file, strict=strict, provider=provider, acc_range_g=acc_range_g,
     )  # fmt: skip
-    with session as pipe:
-        outcome = calibrate_recording(pipe, source.device, rec.timestamp_s, rec.imu)
+    with (
+        session as pipe,
+        _web(web, pipe, [source], "replay", recording=rec, speed=speed, hold=True),
+    ):
+        pairs = _pairs(rec, recording, rate_hz, read)
+        try:
+            outcome = calibrate_chunks(pipe, source.device, pairs)
+        except ValueError as exc:  # RecordingError, ChainInputError
+            raise fail(str(exc)) from exc
         if outcome == "too_little_walking":
             typer.echo(
                 f"warning: {recording.name} has less than 20 s of walking to calibrate the "
@@ -417,6 +693,86 @@ def replay(
         typer.echo(json.dumps(summary))
         if stats:
             _print_stats(pipe)
+
+
+def _pairs(rec, path: Path, rate_hz: float | None, read: dict):
+    """(timestamps, imu) of a recording in memory, or of its file streamed again (opened only
+    when iterated)."""
+    for chunk in [rec] if rec is not None else _open(path, rate_hz, **read):
+        yield chunk.timestamp_s, chunk.imu
+
+
+@app.command()
+def summarize(
+    recording: RecordingArg,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the CSV, JSON and PNG.", file_okay=False)
+    ] = Path("."),
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz",
+            help="IANA time zone for recordings stamped in UTC (default UTC); not for a "
+            "device-local clock (Axivity).",
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start",
+            help="Local wall-clock time of the first sample (2024-03-04T09:15) for a recording "
+            "without absolute time (default: day 1, 00:00).",
+        ),
+    ] = None,
+    plot: Annotated[
+        bool, typer.Option("--plot/--no-plot", help="Draw the week's PNG (needs matplotlib).")
+    ] = True,
+    model: ModelOption = None,
+    mount: MountOption = None,
+    mount_file: MountFileOption = None,
+    rate_hz: RateOption = None,
+    device: DeviceOption = None,
+    strict: StrictOption = False,
+    fmt: FormatOption = None,
+    layout: LayoutOption = None,
+) -> None:
+    """Per day and hour: minutes in each activity, wear and non-wear, falls; written as CSV,
+    JSON and a picture of the week (the recording streams: any length)."""
+    import datetime as dt
+
+    from gaitedge.runner import calibrate_chunks
+    from gaitedge.summary import SummaryError, WallClock, require_matplotlib
+    from gaitedge.summary import summarize as run
+
+    try:
+        first = dt.datetime.fromisoformat(start) if start is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(f"--start {start!r} is not an ISO date and time") from exc
+    read = {"strict": strict, "device": device, "fmt": fmt, "layout": layout}
+    stream = _open(recording, rate_hz, **read)
+    name = device or recording.name
+    try:
+        if plot:
+            require_matplotlib()
+        clock = WallClock.of(
+            float(stream.first.timestamp_s[0]), local_clock=stream.local_clock,
+            start_epoch_s=stream.start_epoch_s, tz=tz, start=first,
+        )  # fmt: skip
+    except SummaryError as exc:
+        raise fail(str(exc)) from exc
+    with _session(model, None, mount=mount, mount_file=mount_file, strict=strict) as pipe:
+        try:
+            calibrate_chunks(pipe, name, _pairs(None, recording, rate_hz, read))
+            summary = run(pipe, stream, name=recording.name, clock=clock, device=name)
+        except (ValueError, OSError) as exc:  # RecordingError, ChainInputError, ContractError
+            raise fail(str(exc)) from exc
+    try:
+        paths = summary.write(out, recording.stem, picture=plot)
+    except OSError as exc:
+        raise fail(f"{out}: cannot write: {exc}") from exc
+    for path in paths:
+        typer.echo(f"wrote {path}", err=True)
+    typer.echo(json.dumps({"totals_min": summary.totals(), "falls": len(summary.falls)}))
 
 
 @app.command()
@@ -506,7 +862,7 @@ def _calibrate_live(serial, ble, duration, model, mount_file) -> None:
 def scan(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to scan.")] = 5.0,
 ) -> None:
-    """List nearby BLE devices that speak the gaitedge service."""
+    """List nearby BLE sensors gaitedge can stream from, with their type (--device-type)."""
     import asyncio
 
     from gaitedge.sources import SourceError
@@ -517,9 +873,9 @@ def scan(
     except SourceError as exc:
         raise fail(str(exc), code=1) from exc
     if not found:
-        typer.echo("no gaitedge devices found")
+        typer.echo("no supported devices found")
     for device in found:
-        typer.echo(f"{device.address}  {device.name}  rssi={device.rssi}")
+        typer.echo(f"{device.address}  {device.kind:<9}  {device.name}  rssi={device.rssi}")
 
 
 @app.command()
@@ -532,9 +888,19 @@ def demo(
         bool,
         typer.Option("--ble", help="Over an emulated BLE link (bleak on a private D-Bus)."),
     ] = False,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            "--device",
+            help="phone: an emulated phone running Sensor Logger pushes the recording over "
+            "HTTP to `listen --http`; polar, metawear, movesense, thingy, science-journal, "
+            "uart-csv: that sensor, emulated on an emulated BlueZ, streams it to `listen --ble`.",
+        ),
+    ] = None,
     model: ModelOption = None,
     mount: MountOption = None,
     alerts_jsonl: JsonlOption = None,
+    web: WebOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Offline demo: `listen` on an emulated serial (or BLE) device.
@@ -544,6 +910,12 @@ def demo(
     import functools
     import os
 
+    if device == "phone":
+        return _demo_phone(duration, speed, model, mount, alerts_jsonl, quiet)
+    if device in DEMO_SENSORS:
+        return _demo_sensor(device, duration, speed, model, mount, alerts_jsonl, quiet)
+    if device is not None:
+        raise fail(f"--device {device!r}: expected phone or one of {', '.join(DEMO_SENSORS)}")
     from gaitedge.demo import DEMO_RECORDING, emulated_ble_device, emulated_device
     from gaitedge.recording import read_recording
     from gaitedge.runner import calibrate_recording, run_sources
@@ -563,7 +935,8 @@ def demo(
             else:
                 source = SerialSource(device.path, watchdog_s=5.0)
                 typer.echo(f"demo: device on {device.path}; gaitedge listen --serial {device.path}")
-            with _session(model, _sinks(alerts_jsonl), mount=mount) as pipe:
+            session = _session(model, _sinks(alerts_jsonl), mount=mount)
+            with session as pipe, _web(web, pipe, [source], "demo", speed=speed):
                 # As if `gaitedge calibrate` had run on this device before: its estimate comes
                 # from the recording it plays, so activity shows from the first window.
                 demo_rec = read_recording(DEMO_RECORDING)
@@ -579,6 +952,78 @@ def demo(
                 typer.echo(json.dumps({"windows": pipe.stats.windows, "alerts": pipe.stats.alerts}))
     except (SourceError, RuntimeError) as exc:  # the link failed, or no dbus-daemon for --ble
         raise fail(str(exc), code=1) from exc
+
+
+DEMO_SENSORS = ("polar", "metawear", "movesense", "thingy", "science-journal", "uart-csv")
+
+
+def _demo_sensor(kind, duration, speed, model, mount, alerts_jsonl, quiet) -> None:
+    """``demo --device polar|...``: that sensor, emulated, streaming to ``listen --ble``."""
+    import functools
+    import os
+
+    from firmware_bridge.peripherals import emulated_peripheral
+    from gaitedge.demo import DEMO_RECORDING
+    from gaitedge.recording import read_recording
+    from gaitedge.runner import calibrate_recording, run_sources
+    from gaitedge.sources import BleSource, SourceError
+
+    _logging(0, quiet)
+    typer.echo(f"demo: replaying {DEMO_RECORDING.name} from an emulated {kind} at {speed}x")
+    try:
+        with emulated_peripheral(kind, DEMO_RECORDING, speed=speed) as device:
+            source = BleSource(device.address, watchdog_s=5.0)
+            bus = os.environ["DBUS_SYSTEM_BUS_ADDRESS"]  # the emulated BlueZ's private bus
+            typer.echo(
+                f"demo: {device.name} on an emulated BlueZ; "
+                f"DBUS_SYSTEM_BUS_ADDRESS={bus} gaitedge listen --ble {device.address}"
+            )
+            with _session(model, _sinks(alerts_jsonl), mount=mount) as pipe:
+                rec = read_recording(DEMO_RECORDING)
+                calibrate_recording(pipe, source.device, rec.timestamp_s, rec.imu)
+                status = functools.partial(_print_status, playback_speed=speed)
+                run_sources(
+                    pipe, [source], duration_s=duration, on_status=None if quiet else status
+                )
+                summary = {"windows": pipe.stats.windows, "alerts": pipe.stats.alerts}
+                summary |= {"device_type": source.device_type, "model": source.profile.model}
+                typer.echo(json.dumps(summary))
+    except (SourceError, RuntimeError) as exc:  # the link failed, or no dbus-daemon
+        raise fail(str(exc), code=1) from exc
+
+
+def _demo_phone(duration, speed, model, mount, alerts_jsonl, quiet) -> None:
+    """``demo --device phone``: Sensor Logger (emulated) pushing to ``listen --http``."""
+    import functools
+    import secrets
+
+    from firmware_bridge.phones import PushConfig, emulated_sensor_logger, free_port
+    from gaitedge.demo import DEMO_RECORDING
+    from gaitedge.recording import read_recording
+    from gaitedge.runner import calibrate_recording, run_sources
+    from gaitedge.sources import HttpSource, SourceError
+
+    _logging(0, quiet)
+    rec = read_recording(DEMO_RECORDING)
+    source = HttpSource("127.0.0.1", free_port(), token=secrets.token_urlsafe(16))
+    config = PushConfig(platform="ios")
+    typer.echo(
+        f"demo: an emulated iPhone running Sensor Logger pushes {DEMO_RECORDING.name} at "
+        f"{speed}x to gaitedge listen --http 127.0.0.1:{source.port}"
+    )
+    with _session(model, _sinks(alerts_jsonl), mount=mount) as pipe:
+        calibrate_recording(pipe, config.device_id, rec.timestamp_s, rec.imu)
+        status = functools.partial(_print_status, playback_speed=speed)
+        with emulated_sensor_logger(
+            source.push_url, rec.timestamp_s, rec.imu, config=config, speed=speed
+        ):
+            try:
+                run_sources(
+                    pipe, [source], duration_s=duration, on_status=None if quiet else status
+                )
+            except SourceError as exc:
+                raise fail(str(exc), code=1) from exc
+        typer.echo(json.dumps({"windows": pipe.stats.windows, "alerts": pipe.stats.alerts}))
 
 
 @app.command()

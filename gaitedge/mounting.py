@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gaitedge.private import write_private
 from gaitedge.units import STANDARD_GRAVITY_M_S2
 
 BLOCK_S = 2.0
@@ -274,7 +275,4 @@ class MountStore:
     def save(self) -> None:
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(self.entries, indent=1))
-        tmp.replace(self.path)
+        write_private(self.path, json.dumps(self.entries, indent=1))

@@ -269,8 +269,13 @@ class Pipeline:
             return
         acc = np.concatenate(state.units_pending)
         state.units_pending, state.units_checked = [], True
+        self.check_units(acc, chunk.device)
+
+    def check_units(self, acc: np.ndarray, device: str) -> None:
+        """Raise :class:`ContractError` when ``acc`` [n, 3] is not in m/s² (a wrong scale or
+        unit); :meth:`process` checks each device's first ``UNITS_CHECK_SAMPLES`` with it."""
         try:
-            check_gravity_scale(acc, chunk.device)
+            check_gravity_scale(acc, device)
         except ValueError as exc:
             raise ContractError(
                 f"{exc}; the model {self.contract.name} expects m/s² (check the device's "

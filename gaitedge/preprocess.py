@@ -221,14 +221,32 @@ class TimestampRepair:
     * **Ties and batches.** Phone apps stamp with 1 or 10 ms resolution (~8 % of samples repeat
       the previous stamp at 104 Hz) and Android delivers several samples with one arrival time.
       A run of ``n`` samples sharing stamp ``T`` after the previous distinct stamp ``P`` is spread
-      evenly: ``P + (i + 1) (T - P) / n``, so the last keeps ``T``. The newest run is held back
+      evenly: ``P + (i + 1) (T - P) / n``, the last exactly ``T``. The newest run is held back
       until a later stamp arrives (it may grow), which delays a clean stream by one sample;
       :meth:`flush` releases it at the end of a recording.
     * **Backward jitter** of up to ``reset_s`` is a tie with the newest stamp.
     * **A larger backward jump** (a device clock reset) re-bases the clock so stream time carries
-      on one typical interval after the last sample, and marks a new segment (the true gap is
-      unknown): the caller's resampler sees a step of ``max_gap_s`` or more.
+      on ``segment_gap_s`` plus one typical interval after the last sample, and marks a new
+      segment (the true gap is unknown): the caller's resampler sees a step of ``max_gap_s`` or
+      more.
+    * **The typical interval** is set once per stream, by the first run that a later stamp ends:
+      ``n`` samples at ``T1`` then ``T2`` give ``(T2 - T1) / n`` (an Android batch of ``n`` spans
+      about ``T2 - T1``). A run opening the stream has no ``P``: it is spread back over ``n``
+      intervals, to ``T1 - (T2 - T1)``. Until the stream has one (a reset or the end before any
+      second stamp), :attr:`DEFAULT_INTERVAL_S`.
+
+    What comes out, and the stats, depend only on the samples fed, never on how they were cut
+    into chunks (pinned by a property test). A chunk is repaired ``BLOCK_SAMPLES`` at a time with
+    array operations (:meth:`_runs`); a block holding a clock reset, or a short one with a tie,
+    goes through the per-sample loop (:meth:`_loop`), the reference the array path is tested
+    against bit for bit.
     """
+
+    DEFAULT_INTERVAL_S = 0.02  # a 50 Hz guess, only until the stream shows its own interval
+    # Bounds the samples one clock reset sends through the per-sample loop.
+    BLOCK_SAMPLES = 4096
+    # Below this many samples a block with a tie costs less in the loop than in array set-up.
+    LOOP_SAMPLES = 16
 
     def __init__(self, reset_s: float = 0.5, segment_gap_s: float = 1.0) -> None:
         self.reset_s = reset_s
@@ -237,44 +255,110 @@ class TimestampRepair:
         self.reset()
 
     def reset(self) -> None:
-        self._offset = 0.0
+        self._offset = 0.0  # added to every stamp since the last clock reset
         self._prev: float | None = None  # the last emitted (distinct) stamp
-        self._held_t: float | None = None
+        self._held_t: float | None = None  # the newest run's stamp: the newest stamp so far
         self._held_x = np.zeros((0, 6))
-        self._dt = None  # a typical interval, for a first run of ties and for clock resets
+        self._dt: float | None = None  # the typical interval (see the class docstring)
 
     def process(self, t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Feed [N] stamps and [N, 6] finite samples; returns the samples now final."""
+        """Feed [N] stamps and [N, C] finite samples (C = 6 in the chain, 3 for one sensor of
+        an export); returns the samples now final."""
         if not len(t):
             return t, x
-        t = t + self._offset
+        t, x = np.asarray(t, np.float64), np.asarray(x, np.float64)
+        if self._held_t is None:
+            self._held_x = x[:0]  # [0, C]
+        step = self.BLOCK_SAMPLES
+        if len(t) <= step:
+            return self._block(t, x)
+        parts = [self._block(t[i : i + step], x[i : i + step]) for i in range(0, len(t), step)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def flush(self) -> tuple[np.ndarray, np.ndarray]:
+        """Release the held samples (end of a recording)."""
+        return self._release()
+
+    def _block(self, t_raw: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        t = t_raw + self._offset
         newest = -np.inf if self._held_t is None else self._held_t
         if t[0] > newest and (len(t) == 1 or (np.diff(t) > 0).all()):
-            # The common case, vectorised: strictly increasing, nothing to repair.
-            if self._dt is None:  # a typical interval, from the held stamp on where there is one
-                series = t if self._held_t is None else np.concatenate(([self._held_t], t))
-                if len(series) > 1:
-                    self._dt = float(np.median(np.diff(series)))
-            out_t, out_x = self._release()
-            if len(t) > 1:
-                self._prev = float(t[-2])
-            self._held_t, self._held_x = float(t[-1]), x[-1:].copy()
-            return np.concatenate([out_t, t[:-1]]), np.concatenate([out_x, x[:-1]])
-        return self._slow(t, x)
+            return self._increasing(t, x)
+        if len(t) < self.LOOP_SAMPLES:
+            return self._loop(t_raw, x)
+        before = np.empty_like(t)  # [N] the newest stamp before each sample
+        before[0] = newest
+        np.maximum(np.maximum.accumulate(t[:-1]), newest, out=before[1:])
+        if (t < before - self.reset_s).any():
+            return self._loop(t_raw, x)
+        return self._runs(t, x, before)
 
-    def _slow(self, t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ts, xs = [], []
-        for i in range(len(t)):
-            ti = float(t[i])
+    def _increasing(self, t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The common case: strictly increasing after the held run, nothing to repair."""
+        if self._dt is None:
+            if self._held_t is not None:
+                self._dt = (float(t[0]) - self._held_t) / len(self._held_x)
+            elif len(t) > 1:
+                self._dt = float(t[1]) - float(t[0])
+        out_t, out_x = self._release()
+        if len(t) > 1:
+            self._prev = float(t[-2])
+        self._held_t, self._held_x = float(t[-1]), x[-1:].copy()
+        return np.concatenate([out_t, t[:-1]]), np.concatenate([out_x, x[:-1]])
+
+    def _runs(
+        self, t: np.ndarray, x: np.ndarray, before: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Ties and backward jitter, no clock reset: every run but the newest released at once."""
+        opens = t > before  # [N] later than every stamp before it: opens a run
+        joins = ~opens
+        tied = int(np.count_nonzero(joins & (t == before)))
+        self.stats.tied += tied
+        self.stats.backward_jitter += int(np.count_nonzero(joins)) - tied
+        held = len(self._held_x)
+        xs = np.concatenate([self._held_x, x])  # [H + N, C] the held run, then this block
+        first = np.flatnonzero(opens)  # [K] where runs 1..K open; run 0 is the held one
+        k = len(first)
+        if not k:
+            self._held_x = xs
+            return np.zeros(0), xs[:0]
+        run = np.cumsum(opens)  # [N] each sample's run
+        stamps = np.concatenate(([before[0]], t[first]))  # [K + 1]
+        sizes = np.bincount(run, minlength=k + 1)  # [K + 1]
+        sizes[0] += held
+        j = 0 if sizes[0] else 1  # the oldest run with samples (1: nothing was held)
+        if self._dt is None and j < k:
+            self._dt = float(stamps[j + 1] - stamps[j]) / int(sizes[j])
+        prevs = np.empty(k + 1)  # [K + 1] the stamp each run is spread back to
+        prevs[1:] = stamps[:-1]
+        if self._prev is not None:
+            prevs[j] = self._prev
+        else:
+            prevs[j] = float(stamps[j]) - self._interval() * int(sizes[j])
+        n_out = held + int(first[-1])  # runs 0..K-1 are final
+        rid = np.concatenate([np.zeros(held, np.int64), run[: first[-1]]])  # [n_out]
+        opens_at = np.concatenate(([0], held + first))  # [K + 1] each run's index in xs
+        pos = np.arange(1, n_out + 1) - opens_at[rid]  # [n_out] 1..n within the run
+        n, big_t, prev = sizes[rid], stamps[rid], prevs[rid]
+        out = prev + (pos / n) * (big_t - prev)
+        last = pos == n
+        out[last] = big_t[last]
+        if n_out:  # else one run opened a stream that held nothing: it is the newest
+            self._prev = float(stamps[-2])
+        self._held_t, self._held_x = float(stamps[-1]), xs[n_out:].copy()
+        return out, xs[:n_out]
+
+    def _loop(self, t_raw: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One sample at a time: the reference for :meth:`_runs`, and what handles clock resets."""
+        parts = []
+        for i in range(len(t_raw)):
+            ti = float(t_raw[i]) + self._offset
             if self._held_t is None:
                 self._held_t, self._held_x = ti, x[i : i + 1].copy()
-                continue
-            if ti > self._held_t:
-                a, b = self._release()
-                ts.append(a)
-                xs.append(b)
-                if self._dt is None and self._prev is not None:
-                    self._dt = ti - self._prev
+            elif ti > self._held_t:
+                if self._dt is None:
+                    self._dt = (ti - self._held_t) / len(self._held_x)
+                parts.append(self._release())
                 self._held_t, self._held_x = ti, x[i : i + 1].copy()
             elif ti >= self._held_t - self.reset_s:
                 if ti == self._held_t:
@@ -284,41 +368,29 @@ class TimestampRepair:
                 self._held_x = np.concatenate([self._held_x, x[i : i + 1]])
             else:  # a clock reset: continue the stream time past a segment break
                 self.stats.clock_resets += 1
-                a, b = self._release()
-                ts.append(a)
-                xs.append(b)
-                shift = self._held_or_prev() + self.segment_gap_s + (self._dt or 0.02) - ti
-                self._offset += shift
-                t = t + shift
-                self._held_t, self._held_x = float(t[i]), x[i : i + 1].copy()
-        if not ts:
-            return np.zeros(0), np.zeros((0, 6))
-        return np.concatenate(ts), np.concatenate(xs)
+                parts.append(self._release())
+                self._offset += self._prev + self.segment_gap_s + self._interval() - ti
+                self._held_t, self._held_x = float(t_raw[i]) + self._offset, x[i : i + 1].copy()
+        if not parts:
+            return np.zeros(0), x[:0]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
-    def _held_or_prev(self) -> float:
-        return self._prev if self._prev is not None else 0.0
+    def _interval(self) -> float:
+        return self._dt if self._dt is not None else self.DEFAULT_INTERVAL_S
 
     def _release(self) -> tuple[np.ndarray, np.ndarray]:
         """Emit the held run of samples spread back to the previous stamp."""
         if self._held_t is None:
-            return np.zeros(0), np.zeros((0, 6))
+            return np.zeros(0), self._held_x[:0]
         n = len(self._held_x)
         big_t = self._held_t
-        if n == 1:
-            out = np.array([big_t])
-        else:
-            prev = self._prev
-            if prev is None:
-                prev = big_t - (self._dt if self._dt else 0.02) * n
-            out = prev + (np.arange(1, n + 1) / n) * (big_t - prev)
+        prev = self._prev if self._prev is not None else big_t - self._interval() * n
+        out = prev + (np.arange(1, n + 1) / n) * (big_t - prev)
+        out[-1] = big_t
         self._prev = big_t
         x = self._held_x
-        self._held_t, self._held_x = None, np.zeros((0, 6))
+        self._held_t, self._held_x = None, x[:0]
         return out, x
-
-    def flush(self) -> tuple[np.ndarray, np.ndarray]:
-        """Release the held samples (end of a recording)."""
-        return self._release()
 
 
 def repair_timestamps(
@@ -759,11 +831,22 @@ def calibrate(cfg: ChainConfig, recordings, estimator=None):
     from gaitedge.mounting import MountingEstimator
 
     est = estimator or MountingEstimator(cfg.sample_rate_hz)
-    probe = replace(cfg, mounting="none", norm_mean=None, norm_std=None)
     for t, imu in recordings:
-        chain = StreamingChain(probe, mounting=Mounting(estimator=est))
+        calibrate_stream(cfg, [(t, imu)], est)
+    return est
+
+
+def calibrate_stream(cfg: ChainConfig, chunks, estimator=None):
+    """:func:`calibrate` on one recording fed in chunks ``[(timestamps [n], imu [n, 6]), ...]``
+    (a long file streamed: memory bounded by a chunk); the same estimate as one pass."""
+    from gaitedge.mounting import MountingEstimator
+
+    est = estimator or MountingEstimator(cfg.sample_rate_hz)
+    probe = replace(cfg, mounting="none", norm_mean=None, norm_std=None)
+    chain = StreamingChain(probe, mounting=Mounting(estimator=est))
+    for t, imu in chunks:
         chain.process(t, imu)
-        chain.flush()
+    chain.flush()
     return est
 
 

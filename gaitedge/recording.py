@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from gaitedge.private import open_private_append
 from gaitedge.units import AccelUnit, GyroUnit, accel_to_m_s2, gyro_to_rad_s
 
 AXES = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
@@ -162,12 +165,7 @@ def read_recording(
     if not header:
         raise RecordingError(f"{where}: empty file, expected a header line")
     layout = _parse_header(header, where)
-    if layout.time_index is None and not (rate_hz and rate_hz > 0):
-        raise RecordingError(
-            f"{where}: no timestamp_s column; give the sample rate (rate_hz / --rate-hz)"
-        )
-    if layout.time_index is not None and rate_hz is not None:
-        raise RecordingError(f"{where}: has its own timestamps; do not also give a rate")
+    _check_rate(layout, rate_hz, where)
     numeric = ([layout.time_index] if layout.time_index is not None else []) + list(
         layout.axis_index
     )
@@ -181,6 +179,15 @@ def read_recording(
     if devices or device is not None:
         data, labels, devices = _one_device(data, labels, devices, device, where)
     return _to_recording(data, labels, devices, layout, rate_hz, where, strict)
+
+
+def _check_rate(layout: _Layout, rate_hz: float | None, where: str) -> None:
+    if layout.time_index is None and not (rate_hz and rate_hz > 0):
+        raise RecordingError(
+            f"{where}: no timestamp_s column; give the sample rate (rate_hz / --rate-hz)"
+        )
+    if layout.time_index is not None and rate_hz is not None:
+        raise RecordingError(f"{where}: has its own timestamps; do not also give a rate")
 
 
 def _one_device(data, labels, devices, device: str | None, where: str):
@@ -209,7 +216,11 @@ def _one_device(data, labels, devices, device: str | None, where: str):
 def _parse_numeric_fast(text: str, n_columns: int) -> np.ndarray | None:
     """All-numeric files in one numpy call; None when anything is off (then the careful path
     finds and reports the line)."""
-    body = text.split("\n", 1)[1] if "\n" in text else ""
+    return _parse_numeric_body(text.split("\n", 1)[1] if "\n" in text else "", n_columns)
+
+
+def _parse_numeric_body(body: str, n_columns: int) -> np.ndarray | None:
+    """Rows without the header (a whole file's, or a block's of :func:`iter_recording`)."""
     body = body.replace("\r", "").strip()
     if not body or ",," in body or "\n\n" in body:
         return None
@@ -222,9 +233,9 @@ def _parse_numeric_fast(text: str, n_columns: int) -> np.ndarray | None:
     return flat.reshape(-1, n_columns)
 
 
-def _parse_rows(rows, header, layout: _Layout, numeric: list[int], where: str):
+def _parse_rows(rows, header, layout: _Layout, numeric: list[int], where: str, first_line=2):
     values, labels, devices = [], [], []
-    for line_no, row in enumerate(rows, start=2):
+    for line_no, row in enumerate(rows, start=first_line):
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         if len(row) != len(header):
@@ -278,6 +289,201 @@ def _to_recording(
     )
 
 
+# Text parsed at a time by CsvChunks: ~35 k rows of a canonical CSV, a few MB of arrays.
+CHUNK_BYTES = 4 << 20
+
+
+class CsvChunks:
+    """A recording CSV read block by block, in canonical units: memory bounded by
+    ``chunk_bytes`` however long the file (a week of ``listen --record`` is gigabytes).
+
+    Iterating gives :class:`Recording` chunks whose concatenation is what
+    :func:`read_recording` returns in one piece: the same parsing, units and refusals (the line
+    named is the file's), and stamps repaired by the same ``TimestampRepair``, fed block by
+    block (it holds back only its newest run of tied stamps). The header is checked when the
+    object is made, so a bad file is refused before anything streams. A file of several
+    devices read without ``device`` is refused at the first row of a second device.
+
+    Args:
+        path, rate_hz, strict, device: as :func:`read_recording`.
+        chunk_bytes: the text read at a time (a chunk holds the whole lines in it).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        rate_hz: float | None = None,
+        *,
+        strict: bool = False,
+        device: str | None = None,
+        chunk_bytes: int = CHUNK_BYTES,
+    ) -> None:
+        from gaitedge.preprocess import TimestampRepair
+
+        self.path, self.where = Path(path), str(path)
+        self.rate_hz, self.device, self.chunk_bytes = rate_hz, device, chunk_bytes
+        try:
+            self._file = self.path.open("rb")
+            first = self._file.readline()
+        except OSError as exc:
+            raise RecordingError(f"{self.where}: cannot read: {exc}") from exc
+        header = next(csv.reader([self._text(first, 1).lstrip("\ufeff")]), None)
+        if not header or not "".join(header).strip():
+            self.close()
+            raise RecordingError(f"{self.where}: empty file, expected a header line")
+        self.header = header
+        try:
+            self.layout = layout = _parse_header(header, self.where)
+            _check_rate(layout, rate_hz, self.where)
+        except RecordingError:
+            self.close()
+            raise
+        self._numeric = ([layout.time_index] if layout.time_index is not None else []) + list(
+            layout.axis_index
+        )
+        self._repair = TimestampRepair() if layout.time_index is not None and not strict else None
+        self._line = 2  # the file's line number of the next row
+        self._rows = 0  # rows kept so far (the sample index of a file without times)
+        self._last_t: float | None = None
+        self._devices: set[str] = set()
+        self._held_labels = np.zeros(0, dtype=str)  # labels of the samples repair holds back
+        self._held_devices = np.zeros(0, dtype=str)
+
+    @property
+    def repair(self):
+        """What timestamp repair changed so far (``RepairStats``), or None (strict, no times)."""
+        return self._repair.stats if self._repair is not None else None
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> CsvChunks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Recording]:
+        carry = b""
+        try:
+            while True:
+                data = self._file.read(self.chunk_bytes)
+                block, carry = carry + data, b""
+                if data:
+                    cut = block.rfind(b"\n") + 1
+                    block, carry = block[:cut], block[cut:]
+                chunk = self._block(block) if block else None
+                if chunk is not None and len(chunk):
+                    yield chunk
+                if not data:
+                    break
+            tail = self._flush()
+            if tail is not None and len(tail):
+                yield tail
+        finally:
+            self.close()
+        if not self._rows and self.device is not None and self._devices:
+            raise RecordingError(
+                f"{self.where}: no rows of device {self.device!r} "
+                f"(it has {', '.join(sorted(self._devices))})"
+            )
+        if not self._rows:
+            raise RecordingError(f"{self.where}: no samples after the header")
+
+    def _text(self, data: bytes, line: int) -> str:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            at = line + data[: exc.start].count(b"\n")
+            raise RecordingError(f"{self.where}:{at}: cannot read: {exc}") from exc
+
+    def _block(self, raw: bytes) -> Recording | None:
+        layout, first = self.layout, self._line
+        text = self._text(raw, first)
+        self._line += text.count("\n")
+        data = None
+        if layout.label_index is None and layout.device_index is None:
+            data = _parse_numeric_body(text, len(self.header))
+        if data is not None:
+            data, labels, devices = data[:, self._numeric], [], []
+        else:
+            rows = csv.reader(io.StringIO(text))
+            data, labels, devices = _parse_rows(
+                rows, self.header, layout, self._numeric, self.where, first
+            )
+        labels = np.asarray(labels, dtype=str)
+        devices = np.asarray(devices, dtype=str)
+        if layout.device_index is not None or self.device is not None:
+            data, labels, devices = self._one_device(data, labels, devices)
+        bad = ~np.isfinite(data).all(axis=1)
+        if bad.any():
+            raise RecordingError(
+                f"{self.where}:{first + int(np.argmax(bad))}: non-finite value (NaN/inf)"
+            )
+        n = len(data)
+        if layout.time_index is not None:
+            t, x = data[:, 0] * layout.time_scale, data[:, 1:]
+            if self._repair is None:
+                self._check_increasing(t, first)
+            else:
+                labels = np.concatenate([self._held_labels, labels])
+                devices = np.concatenate([self._held_devices, devices])
+                t, x = self._repair.process(t, x)
+                labels, self._held_labels = labels[: len(t)], labels[len(t) :]
+                devices, self._held_devices = devices[: len(t)], devices[len(t) :]
+        else:
+            t, x = (self._rows + np.arange(n)) / float(self.rate_hz), data
+        self._rows += n
+        return self._recording(t, x, labels, devices)
+
+    def _one_device(self, data, labels, devices):
+        if self.layout.device_index is None:
+            raise RecordingError(
+                f"{self.where}: has no device_id column to pick device {self.device!r} from"
+            )
+        self._devices.update(np.unique(devices).tolist())
+        if self.device is None:
+            if len(self._devices) > 1:
+                raise RecordingError(
+                    f"{self.where}: holds {len(self._devices)} devices "
+                    f"({', '.join(sorted(self._devices))}); replay one at a time with --device ID"
+                )
+            return data, labels, devices
+        keep = devices == self.device
+        return data[keep], labels[keep] if len(labels) else labels, devices[keep]
+
+    def _check_increasing(self, t: np.ndarray, first: int) -> None:
+        """``strict``: refuse the first stamp that does not increase (across blocks too)."""
+        prev = np.concatenate(([-np.inf if self._last_t is None else self._last_t], t[:-1]))
+        back = t <= prev
+        if back.any():
+            i = int(np.argmax(back))
+            raise RecordingError(
+                f"{self.where}:{first + i}: timestamp {t[i]:.6f} s does not increase "
+                f"(previous {prev[i]:.6f} s)"
+            )
+        if len(t):
+            self._last_t = float(t[-1])
+
+    def _flush(self) -> Recording | None:
+        if self._repair is None:
+            return None
+        t, x = self._repair.flush()
+        return self._recording(t, x, self._held_labels, self._held_devices)
+
+    def _recording(self, t, x, labels, devices) -> Recording:
+        layout = self.layout
+        imu = np.empty_like(x)
+        imu[:, :3] = accel_to_m_s2(x[:, :3], layout.accel_unit)
+        imu[:, 3:] = gyro_to_rad_s(x[:, 3:], layout.gyro_unit)
+        return Recording(
+            timestamp_s=t,
+            imu=imu,
+            label=labels if layout.label_index is not None else None,
+            device_id=devices if layout.device_index is not None else None,
+        )
+
+
 class RecordingWriter:
     """Append samples to a canonical recording CSV while streaming.
 
@@ -311,7 +517,8 @@ class RecordingWriter:
                 raise RecordingError(
                     f"{self.path}: cannot append, header {first} differs from {self.header}"
                 )
-        self._file = self.path.open("a", encoding="utf-8", newline="")
+        # Motion data of an identifiable person: created 0600 (gaitedge.private).
+        self._file = open_private_append(self.path, newline="")
         if not exists:
             self._file.write(",".join(self.header) + "\n")
             self._sync()
@@ -371,6 +578,32 @@ def write_recording(path: str | os.PathLike, recording: Recording) -> None:
         with_device_id=recording.device_id is not None,
     ) as w:
         w.write(recording.timestamp_s, recording.imu, recording.label, recording.device_id)
+
+
+def write_chunks(path: str | os.PathLike, chunks: Iterable[Recording]) -> tuple[int, float]:
+    """Write a recording's chunks (``gaitedge.formats.open_chunks``) as one canonical CSV,
+    replacing the file; memory bounded by a chunk. A chunk that fails to read part way removes
+    the partial file (the error is raised). Returns the samples written and the duration (s).
+    """
+    path = Path(path)
+    chunks = iter(chunks)
+    first = next(chunks, None)
+    if first is None:
+        raise RecordingError(f"{path}: nothing to write")
+    path.unlink(missing_ok=True)
+    n, t0, t1 = 0, float(first.timestamp_s[0]), float(first.timestamp_s[0])
+    try:
+        with RecordingWriter(
+            path, with_label=first.label is not None, with_device_id=first.device_id is not None
+        ) as w:
+            for chunk in itertools.chain([first], chunks):
+                w.write(chunk.timestamp_s, chunk.imu, chunk.label, chunk.device_id)
+                n += len(chunk)
+                t1 = float(chunk.timestamp_s[-1]) if len(chunk) else t1
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return n, t1 - t0
 
 
 def describe_recording(recording: Recording, max_gap_s: float = 0.2) -> dict:

@@ -12,28 +12,43 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from gaitedge.engine import load_engine
+from gaitedge.mqtt import mqtt_settings
 from gaitedge.pipeline import Pipeline
 from gaitedge.recording import RecordingWriter
 from gaitedge.sinks import FanOut, build_sinks
 from gaitedge.sources.base import Source
 from gaitedge.sources.device import DeviceSource
 from gaitedge.status import DeviceStatus, LinkStatus
+from gaitedge.webhook import webhook_settings
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class SinkOptions:
+    """Where alerts go. Secrets are files or come from the environment (``gaitedge.private``):
+    never a value here, so never a command-line argument."""
+
     alerts_jsonl: Path | None = None
     webhook: str | None = None
     mqtt: str | None = None
-    mqtt_topic: str = "gaitedge/alerts"
+    mqtt_topic: str | None = None  # default: the --mqtt URL's path, else gaitedge/alerts
     lsl: bool = False
+    mqtt_user: str | None = None
+    mqtt_password_file: Path | None = None
+    mqtt_ca: Path | None = None
+    mqtt_cert: Path | None = None
+    mqtt_key: Path | None = None
+    webhook_ca: Path | None = None
+    webhook_secret_file: Path | None = None
+    webhook_token_file: Path | None = None
 
 
 def open_pipeline(
@@ -57,7 +72,8 @@ def open_pipeline(
     stdout (``bench`` times the pipeline alone).
 
     Raises ContractError, EngineUnavailableError (GPU stack missing), ValueError (a malformed
-    sink option, axis map or mount file) or OSError before anything runs.
+    sink option, axis map or mount file) or OSError (``MqttRefusedError``: a broker that
+    refused the login or the certificate) before anything runs.
     """
     from gaitedge.mounting import MountStore
 
@@ -66,10 +82,21 @@ def open_pipeline(
     options = {"mount": mount, "mount_store": store, "strict": strict, "acc_range_g": acc_range_g}
     if sinks is None:
         return Pipeline(engine, FanOut([]), **options)
+    webhook = mqtt = None
+    if sinks.webhook is not None:
+        webhook = webhook_settings(
+            sinks.webhook, ca_file=sinks.webhook_ca, secret_file=sinks.webhook_secret_file,
+            token_file=sinks.webhook_token_file,
+        )  # fmt: skip
+    if sinks.mqtt is not None:
+        mqtt = mqtt_settings(
+            sinks.mqtt, username=sinks.mqtt_user, password_file=sinks.mqtt_password_file,
+            ca_file=sinks.mqtt_ca, cert_file=sinks.mqtt_cert, key_file=sinks.mqtt_key,
+        )  # fmt: skip
     fan_out: FanOut = build_sinks(
         alerts_jsonl=sinks.alerts_jsonl,
-        webhook=sinks.webhook,
-        mqtt=sinks.mqtt,
+        webhook=webhook,
+        mqtt=mqtt,
         mqtt_topic=sinks.mqtt_topic,
         lsl=sinks.lsl,
         echo=echo,
@@ -97,21 +124,46 @@ def calibrate_recording(pipeline: Pipeline, device: str, timestamp_s, imu) -> st
     ``not_auto`` (the mounting is none or an axis map); ``too_little_walking`` (under 20 s of
     walking in the recording: the device calibrates while it streams, if at all).
     """
+    return calibrate_chunks(pipeline, device, [(timestamp_s, imu)])
+
+
+def calibrate_chunks(
+    pipeline: Pipeline, device: str, chunks: Iterable[tuple[np.ndarray, np.ndarray]]
+) -> str:
+    """:func:`calibrate_recording` on a recording's chunks ``(timestamps [n], imu [n, 6])``
+    (a long file streamed: a first pass, memory bounded by a chunk). ``chunks`` is only
+    iterated when a calibration is needed."""
     from gaitedge.mounting import MountStore
-    from gaitedge.preprocess import calibrate
+    from gaitedge.preprocess import calibrate_stream
 
     cfg = pipeline.contract.chain
     if (pipeline.mount or cfg.mounting) != "auto":
         return "not_auto"
     if pipeline.mount_store is not None and device in pipeline.mount_store.entries:
         return "stored"
-    est = calibrate(cfg, [(timestamp_s, imu)])
+    est = calibrate_stream(cfg, _units_checked(pipeline, device, chunks))
     if not est.calibrated:
         return "too_little_walking"
     if pipeline.mount_store is None:
         pipeline.mount_store = MountStore(None)
     pipeline.mount_store.put(device, est)
     return "calibrated"
+
+
+def _units_checked(
+    pipeline: Pipeline, device: str, chunks: Iterable[tuple[np.ndarray, np.ndarray]]
+):
+    """``chunks``, their first samples checked for m/s² as :meth:`Pipeline.process` checks them:
+    data in the wrong unit are refused with that one error, before a calibration on them (which
+    finds no walking in them) has anything to say."""
+    pending: list[np.ndarray] | None = []
+    for t, imu in chunks:
+        if pending is not None:
+            pending.append(imu[:, :3])
+            if sum(map(len, pending)) >= pipeline.UNITS_CHECK_SAMPLES:
+                pipeline.check_units(np.concatenate(pending), device)
+                pending = None
+        yield t, imu
 
 
 async def stream(pipeline: Pipeline, source: Source, *, duration_s: float | None = None) -> None:
@@ -147,6 +199,8 @@ async def stream_many(
 def status(pipeline: Pipeline, sources: list[Source]) -> list[DeviceStatus]:
     """The pipeline's per-device status joined with each source's link health."""
     by_device = {s.device: s for s in sources}
+    for s in sources:  # a network source serves several phones, each its own device
+        by_device.update(getattr(s, "devices", {}))
     out = []
     for row in pipeline.device_status():
         source = by_device.get(row.device)

@@ -3,6 +3,11 @@
 A sink must never stop the pipeline: :class:`FanOut` catches and counts a failing sink's errors
 so the others still get the alert, and sinks that talk to the network (webhook, MQTT) hand the
 alert to a background thread and return at once.
+
+Alerts are health data: the JSONL file is created private (``gaitedge.private``), webhooks are
+signed and sent over checked HTTPS (``gaitedge.webhook``), MQTT speaks TLS with a login
+(``gaitedge.mqtt``). Network sinks count each alert ``delivered``, ``pending`` or ``failed``
+(:meth:`FanOut.stats`).
 """
 
 from __future__ import annotations
@@ -10,19 +15,23 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import ssl
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Protocol
-from urllib.parse import urlsplit
 
+from gaitedge import __version__
 from gaitedge.alerts import Alert, AlertType
+from gaitedge.mqtt import MqttSettings, mqtt_settings
+from gaitedge.private import open_private_append, tls_context, tls_error
+from gaitedge.webhook import SIGNATURE_HEADER, WebhookSettings, sign, webhook_settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MQTT_PORT = 1883
 DEFAULT_MQTT_TOPIC = "gaitedge/alerts"
 
 
@@ -81,12 +90,15 @@ class ListSink:
 
 
 class JsonlSink:
-    """Appends one JSON object per line to ``path``, flushed per alert so a crash loses none."""
+    """Appends one JSON object per line to ``path``, flushed per alert so a crash loses none.
+
+    A new file is created 0600 (its directory 0700); an existing one others can read is warned
+    about.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] | None = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        self._file: IO[str] | None = open_private_append(self.path)
 
     def send(self, alert: Alert) -> None:
         if self._file is None:
@@ -101,12 +113,18 @@ class JsonlSink:
 
 
 class WebhookSink:
-    """HTTP POST of each alert's JSON, from a background thread with a bounded queue.
+    """HTTP(S) POST of each alert's JSON, signed, from a background thread with a bounded queue.
+
+    With a secret each request carries ``X-Gaitedge-Signature: t=...,v1=...`` (a fresh
+    timestamp per attempt; see ``gaitedge.webhook``), with a token ``Authorization: Bearer``.
+    HTTPS checks the server's certificate and name (``ca_file`` adds a CA); redirects are not
+    followed, so the token never goes anywhere but ``url``.
 
     Connection errors, timeouts and 5xx answers are retried ``retries`` times with exponential
-    backoff (``backoff_s``, then twice that, ...); 4xx answers are not (the request itself is
-    wrong). When the queue is full the new alert is dropped and counted, so a dead endpoint
-    costs the pipeline nothing. Counters: ``delivered``, ``failed``, ``dropped``.
+    backoff (``backoff_s``, then twice that, ...); 4xx answers and an untrusted certificate are
+    not (retrying would not change them). When the queue is full the new alert is dropped and
+    counted, so a dead endpoint costs the pipeline nothing. Counters: ``delivered``,
+    ``failed``, ``dropped``.
     """
 
     # How often an idle worker checks whether close() was called.
@@ -114,15 +132,15 @@ class WebhookSink:
 
     def __init__(
         self,
-        url: str,
+        settings: WebhookSettings | str,
         retries: int = 3,
         backoff_s: float = 0.5,
         timeout_s: float = 5.0,
         queue_size: int = 100,
         close_timeout_s: float = 5.0,
     ) -> None:
-        check_url(url)
-        self.url = url
+        self.settings = webhook_settings(settings) if isinstance(settings, str) else settings
+        self.url = self.settings.url
         self.retries = retries
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
@@ -130,6 +148,11 @@ class WebhookSink:
         self.delivered = 0
         self.failed = 0
         self.dropped = 0
+        self._sending = 0
+        context = tls_context(self.settings.ca_file) if self.url.startswith("https:") else None
+        self._opener = urllib.request.build_opener(
+            urllib.request.HTTPSHandler(context=context), _NoRedirect()
+        )
         self._queue: queue.Queue[Alert] = queue.Queue(maxsize=queue_size)
         self._closing = threading.Event()
         self._stop = threading.Event()
@@ -142,6 +165,14 @@ class WebhookSink:
         except queue.Full:
             self.dropped += 1
             log.error("webhook %s: queue full, alert at t=%.2f s dropped", self.url, alert.t)
+
+    def delivery_stats(self) -> dict[str, int]:
+        pending = self._queue.qsize() + self._sending
+        return {
+            "delivered": self.delivered,
+            "pending": pending,
+            "failed": self.failed + self.dropped,
+        }
 
     def close(self) -> None:
         """Deliver what is queued, waiting at most ``close_timeout_s``, then give up."""
@@ -158,11 +189,13 @@ class WebhookSink:
                 if self._closing.is_set():
                     return
                 continue
+            self._sending = 1
             if self._post_with_retries(alert.to_json().encode()):
                 self.delivered += 1
             else:
                 self.failed += 1
                 log.error("webhook %s: alert at t=%.2f s not delivered", self.url, alert.t)
+            self._sending = 0
         self._drain_as_failed()
 
     def _post_with_retries(self, body: bytes) -> bool:
@@ -182,14 +215,23 @@ class WebhookSink:
                     return False
                 log.warning("webhook %s answered %d (attempt %d)", self.url, exc.code, attempt + 1)
             except (urllib.error.URLError, OSError) as exc:
-                log.warning("webhook %s unreachable (attempt %d): %s", self.url, attempt + 1, exc)
+                reason = getattr(exc, "reason", exc)
+                if isinstance(reason, ssl.SSLError):
+                    log.error("webhook %s; not retried", tls_error(reason, self.url))
+                    return False
+                log.warning(
+                    "webhook %s unreachable (attempt %d): %s", self.url, attempt + 1, reason
+                )
         return False
 
     def _post(self, body: bytes) -> None:
-        request = urllib.request.Request(
-            self.url, data=body, method="POST", headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+        headers = {"Content-Type": "application/json", "User-Agent": f"gaitedge/{__version__}"}
+        if self.settings.secret is not None:
+            headers[SIGNATURE_HEADER] = sign(self.settings.secret, body, int(time.time()))
+        if self.settings.token is not None:
+            headers["Authorization"] = f"Bearer {self.settings.token}"
+        request = urllib.request.Request(self.url, data=body, method="POST", headers=headers)
+        with self._opener.open(request, timeout=self.timeout_s) as response:
             response.read()
 
     def _drain_as_failed(self) -> None:
@@ -201,85 +243,130 @@ class WebhookSink:
             self.failed += 1
 
 
-class MqttSink:
-    """Publishes each alert's JSON with paho-mqtt 2.x; the network loop runs in paho's thread.
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is answered as the error it is for an alert endpoint (a 3xx, not retried):
+    following it would re-send the token and the alert to wherever it points."""
 
-    ``topic`` may name ``{device}`` and ``{type}``, e.g. ``gaitedge/{device}/{type}``. paho
-    reconnects by itself (1 s, backing off to 30 s) and keeps QoS >= 1 messages published while
-    disconnected until the broker is back.
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+class MqttSink:
+    """Publishes each alert's JSON at QoS 1 over MQTT v5 (``gaitedge.mqtt``: TLS, login,
+    persistent session); paho's network thread does the I/O.
+
+    ``topic`` may name ``{device}`` and ``{type}``, e.g. ``gaitedge/{device}/{type}``; default:
+    the URL's path, else ``gaitedge/alerts``. A refused login or certificate raises
+    ``MqttRefusedError`` here; a broker that is away is retried in the background (1 s, backing
+    off to 30 s) and alerts published meanwhile wait in paho (up to ``max_queued``) and go out
+    when it is back. Each alert is counted ``delivered`` (the broker acknowledged it),
+    ``failed`` (refused, e.g. a topic the broker's ACL forbids; queue full; still unsent at
+    close) or pending.
     """
 
     def __init__(
         self,
-        host: str,
-        port: int = DEFAULT_MQTT_PORT,
-        topic: str = DEFAULT_MQTT_TOPIC,
+        settings: MqttSettings | str,
+        topic: str | None = None,
         qos: int = 1,
-        client_id: str = "",
         close_timeout_s: float = 5.0,
+        max_queued: int = 1000,
     ) -> None:
-        try:
-            import paho.mqtt.client as mqtt
-        except ImportError as exc:
-            raise RuntimeError(
-                "the MQTT sink needs paho-mqtt: pip install 'gaitedge[sinks]'"
-            ) from exc
-        self.host, self.port, self.topic, self.qos = host, port, topic, qos
+        from gaitedge.mqtt import new_client, start
+
+        self.settings = mqtt_settings(settings) if isinstance(settings, str) else settings
+        self.topic = topic or self.settings.topic or DEFAULT_MQTT_TOPIC
+        check_topic(self.topic)
+        self.qos = qos
         self.close_timeout_s = close_timeout_s
         self.published = 0
-        self.acknowledged = 0
-        self._acked = threading.Condition()
-        self._mqtt = mqtt
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.delivered = 0
+        self.failed = 0
+        self._counts = threading.Condition()
+        self._topics: dict[int, str] = {}  # message id -> topic, until the broker answers
+        self._early: dict[int, object] = {}  # answers that came before publish() returned
+        self._client = new_client(self.settings)
+        self._client.max_queued_messages_set(max_queued)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
-        self._client.connect_async(host, port)
-        self._client.loop_start()
+        start(self._client, self.settings)
+
+    @property
+    def pending(self) -> int:
+        with self._counts:
+            return self.published - self.delivered - self.failed
+
+    def delivery_stats(self) -> dict[str, int]:
+        with self._counts:
+            pending = self.published - self.delivered - self.failed
+            return {"delivered": self.delivered, "pending": pending, "failed": self.failed}
 
     def send(self, alert: Alert) -> None:
+        import paho.mqtt.client as mqtt
+
         topic = self.topic.format(device=alert.device or "default", type=alert.type.value)
         # While disconnected paho answers MQTT_ERR_NO_CONN but keeps a QoS >= 1 message and
-        # sends it on reconnect, so only a full queue means the alert is lost.
+        # sends it on reconnect, so only a full queue means the alert is lost. paho calls
+        # on_publish holding its own lock, so none of ours is held across publish().
         info = self._client.publish(topic, alert.to_json(), qos=self.qos)
-        if info.rc == self._mqtt.MQTT_ERR_QUEUE_SIZE:
-            raise RuntimeError(f"MQTT {self.host}:{self.port}: outgoing queue full")
-        with self._acked:
+        with self._counts:
             self.published += 1
+            if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+                self.failed += 1
+                log.error("MQTT %s: outgoing queue full, alert dropped", self.settings.address)
+            elif self.qos == 0:
+                self.delivered += 1
+            elif info.mid in self._early:
+                self._answered(topic, self._early.pop(info.mid))
+            else:
+                self._topics[info.mid] = topic
 
     def close(self) -> None:
-        """Wait up to ``close_timeout_s`` for the broker to acknowledge every alert."""
-        with self._acked:
-            done = self._acked.wait_for(
-                lambda: self.acknowledged >= self.published or self.qos == 0,
-                timeout=self.close_timeout_s,
+        """Wait up to ``close_timeout_s`` for the broker to answer for every alert; what is
+        still unanswered then counts as failed."""
+        with self._counts:
+            self._counts.wait_for(
+                lambda: self.delivered + self.failed >= self.published, self.close_timeout_s
             )
-        if not done:
-            log.error(
-                "MQTT %s:%d: %d alerts not acknowledged by the broker",
-                self.host,
-                self.port,
-                self.published - self.acknowledged,
-            )
+            lost = self.published - self.delivered - self.failed
+            self.failed += lost
+        if lost:
+            log.error("MQTT %s: %d alerts not delivered", self.settings.address, lost)
         self._client.disconnect()
         self._client.loop_stop()
 
+    def _answered(self, topic: str, reason_code) -> None:
+        if reason_code.is_failure:
+            self.failed += 1
+            log.error(
+                "MQTT %s refused the alert on topic %s: %s",
+                self.settings.address,
+                topic,
+                reason_code,
+            )
+        else:
+            self.delivered += 1
+        self._counts.notify_all()
+
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        with self._acked:
-            self.acknowledged += 1
-            self._acked.notify_all()
+        with self._counts:
+            topic = self._topics.pop(mid, None)
+            if topic is None:
+                self._early[mid] = reason_code
+            else:
+                self._answered(topic, reason_code)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.error("MQTT %s:%d refused the connection: %s", self.host, self.port, reason_code)
+            log.error("MQTT %s refused the connection: %s", self.settings.address, reason_code)
         else:
-            log.info("MQTT connected to %s:%d", self.host, self.port)
+            log.info("MQTT connected to %s", self.settings.address)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code != 0:
             log.warning(
-                "MQTT %s:%d disconnected (%s); reconnecting", self.host, self.port, reason_code
+                "MQTT %s disconnected (%s); reconnecting", self.settings.address, reason_code
             )
 
 
@@ -317,6 +404,15 @@ class FanOut:
                 self.errors[name] = self.errors.get(name, 0) + 1
                 log.exception("alert sink %s failed", name)
 
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Per network sink (``mqtt``, ``webhook``): alerts delivered, pending and failed."""
+        names = {WebhookSink: "webhook", MqttSink: "mqtt"}
+        return {
+            names.get(type(sink), type(sink).__name__): sink.delivery_stats()
+            for sink in self.sinks
+            if hasattr(sink, "delivery_stats")
+        }
+
     def close(self) -> None:
         for sink in self.sinks:
             try:
@@ -325,61 +421,56 @@ class FanOut:
                 log.exception("closing alert sink %s failed", type(sink).__name__)
 
 
-def check_url(url: str) -> None:
-    """Raise ValueError unless ``url`` is an http(s) URL with a host."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"webhook must be an http:// or https:// URL with a host, got {url!r}")
-
-
-def parse_mqtt_address(address: str) -> tuple[str, int]:
-    """``HOST[:PORT]`` (``[v6addr]:PORT`` for IPv6) -> (host, port)."""
-    host, port = address, DEFAULT_MQTT_PORT
-    if address.startswith("["):
-        end = address.find("]")
-        if end < 0 or (end + 1 < len(address) and address[end + 1] != ":"):
-            raise ValueError(f"MQTT address {address!r}: expected [IPv6]:PORT")
-        host, rest = address[1:end], address[end + 2 :]
-        port_text = rest or None
-    else:
-        host, _, port_text = address.partition(":")
-        port_text = port_text if ":" in address else None
-    if port_text is not None:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ValueError(f"MQTT address {address!r}: port must be a number in 1..65535")
-        port = int(port_text)
-    if not host:
-        raise ValueError(f"MQTT address {address!r}: expected HOST[:PORT]")
-    return host, port
+def check_topic(topic: str) -> None:
+    """Raise ValueError unless ``topic`` can be published to (non-empty, no wildcard)."""
+    if not topic or any(c in topic for c in "#+"):
+        raise ValueError(f"MQTT topic {topic!r}: must be non-empty, without # or +")
 
 
 def build_sinks(
     alerts_jsonl: Path | None = None,
-    webhook: str | None = None,
-    mqtt: str | None = None,
-    mqtt_topic: str = DEFAULT_MQTT_TOPIC,
+    webhook: WebhookSettings | str | None = None,
+    mqtt: MqttSettings | str | None = None,
+    mqtt_topic: str | None = None,
     lsl: bool = False,
     echo: Callable[[str], object] | None = None,
 ) -> FanOut:
     """The sinks the CLI options ask for; ValueError says which option is malformed.
 
-    Every option is checked before any sink opens, so a bad one leaves no thread or file behind.
+    ``webhook`` / ``mqtt``: settings (``gaitedge.webhook.webhook_settings``,
+    ``gaitedge.mqtt.mqtt_settings``), or a URL read with the environment's secrets. Every
+    option is checked before any sink opens; the MQTT sink, which may be refused
+    (``MqttRefusedError``, an OSError), opens first, so a refusal leaves no file or thread.
     """
-    if webhook is not None:
-        check_url(webhook)
+    if isinstance(webhook, str):
+        webhook = webhook_settings(webhook)
+    if isinstance(mqtt, str):
+        mqtt = mqtt_settings(mqtt)
     if mqtt is not None:
-        if not mqtt_topic or any(c in mqtt_topic for c in "#+"):
-            raise ValueError(f"MQTT topic {mqtt_topic!r}: must be non-empty, without # or +")
-        host, port = parse_mqtt_address(mqtt)
-    sinks: list[Sink] = [StdoutSink(echo)]
-    if alerts_jsonl is not None:
-        sinks.append(JsonlSink(alerts_jsonl))
-    if webhook is not None:
-        sinks.append(WebhookSink(webhook))
-    if mqtt is not None:
-        sinks.append(MqttSink(host, port, mqtt_topic))
-    if lsl:
-        sinks.append(LslSink())
+        if mqtt_topic and mqtt.topic and mqtt_topic != mqtt.topic:
+            raise ValueError(
+                f"MQTT topic given twice: {mqtt.topic!r} in the URL and {mqtt_topic!r}"
+            )
+        check_topic(mqtt_topic or mqtt.topic or DEFAULT_MQTT_TOPIC)
+    opened: list[Sink] = []
+    try:
+        mqtt_sink = MqttSink(mqtt, mqtt_topic) if mqtt is not None else None
+        if mqtt_sink is not None:
+            opened.append(mqtt_sink)
+        sinks: list[Sink] = [StdoutSink(echo)]
+        if alerts_jsonl is not None:
+            sinks.append(JsonlSink(alerts_jsonl))
+            opened.append(sinks[-1])
+        if webhook is not None:
+            sinks.append(WebhookSink(webhook))
+            opened.append(sinks[-1])
+        if mqtt_sink is not None:
+            sinks.append(mqtt_sink)
+        if lsl:
+            sinks.append(LslSink())
+    except BaseException:
+        FanOut(opened).close()
+        raise
     return FanOut(sinks)
 
 

@@ -50,6 +50,11 @@ def sisfall_dir(data_root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def mobifall_dir(data_root: Path) -> Path:
+    return _dataset(data_root, "mobifall", "mobifall_100hz_counts_int16.npz")
+
+
+@pytest.fixture(scope="session")
 def hapt_experiment(hapt_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """HAPT experiment 1 (subject 1): timestamps (s), [N, 6] in m/s² and rad/s, labels."""
     rec = next(r for r in ds.hapt_recordings(hapt_dir.parent, ["hapt:1"]) if r.group == 1)

@@ -63,6 +63,17 @@ def test_unit_reaches_the_gpu_and_follows_the_port():
     assert service["Restart"] == ["on-failure"]
 
 
+def test_unit_passes_secrets_as_credentials_and_keeps_files_private():
+    from gaitedge.mqtt import PASSWORD_CREDENTIAL
+    from gaitedge.webhook import SECRET_CREDENTIAL, TOKEN_CREDENTIAL
+
+    service = unit_sections(UNIT.read_text())["Service"]
+    # Names without a path: looked up in /etc/credstore/, and a missing one is not fatal.
+    wanted = {PASSWORD_CREDENTIAL, SECRET_CREDENTIAL, TOKEN_CREDENTIAL}
+    assert set(service["LoadCredential"]) == wanted
+    assert service["UMask"] == ["0077"] and service["StateDirectoryMode"] == ["0700"]
+
+
 UDEV_MATCH = {"ACTION", "SUBSYSTEM", "SUBSYSTEMS", "KERNEL", "ATTRS", "ENV", "DRIVERS"}
 UDEV_ASSIGN = {"TAG", "ENV", "SYMLINK", "GROUP", "MODE", "RUN"}
 UDEV_TOKEN = re.compile(r'\s*([A-Z_]+)(?:\{([^}]+)\})?\s*(==|!=|\+=|-=|:=|=)\s*"([^"]*)"\s*(,|$)')

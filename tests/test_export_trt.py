@@ -20,6 +20,7 @@ import pytest
 from export.trt import (
     EXIT_NO_TENSORRT,
     EXIT_PARITY,
+    PACKAGED_WINDOWS,
     BuildPlan,
     TrtOptions,
     main,
@@ -101,9 +102,9 @@ def test_default_profile_covers_replay_fast_and_the_falls_bench():
     assert TrtOptions().max_batch >= 256  # replay --fast ~164 windows per chunk, falls 256
 
 
-JSON_KEYS = {"tensorrt", "precision", "engine", "max_batch", "n_windows", "max_abs_diff",
-             "argmax_agreement", "ok", "batch1_p50_ms", "batch1_p99_ms", "batch64_p50_ms",
-             "batch64_p99_ms"}  # fmt: skip
+JSON_KEYS = {"tensorrt", "precision", "parity_windows", "engine", "max_batch", "n_windows",
+             "max_abs_diff", "argmax_agreement", "ok", "batch1_p50_ms", "batch1_p99_ms",
+             "batch64_p50_ms", "batch64_p99_ms"}  # fmt: skip
 
 
 @pytest.fixture
@@ -131,6 +132,7 @@ def test_build_parity_latency_as_one_json_line(tmp_path, data_root, fake_stack, 
     assert set(result) == JSON_KEYS
     assert result["ok"] and result["argmax_agreement"] == 1.0 and result["max_batch"] == 256
     assert result["precision"] == "fp16" and result["n_windows"] == 64
+    assert result["parity_windows"] == "datasets"
     assert 0 < result["batch1_p50_ms"] <= result["batch1_p99_ms"]
     assert engine.exists() and engine.with_name("m.engine.json").exists()
     assert fake_stack.live == {}  # the check's engine freed its buffers
@@ -184,3 +186,31 @@ def test_int8_bundle_without_an_fp32_reference_is_a_clear_error(int8_pair, tmp_p
     lone.write_bytes(int8_pair[1].read_bytes())
     with pytest.raises(ValueError, match="give its FP32 bundle with --reference"):
         reference_onnx(lone, None)
+
+
+def test_jetson_step_2_without_datasets_checks_parity_on_the_packaged_recording(
+    tmp_path, fake_stack, capsys, monkeypatch, caplog
+):
+    """README "Deploying on a Jetson", step 2, as the container runs it: the shipped INT8 bundle
+    (its FP32 sibling the reference), no datasets mounted, no --data-root."""
+    from gaitedge.engine import DEFAULT_MODEL
+
+    monkeypatch.setenv("GAITEDGE_DATA_ROOT", str(tmp_path / "no-datasets"))
+    engine = tmp_path / "model.engine"
+    args = ["--onnx", str(DEFAULT_MODEL), "--int8", "--fp16", "--out", str(engine)]
+    code, result, err = _main(args, fake_stack, capsys)
+    assert code == 0, err
+    assert set(result) == JSON_KEYS and result["parity_windows"] == PACKAGED_WINDOWS
+    assert result["ok"] and result["n_windows"] == 64 and result["argmax_agreement"] >= 0.99
+    assert engine.exists() and engine.with_name("model.engine.json").exists()
+    assert "parity on the recording the package carries instead" in caplog.text
+
+
+def test_a_data_root_asked_for_and_missing_is_still_an_error(tmp_path, fake_stack, capsys):
+    onnx_path = make_bundle(tmp_path / "m.onnx")
+    missing_root = tmp_path / "typo"
+    args = ["--onnx", str(onnx_path), "--fp16", "--out", str(tmp_path / "e"),
+            "--data-root", str(missing_root)]  # fmt: skip
+    code, result, err = _main(args, fake_stack, capsys)
+    assert code == 1 and result is None
+    assert err.startswith("error: ") and str(missing_root) in err

@@ -188,13 +188,14 @@ def test_vendor_lines_parse_to_their_values(tmp_path, text, acc_name, dialect, t
 
 def test_example_10_packed_ties_through_the_join(tmp_path):
     # Three rows share the first stamp (one packed notification). With no earlier stamp the
-    # repair spreads them back at its default 20 ms, the last keeping the stamp. The fourth row
-    # comes 240 ms later, a stamp both sensors share: it is kept, not taken for a hole.
+    # repair spreads them back over the stream's interval, (next stamp - stamp) / 3 = 80 ms
+    # (``TimestampRepair``), the last keeping the stamp. The fourth row comes 240 ms later, a
+    # stamp both sensors share: it is kept, not taken for a hole.
     (tmp_path / "Accelerometer.csv").write_text(EXAMPLE_10)
     (tmp_path / "Gyroscope.csv").write_text(_gyro_like(EXAMPLE_10))
     rec = read(tmp_path)
     np.testing.assert_allclose(
-        rec.timestamp_s - 1515983969.561, [-0.04, -0.02, 0.0, 0.24], atol=1e-6
+        rec.timestamp_s - 1515983969.561, [-0.16, -0.08, 0.0, 0.24], atol=1e-6
     )
     np.testing.assert_allclose(rec.imu[:, 2] / G, [0.994, 1.003, 1.000, 1.000])
     np.testing.assert_allclose(rec.imu[:, 3], np.radians(1.0))

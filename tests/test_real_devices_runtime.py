@@ -119,7 +119,7 @@ def test_a_device_declares_its_mounting_and_range(engine, data_root):
     assert overridden.devices["phone"].chain.mounting.estimator is not None
 
 
-def test_pocket_phone_falls_with_a_2g_accelerometer(engine, data_root):
+def test_pocket_phone_falls_with_a_2g_accelerometer(engine, data_root, mobifall_dir):
     """MobiFall (never trained on): a phone in a trouser pocket whose accelerometer clips at
     +2 g per axis. With its range declared every fall of this subject is alerted; at the 2.5 g
     default only those whose clipped axes add up past 2.5 g are (measured: 12 vs 5 of 12)."""

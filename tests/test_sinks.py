@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from gaitedge.alerts import Alert, AlertType, Confirmation
+from gaitedge.mqtt import mqtt_settings
 from gaitedge.sinks import (
     FanOut,
     JsonlSink,
@@ -24,7 +25,6 @@ from gaitedge.sinks import (
     WebhookSink,
     alerts_from_jsonl,
     build_sinks,
-    parse_mqtt_address,
 )
 from tests.conftest import missing
 
@@ -168,7 +168,8 @@ def test_fanout_keeps_delivering_when_a_sink_raises() -> None:
     ids=["host", "host-port", "ipv6-port", "ipv6"],
 )
 def test_mqtt_address_parses(address, expected) -> None:
-    assert parse_mqtt_address(address) == expected
+    settings = mqtt_settings(address, environ={})
+    assert (settings.host, settings.port, settings.tls) == (*expected, False)
 
 
 @pytest.mark.parametrize(
@@ -259,11 +260,11 @@ def test_mqtt_sink_publishes_to_a_real_broker(mosquitto: int) -> None:
     sub.loop_start()
     try:
         assert subscribed.wait(10), "subscriber did not subscribe"
-        sink = MqttSink("127.0.0.1", mosquitto, topic="gaitedge/{device}/{type}")
+        sink = MqttSink(f"127.0.0.1:{mosquitto}", topic="gaitedge/{device}/{type}")
         sink.send(FALL)  # may go out before the connection is up: paho queues QoS 1
         sink.send(WALK)
         sink.close()
-        assert sink.acknowledged == 2
+        assert sink.delivered == 2
         assert wait_until(lambda: len(received) == 2, 10.0)
     finally:
         sub.loop_stop()
@@ -278,17 +279,18 @@ def test_mqtt_sink_delivers_once_a_late_broker_appears(tmp_path: Path) -> None:
     """Broker down at start: sending never blocks, and paho delivers after reconnecting."""
     binary = mosquitto_binary()
     port = free_port()
-    sink = MqttSink("127.0.0.1", port)
+    sink = MqttSink(f"127.0.0.1:{port}")
     start = time.perf_counter()
     sink.send(FALL)
     assert time.perf_counter() - start < 0.1
     with running_mosquitto(binary, port, tmp_path):
         sink.close()  # waits (up to 5 s) for the acknowledgement after paho's reconnect
-    assert sink.published == 1 and sink.acknowledged == 1
+    assert sink.published == 1 and sink.delivered == 1
 
 
 def test_mqtt_sink_with_no_broker_gives_up_on_close() -> None:
-    sink = MqttSink("127.0.0.1", free_port(), close_timeout_s=0.2)
+    sink = MqttSink(f"127.0.0.1:{free_port()}", close_timeout_s=0.2)
     sink.send(FALL)
+    assert sink.delivery_stats() == {"delivered": 0, "pending": 1, "failed": 0}
     sink.close()
-    assert sink.published == 1 and sink.acknowledged == 0
+    assert sink.delivery_stats() == {"delivered": 0, "pending": 0, "failed": 1}

@@ -21,14 +21,6 @@ AUTO = ChainConfig(mounting="auto")
 
 
 @pytest.fixture(scope="session")
-def mobifall_dir(data_root: Path) -> Path:
-    path = data_root / "mobifall"
-    if not (path / "mobifall_100hz_counts_int16.npz").exists():
-        pytest.skip(f"MobiFall not found in {path}")
-    return path
-
-
-@pytest.fixture(scope="session")
 def corpus_prepared(hapt_dir: Path, mobifall_dir: Path, data_root: Path, train_cache_dir: Path):
     return prepare(["hapt", "mobifall", "mobifall@20"], ChainConfig(), data_root, train_cache_dir)
 

@@ -78,7 +78,9 @@ def _header(hardware: int, sensor_config: int, rate_code: int) -> bytes:
     return bytes(h)
 
 
-def _stamps(n_sectors: int, per_sector: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _stamps(
+    n_sectors: int, per_sector: int, first: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per sector: the packed whole second, the fraction field and ``timestampOffset``.
 
     The firmware stamps the instant the sector filled: sample ``per_sector`` (the one after the
@@ -86,7 +88,7 @@ def _stamps(n_sectors: int, per_sector: int) -> tuple[np.ndarray, np.ndarray, np
     sample at ``W - offset / rate``; the stored offset is ``per_sector - floor(f16 * rate / 2^16)``
     so both readings agree to a sample (exactly, on this emulated 100 Hz clock: the fraction is
     rounded up to 1/32768 s so the floor lands on the right sample)."""
-    ticks = (np.arange(n_sectors) + 1) * per_sector  # [S] samples since START at the stamp
+    ticks = (first + np.arange(n_sectors) + 1) * per_sector  # [S] samples since START
     whole, hundredths = np.divmod(ticks, RATE_HZ)
     frac15 = (hundredths * 32768 + RATE_HZ - 1) // RATE_HZ  # ceil(f * 32768)
     offset = per_sector - ((frac15 * 2 * RATE_HZ) >> 16)
@@ -97,16 +99,18 @@ def _stamps(n_sectors: int, per_sector: int) -> tuple[np.ndarray, np.ndarray, np
 
 
 def _sectors(
-    payload: np.ndarray, per_sector: int, rate_code: int, axes_bps: int, light: int
+    payload: np.ndarray, per_sector: int, rate_code: int, axes_bps: int, light: int, first: int = 0
 ) -> bytes:
-    """Data sectors around [S, 480] payload bytes, checksummed."""
+    """Data sectors around [S, 480] payload bytes, checksummed; ``first``: the index of the
+    first one in the file (a long recording written in pieces)."""
     from gaitedge.formats.axivity import SECTOR_DTYPE
 
     n = len(payload)
-    packed, fraction, offset = _stamps(n, per_sector)
+    packed, fraction, offset = _stamps(n, per_sector, first)
     sec = np.zeros(n, dtype=SECTOR_DTYPE)
     sec["magic"], sec["length"] = b"AX", 508
-    sec["fraction"], sec["session"], sec["sequence"] = fraction, SESSION_ID, np.arange(n)
+    sec["fraction"], sec["session"] = fraction, SESSION_ID
+    sec["sequence"] = first + np.arange(n)
     sec["timestamp"], sec["light"], sec["temperature"] = packed, light, TEMPERATURE_RAW
     sec["battery"], sec["rate"], sec["axes_bps"] = BATTERY_RAW, rate_code, axes_bps
     sec["offset"], sec["count"] = offset, per_sector
@@ -130,16 +134,25 @@ def _int16(x: np.ndarray) -> np.ndarray:
 
 def render_ax6(rec: Recording, out_dir: Path) -> Path:
     """An AX6 ``.cwa``: accelerometer + gyroscope, 100 Hz, ±16 g, ±2000 dps."""
-    x = _device_samples(rec, AX6_PER_SECTOR)
+    path = out_dir / FILE_NAME
+    path.write_bytes(ax6_header() + ax6_sectors(_device_samples(rec, AX6_PER_SECTOR)))
+    return path
+
+
+def ax6_header() -> bytes:
+    """The AX6's header block (accelerometer + gyroscope, 100 Hz, ±16 g, ±2000 dps)."""
+    return _header(0x64, 0x02, RATE_CODE_AX6)
+
+
+def ax6_sectors(x: np.ndarray, first: int = 0) -> bytes:
+    """AX6 data sectors of [S * 40, 6] samples on the device's 100 Hz clock (m/s², rad/s), the
+    first of them sector ``first`` of the file: a long recording is written in pieces."""
     gyro = _int16(np.rad2deg(x[:, 3:]) * 32768.0 / AX6_GYRO_DPS)
     acc = _int16(x[:, :3] / G * AX6_COUNTS_PER_G)
     samples = np.concatenate([gyro, acc], axis=1)  # [N, 6]: gyroscope first
     payload = samples.reshape(-1, AX6_PER_SECTOR * 6).view(np.uint8)  # [S, 480]
     light = 3 << 13 | 2 << 10 | LIGHT_RAW
-    data = _sectors(payload, AX6_PER_SECTOR, RATE_CODE_AX6, 0x62, light)
-    path = out_dir / FILE_NAME
-    path.write_bytes(_header(0x64, 0x02, RATE_CODE_AX6) + data)
-    return path
+    return _sectors(payload, AX6_PER_SECTOR, RATE_CODE_AX6, 0x62, light, first)
 
 
 def _pack_dwords(counts: np.ndarray) -> np.ndarray:

@@ -12,7 +12,10 @@ One module per app or device family, each with the same four names::
             the sensors in canonical units and sign (``gaitedge.formats.join`` turns an Export
             into the Recording)
 
-A new format is one new module and one line in :data:`FORMATS`, nothing else.
+A new format is one new module and one line in :data:`FORMATS`, nothing else. A module may
+also define ``read_chunks(container, options) -> Iterable[Recording]`` (the recording in
+pieces, memory bounded by a piece: :func:`open_chunks`), and ``LOCAL_CLOCK = True`` when its
+stamps are the device's local wall clock (no time zone).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -42,12 +46,14 @@ __all__ = [
     "FormatError",
     "FormatInfo",
     "ReadOptions",
+    "RecordingStream",
     "SensorInfo",
     "SensorKind",
     "Series",
     "SourceInfo",
     "detect",
     "list_formats",
+    "open_chunks",
     "read",
 ]
 
@@ -139,6 +145,22 @@ def _with_source(rec: Recording, name: str, path: str) -> Recording:
     return dataclasses.replace(rec, source=SourceInfo(name, path, (sensor,), ()))
 
 
+def _choose(container: Container, format: str | None) -> str:  # noqa: A002 - --format
+    """The format to read ``container`` as: ``format`` checked, else the one detected."""
+    if format is not None and format not in FORMATS:
+        raise FormatError(
+            f"unknown format {format!r}; known: {', '.join(FORMATS)} (gaitedge formats)"
+        )
+    if format is None:
+        return detect(container)[0]
+    if not _module(format).detect(container) and format != "csv":
+        raise FormatError(
+            f"{container.path}: does not look like a {format} export "
+            f"({_module(format).NEEDS}); leave out --format to detect it"
+        )
+    return format
+
+
 def read(
     path: str | os.PathLike,
     *,
@@ -159,19 +181,8 @@ def read(
     from gaitedge.formats.join import to_recording
 
     options = options or ReadOptions()
-    if format is not None and format not in FORMATS:
-        raise FormatError(
-            f"unknown format {format!r}; known: {', '.join(FORMATS)} (gaitedge formats)"
-        )
     with Container(path) as container:
-        name = format
-        if name is None:
-            name, _ = detect(container)
-        elif not _module(name).detect(container) and name != "csv":
-            raise FormatError(
-                f"{path}: does not look like a {name} export "
-                f"({_module(name).NEEDS}); leave out --format to detect it"
-            )
+        name = _choose(container, format)
         mod = _module(name)
         result = mod.read(container, options)
         if isinstance(result, Recording):
@@ -181,3 +192,114 @@ def read(
         return to_recording(
             result, str(Path(path)), strict=options.strict, hints=getattr(mod, "HINTS", None)
         )
+
+
+# Samples per chunk when a format is read whole and handed out in pieces.
+CHUNK_SAMPLES = 1 << 15
+
+
+@dataclass
+class RecordingStream:
+    """A recording as :func:`open_chunks` hands it out: iterate it once for its chunks.
+
+    Attributes:
+        format: the format's name (:data:`FORMATS`).
+        path: the path the user named.
+        streamed: read piece by piece (memory bounded by a piece); False: the format is read
+            whole by its ``read`` and then cut into chunks.
+        local_clock: the stamps are the device's local wall clock (no time zone).
+        start_epoch_s: the recording's start as the export states it, when it does.
+        first: the first chunk (read when the stream is opened, so a bad file is refused
+            before anything runs).
+    """
+
+    format: str
+    path: str
+    streamed: bool
+    local_clock: bool
+    start_epoch_s: float | None
+    first: Recording
+    _rest: Iterator[Recording]
+    _container: Container | None = None
+
+    def __iter__(self) -> Iterator[Recording]:
+        try:
+            yield self.first
+            yield from self._rest
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+
+    def __enter__(self) -> RecordingStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _pieces(rec: Recording, n: int) -> Iterator[Recording]:
+    for a in range(0, len(rec), n):
+        yield dataclasses.replace(
+            rec,
+            timestamp_s=rec.timestamp_s[a : a + n],
+            imu=rec.imu[a : a + n],
+            label=None if rec.label is None else rec.label[a : a + n],
+            device_id=None if rec.device_id is None else rec.device_id[a : a + n],
+        )
+
+
+def open_chunks(
+    path: str | os.PathLike,
+    *,
+    format: str | None = None,  # noqa: A002 - the CLI's --format
+    options: ReadOptions | None = None,
+    chunk_samples: int = CHUNK_SAMPLES,
+) -> RecordingStream:
+    """:func:`read` in chunks: the same samples, in canonical units, one piece at a time.
+
+    gaitedge's CSV and the Axivity ``.cwa`` stream (memory bounded by a chunk however long the
+    recording); other formats (phone and app exports: several files on separate clocks,
+    joined as a whole) are read whole and handed out in chunks of ``chunk_samples``.
+
+    Raises:
+        FormatError: as :func:`read`, when the stream is opened (the first chunk is read
+            then); ``RecordingError`` for a bad row further on, while iterating.
+    """
+    options = options or ReadOptions()
+    container = Container(path)
+    try:
+        name = _choose(container, format)
+        mod = _module(name)
+        read_chunks = getattr(mod, "read_chunks", None)
+        if read_chunks is None:
+            container.close()
+            rec = read(path, format=name, options=options)
+            start = getattr(rec.source, "start_epoch_s", None)
+            rest, container, streamed = _pieces(rec, chunk_samples), None, False
+        else:
+            if options.rate_hz is not None and name != "gaitedge":
+                raise FormatError(f"{path}: has its own timestamps; do not also give --rate-hz")
+            rest, start, streamed = iter(_checked(read_chunks(container, options))), None, True
+        first = next(rest, None)
+        if first is None:
+            raise FormatError(f"{path}: no samples")
+    except BaseException:
+        container.close()
+        raise
+    local = getattr(mod, "LOCAL_CLOCK", False)
+    return RecordingStream(name, str(Path(path)), streamed, local, start, first, rest, container)
+
+
+def _checked(chunks: Iterable[Recording]) -> Iterator[Recording]:
+    """A streamed reader's chunks, its RecordingErrors said as FormatErrors."""
+    from gaitedge.recording import RecordingError
+
+    try:
+        yield from chunks
+    except FormatError:
+        raise
+    except RecordingError as exc:
+        raise FormatError(str(exc)) from exc

@@ -37,9 +37,13 @@ from typing import IO
 import numpy as np
 
 from gaitedge.formats.base import Container, Export, FormatError, SensorKind, pick_one
-from gaitedge.formats.join import make_series
+from gaitedge.formats.join import make_series, no_gyroscope
+from gaitedge.recording import Recording
 
 NAME = "axivity"
+# The stamps are the device's local wall clock (CWA carries no time zone): a summary's days
+# and hours are read from them as they are.
+LOCAL_CLOCK = True
 TITLE = "Axivity AX6 / AX3 .cwa (the binary file OmGui downloads from the device)"
 NEEDS = "one .cwa recording of an AX6 with its gyroscope on (an AX3 has no gyroscope)"
 HINTS = {
@@ -424,3 +428,35 @@ def read(container: Container, options) -> Export:
             f"{st.axes} axes per sample): no gyroscope"
         )
     return export
+
+
+def read_chunks(container: Container, options) -> Iterator[Recording]:
+    """The recording one block of sectors at a time (``gaitedge.formats.open_chunks``): what
+    :func:`read` and the join give, in pieces, with memory bounded by the block size. Stamps
+    are repaired by the streaming ``TimestampRepair`` the join feeds a whole series once."""
+    from gaitedge.preprocess import TimestampRepair
+
+    name = pick_one(_cwa_members(container), options.device, "CWA recordings", container.path)
+    where = container.where(name)
+    repair = TimestampRepair()
+    with container.open(name) as f:
+        reader = CwaReader(f, where, BLOCK_SECTORS)
+        for block in reader.blocks():
+            if block.gyro_dps is None:
+                raise no_gyroscope(str(container.path), NAME, HINTS)
+            acc = make_series(SensorKind.ACC, block.t_s, block.acc_g, unit="g", where=where)
+            gyro = make_series(
+                SensorKind.GYRO, block.t_s, block.gyro_dps, unit="deg/s", where=where
+            )
+            t, imu = repair.process(block.t_s, np.concatenate([acc.xyz, gyro.xyz], axis=1))
+            if len(t):
+                yield Recording(t, imu)
+    if not reader.stats.samples:
+        st = reader.stats
+        raise FormatError(
+            f"{where}: no readable data sectors ({st.sectors} sectors: {st.not_data} not data, "
+            f"{st.bad_checksum} with a bad checksum)"
+        )
+    t, imu = repair.flush()
+    if len(t):
+        yield Recording(t, imu)

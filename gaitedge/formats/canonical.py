@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from gaitedge.formats.base import Container, FormatError
-from gaitedge.recording import AXES, Recording, RecordingError, read_recording
+from gaitedge.recording import AXES, CsvChunks, Recording, RecordingError, read_recording
 
 NAME = "gaitedge"
 TITLE = "gaitedge's own CSV (listen --record, gaitedge convert)"
@@ -28,5 +28,15 @@ def read(container: Container, options) -> Recording:
         )
     except FormatError:
         raise
+    except RecordingError as exc:
+        raise FormatError(str(exc)) from exc
+
+
+def read_chunks(container: Container, options) -> CsvChunks:
+    """The CSV block by block (``gaitedge.formats.open_chunks``); the header checked now."""
+    try:
+        return CsvChunks(
+            container.path, options.rate_hz, strict=options.strict, device=options.device
+        )
     except RecordingError as exc:
         raise FormatError(str(exc)) from exc

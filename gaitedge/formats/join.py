@@ -136,6 +136,15 @@ def total_acceleration(linear: Series, gravity: Series, strict: bool = False) ->
     )
 
 
+def no_gyroscope(path: str, format_name: str, hints: dict[SensorKind, str]) -> FormatError:
+    """The refusal of an export with an accelerometer and no gyroscope."""
+    return FormatError(
+        f"{path}: this {format_name} export has an accelerometer but no gyroscope; the "
+        "model needs both (6 axes) and is never fed zeros"
+        + (f"; {hints[SensorKind.GYRO]}" if SensorKind.GYRO in hints else "")
+    )
+
+
 def to_recording(
     export: Export,
     path: str,
@@ -176,11 +185,7 @@ def to_recording(
         rules.append(f"acceleration = {linear.where} (without gravity) + {gravity.where}")
     gyro = export.get(SensorKind.GYRO)
     if gyro is None:
-        raise FormatError(
-            f"{path}: this {export.format} export has an accelerometer but no gyroscope; the "
-            "model needs both (6 axes) and is never fed zeros"
-            + (f"; {hints[SensorKind.GYRO]}" if SensorKind.GYRO in hints else "")
-        )
+        raise no_gyroscope(path, export.format, hints)
     ta, xa = _repaired(acc, strict)
     tg, xg = _repaired(gyro, strict)
     lo, hi = max(ta[0], tg[0]), min(ta[-1], tg[-1])

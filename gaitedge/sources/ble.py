@@ -1,4 +1,5 @@
-"""A wearable over Bluetooth Low Energy (bleak), speaking the gaitedge GATT service.
+"""A wearable over Bluetooth Low Energy (bleak): the gaitedge GATT service, or a sensor of
+another make through its profile in ``gaitedge.devices`` (picked from its GATT services).
 
 Connections go through bleak-retry-connector's ``establish_connection``, which knows BlueZ's
 transient failures (``le-connection-abort-by-local``, a device briefly missing after a drop, a
@@ -23,11 +24,9 @@ from functools import partial
 
 from firmware_bridge import (
     DEVICE_INFO_CHAR_UUID,
-    DEVICE_NAME_PREFIX,
     SAMPLES_CHAR_UUID,
     SERVICE_UUID,
     DeviceInfo,
-    Message,
     NotificationDecoder,
     samples_per_notification,
 )
@@ -86,10 +85,14 @@ class FoundDevice:
     address: str
     name: str
     rssi: int | None
+    kind: str = "gaitedge"  # the device type (gaitedge.devices.DEVICES) its advertisement says
 
 
 async def scan(timeout_s: float = 5.0) -> list[FoundDevice]:
-    """BLE devices advertising the gaitedge service (or a ``gaitedge-`` name), strongest first."""
+    """BLE devices that gaitedge can stream from (gaitedge's own service or a supported sensor,
+    by advertised services or name), strongest first."""
+    from gaitedge.devices import detect
+
     bleak = _bleak()
     try:
         found = await bleak.BleakScanner.discover(timeout=timeout_s, return_adv=True)
@@ -97,10 +100,10 @@ async def scan(timeout_s: float = 5.0) -> list[FoundDevice]:
         raise _ble_error("BLE scan failed", exc) from exc
     devices = []
     for device, adv in found.values():
-        uuids = {u.lower() for u in (adv.service_uuids or [])}
         name = adv.local_name or device.name or ""
-        if str(SERVICE_UUID) in uuids or name.startswith(DEVICE_NAME_PREFIX):
-            devices.append(FoundDevice(device.address, name, adv.rssi))
+        kind = detect(adv.service_uuids or [], name)
+        if kind is not None:
+            devices.append(FoundDevice(device.address, name, adv.rssi, kind))
     return sorted(devices, key=lambda d: -(d.rssi or -999))
 
 
@@ -117,6 +120,9 @@ class BleSource(DeviceSource):
         connect_attempts: bleak-retry-connector's ``max_attempts`` per connection attempt.
         notify_acquire: subscribe with BlueZ's AcquireNotify (a socket per subscription, no
             D-Bus signal per notification) instead of StartNotify.
+        device_type: force a device profile (a name of ``gaitedge.devices.DEVICES``); by
+            default it is detected from the GATT services on the first connection.
+        profile_options: passed to the profile (``layout=`` for ``gatt``).
 
     Attributes:
         mtu: the ATT MTU of the current connection.
@@ -137,6 +143,8 @@ class BleSource(DeviceSource):
         connect_attempts: int = 3,
         notify_acquire: bool = False,
         queue_size: int = 4096,
+        device_type: str | None = None,
+        profile_options: dict | None = None,
     ) -> None:
         super().__init__(
             address,
@@ -154,6 +162,10 @@ class BleSource(DeviceSource):
         self.decoder = NotificationDecoder()
         self.mtu: int | None = None
         self.samples_per_notification: int | None = None
+        self.device_type = device_type
+        self.profile = None  # a gaitedge.devices profile, for a sensor of another make
+        self._profile_options = profile_options or {}
+        self._ble_name = ""
         self._client = None
 
     def _on_notify(self, link: int, _characteristic: object, data: bytearray) -> None:
@@ -186,6 +198,7 @@ class BleSource(DeviceSource):
         from bleak_retry_connector import BleakClientWithServiceCache, establish_connection
 
         device = await self._find()
+        self._ble_name = device.name or ""
         return await establish_connection(
             BleakClientWithServiceCache,
             device,
@@ -217,7 +230,15 @@ class BleSource(DeviceSource):
         self._client = client
 
     async def _subscribe(self, client, link: int) -> None:
-        """Check the gaitedge service, read MTU and DeviceInfo, subscribe to samples."""
+        """Start the device's profile, or (gaitedge's own service) check the service, read MTU
+        and DeviceInfo, subscribe to samples."""
+        from gaitedge.devices import detect
+
+        services = {s.uuid.lower() for s in client.services}
+        kind = self.device_type or detect(services, self._ble_name)
+        if kind not in (None, "gaitedge"):
+            await self._start_profile(client, link, kind, services)
+            return
         samples = client.services.get_characteristic(SAMPLES_CHAR_UUID)
         info_char = client.services.get_characteristic(DEVICE_INFO_CHAR_UUID)
         if (
@@ -229,7 +250,8 @@ class BleSource(DeviceSource):
         ):
             raise IncompatibleDeviceError(
                 f"BLE device {self.address} is not a gaitedge device: no gaitedge GATT service "
-                f"{SERVICE_UUID} with its samples and device-info characteristics"
+                f"{SERVICE_UUID} with its samples and device-info characteristics, and no "
+                "sensor gaitedge supports (gaitedge scan lists them; --device-type forces one)"
             )
         self.mtu = samples.max_write_without_response_size + ATT_HEADER_LEN
         info = self.decoder.decode(bytes(await client.read_gatt_char(info_char)))
@@ -245,6 +267,39 @@ class BleSource(DeviceSource):
             partial(self._on_notify, link),
             bluez={"use_start_notify": not self.notify_acquire},
         )
+
+    async def _start_profile(self, client, link: int, kind: str, services: set[str]) -> None:
+        """A sensor of another make: its profile's exchange on this (new) connection."""
+        from gaitedge.devices import GattLink, make_profile
+        from gaitedge.devices.stream import DeviceAssembler
+
+        if self.profile is None:
+            try:
+                self.profile = make_profile(kind, **self._profile_options)
+            except ValueError as exc:  # an unknown type, a layout file that does not parse
+                raise IncompatibleDeviceError(str(exc)) from exc
+            self.device_type = kind  # reconnects speak to the same device the same way
+            self.assembler = DeviceAssembler(self.device, self.stats, self.profile.rate_hz)
+        profile = self.profile
+        wanted = set(getattr(profile, "services", ()))
+        if wanted and not wanted & services:
+            raise IncompatibleDeviceError(
+                f"BLE device {self.address} is not a {kind} device: none of its GATT services "
+                f"({', '.join(sorted(wanted))}) is there"
+            )
+        profile.reset()
+        gatt = GattLink(client, partial(self._on_profile_data, link), name=self._ble_name)
+        await profile.start(gatt)
+        self.assembler.rate_hz = profile.rate_hz
+        self.assembler.acc_range_g = profile.acc_range_g
+        self.samples_per_notification = profile.samples_per_notification
+        period_s = profile.samples_per_notification / profile.rate_hz
+        self.watchdog_s = max(self.min_watchdog_s, WATCHDOG_NOTIFICATION_PERIODS * period_s)
+        log.info("%s: %s (%s) at %g Hz", self.address, kind, profile.model, profile.rate_hz)
+
+    def _on_profile_data(self, link: int, uuid: str, data: bytes) -> None:
+        if link == self._link:
+            self._put(((uuid, data), time.monotonic()))
 
     def _use_device_info(self, info: DeviceInfo) -> None:
         """Samples per notification from the MTU, and the watchdog from the notification rate."""
@@ -272,9 +327,11 @@ class BleSource(DeviceSource):
         except Exception as exc:  # already gone
             log.debug("disconnect: %s", exc)
 
-    def _decode(self, payload: bytes) -> list[Message]:
+    def _decode(self, payload) -> list:
+        if self.profile is not None:  # (characteristic uuid, bytes) -> gaitedge.devices.Samples
+            return self.profile.decode(*payload)
         message = self.decoder.decode(payload)
         return [] if message is None else [message]
 
     def _decoder_stats(self):
-        return self.decoder.stats
+        return self.profile.stats if self.profile is not None else self.decoder.stats

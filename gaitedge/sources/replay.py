@@ -1,16 +1,17 @@
-"""Replay a recording CSV as a stream, paced at real time (or faster), without drift."""
+"""Replay a recording as a stream, paced at real time (or faster), without drift; the file is
+read in chunks (``gaitedge.formats.open_chunks``), so memory does not grow with its length."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import numpy as np
 
-from gaitedge.formats import ReadOptions, read
+from gaitedge.formats import ReadOptions, open_chunks
 from gaitedge.recording import Recording
 from gaitedge.sources.base import SampleChunk, SourceStats
 
@@ -23,7 +24,9 @@ class ReplaySource:
     the replay. ``fast=True`` yields large chunks as fast as the consumer takes them.
 
     Args:
-        path: a recording in any format ``gaitedge.formats`` reads; or pass ``recording``.
+        path: a recording in any format ``gaitedge.formats`` reads (streamed in chunks); or
+            pass ``recording`` (in memory) or ``chunks`` (a recording's chunks in order, e.g.
+            a ``gaitedge.formats.RecordingStream``).
         speed: playback speed factor when paced.
         fast: no pacing at all.
         tick_s: wall time between paced chunks.
@@ -36,6 +39,7 @@ class ReplaySource:
         path: str | os.PathLike | None = None,
         *,
         recording: Recording | None = None,
+        chunks: Iterable[Recording] | None = None,
         speed: float = 1.0,
         fast: bool = False,
         tick_s: float = 0.1,
@@ -44,12 +48,15 @@ class ReplaySource:
         device: str | None = None,
         strict: bool = False,
     ) -> None:
-        if (path is None) == (recording is None):
-            raise ValueError("give a recording path or a Recording, not both")
+        if sum(x is not None for x in (path, recording, chunks)) != 1:
+            raise ValueError("give one of a recording path, a Recording or its chunks")
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.path = Path(path) if path is not None else None
         self.recording = recording
+        self._chunks = (
+            chunks if chunks is not None else (None if recording is None else [recording])
+        )
         self.speed, self.fast, self.tick_s = speed, fast, tick_s
         self.fast_chunk_samples = fast_chunk_samples
         self.rate_hz = rate_hz
@@ -58,39 +65,45 @@ class ReplaySource:
         self.stats = SourceStats()
 
     async def __aenter__(self) -> ReplaySource:
-        if self.recording is None:
+        if self._chunks is None:
             options = ReadOptions(rate_hz=self.rate_hz, strict=self.strict)
-            self.recording = read(self.path, options=options)
-        self.stats.rate_hz = self.recording.median_rate_hz
+            self._chunks = open_chunks(self.path, options=options)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        return None
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
 
     async def chunks(self) -> AsyncIterator[SampleChunk]:
-        rec = self.recording
-        t = rec.timestamp_s - rec.timestamp_s[0]
-        bounds = self._fast_bounds(len(t)) if self.fast else self._paced_bounds(t)
-        first = True
-        async for a, b in bounds:
-            self.stats.chunks += 1
-            self.stats.samples += b - a
-            yield SampleChunk(
-                device=self.device,
-                t_s=t[a:b],
-                imu=rec.imu[a:b],
-                host_rx_s=time.monotonic(),
-                new_connection=first,
-            )
-            first = False
+        first, t0, start = True, None, time.monotonic()
+        for rec in self._chunks:
+            if not len(rec):
+                continue
+            if t0 is None:
+                t0 = float(rec.timestamp_s[0])
+                self.stats.rate_hz = rec.median_rate_hz
+            t = rec.timestamp_s - t0
+            bounds = self._fast_bounds(len(t)) if self.fast else self._paced_bounds(t, start)
+            async for a, b in bounds:
+                self.stats.chunks += 1
+                self.stats.samples += b - a
+                yield SampleChunk(
+                    device=self.device,
+                    t_s=t[a:b],
+                    imu=rec.imu[a:b],
+                    host_rx_s=time.monotonic(),
+                    new_connection=first,
+                )
+                first = False
 
     async def _fast_bounds(self, n: int) -> AsyncIterator[tuple[int, int]]:
         for a in range(0, n, self.fast_chunk_samples):
             yield a, min(a + self.fast_chunk_samples, n)
             await asyncio.sleep(0)
 
-    async def _paced_bounds(self, t: np.ndarray) -> AsyncIterator[tuple[int, int]]:
-        start, sent = time.monotonic(), 0
+    async def _paced_bounds(self, t: np.ndarray, start: float) -> AsyncIterator[tuple[int, int]]:
+        sent = 0
         while sent < len(t):
             elapsed = (time.monotonic() - start) * self.speed
             due = int(np.searchsorted(t, elapsed, side="right"))

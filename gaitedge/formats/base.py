@@ -178,6 +178,12 @@ class Container:
         except (OSError, KeyError, zipfile.BadZipFile) as exc:
             raise FormatError(f"{self.where(name)}: cannot read: {exc}") from exc
 
+    def local_path(self, name: str) -> Path | None:
+        """The member's own file on disk (a file or a folder's member), or None in a zip."""
+        if self.kind == "zip":
+            return None
+        return self.path if self.kind == "file" else self.path / name
+
     def read_bytes(self, name: str) -> bytes:
         try:
             with self.open(name) as f:

@@ -111,13 +111,16 @@ def _interp_onto(
     """``x`` at ``t_new`` by linear interpolation (into ``out`` when given), and a mask of the
     instants it covers: inside its span and not inside a hole (see :data:`HOLE_INTERVALS`)."""
     out = np.empty((len(t_new), x.shape[1])) if out is None else out
-    for c in range(x.shape[1]):
-        out[:, c] = np.interp(t_new, t, x[:, c])
-    left = np.searchsorted(t, t_new, side="left")
-    right = np.clip(left, 1, len(t) - 1)
-    span = t[right] - t[right - 1]
+    # One search serves every column and the hole test: lo is the last sample at or before
+    # each instant, so an instant on a sample takes that sample exactly (w = 0).
+    lo = np.clip(np.searchsorted(t, t_new, side="right") - 1, 0, len(t) - 1)
+    hi = np.minimum(lo + 1, len(t) - 1)
+    span = t[hi] - t[lo]  # 0 at and past the last sample: w = 0 there
+    w = np.clip((t_new - t[lo]) / np.where(span > 0, span, 1.0), 0.0, 1.0)[:, None]
+    out[:] = x[lo] + w * (x[hi] - x[lo])
     hole = max(HOLE_INTERVALS * _median_dt(t), HOLE_MIN_S)
-    on_sample = t[np.minimum(left, len(t) - 1)] == t_new  # a shared stamp is never in a hole
+    # An instant on a sample is never in a hole, whatever follows the sample.
+    on_sample = (t[lo] == t_new) | (t[hi] == t_new)
     ok = (t_new >= t[0]) & (t_new <= t[-1]) & ((span <= hole) | on_sample)
     return out, ok
 

@@ -403,7 +403,14 @@ def _parse_csv(container: Container, member: str, sensor: str) -> _Sheet:
     """One sensor file: the header checked (every file of an export is in the app's one
     dialect: a file in another was re-saved by something else), values by name, time exact."""
     where = container.where(member)
-    data = container.read_bytes(member)
+    # A folder's file is parsed from disk by polars; a zip member is inflated into memory.
+    local = container.local_path(member)
+    source = local if local is not None else container.read_bytes(member)
+    if local is not None:
+        with local.open("rb") as f:
+            data = f.read(1 << 16)  # the header and the first row
+    else:
+        data = source
     header_line = data[: data.find(b"\n")].decode("utf-8", errors="replace").strip()
     if not _header_ok(header_line):
         raise FormatError(
@@ -413,7 +420,7 @@ def _parse_csv(container: Container, member: str, sensor: str) -> _Sheet:
         )
     columns = [c for cols in _WATCH_COLUMNS.values() for c in cols] if sensor == WATCH else XYZ
     # seconds_elapsed is not parsed (a fifth of the work): only its first value is wanted.
-    table = parse_table(data, where, usecols=["time", *columns])
+    table = parse_table(source, where, usecols=["time", *columns])
     ns = table.data[:, 0]
     return _Sheet(PurePosixPath(member).name, where, ns, table, _first_elapsed(data))
 

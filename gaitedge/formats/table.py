@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -87,7 +88,7 @@ _NUMBER = re.compile(r"^\s*[-+]?(\d+([.,]\d*)?|[.,]\d+)([eE][-+]?\d+)?\s*$")
 
 
 def parse_table(
-    text: str | bytes,
+    text: str | bytes | Path,
     where: str,
     *,
     delimiter: str | None = None,
@@ -103,7 +104,8 @@ def parse_table(
     it leaves with an empty cell, is read again line by line here to name the line and column.
 
     Args:
-        text: the file's text (or its UTF-8 bytes).
+        text: the file's text, its UTF-8 bytes, or its path (read by polars from the file
+            itself: no copy of a large file in Python).
         where: the file's name, for messages.
         delimiter: forced delimiter; by default sniffed from the header line.
         decimal: ``.`` or ``,``; by default a comma when the delimiter is not a comma and the
@@ -117,8 +119,14 @@ def parse_table(
         FormatError: no header, a row with more or fewer cells than the header, a cell that is
             not a number (file, line and column named), a ``usecols`` name not in the header.
     """
-    data = text.encode("utf-8") if isinstance(text, str) else text
-    head = data[: 1 << 16].decode("utf-8", errors="replace").splitlines()
+    path = text if isinstance(text, Path) else None
+    if path is not None:
+        with path.open("rb") as f:
+            head_bytes = f.read(1 << 16)
+    else:
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        head_bytes = data[: 1 << 16]
+    head = head_bytes.decode("utf-8", errors="replace").splitlines()
     if len(head) <= header_line or not head[header_line].strip():
         raise FormatError(f"{where}: empty file, expected a header line")
     delimiter = delimiter or sniff_delimiter(head[header_line])
@@ -137,8 +145,10 @@ def parse_table(
         picked = [low.index(c.lower()) for c in usecols]
     trailing = head[header_line].rstrip().endswith(delimiter)
     dialect = _Dialect(len(header), picked, delimiter, decimal, where, trailing)
-    values = _parse_fast(data, first, dialect)
+    values = _parse_fast(str(path) if path is not None else data, first, dialect)
     if values is None or np.isnan(values).any():
+        if path is not None:
+            data = path.read_bytes()
         lines = _trim(data.decode("utf-8", errors="replace").splitlines()[first:])
         rows = range(len(lines)) if values is None else np.flatnonzero(np.isnan(values).any(axis=1))
         checked = _parse_careful([lines[r] for r in rows], dialect, [first + 1 + r for r in rows])
@@ -163,14 +173,15 @@ def _trim(lines: list[str]) -> list[str]:
     return lines
 
 
-def _parse_fast(data: bytes, first: int, d: _Dialect) -> np.ndarray | None:
+def _parse_fast(data: bytes | str, first: int, d: _Dialect) -> np.ndarray | None:
     """All rows by polars; None when it refuses anything (the careful path then reports it).
     Empty cells come back as NaN (and a row with too few cells too: the caller re-reads those)."""
     import polars as pl
 
-    # Unread columns are read as text.
+    # Unread columns are projected away (never parsed: a text column costs nothing).
     n = d.n + int(d.trailing)
     schema = {f"c{i}": pl.Float64 if i in d.picked else pl.String for i in range(n)}
+    wanted = sorted(set(d.picked) | ({d.n} if d.trailing else set()))
     try:
         frame = pl.read_csv(
             data,
@@ -179,6 +190,7 @@ def _parse_fast(data: bytes, first: int, d: _Dialect) -> np.ndarray | None:
             separator=d.delimiter,
             decimal_comma=d.decimal == ",",
             schema=schema,
+            columns=wanted,
             quote_char='"',
             truncate_ragged_lines=False,
         )

@@ -111,17 +111,16 @@ def _interp_onto(
     """``x`` at ``t_new`` by linear interpolation (into ``out`` when given), and a mask of the
     instants it covers: inside its span and not inside a hole (see :data:`HOLE_INTERVALS`)."""
     out = np.empty((len(t_new), x.shape[1])) if out is None else out
-    # One search serves every column and the hole test: lo is the last sample at or before
-    # each instant, so an instant on a sample takes that sample exactly (w = 0).
-    lo = np.clip(np.searchsorted(t, t_new, side="right") - 1, 0, len(t) - 1)
-    hi = np.minimum(lo + 1, len(t) - 1)
-    span = t[hi] - t[lo]  # 0 at and past the last sample: w = 0 there
-    w = np.clip((t_new - t[lo]) / np.where(span > 0, span, 1.0), 0.0, 1.0)[:, None]
-    out[:] = x[lo] + w * (x[hi] - x[lo])
+    for c in range(x.shape[1]):  # np.interp: exact at the samples themselves
+        out[:, c] = np.interp(t_new, t, x[:, c])
+    # Holes: the (few) intervals of ``t`` longer than ``hole``; an instant strictly inside one
+    # is left out, one on a sample never is (``t_new`` is increasing: one search per hole).
     hole = max(HOLE_INTERVALS * _median_dt(t), HOLE_MIN_S)
-    # An instant on a sample is never in a hole, whatever follows the sample.
-    on_sample = (t[lo] == t_new) | (t[hi] == t_new)
-    ok = (t_new >= t[0]) & (t_new <= t[-1]) & ((span <= hole) | on_sample)
+    ok = (t_new >= t[0]) & (t_new <= t[-1])
+    for g in np.flatnonzero(np.diff(t) > hole):
+        a = np.searchsorted(t_new, t[g], side="right")
+        b = np.searchsorted(t_new, t[g + 1], side="left")
+        ok[a:b] = False
     return out, ok
 
 

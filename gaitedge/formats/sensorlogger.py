@@ -420,7 +420,7 @@ def _parse_csv(container: Container, member: str, sensor: str) -> _Sheet:
         )
     columns = [c for cols in _WATCH_COLUMNS.values() for c in cols] if sensor == WATCH else XYZ
     # seconds_elapsed is not parsed (a fifth of the work): only its first value is wanted.
-    table = parse_table(source, where, usecols=["time", *columns])
+    table = parse_table(source, where, usecols=["time", *columns], int_columns=("time",))
     ns = table.data[:, 0]
     return _Sheet(PurePosixPath(member).name, where, ns, table, _first_elapsed(data))
 

@@ -247,3 +247,13 @@ def test_link_state_live_dropped_ended():
     assert hub.collect()["devices"]["dev"]["link"] == LinkState.LIVE
     hub.finish()
     assert hub.snapshot()["devices"]["dev"]["link"] == LinkState.ENDED
+
+
+def test_the_live_ingest_token_serves_the_page_when_no_web_token_is_set(tmp_path):
+    from gaitedge.web.server import load_token
+
+    assert load_token({"GAITEDGE_HTTP_TOKEN": "phones"}) == "phones"
+    assert load_token({"GAITEDGE_WEB_TOKEN": "web", "GAITEDGE_HTTP_TOKEN": "phones"}) == "web"
+    (tmp_path / "gaitedge.http-token").write_text("cred\n")
+    assert load_token({"CREDENTIALS_DIRECTORY": str(tmp_path)}) == "cred"
+    assert load_token({}) is None

@@ -92,14 +92,24 @@ def parse_address(text: str) -> WebAddress:
 
 def load_token(environ: os._Environ | dict | None = None) -> str | None:
     """The access token: ``$GAITEDGE_WEB_TOKEN``, else the first line of the file named by
-    ``$GAITEDGE_WEB_TOKEN_FILE``; None when neither is set. Never from the command line,
-    where any user of the machine could read it (``ps``)."""
+    ``$GAITEDGE_WEB_TOKEN_FILE``, else the live-ingest token phones push with
+    (``$GAITEDGE_HTTP_TOKEN`` or the systemd credential ``gaitedge.http-token``: one token for a
+    deployment's HTTP endpoints); None when none is set. Never from the command line, where any
+    user of the machine could read it (``ps``)."""
     env = os.environ if environ is None else environ
     if env.get(TOKEN_ENV):
         return env[TOKEN_ENV].strip()
     path = env.get(TOKEN_FILE_ENV)
     if not path:
-        return None
+        from gaitedge.private import read_secret
+
+        try:
+            return read_secret(
+                "HTTP token", env="GAITEDGE_HTTP_TOKEN", credential="gaitedge.http-token",
+                environ=env,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise WebError(str(exc)) from exc
     try:
         token = Path(path).read_text(encoding="utf-8").strip().splitlines()
     except OSError as exc:

@@ -23,12 +23,12 @@ from typing import Protocol
 
 import numpy as np
 
-from gaitedge.bundle import ContractError, ModelContract, read_contract
+from gaitedge.bundle import SHIPPED_MODEL, ContractError, ModelContract, read_contract
 
 log = logging.getLogger(__name__)
 
-MODELS_DIR = Path(__file__).resolve().parent / "models"
-DEFAULT_MODEL = MODELS_DIR / "gaitedge-default.onnx"
+DEFAULT_MODEL = SHIPPED_MODEL  # one home: gaitedge.bundle (read light by `gaitedge version`)
+MODELS_DIR = DEFAULT_MODEL.parent
 ENGINE_SUFFIXES = (".engine", ".plan")
 
 NO_TENSORRT = (

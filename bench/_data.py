@@ -34,3 +34,17 @@ def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         pages = int(f.read().split()[1])
     return pages * 4096 / 2**20
+
+
+def held_out_recordings(
+    root: Path, hapt_subjects: int | None = None, sisfall_every: int = 1
+) -> tuple[list, list]:
+    """The held-out test subjects' HAPT experiments and SisFall trials (a subset for quick
+    runs: the first ``hapt_subjects`` HAPT subjects, every ``sisfall_every``-th trial)."""
+    from gaitedge import datasets as ds
+
+    hapt_test = ds.dataset_split("hapt", root).test
+    keep = hapt_test if hapt_subjects is None else hapt_test[:hapt_subjects]
+    hapt = [r for r in ds.hapt_recordings(root, hapt_test) if r.subject in keep]
+    sisfall = list(ds.sisfall_recordings(root, [f"sisfall:{s}" for s in ds.SISFALL_TEST_SUBJECTS]))
+    return hapt, sisfall[::sisfall_every]

@@ -42,9 +42,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import devices as dev
-from bench._data import data_root
+from bench._data import data_root, held_out_recordings
 from firmware_bridge.phones import EmulatedPhyphox, PushConfig, delivery_order, push_messages
-from gaitedge import datasets as ds
 from gaitedge.engine import load_engine
 from gaitedge.sources.base import SourceStats
 from gaitedge.sources.phone import PhoneStream, parse_push
@@ -141,12 +140,7 @@ def paths() -> list:
 def run(model: Path | None, quick: bool) -> dict:
     root = data_root()
     engine = load_engine(model)
-    hapt_test = ds.dataset_split("hapt", root).test
-    hapt = list(ds.hapt_recordings(root, hapt_test))
-    sisfall = list(ds.sisfall_recordings(root, [f"sisfall:{s}" for s in ds.SISFALL_TEST_SUBJECTS]))
-    if quick:
-        hapt = [r for r in hapt if r.subject in hapt_test[:3]]
-        sisfall = sisfall[::4]
+    hapt, sisfall = held_out_recordings(root, 3 if quick else None, 4 if quick else 1)
     rows = {}
     for path in paths():
         t0 = time.perf_counter()

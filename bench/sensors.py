@@ -40,9 +40,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._data import data_root
+from bench._data import data_root, held_out_recordings
 from bench.devices import Condition, activity_f1, fall_scores
-from gaitedge import datasets as ds
 from gaitedge.engine import load_engine
 
 log = logging.getLogger("bench.sensors")
@@ -170,12 +169,7 @@ def deliver(row: Callable[..., Streamed], recs: list, drops: int, speed: float):
 def run(model: Path | None, quick: bool, speed: float, drops: int, rows: list[str]) -> dict:
     root = data_root()
     engine = load_engine(model)
-    hapt_test = ds.dataset_split("hapt", root).test
-    hapt = list(ds.hapt_recordings(root, hapt_test))
-    sisfall = list(ds.sisfall_recordings(root, [f"sisfall:{s}" for s in ds.SISFALL_TEST_SUBJECTS]))
-    if quick:
-        hapt = [r for r in hapt if r.subject in hapt_test[:2]]
-        sisfall = sisfall[::12]
+    hapt, sisfall = held_out_recordings(root, 2 if quick else None, 12 if quick else 1)
     canonical = Condition("canonical")
     base = {"activity_f1": round(activity_f1(engine, canonical, hapt, 0), 4)}
     falls = fall_scores(engine, canonical, sisfall, 1)

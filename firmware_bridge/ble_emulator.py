@@ -507,6 +507,7 @@ class EmulatedBleDevice:
         self.name = name or emulator.info.name
         self.path = device_path(self.address)
         self.mtu, self.rssi = mtu, rssi
+        self._base_rssi, self._adverts = rssi, 0
         self.service_uuid = str(SERVICE_UUID) if gaitedge_service else BATTERY_SERVICE_UUID
         self.connect_latency_s = connect_latency_s
         self.stats = LinkStats()
@@ -662,7 +663,10 @@ class EmulatedBleDevice:
 
     def _advertise(self) -> None:
         if not self.connected and self._reachable.is_set():
-            self.rssi = -55 - (self.rssi + 55 + 1) % 3  # a little variation, as on air
+            # A little variation around the device's own level, as on air (never past a
+            # device 3 dB weaker: scan order by strength stays the devices' order).
+            self._adverts += 1
+            self.rssi = self._base_rssi - self._adverts % 3
             self._interface.emit_properties_changed({"RSSI": self.rssi})
 
 
@@ -687,6 +691,7 @@ class EmulatedPeripheralDevice(EmulatedBleDevice):
         self.name = peripheral.name
         self.path = device_path(self.address)
         self.mtu, self.rssi = mtu, rssi
+        self._base_rssi, self._adverts = rssi, 0
         self.service_uuid = peripheral.services[0].uuid
         self.connect_latency_s = connect_latency_s
         self.stats = LinkStats()

@@ -325,6 +325,20 @@ class StreamClock:
         return chunk
 
 
+def emit(
+    imu: ImuJoin, stats, clock: StreamClock, device: str, host_rx_s: float, **kw
+) -> list[SampleChunk]:
+    """What a phone's joined sensors have ready, counted and put on stream time as one chunk
+    (none when nothing is ready): the one exit of the HTTP, MQTT and phyphox phone paths."""
+    t, x = imu.pop()
+    if not len(t):
+        return []
+    stats.chunks += 1
+    stats.samples += len(t)
+    stats.rate_hz = imu.rate_hz or stats.rate_hz
+    return [clock.chunk(device, clock.stream_s(t, host_rx_s), x, host_rx_s, **kw)]
+
+
 @dataclass
 class _Decided:
     """How one session's acceleration is made, decided from its first batches."""
@@ -478,14 +492,7 @@ class PhoneStream:
         else:
             self.imu.add("acc", *series(d.acc, SensorKind.ACC, d.acc_unit))
         self.imu.add("gyro", *series(d.gyro, SensorKind.GYRO, "rad/s"))
-        t, imu = self.imu.pop()
-        if not len(t):
-            return []
-        self.stats.chunks += 1
-        self.stats.samples += len(t)
-        self.stats.rate_hz = self.imu.rate_hz or self.stats.rate_hz
-        t_s = self.clock.stream_s(t, host_rx_s)
-        return [self.clock.chunk(self.device, t_s, imu, host_rx_s, seq=msg.message_id)]
+        return emit(self.imu, self.stats, self.clock, self.device, host_rx_s, seq=msg.message_id)
 
 
 def _file_view(pending: list[tuple[PushMessage, float]]):

@@ -34,7 +34,7 @@ from gaitedge.formats.base import SensorKind
 from gaitedge.formats.join import make_series
 from gaitedge.sources.base import SampleChunk, SourceStats
 from gaitedge.sources.device import SourceError
-from gaitedge.sources.phone import ImuJoin, StreamClock
+from gaitedge.sources.phone import ImuJoin, StreamClock, emit
 
 log = logging.getLogger(__name__)
 
@@ -174,14 +174,7 @@ class PhyphoxSource:
             unit = "m/s^2" if sensor == "acc" else "rad/s"
             s = make_series(kind, t, xyz, unit=unit, where=f"{self.device} {names[0]}")
             self.imu.add(sensor, s.t_s, s.xyz)
-        t, imu = self.imu.pop()
-        if not len(t):
-            return []
-        self.stats.chunks += 1
-        self.stats.samples += len(t)
-        self.stats.rate_hz = self.imu.rate_hz or self.stats.rate_hz
-        t_s = self.clock.stream_s(t, host_rx_s)
-        return [self.clock.chunk(self.device, t_s, imu, host_rx_s)]
+        return emit(self.imu, self.stats, self.clock, self.device, host_rx_s)
 
     def drift_ppm(self) -> float:
         return self.clock.clock.fit()[1] * 1e6

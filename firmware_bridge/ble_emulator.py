@@ -503,13 +503,20 @@ class EmulatedBleDevice:
         self.emulator = emulator
         # The firmware fills each notification as the negotiated MTU allows (PROTOCOL.md 6.2).
         emulator.config = replace(emulator.config, samples_per_frame=spn)
+        service = str(SERVICE_UUID) if gaitedge_service else BATTERY_SERVICE_UUID
+        self._init_link(bluez, address, name or emulator.info.name, service, mtu, rssi)
+        self.connect_latency_s = connect_latency_s
+
+    def _init_link(
+        self, bluez: "EmulatedBlueZ", address: str, name: str, service: str, mtu: int, rssi: int
+    ) -> None:
+        """The link state every emulated device has (the gaitedge device and a vendor's)."""
         self.address = address.upper()
-        self.name = name or emulator.info.name
+        self.name = name
         self.path = device_path(self.address)
         self.mtu, self.rssi = mtu, rssi
         self._base_rssi, self._adverts = rssi, 0
-        self.service_uuid = str(SERVICE_UUID) if gaitedge_service else BATTERY_SERVICE_UUID
-        self.connect_latency_s = connect_latency_s
+        self.service_uuid = service
         self.stats = LinkStats()
         self.connected = False
         self.services_resolved = False
@@ -687,28 +694,10 @@ class EmulatedPeripheralDevice(EmulatedBleDevice):
     ) -> None:
         self.peripheral = peripheral
         self.emulator = None
-        self.address = address.upper()
-        self.name = peripheral.name
-        self.path = device_path(self.address)
-        self.mtu, self.rssi = mtu, rssi
-        self._base_rssi, self._adverts = rssi, 0
-        self.service_uuid = peripheral.services[0].uuid
+        service = peripheral.services[0].uuid
+        self._init_link(bluez, address, peripheral.name, service, mtu, rssi)
         self.connect_latency_s = connect_latency_s
-        self.stats = LinkStats()
-        self.connected = False
-        self.services_resolved = False
-        self._bluez = bluez
-        self._interface = _Device(self)
-        self._gatt: list[tuple[str, ServiceInterface]] = []
-        self._samples = None
         self._chars: dict[str, _Characteristic] = {}
-        self._reachable = asyncio.Event()
-        self._reachable.set()
-        self._switched_off = False
-        self._pending_connects: list[asyncio.Future] = []
-        self._fail_connects = 0
-        self._stop = threading.Event()
-        self._player = threading.Thread(target=self._play, name=f"ble-{self.name}", daemon=True)
 
     @property
     def advertised_uuids(self) -> list[str]:

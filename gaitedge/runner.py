@@ -215,6 +215,9 @@ def status(pipeline: Pipeline, sources: list[Source]) -> list[DeviceStatus]:
                 corrupt=sum(k.decoder_drops.values()),
                 reconnects=k.reconnects,
                 clock_drift_ppm=drift,
+                # a vendor profile's name, else gaitedge's own protocol (serial, BLE)
+                device_type=getattr(source, "device_type", None)
+                or ("gaitedge" if isinstance(source, DeviceSource) else None),
             )
             row = replace(row, link=link)
         out.append(row)

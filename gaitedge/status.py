@@ -16,6 +16,7 @@ class LinkStatus:
     corrupt: int
     reconnects: int
     clock_drift_ppm: float | None = None  # device vs host clock; only for device sources
+    device_type: str | None = None  # the profile it speaks (polar, metawear, ..., gaitedge)
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,9 @@ class DeviceStatus:
             if k.clock_drift_ppm is not None:
                 ppm = ((1 + k.clock_drift_ppm * 1e-6) * playback_speed - 1) * 1e6
                 drift = f"clock_drift={ppm:.1f}ppm "
+            kind = f"type={k.device_type} " if k.device_type else ""
             link = (
-                f"rate={k.rate_hz}Hz lost_frames={k.lost_frames} corrupt={k.corrupt} "
+                f"{kind}rate={k.rate_hz}Hz lost_frames={k.lost_frames} corrupt={k.corrupt} "
                 f"reconnects={k.reconnects} {drift}"
             )
         repaired = ""

@@ -148,7 +148,8 @@ def test_live_serial_end_to_end_records_exactly_what_was_sent(bundle, hapt_recor
     assert row.link.rate_hz == 50.0 and row.link.lost_frames == 0 and row.link.corrupt == 0
     assert row.link.clock_drift_ppm is not None and row.windows == pipe.stats.windows
     line = row.line()  # what `listen` prints
-    assert line.startswith(f"[{device.path}] ") and "rate=50.0Hz lost_frames=0" in line
+    assert line.startswith(f"[{device.path}] ")
+    assert "type=gaitedge rate=50.0Hz lost_frames=0" in line
 
 
 def test_model_whose_channels_the_chain_cannot_feed_is_refused(tmp_path, hapt_recording):

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import shutil
 import subprocess
 import sys
@@ -217,3 +218,81 @@ def test_instruction_counts_agree_with_capstone(arm, host, demo) -> None:
     assert np.array_equal(logits, host.net(windows[:1])[0][0])
     assert count.instructions > 1_000_000
     assert 0 < count.peak_stack_bytes < 2048
+
+
+class _ConvFloat(ctypes.Structure):
+    _fields_ = [("weight", ctypes.c_void_p), ("bias", ctypes.c_void_p),
+                *((f, ctypes.c_int) for f in ("c_out", "k", "stride", "pad", "relu")),
+                ("out_scale", ctypes.c_float)]  # fmt: skip
+
+
+class _ConvInt8(ctypes.Structure):
+    _fields_ = [("weight", ctypes.c_void_p), ("bias", ctypes.c_void_p),
+                ("requant", ctypes.c_void_p),
+                *((f, ctypes.c_int) for f in ("c_out", "k", "stride", "pad", "relu"))]  # fmt: skip
+
+
+def _conv_call(host, name, desc, x, t_out, c_out, scratch_dtype):
+    """Call a kernel of the host build; y has a guard tail the kernel must not touch."""
+    t_in, c_in = x.shape
+    scratch = np.zeros((t_in + 2 * desc.pad) * c_in + 8, scratch_dtype)
+    y = np.full(t_out * c_out + 16, 99, np.int8)
+    getattr(host.lib, name)(
+        ctypes.c_void_p(x.ctypes.data), ctypes.c_int(t_in), ctypes.c_int(c_in),
+        ctypes.byref(desc), ctypes.c_void_p(scratch.ctypes.data), ctypes.c_void_p(y.ctypes.data),
+    )  # fmt: skip
+    assert np.all(y[t_out * c_out :] == 99), "the kernel wrote past its output"
+    return y[: t_out * c_out].reshape(t_out, c_out)
+
+
+def _im2col(x: np.ndarray, k: int, stride: int, pad: int) -> np.ndarray:
+    """[T', C * K] receptive fields of the zero-padded x [T, C], in ONNX's (channel, tap) order."""
+    xp = np.pad(x, ((pad, pad), (0, 0)))
+    t_out = (len(xp) - k) // stride + 1
+    return np.stack([xp[t * stride : t * stride + k].T.ravel() for t in range(t_out)])
+
+
+# Shapes the shipped bundle does not reach: odd output steps and channels, a receptive field
+# that is not a whole number of SMLAD groups (n % 4 = 1, 2, 3), a partial float channel block.
+@pytest.mark.parametrize(("t_in", "c_in", "c_out", "k", "stride", "pad"),
+                         [(13, 7, 5, 3, 2, 1), (12, 6, 4, 3, 1, 1), (9, 5, 3, 3, 1, 0),
+                          (16, 4, 6, 5, 2, 2)])  # fmt: skip
+def test_int8_kernel_edges_are_exact(host, t_in, c_in, c_out, k, stride, pad) -> None:
+    from export.mcu.generate import smlad_pairs
+
+    rng = np.random.default_rng(t_in * c_in)
+    x = rng.integers(-128, 128, (t_in, c_in), dtype=np.int8)
+    w = rng.integers(-128, 128, (c_out, c_in, k), dtype=np.int8)
+    w[0, 0, 0] = -128  # the extremes SXTB16 must sign-extend
+    bias = rng.integers(-5000, 5000, c_out, dtype=np.int32)
+    requant = rng.uniform(2e-4, 2e-3, c_out).astype(np.float32)
+    pairs = smlad_pairs(w)
+    desc = _ConvInt8(pairs.ctypes.data, bias.ctypes.data, requant.ctypes.data,
+                     c_out, k, stride, pad, 1)  # fmt: skip
+    cols = _im2col(x.astype(np.int64), k, stride, pad)
+    acc = (cols @ w.reshape(c_out, -1).astype(np.int64).T + bias).astype(np.int32)
+    scaled = acc.astype(np.float32) * requant  # float32, as QLinearConv's requantisation
+    want = np.maximum(np.rint(np.clip(scaled, -128, 127)), 0).astype(np.int8)
+    got = _conv_call(host, "ge_conv_int8", desc, x, len(cols), c_out, np.int16)
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize(("t_in", "c_out", "stride"), [(11, 6, 1), (12, 9, 2)])
+def test_float_kernel_edges(host, t_in, c_out, stride) -> None:
+    """Partial blocks of output steps and channels land where they belong (a float64 reference:
+    within 1 LSB, the FMA chain's rounding aside)."""
+    from export.mcu.generate import float_conv_blocks
+
+    rng = np.random.default_rng(t_in)
+    c_in, k, pad = 3, 5, 2
+    x = rng.normal(0, 1, (t_in, c_in)).astype(np.float32)
+    w = rng.normal(0, 0.3, (c_out, c_in, k)).astype(np.float32)
+    bias = rng.normal(0, 0.1, c_out).astype(np.float32)
+    blocks = np.ascontiguousarray(float_conv_blocks(w))
+    desc = _ConvFloat(blocks.ctypes.data, bias.ctypes.data, c_out, k, stride, pad, 1, 0.02)
+    cols = _im2col(x.astype(np.float64), k, stride, pad)
+    v = np.maximum(cols @ w.reshape(c_out, -1).T.astype(np.float64) + bias, 0) / np.float32(0.02)
+    want = np.rint(np.clip(v, -128, 127)).astype(np.int32)
+    got = _conv_call(host, "ge_conv_float", desc, x, len(cols), c_out, np.float32)
+    assert np.abs(got.astype(np.int32) - want).max() <= 1
+    assert (got == want).mean() > 0.95

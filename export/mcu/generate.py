@@ -120,14 +120,17 @@ def _params_h(net: QuantNet, dev: DeviceConfig, dec: Decimation, odr_hz: float) 
     )
     fall, act = dev.fall, dev.activity
     rate = cfg.sample_rate_hz
-    t, sizes = cfg.window_samples, []
-    for layer in (net.first, *net.convs):
-        o, _, k = layer.weight.shape
+    # One int8 activation buffer (every layer's output) and one scratch buffer for a layer's
+    # zero-padded input: float for the first layer, int16 for the others, then the pooling.
+    t, act_bytes, scratch_bytes = cfg.window_samples, [], []
+    for i, layer in enumerate((net.first, *net.convs)):
+        o, c, k = layer.weight.shape
+        scratch_bytes.append((t + 2 * layer.pad) * c * (4 if i == 0 else 2))
         t = (t + 2 * layer.pad - k) // layer.stride + 1
-        sizes.append(t * o)
+        act_bytes.append(t * o)
     pool_t = t
-    a_bytes = max(sizes[0::2])
-    b_bytes = max([*sizes[1::2], net.convs[-1].weight.shape[0]])
+    scratch_bytes.append(net.convs[-1].weight.shape[0])
+    scratch = -(-max(scratch_bytes) // 4) * 4
     sections = [len(signal.butter(cfg.lowpass_order, 1, fs=4, output="sos"))]
     sections.append(len(signal.butter(cfg.gravity_order, 1, fs=4, output="sos")))
     if dec.antialias is not None:
@@ -161,8 +164,8 @@ def _params_h(net: QuantNet, dev: DeviceConfig, dec: Decimation, odr_hz: float) 
         f"#define GE_N_SOURCES {len(AVAILABLE_CHANNELS)}",
         f"#define GE_STANDARD_GRAVITY {_f(STANDARD_GRAVITY_M_S2)}",
         f"#define GE_N_CONVS {len(net.convs)}",
-        f"#define GE_ACT_A_BYTES {a_bytes}",
-        f"#define GE_ACT_B_BYTES {b_bytes}",
+        f"#define GE_ACT_BYTES {max(act_bytes)}",
+        f"#define GE_SCRATCH_BYTES {scratch}",
         f"#define GE_MAX_POOL_T {pool_t}",
         f"#define GE_MAX_HEAD_K {net.convs[-1].weight.shape[0]}",
         f"#define GE_POOL_IN_SCALE {_f(net.pool.in_scale)}",
@@ -230,6 +233,33 @@ def _params_h(net: QuantNet, dev: DeviceConfig, dec: Decimation, odr_hz: float) 
     return "\n".join(lines)
 
 
+def float_conv_blocks(weight: np.ndarray, block: int = 4) -> np.ndarray:
+    """[O, C, K] float weights as ``ge_conv_float_t`` reads them: [ceil(O / 4), C, K, 4], the
+    four output channels a block computes side by side (zeros pad a last partial block)."""
+    o, c, k = weight.shape
+    padded = np.zeros((-(-o // block) * block, c, k), np.float32)
+    padded[:o] = weight
+    return padded.reshape(-1, block, c, k).transpose(0, 2, 3, 1)
+
+
+def smlad_pairs(weight: np.ndarray) -> np.ndarray:
+    """[O, C, K] int8 weights as ``ge_conv_int8_t`` reads them: rows in the receptive field's
+    order ([K, C]), output channels in pairs (an odd last one with itself), the pair's rows
+    alternating four values at a time, each four as (0, 2, 1, 3) so that SXTB16 and SXTB16 ROR 8
+    widen them into the halfword pairs (0, 1) and (2, 3) the int16 input words hold; each row's
+    last ``n % 4`` values follow in order. Returns [ceil(O / 2), 2 * K * C]."""
+    o = weight.shape[0]
+    rows = np.transpose(weight, (0, 2, 1)).reshape(o, -1)  # [O, K * C]
+    n = rows.shape[1]
+    whole = n // 4 * 4
+    pairs = []
+    for first in range(0, o, 2):
+        pair = rows[[first, min(first + 1, o - 1)]]  # [2, n]
+        groups = pair[:, :whole].reshape(2, -1, 4)[:, :, [0, 2, 1, 3]]  # [2, n / 4, 4]
+        pairs.append(np.concatenate([groups.transpose(1, 0, 2).ravel(), pair[:, whole:].ravel()]))
+    return np.stack(pairs)
+
+
 def _params_c(net: QuantNet, dev: DeviceConfig, dec: Decimation) -> str:
     cfg = net.contract.chain
     rate = cfg.sample_rate_hz
@@ -268,8 +298,9 @@ def _params_c(net: QuantNet, dev: DeviceConfig, dec: Decimation) -> str:
         "",
     ]  # fmt: skip
     first = net.first
+    blocks = float_conv_blocks(first.weight)
     out += [
-        f"static const float first_weight[{first.weight.size}] = {{{_floats(first.weight)}}};",
+        f"static const float first_weight[{blocks.size}] = {{{_floats(blocks)}}};",
         f"static const float first_bias[{first.bias.size}] = {{{_floats(first.bias)}}};",
         "const ge_conv_float_t ge_first = {first_weight, first_bias, "
         f"{first.weight.shape[0]}, {first.weight.shape[2]}, {first.stride}, {first.pad}, "
@@ -279,7 +310,7 @@ def _params_c(net: QuantNet, dev: DeviceConfig, dec: Decimation) -> str:
     descs = []
     for i, conv in enumerate(net.convs):
         o, _, k = conv.weight.shape
-        w = np.transpose(conv.weight, (0, 2, 1))  # [O, K, C]: one tap's channels contiguous
+        w = smlad_pairs(conv.weight)
         out += [
             f"static const int8_t conv{i}_weight[{w.size}] = {{{_ints(w)}}};",
             f"static const int32_t conv{i}_bias[{o}] = {{{_ints(conv.bias)}}};",

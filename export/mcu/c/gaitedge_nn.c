@@ -6,14 +6,10 @@
 #include "gaitedge_mcu.h"
 #include "gaitedge_nn.h"
 
+#include <string.h>
+
 #ifdef __FAST_MATH__
 #error "gaitedge_nn.c reproduces IEEE rounding step by step: build without -ffast-math"
-#endif
-
-#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
-#define GE_USE_SMLAD 1
-#else
-#define GE_USE_SMLAD 0
 #endif
 
 /* Round half to even, as the SSE/NEON conversion MLAS uses; |v| <= 2^22 (callers clamp). */
@@ -35,83 +31,201 @@ static int8_t saturate_round(float v)
     return (int8_t)round_half_even(v);
 }
 
-void ge_conv_float(const float *x, int t_in, int c_in, const ge_conv_float_t *l, int8_t *y)
+/* The layer's input between zero rows: [pad + t_in + pad][c]. A padded tap then adds an exact
+ * zero, as in MLAS's im2col matrix, and every output has a whole receptive field. */
+static void pad_float(const float *x, int t_in, int c, int pad, float *xp)
+{
+    const int edge = pad * c, body = t_in * c;
+    for (int i = 0; i < edge; i++) {
+        xp[i] = 0.0f;
+        xp[edge + body + i] = 0.0f;
+    }
+    for (int i = 0; i < body; i++) {
+        xp[edge + i] = x[i];
+    }
+}
+
+/* One output step's four channels: a[m] += w[m] * x, each a single rounding (VFMA.F32). */
+static inline void fma4(float a[GE_FLOAT_BLOCK], const float *w, float x)
+{
+    a[0] = fmaf(w[0], x, a[0]);
+    a[1] = fmaf(w[1], x, a[1]);
+    a[2] = fmaf(w[2], x, a[2]);
+    a[3] = fmaf(w[3], x, a[3]);
+}
+
+/* The float bias, the fused Relu and QuantizeLinear of one output step's (up to) four channels. */
+static void store_float4(const ge_conv_float_t *l, int o, float a0, float a1, float a2, float a3,
+                         int8_t *y)
+{
+    const float a[GE_FLOAT_BLOCK] = {a0, a1, a2, a3};
+    for (int m = 0; m < GE_FLOAT_BLOCK && o + m < l->c_out; m++) {
+        float v = a[m] + l->bias[o + m];
+        if (l->relu && v < 0.0f) {
+            v = 0.0f;
+        }
+        y[o + m] = saturate_round(v / l->out_scale);
+    }
+}
+
+void ge_conv_float(const float *x, int t_in, int c_in, const ge_conv_float_t *l, float *scratch,
+                   int8_t *y)
 {
     const int t_out = (t_in + 2 * l->pad - l->k) / l->stride + 1;
-    for (int t = 0; t < t_out; t++) {
-        const int base = t * l->stride - l->pad;
-        const int k0 = base < 0 ? -base : 0;
-        const int k1 = base + l->k > t_in ? t_in - base : l->k;
-        for (int o = 0; o < l->c_out; o++) {
-            /* MLAS SGEMM over the im2col matrix: one fused multiply-add per K index, channel
-             * major; padded taps add exact zeros and are skipped. */
+    const int step = l->stride * c_in; /* floats between two output steps' receptive fields */
+    pad_float(x, t_in, c_in, l->pad, scratch);
+    for (int t = 0; t < t_out; t += GE_FLOAT_BLOCK) {
+        /* four output steps (past the end, the last one again: its result is written twice) */
+        const int last = t_out - 1;
+        const int t1 = t + 1 < last ? t + 1 : last, t2 = t + 2 < last ? t + 2 : last;
+        const int t3 = t + 3 < last ? t + 3 : last;
+        const float *x0 = scratch + t * step, *x1 = scratch + t1 * step;
+        const float *x2 = scratch + t2 * step, *x3 = scratch + t3 * step;
+        for (int o = 0; o < l->c_out; o += GE_FLOAT_BLOCK) {
+            /* MLAS SGEMM over the im2col matrix: per output, one fused multiply-add per K index
+             * in K order (channel, then tap), from 0. Sixteen outputs at once, each its own chain:
+             * the block changes which outputs share a load, not any output's arithmetic. */
             const float *w = l->weight + o * c_in * l->k;
-            float acc = 0.0f;
+            float a0[GE_FLOAT_BLOCK] = {0.0f}, a1[GE_FLOAT_BLOCK] = {0.0f};
+            float a2[GE_FLOAT_BLOCK] = {0.0f}, a3[GE_FLOAT_BLOCK] = {0.0f};
             for (int c = 0; c < c_in; c++) {
-                for (int kk = k0; kk < k1; kk++) {
-                    acc = fmaf(w[c * l->k + kk], x[(base + kk) * c_in + c], acc);
+                const float *p0 = x0 + c, *p1 = x1 + c, *p2 = x2 + c, *p3 = x3 + c;
+                for (int kk = 0; kk < l->k; kk++, w += GE_FLOAT_BLOCK) {
+                    fma4(a0, w, *p0);
+                    fma4(a1, w, *p1);
+                    fma4(a2, w, *p2);
+                    fma4(a3, w, *p3);
+                    p0 += c_in;
+                    p1 += c_in;
+                    p2 += c_in;
+                    p3 += c_in;
                 }
             }
-            float v = acc + l->bias[o];
-            if (l->relu && v < 0.0f) {
-                v = 0.0f;
-            }
-            y[t * l->c_out + o] = saturate_round(v / l->out_scale);
+            store_float4(l, o, a0[0], a0[1], a0[2], a0[3], y + t * l->c_out);
+            store_float4(l, o, a1[0], a1[1], a1[2], a1[3], y + t1 * l->c_out);
+            store_float4(l, o, a2[0], a2[1], a2[2], a2[3], y + t2 * l->c_out);
+            store_float4(l, o, a3[0], a3[1], a3[2], a3[3], y + t3 * l->c_out);
         }
     }
 }
 
-#if GE_USE_SMLAD
-/* Two int8 pairs per SMLAD: SXTB16 sign-extends bytes 0 and 2 (or 1 and 3, after a rotate by
- * 8) into halfwords, so a word of four int8 values gives two dual multiply-accumulates. */
+/*
+ * The int8 convolutions as CMSIS-NN computes them on a Cortex-M4: the input widened once to
+ * int16, the weights (int8 in flash) widened in registers, and SMLAD's two 16-bit products per
+ * instruction. Two output channels by two output steps per inner loop: each loaded weight word
+ * serves two steps and each input word two channels. The int32 sums are exact in any order, so
+ * the result is ONNX Runtime's whichever path builds.
+ */
+#if defined(__ARM_FEATURE_DSP)
+#include <arm_acle.h>
+
+/* Four int8 weights and two int16 inputs, as one word each (the M4 loads unaligned words). */
+static inline uint32_t load_s8x4(const int8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static inline uint32_t load_s16x2(const int16_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+/* Bytes 0 and 2 sign-extended to two halfwords. */
 static inline uint32_t sxtb16(uint32_t v)
 {
-    uint32_t r;
-    __asm__("sxtb16 %0, %1" : "=r"(r) : "r"(v));
-    return r;
+    return (uint32_t)__sxtb16((int32_t)v);
 }
+/* Bytes 1 and 3: SXTB16's own rotate (CMSIS's __SXTB16_RORn; the compiler would add a ROR). */
 static inline uint32_t sxtb16_ror8(uint32_t v)
 {
     uint32_t r;
     __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
     return r;
 }
+/* acc + lo(a) * lo(b) + hi(a) * hi(b), 16-bit halves signed. */
 static inline int32_t smlad(uint32_t a, uint32_t b, int32_t acc)
 {
-    int32_t r;
-    __asm__("smlad %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
-    return r;
+    return __smlad((int32_t)a, (int32_t)b, acc);
 }
-static inline uint32_t load32(const int8_t *p)
+#else
+/* The same instructions in portable C (the host build), little-endian words whatever the host. */
+static int32_t s8(uint32_t v)
 {
-    uint32_t v;
-    __builtin_memcpy(&v, p, 4); /* unaligned word loads are allowed on the M4 */
-    return v;
+    return (int32_t)((v & 0xFFu) ^ 0x80u) - 0x80;
+}
+static int32_t s16(uint32_t v)
+{
+    return (int32_t)((v & 0xFFFFu) ^ 0x8000u) - 0x8000;
+}
+static uint32_t load_s8x4(const int8_t *p)
+{
+    const uint8_t *b = (const uint8_t *)p;
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+static uint32_t load_s16x2(const int16_t *p)
+{
+    return ((uint32_t)p[0] & 0xFFFFu) | ((uint32_t)p[1] & 0xFFFFu) << 16;
+}
+static uint32_t sxtb16(uint32_t v)
+{
+    return ((uint32_t)s8(v) & 0xFFFFu) | ((uint32_t)s8(v >> 16) & 0xFFFFu) << 16;
+}
+static uint32_t sxtb16_ror8(uint32_t v)
+{
+    return sxtb16(v >> 8);
+}
+static int32_t smlad(uint32_t a, uint32_t b, int32_t acc)
+{
+    const int32_t lo = s16(a) * s16(b), hi = s16(a >> 16) * s16(b >> 16);
+    return (int32_t)((uint32_t)acc + (uint32_t)lo + (uint32_t)hi); /* wraps, as SMLAD does */
 }
 #endif
 
-/* Exact int8 dot products of x with two weight rows at once (the order of an int32 sum does not
- * matter): each loaded and sign-extended input word serves both rows. */
-static void dot2_int8(const int8_t *x, const int8_t *w0, const int8_t *w1, int n, int32_t *acc)
+/* The layer's input widened to int16 between zero rows: [pad + t_in + pad][c]. */
+static void widen_padded(const int8_t *x, int t_in, int c, int pad, int16_t *xw)
 {
-    int32_t a0 = acc[0], a1 = acc[1];
-    int i = 0;
-#if GE_USE_SMLAD
-    for (; i + 4 <= n; i += 4) {
-        const uint32_t vx = load32(x + i), v0 = load32(w0 + i), v1 = load32(w1 + i);
-        const uint32_t xe = sxtb16(vx), xo = sxtb16_ror8(vx);
-        a0 = smlad(xe, sxtb16(v0), a0);
-        a0 = smlad(xo, sxtb16_ror8(v0), a0);
-        a1 = smlad(xe, sxtb16(v1), a1);
-        a1 = smlad(xo, sxtb16_ror8(v1), a1);
+    const int edge = pad * c, body = t_in * c;
+    for (int i = 0; i < edge; i++) {
+        xw[i] = 0;
+        xw[edge + body + i] = 0;
     }
-#endif
-    for (; i < n; i++) {
-        a0 += (int32_t)x[i] * (int32_t)w0[i];
-        a1 += (int32_t)x[i] * (int32_t)w1[i];
+    for (int i = 0; i < body; i++) {
+        xw[edge + i] = x[i];
     }
-    acc[0] = a0;
-    acc[1] = a1;
+}
+
+/* One group of four: a[2 * step + channel] += the pair's eight weights at w (as ge_conv_int8_t
+ * lays them out) times four int16 inputs of each step, x0 and x1. Eight SMLADs, 16 MACs. */
+static inline void mac_group(const int8_t *w, const int16_t *x0, const int16_t *x1, int32_t a[4])
+{
+    const uint32_t wa = load_s8x4(w), wb = load_s8x4(w + 4);
+    const uint32_t a01 = sxtb16(wa), a23 = sxtb16_ror8(wa); /* channel 0: (0, 1), (2, 3) */
+    const uint32_t b01 = sxtb16(wb), b23 = sxtb16_ror8(wb); /* channel 1 */
+    const uint32_t x01 = load_s16x2(x0), x23 = load_s16x2(x0 + 2);
+    a[0] = smlad(a23, x23, smlad(a01, x01, a[0]));
+    a[1] = smlad(b23, x23, smlad(b01, x01, a[1]));
+    const uint32_t y01 = load_s16x2(x1), y23 = load_s16x2(x1 + 2);
+    a[2] = smlad(a23, y23, smlad(a01, y01, a[2]));
+    a[3] = smlad(b23, y23, smlad(b01, y01, a[3]));
+}
+
+/* a[2 * step + channel] += two receptive fields (x0, x1: n int16 each) . a weight pair (w). */
+static inline void mac_2x2(const int16_t *x0, const int16_t *x1, const int8_t *w, int n,
+                           int32_t a[4])
+{
+    const int8_t *const end = w + n / 4 * 8;
+    for (; w < end; w += 8, x0 += 4, x1 += 4) {
+        mac_group(w, x0, x1, a);
+    }
+    const int rest = n % 4; /* the rows' last values, in order: channel 0's, then channel 1's */
+    for (int i = 0; i < rest; i++) {
+        a[0] += w[i] * x0[i];
+        a[1] += w[rest + i] * x0[i];
+        a[2] += w[i] * x1[i];
+        a[3] += w[rest + i] * x1[i];
+    }
 }
 
 /* QLinearConv's output: float(acc) * scale, rounded and saturated, then the fused Relu. */
@@ -121,25 +235,23 @@ static int8_t requantize(int32_t acc, float scale, int relu)
     return relu && q < 0 ? 0 : q;
 }
 
-void ge_conv_int8(const int8_t *x, int t_in, int c_in, const ge_conv_int8_t *l, int8_t *y)
+void ge_conv_int8(const int8_t *x, int t_in, int c_in, const ge_conv_int8_t *l, int16_t *scratch,
+                  int8_t *y)
 {
     const int t_out = (t_in + 2 * l->pad - l->k) / l->stride + 1;
-    for (int t = 0; t < t_out; t++) {
-        const int base = t * l->stride - l->pad;
-        const int k0 = base < 0 ? -base : 0;
-        const int k1 = base + l->k > t_in ? t_in - base : l->k;
-        const int8_t *xs = x + (base + k0) * c_in; /* the receptive field, contiguous */
-        const int n = (k1 - k0) * c_in;
-        int8_t *out = y + t * l->c_out;
+    const int n = l->k * c_in, step = l->stride * c_in;
+    widen_padded(x, t_in, c_in, l->pad, scratch); /* y may now overwrite x */
+    for (int t = 0; t < t_out; t += 2) {
+        const int t1 = t + 1 < t_out ? t + 1 : t; /* an odd last step pairs with itself */
+        int8_t *y0 = y + t * l->c_out, *y1 = y + t1 * l->c_out;
         for (int o = 0; o < l->c_out; o += 2) {
-            /* an odd last channel pairs with itself */
-            const int o1 = o + 1 < l->c_out ? o + 1 : o;
-            const int8_t *w0 = l->weight + (o * l->k + k0) * c_in;
-            const int8_t *w1 = l->weight + (o1 * l->k + k0) * c_in;
-            int32_t acc[2] = {l->bias[o], l->bias[o1]};
-            dot2_int8(xs, w0, w1, n, acc);
-            out[o] = requantize(acc[0], l->requant[o], l->relu);
-            out[o1] = requantize(acc[1], l->requant[o1], l->relu);
+            const int o1 = o + 1 < l->c_out ? o + 1 : o; /* and an odd last channel */
+            int32_t acc[4] = {l->bias[o], l->bias[o1], l->bias[o], l->bias[o1]};
+            mac_2x2(scratch + t * step, scratch + t1 * step, l->weight + o * n, n, acc);
+            y0[o] = requantize(acc[0], l->requant[o], l->relu);
+            y0[o1] = requantize(acc[1], l->requant[o1], l->relu);
+            y1[o] = requantize(acc[2], l->requant[o], l->relu);
+            y1[o1] = requantize(acc[3], l->requant[o1], l->relu);
         }
     }
 }

@@ -296,3 +296,26 @@ def test_float_kernel_edges(host, t_in, c_out, stride) -> None:
     got = _conv_call(host, "ge_conv_float", desc, x, len(cols), c_out, np.float32)
     assert np.abs(got.astype(np.int32) - want).max() <= 1
     assert (got == want).mean() > 0.95
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-m4"])
+def test_generated_code_compiles_warning_free_with_clang(host, target, tmp_path) -> None:
+    """The generated library under clang's -Werror too (gcc builds it in every other test)."""
+    from export.mcu.arm import ARCH_FLAGS
+    from export.mcu.host import STRICT_CFLAGS, compile_c
+
+    clang = shutil.which("clang")
+    if clang is None:
+        missing("clang is not installed (apt-get install clang)")
+    flags = [*STRICT_CFLAGS, "-O2"]
+    if target == "cortex-m4":  # newlib's headers, as arm-none-eabi-gcc finds them
+        flags += [
+            "--target=arm-none-eabi",
+            *ARCH_FLAGS,
+            "-isystem",
+            "/usr/lib/arm-none-eabi/include",
+        ]
+    src = host.path.parent.parent
+    for c in sorted(src.glob("*.c")):
+        compile_c([clang, *flags, "-c", str(c), "-o", str(tmp_path / f"{c.stem}.o")])
+    assert len(list(tmp_path.glob("*.o"))) == len(list(src.glob("*.c"))) >= 4

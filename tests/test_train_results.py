@@ -34,3 +34,20 @@ def test_results_md_quotes_the_json() -> None:
     figures += [r["macro_f1_mean"] for r in RESULTS["label_efficiency_summary"]]
     missing = [x for x in figures if f"{x:.4f}" not in MARKDOWN]
     assert not missing, f"RESULTS.md does not quote {missing}"
+
+
+def test_results_json_students_are_the_shipped_bundles() -> None:
+    """``students`` and ``teacher`` in train/results.json are what summarize reads from the
+    bundles in gaitedge/models now (a re-released bundle must be re-summarised)."""
+    from train.summarize import shipped_students, teacher_figures
+
+    models = ROOT / "gaitedge/models"
+    students = shipped_students(models)
+    for s in students:
+        s["bundle"] = str(Path(s["bundle"]).relative_to(ROOT))
+    assert RESULTS["students"] == students
+    assert RESULTS["teacher"] == teacher_figures(models / "gaitedge-default.onnx")
+    names = [s["name"] for s in students]
+    assert "default" in names
+    default = students[names.index("default")]
+    assert 0 < default["int8_bytes"] < default["params"]  # INT8 weights; biases stay float

@@ -20,7 +20,11 @@ because every choice was made on them; held-out (test) figures are only reported
 
 With ``--json`` the last line printed is one JSON object; its keys ``hapt6_macro_f1``,
 ``hapt12_macro_f1``, ``sisfall_folds`` ([{fold, sensitivity, specificity}]) and
-``label_efficiency`` ([{init, labels, seed, macro_f1}]) are read by checks: keep them.
+``label_efficiency`` ([{init, labels, seed, macro_f1}]), ``students`` (every bundle in the
+shipped bundle's folder: [{name, params, macs, int8_bytes, hapt6_macro_f1, sisfall_sensitivity,
+sisfall_specificity, distilled}], held-out figures from each contract) and ``teacher`` ({variant,
+steps, corpus_hours, hapt6_macro_f1} of the shipped bundle's teacher, null when it was trained on
+labels alone) are read by checks: keep them.
 """
 
 from __future__ import annotations
@@ -211,6 +215,64 @@ def bundle_figures(bundle: Path) -> dict:
     }
 
 
+def student_figures(bundle: Path) -> dict:
+    """One shipped bundle as a point on the accuracy/cost front: its size, its cost per window
+    and the held-out figures written into its contract at release."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from export.flops import count_cost
+    from gaitedge.bundle import read_contract
+
+    contract = read_contract(bundle)
+    fp32 = bundle.with_name(f"{bundle.stem}-fp32.onnx")
+    cost = count_cost(fp32 if fp32.exists() else bundle)  # the float graph counts every weight
+    int8 = [numpy_helper.to_array(t) for t in onnx.load(str(bundle)).graph.initializer]
+    m = contract.metrics or {}
+    training = contract.training or {}
+    return {
+        "name": contract.name.removeprefix("gaitedge-"),
+        "version": contract.model_version,
+        "bundle": str(bundle),
+        "channels": list(contract.chain.channels),
+        "params": cost.params,
+        "macs": cost.flops // 2,
+        "int8_bytes": sum(a.nbytes for a in int8 if a.dtype == np.int8),
+        "hapt6_macro_f1": m.get("hapt", {}).get("macro_f1"),
+        "sisfall_sensitivity": m.get("sisfall", {}).get("sensitivity"),
+        "sisfall_specificity": m.get("sisfall", {}).get("specificity"),
+        "distilled": training.get("distillation") is not None,
+    }
+
+
+def shipped_students(models: Path) -> list[dict]:
+    """Every bundle in the package's models folder (FP32 references are their bundles' own)."""
+    return [
+        student_figures(b) for b in sorted(models.glob("*.onnx")) if not b.stem.endswith("-fp32")
+    ]
+
+
+def teacher_figures(bundle: Path) -> dict | None:
+    """The teacher the shipped bundle was distilled from, as its contract records it (None when
+    it was trained on labels alone)."""
+    if not bundle.exists():
+        return None
+    from gaitedge.bundle import read_contract
+
+    contract = read_contract(bundle)
+    teacher = (contract.training or {}).get("teacher") or {}
+    if not teacher.get("checkpoint"):
+        return None
+    held_out = (contract.metrics or {}).get("teacher_held_out", {})
+    return {
+        "variant": teacher.get("variant"),
+        "steps": teacher.get("pretrain_steps"),
+        "corpus_hours": teacher.get("corpus_hours"),
+        "hapt6_macro_f1": held_out.get("hapt", {}).get("macro_f1"),
+    }
+
+
 def collect(runs: Path, bundle: Path) -> dict:
     """The summary object (``--json``; ``train/results.json``)."""
     shipped = bundle_figures(bundle)
@@ -231,6 +293,8 @@ def collect(runs: Path, bundle: Path) -> dict:
         "label_efficiency_summary": label_efficiency_table(le),
         "ablations": ablations(runs),
         "shipped": shipped,
+        "students": shipped_students(bundle.parent) if bundle.exists() else [],
+        "teacher": teacher_figures(bundle),
     }
     if hapt12:
         summary["hapt12_val_macro_f1"] = hapt12["val"].get("macro_f1")

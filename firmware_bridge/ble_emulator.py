@@ -9,7 +9,9 @@ unchanged, as it would against a radio::
     with PrivateSystemBus(), EmulatedBlueZ() as bluez:   # DBUS_SYSTEM_BUS_ADDRESS points here
         device = bluez.add_device(Emulator(t, imu, EmulatorConfig(loop=True)))
         ...  # BleakScanner / BleakClient / gaitedge.sources.BleSource(device.address)
-        device.drop_link()  # the radio link is lost, as at a supervision timeout
+        device.drop_link()  # the device stops answering; BlueZ reports the loss after the
+                            # supervision timeout
+        device.drop_link(silent=True)  # ... and never reports it: the host's watchdog must
 
 What it emulates, as BlueZ 5.6x presents it on D-Bus:
 
@@ -27,8 +29,15 @@ What it emulates, as BlueZ 5.6x presents it on D-Bus:
   GATT table, with WriteValue and indications, answered and streamed by the peripheral.
 * Faults: everything the Emulator injects (drops, corruption, jitter, drift, ``disconnect_after_s``
   = the device switching off), plus :meth:`EmulatedBleDevice.drop_link` (link loss, with an
-  optional outage during which Connect waits, as for a device out of range) and
-  :meth:`EmulatedBleDevice.fail_next_connects` (BlueZ's ``le-connection-abort-by-local``).
+  optional outage during which Connect waits, as for a device out of range),
+  :meth:`EmulatedBleDevice.restart` (the device reboots: its sequence number and clock start
+  over) and :meth:`EmulatedBleDevice.fail_next_connects` (BlueZ's
+  ``le-connection-abort-by-local``). A lost link goes dead at once (nothing more arrives) and
+  BlueZ reports it (``Connected`` false) when the connection's supervision timeout runs out
+  (``supervision_timeout_s``, default 0.42 s: Linux's default LE supervision timeout), or, for a
+  silent drop, never: the host notices by its own watchdog and disconnects. The device's
+  sequence number and clock run on through an outage; every frame it makes is recorded
+  (``LinkStats.made``), delivered or not.
 
 Not emulated: the radio itself (connection events, link-layer retransmission, RSSI physics),
 pairing and bonding, GATT descriptors (the CCCD), discovery filters
@@ -81,6 +90,9 @@ ERROR_NOT_CONNECTED = "org.bluez.Error.NotConnected"
 ERROR_NOT_SUPPORTED = "org.bluez.Error.NotSupported"
 # What BlueZ >= 5.62 answers when the controller gave up on an LE connection it had started.
 LE_ABORT = "le-connection-abort-by-local"
+# Linux's default LE supervision timeout (hdev->le_supv_timeout = 0x002a, in 10 ms units): how
+# long after a device stops answering BlueZ reports the link lost.
+SUPERVISION_TIMEOUT_S = 0.42
 # Battery Service: what the "not a gaitedge device" emulation offers instead.
 BATTERY_SERVICE_UUID = "0000180f-0000-1000-8000-00805f9b34fb"
 BATTERY_LEVEL_UUID = "00002a19-0000-1000-8000-00805f9b34fb"
@@ -172,13 +184,18 @@ class LinkStats:
     """What one emulated device did on the air, to check a host's counts against."""
 
     connects: int = 0
-    link_drops: int = 0  # drop_link() and the device switching off
+    link_drops: int = 0  # drop_link(), restart() and the device switching off
+    silent_drops: int = 0  # of them, never reported by BlueZ (drop_link(silent=True))
+    restarts: int = 0  # restart(): the device rebooted
     host_disconnects: int = 0  # Device1.Disconnect while connected
     aborted_connects: int = 0  # le-connection-abort-by-local answers
     start_notifies: int = 0  # StartNotify and AcquireNotify, one per subscription
     notifications: int = 0  # notifications that went out on a live, subscribed link
     not_sent: int = 0  # payloads the device made while nobody was subscribed
+    dead_link: int = 0  # payloads made on a link already lost, before BlueZ or the host knew
     sent_seqs: list[int] = field(default_factory=list)  # seq of every frame that went out
+    # (seq, samples) of every sample frame the device made: sent, unsent or lost on a dead link
+    made: list[tuple[int, int]] = field(default_factory=list)
 
 
 class _Adapter(ServiceInterface):
@@ -529,12 +546,35 @@ class EmulatedBleDevice:
         self._switched_off = False
         self._pending_connects: list[asyncio.Future] = []
         self._fail_connects = 0
-        self._stop = threading.Event()
+        self.supervision_timeout_s = SUPERVISION_TIMEOUT_S
+        self._dead = False  # the link is lost but not yet known to be (supervision, silence)
+        self._link_id = 0  # one per connection, so a late supervision timeout hits no other
+        self._stop = threading.Event()  # the device is removed for good
+        self._run_stop = threading.Event()  # stops the current playback (removal or reboot)
+        self._rebooting = False
         self._player = threading.Thread(target=self._play, name=f"ble-{self.name}", daemon=True)
 
-    def drop_link(self, outage_s: float = 0.0) -> None:
-        """Lose the radio link now (a supervision timeout); unreachable for ``outage_s``."""
-        self._bluez._call(self._drop, outage_s)
+    def drop_link(self, outage_s: float = 0.0, *, silent: bool = False) -> None:
+        """Lose the radio link now: the device stops answering, and is unreachable for
+        ``outage_s``. BlueZ reports the loss ``supervision_timeout_s`` later; with ``silent``,
+        never (the host's watchdog has to notice, and disconnect)."""
+        self._bluez._call(self._drop, outage_s, silent)
+
+    def restart(self, outage_s: float = 0.0) -> None:
+        """The device reboots: the link is lost (reported after the supervision timeout), it is
+        unreachable for ``outage_s``, and it streams again from its first frame (sequence
+        number 0, clock at its start)."""
+        self._bluez._call(self._drop, outage_s, False)
+        self._bluez._call(self._reboot)
+
+    def _reboot(self) -> None:
+        self.stats.restarts += 1
+        self._rebooting = True
+        self._run_stop.set()
+
+    def _halt(self) -> None:
+        self._stop.set()
+        self._run_stop.set()
 
     def fail_next_connects(self, n: int) -> None:
         """The next ``n`` Connect attempts end in ``le-connection-abort-by-local``."""
@@ -544,7 +584,12 @@ class EmulatedBleDevice:
         self._fail_connects = n
 
     def _play(self) -> None:
-        stats = self.emulator.play(self._write_threadsafe, self._stop, encode=encode)
+        while True:
+            stats = self.emulator.play(self._write_threadsafe, self._run_stop, encode=encode)
+            if self._stop.is_set() or not self._rebooting:
+                break
+            self._rebooting = False  # restart(): play again from the first frame
+            self._run_stop.clear()
         if stats.disconnected:  # EmulatorConfig.disconnect_after_s: the device switched off
             self._bluez._call(self._switch_off)
 
@@ -555,14 +600,21 @@ class EmulatedBleDevice:
         return len(payload)
 
     def _notify(self, payload: bytes) -> None:
+        frame = None
+        with contextlib.suppress(ProtocolError):
+            message = parse_message(payload)
+            if isinstance(message, SampleFrame):
+                frame = message
+                self.stats.made.append((message.seq, len(message.samples)))
+        if self._dead:
+            self.stats.dead_link += 1
+            return
         if self._samples is None or not self._samples.notify(payload):
             self.stats.not_sent += 1
             return
         self.stats.notifications += 1
-        with contextlib.suppress(ProtocolError):
-            message = parse_message(payload)
-            if isinstance(message, SampleFrame):
-                self.stats.sent_seqs.append(message.seq)
+        if frame is not None:
+            self.stats.sent_seqs.append(frame.seq)
 
     @property
     def advertised_uuids(self) -> list[str]:
@@ -571,6 +623,8 @@ class EmulatedBleDevice:
     def _check_link(self) -> None:
         if not self.connected:
             raise DBusError(ERROR_NOT_CONNECTED, "Not Connected")
+        if self._dead:  # the device no longer answers: BlueZ's ATT request times out
+            raise DBusError(ERROR_FAILED, "Operation failed with ATT error: timeout")
 
     def _write(self, uuid: str, data: bytes) -> None:
         raise DBusError("org.bluez.Error.NotPermitted", "Write not permitted")
@@ -605,6 +659,7 @@ class EmulatedBleDevice:
             if cancel.done():
                 raise DBusError(ERROR_FAILED, "Operation was aborted")
         self.stats.connects += 1
+        self._link_id += 1
         self._set_connected(True)
         self._export_gatt()
         self.services_resolved = True
@@ -618,10 +673,8 @@ class EmulatedBleDevice:
             self.stats.host_disconnects += 1
             self._end_link()
 
-    def _drop(self, outage_s: float) -> None:
-        if self.connected:
-            self.stats.link_drops += 1
-            self._end_link()
+    def _drop(self, outage_s: float, silent: bool = False) -> None:
+        self._lose_link(silent)
         if outage_s > 0:
             self._reachable.clear()
             asyncio.get_running_loop().call_later(outage_s, self._back_in_range)
@@ -633,11 +686,28 @@ class EmulatedBleDevice:
     def _switch_off(self) -> None:
         self._switched_off = True
         self._reachable.clear()
-        if self.connected:
-            self.stats.link_drops += 1
+        self._lose_link(silent=False)
+
+    def _lose_link(self, silent: bool) -> None:
+        """The device stops answering; BlueZ says so after the supervision timeout (or never)."""
+        if not self.connected or self._dead:
+            return
+        self.stats.link_drops += 1
+        self._dead = True
+        if silent:
+            self.stats.silent_drops += 1
+            return
+        link = self._link_id
+        asyncio.get_running_loop().call_later(
+            self.supervision_timeout_s, self._supervision_timeout, link
+        )
+
+    def _supervision_timeout(self, link: int) -> None:
+        if self.connected and self._dead and self._link_id == link:
             self._end_link()
 
     def _end_link(self) -> None:
+        self._dead = False
         if self._samples is not None:
             self._samples.release()
             self._samples = None
@@ -703,6 +773,9 @@ class EmulatedPeripheralDevice(EmulatedBleDevice):
     def advertised_uuids(self) -> list[str]:
         return list(self.peripheral.advertised_uuids)
 
+    def restart(self, outage_s: float = 0.0) -> None:
+        raise NotImplementedError("a vendor peripheral's reboot is not emulated")
+
     def _play(self) -> None:
         self.peripheral.play(self._stop)
 
@@ -716,6 +789,9 @@ class EmulatedPeripheralDevice(EmulatedBleDevice):
         self._bluez._call(self._send, uuid, payload, on_sent)
 
     def _send(self, uuid: str, payload: bytes, on_sent) -> None:
+        if self._dead:
+            self.stats.dead_link += 1
+            return
         char = self._chars.get(uuid)
         if char is None or not char.notify(payload):
             self.stats.not_sent += 1
@@ -787,12 +863,14 @@ class EmulatedBlueZ:
         gaitedge_service: bool = True,
         connect_latency_s: float = 0.02,
         name: str | None = None,
+        supervision_timeout_s: float = SUPERVISION_TIMEOUT_S,
     ) -> EmulatedBleDevice:
         """A device that advertises from now on, and streams once a host subscribes.
 
         ``mtu`` is the ATT MTU every connection negotiates; ``gaitedge_service=False`` makes a
         device that offers only a Battery service instead (named ``name``, default the
-        gaitedge name from the Emulator's DeviceInfo).
+        gaitedge name from the Emulator's DeviceInfo). ``supervision_timeout_s``: how long
+        after a link is lost BlueZ reports it.
         """
         if address is None:
             n = len(self.devices)
@@ -807,6 +885,7 @@ class EmulatedBlueZ:
             connect_latency_s=connect_latency_s,
             name=name,
         )
+        device.supervision_timeout_s = supervision_timeout_s
         asyncio.run_coroutine_threadsafe(self._add(device), self._loop).result(5.0)
         device._player.start()
         self.devices.append(device)
@@ -820,6 +899,7 @@ class EmulatedBlueZ:
         mtu: int = 247,
         rssi: int = -55,
         connect_latency_s: float = 0.02,
+        supervision_timeout_s: float = SUPERVISION_TIMEOUT_S,
     ) -> "EmulatedPeripheralDevice":
         """A vendor device (``firmware_bridge.peripherals``) with its own GATT table."""
         if address is None:
@@ -828,6 +908,7 @@ class EmulatedBlueZ:
         device = EmulatedPeripheralDevice(
             self, peripheral, address, mtu=mtu, rssi=rssi, connect_latency_s=connect_latency_s
         )
+        device.supervision_timeout_s = supervision_timeout_s
         asyncio.run_coroutine_threadsafe(self._add(device), self._loop).result(5.0)
         device._player.start()
         self.devices.append(device)
@@ -835,7 +916,7 @@ class EmulatedBlueZ:
 
     def stop(self) -> None:
         for device in self.devices:
-            device._stop.set()
+            device._halt()
         for device in self.devices:
             device._player.join(5.0)
         if self._loop is not None and self._done is not None and self._thread.is_alive():

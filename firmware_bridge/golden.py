@@ -6,13 +6,17 @@ read it with ``fgets`` and ``strtok``; ``#`` starts a comment line::
     sample <name> <seq> <timestamp_us> <n> <6n int16 counts> <message_hex> <serial_hex>
     info <name> <device_id> <sample_rate_millihz> <accel_range_g> <gyro_range_dps>
          <firmware_major> <firmware_minor> <protocol_minor> <mount_x> <mount_y> <mount_z>
-         <message_hex> <serial_hex>
+         [<outputs>, only when protocol_minor >= 2] <message_hex> <serial_hex>
+    result <name> <seq> <timestamp_us> <activity> <activity_p_q8> <flags> <change_p_q16>
+         <change_lead_ms> <fall_p_q16> <fall_lead_ms> <impact_cg> <message_hex> <serial_hex>
     invalid <name> <serial|ble> <drop_reason> <messages_ok> <hex, or - when empty>
 
 ``message_hex`` is the BLE notification payload; ``serial_hex`` the serial packet including its
 0x00 delimiter. ``mount_*`` are ``DeviceInfo.mounting`` (signed 1-based sensor axes, ``-2 1 3``
-for ``-y,x,z``), or ``0 0 0`` when none is declared. An invalid vector, fed to a fresh decoder of
-its transport, must give exactly one drop with that reason and ``messages_ok`` messages.
+for ``-y,x,z``), or ``0 0 0`` when none is declared; ``outputs`` is ``DeviceInfo.outputs``. A
+result's ``activity`` is 255 when it has none (the wire value). An invalid vector, fed to a
+fresh decoder of its transport, must give exactly one drop with that reason and ``messages_ok``
+messages.
 
 Regenerate with ``python -m firmware_bridge.golden``; a test fails when the committed file
 differs from what the codec produces, so any change to the bytes is deliberate.
@@ -31,13 +35,20 @@ import numpy as np
 from firmware_bridge.protocol import (
     CRC_INIT,
     MAX_SAMPLES_PER_FRAME,
+    OUTPUT_NO_SAMPLES,
+    OUTPUT_RESULTS,
     PROTOCOL_MAJOR,
     PROTOCOL_MINOR,
+    RESULT_ACTIVITY_CHANGE,
+    RESULT_FALL,
+    RESULT_ORIENTATION,
+    RESULT_STILLNESS,
     DecoderStats,
     DeviceInfo,
     DropReason,
     Message,
     NotificationDecoder,
+    ResultFrame,
     SampleFrame,
     StreamDecoder,
     cobs_encode,
@@ -117,7 +128,9 @@ def _valid_vectors() -> list[ValidVector]:
             DeviceInfo(2**32 - 1, 2**32 - 1, 255, 65535, 255, 255, 0),
         ),
         # 1.1 device info (18 bytes): the mounting, declared or not.
-        valid_vector("device_info_mounting_unknown", DeviceInfo(0x1A2B3C4D, 100_000, 16, 2000)),
+        valid_vector(
+            "device_info_mounting_unknown", DeviceInfo(0x1A2B3C4D, 100_000, 16, 2000, 0, 0, 1)
+        ),
         valid_vector("device_info_mounting_x_y_z", _info_mounted(1, 2, 3)),
         valid_vector("device_info_mounting_-y_x_z", _info_mounted(-2, 1, 3)),
         valid_vector("device_info_mounting_-x_-y_z", _info_mounted(-1, -2, 3)),
@@ -127,11 +140,58 @@ def _valid_vectors() -> list[ValidVector]:
             "device_info_1_1_max_fields",
             DeviceInfo(2**32 - 1, 2**32 - 1, 255, 65535, 255, 255, 1, (-3, -1, 2)),
         ),
+        # 1.2 device info (19 bytes): what the device sends (samples, results or both).
+        valid_vector("device_info_1_2_samples_only", DeviceInfo(0x1A2B3C4D, 100_000, 16, 2000)),
+        valid_vector("device_info_1_2_mounting_-y_x_z", _info_mounted(-2, 1, 3, minor=2)),
+        valid_vector(
+            "device_info_1_2_samples_and_results",
+            DeviceInfo(0x5EA50202, 50_000, 16, 2000, 1, 2, mounting=(1, 2, 3), outputs=1),
+        ),
+        valid_vector(
+            "device_info_1_2_results_only",
+            DeviceInfo(0x5EA50203, 50_000, 8, 1000, 1, 2, outputs=OUTPUT_RESULTS | 2),
+        ),
+        valid_vector(
+            "device_info_1_2_max_fields",
+            DeviceInfo(2**32 - 1, 2**32 - 1, 255, 65535, 255, 255, 2, (-3, -1, 2), 3),
+        ),
+        # 1.2 result frames (20 bytes): a plain window, each event, both, and the extremes.
+        valid_vector("result_window", ResultFrame(0, 2_540_000, 3, 242)),
+        valid_vector("result_no_activity_head", ResultFrame(1, 2_740_000, None, 0)),
+        valid_vector(
+            "result_activity_change",
+            ResultFrame(17, 5_940_000, 1, 250, RESULT_ACTIVITY_CHANGE, 64_880, 1_870),
+        ),
+        valid_vector(
+            "result_fall_orientation",
+            ResultFrame(
+                40, 10_140_000, 4, 133, RESULT_FALL | RESULT_ORIENTATION, 0, 0, 58_982, 720, 412
+            ),
+        ),
+        valid_vector(
+            "result_change_and_fall_both_confirmations",
+            ResultFrame(
+                41,
+                10_340_000,
+                5,
+                255,
+                RESULT_ACTIVITY_CHANGE | RESULT_FALL | RESULT_STILLNESS | RESULT_ORIENTATION,
+                40_000,
+                1_470,
+                65_535,
+                920,
+                1_653,
+            ),
+        ),
+        valid_vector(
+            "result_max_fields",
+            ResultFrame(65535, 2**32 - 1, 254, 255, 0x0F, *([65535] * 5)),
+        ),
     ]
 
 
-def _info_mounted(x: int, y: int, z: int) -> DeviceInfo:
-    return DeviceInfo(0x5EA50201, 50_000, 8, 1000, 2, 0, mounting=(x, y, z))
+def _info_mounted(x: int, y: int, z: int, minor: int = 1) -> DeviceInfo:
+    return DeviceInfo(0x5EA50201, 50_000, 8, 1000, 2, 0, minor, mounting=(x, y, z))
 
 
 def _crc_le(body: bytes) -> bytes:
@@ -143,7 +203,9 @@ def _invalid_vectors(ok: bytes) -> list[InvalidVector]:
     flipped = bytearray(ok)
     flipped[5] ^= 0x10
     info = encode(DeviceInfo(1, 100_000, 16, 2000, protocol_minor=0))
-    mounted = encode(DeviceInfo(1, 100_000, 16, 2000, mounting=(1, 2, 3)))[:-3]
+    mounted = encode(DeviceInfo(1, 100_000, 16, 2000, 0, 0, 1, mounting=(1, 2, 3)))[:-3]
+    info_1_2 = encode(DeviceInfo(1, 100_000, 16, 2000, mounting=(1, 2, 3)))
+    result = encode(ResultFrame(9, 2_540_000, 2, 200))
     ok_serial = frame_serial(ok)
     serial = [
         ("bad_crc", DropReason.BAD_CRC, 0, cobs_encode(bytes(flipped) + _crc_le(ok)) + b"\x00"),
@@ -169,6 +231,23 @@ def _invalid_vectors(ok: bytes) -> list[InvalidVector]:
         ("mounting_axis_twice", DropReason.BAD_FIELD, 0, frame_serial(mounted + b"\x01\x01\x03")),
         ("mounting_partly_unknown", DropReason.BAD_FIELD, 0, frame_serial(mounted + b"\0\2\3")),
         ("mounting_reserved_bits", DropReason.BAD_FIELD, 0, frame_serial(mounted + b"\x41\2\3")),
+        ("device_info_1_2_short", DropReason.BAD_LENGTH, 0, frame_serial(info_1_2[:18])),
+        (
+            "outputs_nothing",
+            DropReason.BAD_FIELD,
+            0,
+            frame_serial(info_1_2[:18] + bytes([OUTPUT_NO_SAMPLES])),
+        ),
+        ("result_short", DropReason.BAD_LENGTH, 0, frame_serial(result[:19])),
+        ("result_reserved_flags", DropReason.BAD_FIELD, 0, frame_serial(_flags(result, 0x10))),
+        ("result_fall_unconfirmed", DropReason.BAD_FIELD, 0, frame_serial(_flags(result, 0x02))),
+        ("result_confirmed_no_fall", DropReason.BAD_FIELD, 0, frame_serial(_flags(result, 0x04))),
+        (
+            "result_change_without_activity",
+            DropReason.BAD_FIELD,
+            0,
+            frame_serial(result[:7] + b"\xff\x00\x01" + result[10:]),
+        ),
         ("garbage_then_valid", DropReason.COBS_ERROR, 1, b"\x11\x22\x33\x00" + ok_serial),
         ("truncated_then_valid", DropReason.BAD_CRC, 1, ok_serial[:9] + b"\x00" + ok_serial),
     ]
@@ -176,13 +255,19 @@ def _invalid_vectors(ok: bytes) -> list[InvalidVector]:
         ("empty", DropReason.TOO_SHORT, 0, b""),
         ("samples_18_bytes", DropReason.BAD_LENGTH, 0, ok[:18]),
         ("major_2", DropReason.UNSUPPORTED_VERSION, 0, b"\x21" + ok[1:]),
-        ("unknown_type_3", DropReason.UNKNOWN_TYPE, 0, b"\x13" + ok[1:]),
+        ("unknown_type_4", DropReason.UNKNOWN_TYPE, 0, b"\x14" + ok[1:]),
+        ("result_19_bytes", DropReason.BAD_LENGTH, 0, result[:19]),
         ("too_long_248", DropReason.TOO_LONG, 0, ok[:7] + b"\x00" * 241),
         ("mounting_mirrored", DropReason.BAD_FIELD, 0, mounted + b"\x82\x81\x03"),
     ]
     return [InvalidVector(n, "serial", r, k, d) for n, r, k, d in serial] + [
         InvalidVector(n, "ble", r, k, d) for n, r, k, d in ble
     ]
+
+
+def _flags(result: bytes, flags: int) -> bytes:
+    """A result frame's message with its flags byte replaced."""
+    return result[:9] + bytes([flags]) + result[10:]
 
 
 def build_vectors() -> list[Vector]:
@@ -218,9 +303,14 @@ def _format(vector: Vector) -> str:
     m = vector.decoded
     if isinstance(m, SampleFrame):
         head = ["sample", vector.name, m.seq, m.timestamp_us, len(m.samples), *m.samples.ravel()]
+    elif isinstance(m, ResultFrame):
+        fields = [m.seq, m.timestamp_us, 255 if m.activity is None else m.activity]
+        fields += [m.activity_p_q8, m.flags, m.change_p_q16, m.change_lead_ms, m.fall_p_q16]
+        head = ["result", vector.name, *fields, m.fall_lead_ms, m.impact_cg]
     else:
         fields = [m.device_id, m.sample_rate_millihz, m.accel_range_g, m.gyro_range_dps]
         fields += [m.firmware_major, m.firmware_minor, m.protocol_minor, *(m.mounting or (0, 0, 0))]
+        fields += [m.outputs] if m.protocol_minor >= 2 else []
         head = ["info", vector.name, *fields]
     return " ".join(map(str, [*head, _hex(vector.message), _hex(vector.serial)]))
 
@@ -242,7 +332,13 @@ def _parse_line(fields: list[str]) -> Vector:
         message: Message = _frame(seq, timestamp_us, np.array(values[3 : 3 + 6 * n]))
     elif kind == "info":
         mounting = tuple(values[7:10])
-        message = DeviceInfo(*values[:7], mounting=None if mounting == (0, 0, 0) else mounting)
+        outputs = values[10] if values[6] >= 2 else 0
+        message = DeviceInfo(
+            *values[:7], mounting=None if mounting == (0, 0, 0) else mounting, outputs=outputs
+        )
+    elif kind == "result":
+        activity = None if values[2] == 255 else values[2]
+        message = ResultFrame(values[0], values[1], activity, *values[3:])
     else:
         raise ValueError(f"unknown vector kind {kind!r}")
     return ValidVector(name, message, unhex(rest[-2]), unhex(rest[-1]))

@@ -74,16 +74,22 @@ def sensor_streams(
 
     if config.platform == "android":
         linear, _ = gravity_split(t, acc)
-        t_tot, total = resample(t, acc, ANDROID_ACC_HZ, jitter_s=1e-3, seed=1)
-        t_lin, lin = resample(t, linear, ANDROID_ACC_HZ, jitter_s=1e-3, offset_s=0.004, seed=2)
-        t_gyr, gyr = resample(t, gyro, ANDROID_GYRO_HZ, jitter_s=2e-4, offset_s=0.001, seed=3)
+        t_tot, total = resample(t, acc, ANDROID_ACC_HZ, jitter_s=1e-3, seed=1, bandlimited=True)
+        t_lin, lin = resample(
+            t, linear, ANDROID_ACC_HZ, jitter_s=1e-3, offset_s=0.004, seed=2, bandlimited=True
+        )
+        t_gyr, gyr = resample(
+            t, gyro, ANDROID_GYRO_HZ, jitter_s=2e-4, offset_s=0.001, seed=3, bandlimited=True
+        )
         return {
             "accelerometer": (ms(t_lin), f32(lin)),
             "gyroscope": (ms(t_gyr), f32(gyr)),
             "totalacceleration": (ms(t_tot), f32(total)),
         }
     linear, gravity = gravity_split(t, acc)
-    t100, both = resample(t, np.hstack([linear, gravity, gyro]), IOS_HZ, jitter_s=2e-4, seed=4)
+    t100, both = resample(
+        t, np.hstack([linear, gravity, gyro]), IOS_HZ, jitter_s=2e-4, seed=4, bandlimited=True
+    )
     sign = 1.0 if config.standardised else -1.0
     stamps = ms(t100)
     return {

@@ -1,13 +1,17 @@
 """The wire protocol between wearable firmware and the host: the bytes, and nowhere else.
 
-Two messages, both little-endian, both starting with one header byte ``major << 4 | type``:
+Three messages, all little-endian, each starting with one header byte ``major << 4 | type``:
 
 * ``SampleFrame`` (type 1): ``u8 header, u16 seq, u32 timestamp_us, N x (i16 ax ay az gx gy gz)``;
   N is implied by the length, 1 <= N <= MAX_SAMPLES_PER_FRAME.
 * ``DeviceInfo`` (type 2): ``u8 header, u8 protocol_minor, u32 device_id,
   u32 sample_rate_millihz, u8 accel_range_g, u16 gyro_range_dps, u8 firmware_major,
   u8 firmware_minor``, and from minor 1 ``3 x u8 mounting`` (which sensor axis, and its sign,
-  is body x, y, z); a newer minor version may append fields, which this host ignores.
+  is body x, y, z), from minor 2 ``u8 outputs`` (result frames on, raw samples off); a newer
+  minor version may append fields, which this host ignores.
+* ``ResultFrame`` (type 3, from minor 2): the device's own decision for one window: ``u8 header,
+  u16 seq, u32 timestamp_us, u8 activity, u8 activity_p, u8 flags, u16 change_p,
+  u16 change_lead_ms, u16 fall_p, u16 fall_lead_ms, u16 impact_cg`` (20 bytes).
 
 Transports:
 
@@ -34,8 +38,9 @@ import numpy as np
 # UNKNOWN_TYPE) without losing the stream. The major lives in the header byte's high nibble, so
 # 1..15 are possible; 0 is never valid, which keeps a zeroed buffer from parsing as a message.
 PROTOCOL_MAJOR = 1
-# Minor 1 appended the declared mounting to DeviceInfo.
-PROTOCOL_MINOR = 1
+# Minor 1 appended the declared mounting to DeviceInfo; minor 2 added the result frame and
+# appended the outputs byte (results on, raw samples off) to DeviceInfo.
+PROTOCOL_MINOR = 2
 
 
 class MessageType(enum.IntEnum):
@@ -43,6 +48,7 @@ class MessageType(enum.IntEnum):
 
     SAMPLES = 1
     DEVICE_INFO = 2
+    RESULT = 3  # from 1.2
 
 
 # One sample is six int16 counts: accel x, y, z then gyro x, y, z.
@@ -80,9 +86,25 @@ DEVICE_NAME_PREFIX = "gaitedge-"
 
 _SAMPLE_HEAD = struct.Struct("<BHI")
 _DEVICE_INFO = struct.Struct("<BBIIBHBB")
-# 15 bytes in 1.0, the shortest device info a host accepts; 18 from 1.1 (the mounting bytes).
+# 15 bytes in 1.0, the shortest device info a host accepts; 18 from 1.1 (the mounting bytes);
+# 19 from 1.2 (the outputs byte).
 DEVICE_INFO_1_0_LEN = _DEVICE_INFO.size
-DEVICE_INFO_LEN = DEVICE_INFO_1_0_LEN + 3
+DEVICE_INFO_1_1_LEN = DEVICE_INFO_1_0_LEN + 3
+DEVICE_INFO_LEN = DEVICE_INFO_1_1_LEN + 1
+# DeviceInfo.outputs (1.2): bit 0 the device sends result frames, bit 1 it sends no sample
+# frames. 0, what a zero-initialised 1.2 struct holds, is what every 1.0/1.1 device does.
+OUTPUT_RESULTS = 0x01
+OUTPUT_NO_SAMPLES = 0x02
+_OUTPUTS_KNOWN = OUTPUT_RESULTS | OUTPUT_NO_SAMPLES
+# ResultFrame (1.2): 20 bytes, so it fits a notification at the default ATT MTU.
+_RESULT = struct.Struct("<BHIBBBHHHHH")
+RESULT_LEN = _RESULT.size
+RESULT_ACTIVITY_CHANGE = 0x01  # the window's activity became the current (smoothed) one
+RESULT_FALL = 0x02  # a fall was confirmed at this window's end
+RESULT_STILLNESS = 0x04  # ... confirmed by post-impact stillness
+RESULT_ORIENTATION = 0x08  # ... confirmed by an orientation change
+_RESULT_FLAGS_KNOWN = 0x0F
+NO_ACTIVITY = 0xFF  # ResultFrame.activity on the wire when the model has no activity head
 # A mounting byte: 1, 2, 3 = sensor x, y, z, ORed with MOUNTING_NEGATIVE when the body axis points
 # along the sensor axis's negative direction; three zero bytes = not declared.
 MOUNTING_NEGATIVE = 0x80
@@ -101,7 +123,7 @@ class DropReason(enum.Enum):
     UNSUPPORTED_VERSION = "unsupported_version"  # another major version
     UNKNOWN_TYPE = "unknown_type"  # a type this host does not know (perhaps a newer minor)
     BAD_LENGTH = "bad_length"  # a length that does not fit the message type
-    BAD_FIELD = "bad_field"  # a zero sample rate or sensor range, or an invalid mounting
+    BAD_FIELD = "bad_field"  # a zero rate or range, a bad mounting, outputs or result flags
 
 
 class ProtocolError(ValueError):
@@ -158,6 +180,8 @@ class DeviceInfo:
             axis it reads as a signed 1-based index: 1 = x, 2 = y, 3 = z, negative = reversed;
             ``(-2, 1, 3)`` is the axis map ``"-y,x,z"``. A proper rotation: each axis once, no
             mirroring (``ValueError`` otherwise).
+        outputs: what the device sends (minor >= 2): ``OUTPUT_RESULTS`` (result frames, its own
+            decisions) and/or ``OUTPUT_NO_SAMPLES`` (raw streaming off); 0: samples only.
     """
 
     device_id: int
@@ -168,8 +192,13 @@ class DeviceInfo:
     firmware_minor: int = 0
     protocol_minor: int = PROTOCOL_MINOR
     mounting: tuple[int, int, int] | None = None
+    outputs: int = 0
 
     def __post_init__(self) -> None:
+        if self.outputs & ~_OUTPUTS_KNOWN or self.outputs == OUTPUT_NO_SAMPLES:
+            raise ValueError(
+                f"outputs {self.outputs:#x}: a device sends result frames, sample frames or both"
+            )
         if self.mounting is not None:
             error = mounting_error(self.mounting)
             if error:
@@ -191,12 +220,106 @@ class DeviceInfo:
         return self.sample_rate_millihz / 1000.0
 
     @property
+    def sends_results(self) -> bool:
+        """The device decides on its own and sends result frames (1.2)."""
+        return bool(self.outputs & OUTPUT_RESULTS)
+
+    @property
+    def sends_samples(self) -> bool:
+        """The device streams raw sample frames (every 1.0/1.1 device does)."""
+        return not self.outputs & OUTPUT_NO_SAMPLES
+
+    @property
     def name(self) -> str:
         """The BLE local name the device advertises."""
         return f"{DEVICE_NAME_PREFIX}{self.device_id:08x}"
 
 
-Message = SampleFrame | DeviceInfo
+@dataclass(frozen=True, slots=True)
+class ResultFrame:
+    """The device's own decision for one window (1.2), in wire units.
+
+    Attributes:
+        seq: uint16 result counter, +1 per result frame (its own, not the sample frames'),
+            wrapping; gaps mean lost results.
+        timestamp_us: uint32 device clock at the window's last sample (the decision time).
+        activity: the window's arg-max activity class (an index into the model's activity
+            classes), or None when the model has no activity head.
+        activity_p_q8: that class's probability in 1/255 (for display; rounded).
+        flags: ``RESULT_ACTIVITY_CHANGE``, ``RESULT_FALL``, ``RESULT_STILLNESS``,
+            ``RESULT_ORIENTATION``.
+        change_p_q16: activity change: the mean probability of its winning votes, in 1/65535.
+        change_lead_ms: activity change: decision time minus the change's estimated start.
+        fall_p_q16: fall: the highest fall probability of the impact's windows, in 1/65535.
+        fall_lead_ms: fall: decision time minus the impact's time.
+        impact_cg: fall: the impact's peak |a| in 0.01 g.
+    """
+
+    seq: int
+    timestamp_us: int
+    activity: int | None
+    activity_p_q8: int = 0
+    flags: int = 0
+    change_p_q16: int = 0
+    change_lead_ms: int = 0
+    fall_p_q16: int = 0
+    fall_lead_ms: int = 0
+    impact_cg: int = 0
+
+    def __post_init__(self) -> None:
+        error = _result_error(self.flags, self.activity)
+        if error:
+            raise ValueError(error)
+
+    @property
+    def activity_p(self) -> float:
+        return self.activity_p_q8 / 255.0
+
+    @property
+    def activity_change(self) -> bool:
+        """The window's activity became the current (smoothed) activity here."""
+        return bool(self.flags & RESULT_ACTIVITY_CHANGE)
+
+    @property
+    def change_p(self) -> float:
+        return self.change_p_q16 / 65535.0
+
+    @property
+    def fall(self) -> bool:
+        return bool(self.flags & RESULT_FALL)
+
+    @property
+    def fall_p(self) -> float:
+        return self.fall_p_q16 / 65535.0
+
+    @property
+    def impact_g(self) -> float:
+        return self.impact_cg / 100.0
+
+    @property
+    def confirmed_by(self) -> tuple[str, ...]:
+        """``stillness`` and/or ``orientation`` (``gaitedge.alerts.Confirmation`` values)."""
+        return tuple(
+            name
+            for bit, name in ((RESULT_STILLNESS, "stillness"), (RESULT_ORIENTATION, "orientation"))
+            if self.flags & bit
+        )
+
+
+def _result_error(flags: int, activity: int | None) -> str | None:
+    if flags & ~_RESULT_FLAGS_KNOWN:
+        return f"result flags {flags:#04x}: reserved bits set"
+    confirmations = flags & (RESULT_STILLNESS | RESULT_ORIENTATION)
+    if bool(flags & RESULT_FALL) != bool(confirmations):
+        return f"result flags {flags:#04x}: a fall needs a confirmation, and only a fall has one"
+    if flags & RESULT_ACTIVITY_CHANGE and activity is None:
+        return "an activity change without an activity class"
+    if activity is not None and not 0 <= activity < NO_ACTIVITY:
+        return f"activity class {activity} outside 0..254"
+    return None
+
+
+Message = SampleFrame | DeviceInfo | ResultFrame
 
 
 def mounting_error(mounting: tuple[int, ...]) -> str | None:
@@ -249,6 +372,8 @@ def encode(message: Message) -> bytes:
         return _encode_samples(message)
     if isinstance(message, DeviceInfo):
         return _encode_device_info(message)
+    if isinstance(message, ResultFrame):
+        return _encode_result(message)
     raise TypeError(f"not a protocol message: {type(message).__name__}")
 
 
@@ -275,6 +400,8 @@ def _encode_device_info(info: DeviceInfo) -> bytes:
     _check_range("gyro_range_dps", info.gyro_range_dps, 1, 2**16 - 1)
     if info.mounting is not None and info.protocol_minor < 1:
         raise ValueError("a declared mounting needs protocol_minor >= 1")
+    if info.outputs and info.protocol_minor < 2:
+        raise ValueError("declared outputs need protocol_minor >= 2")
     try:
         head = _DEVICE_INFO.pack(
             PROTOCOL_MAJOR << 4 | MessageType.DEVICE_INFO,
@@ -288,8 +415,30 @@ def _encode_device_info(info: DeviceInfo) -> bytes:
         )
     except struct.error as exc:
         raise ValueError(f"device info field out of range: {exc}") from exc
-    # Each minor's layout exactly: a 1.0 message stays 15 bytes.
-    return head if info.protocol_minor < 1 else head + _mounting_bytes(info.mounting)
+    # Each minor's layout exactly: a 1.0 message stays 15 bytes, a 1.1 message 18.
+    if info.protocol_minor < 1:
+        return head
+    head += _mounting_bytes(info.mounting)
+    return head if info.protocol_minor < 2 else head + bytes([info.outputs])
+
+
+def _encode_result(r: ResultFrame) -> bytes:
+    try:
+        return _RESULT.pack(
+            PROTOCOL_MAJOR << 4 | MessageType.RESULT,
+            r.seq,
+            r.timestamp_us,
+            NO_ACTIVITY if r.activity is None else r.activity,
+            r.activity_p_q8,
+            r.flags,
+            r.change_p_q16,
+            r.change_lead_ms,
+            r.fall_p_q16,
+            r.fall_lead_ms,
+            r.impact_cg,
+        )
+    except struct.error as exc:
+        raise ValueError(f"result frame field out of range: {exc}") from exc
 
 
 def encode_serial(message: Message) -> bytes:
@@ -388,6 +537,8 @@ def _parse(buf: bytes, end: int) -> Message:
         )
     if head & 0x0F == MessageType.DEVICE_INFO:
         return _parse_device_info(buf, end)
+    if head & 0x0F == MessageType.RESULT:
+        return _parse_result(buf, end)
     raise ProtocolError(DropReason.UNKNOWN_TYPE, f"message type {head & 0x0F}")
 
 
@@ -406,14 +557,38 @@ def _parse_device_info(buf: bytes, end: int) -> DeviceInfo:
     _, minor, device_id, rate, accel_g, gyro_dps, fw_major, fw_minor = _DEVICE_INFO.unpack_from(buf)
     if not (rate and accel_g and gyro_dps):
         raise ProtocolError(DropReason.BAD_FIELD, "zero sample rate or sensor range")
-    mounting = None
+    mounting, outputs = None, 0
     if minor >= 1:
-        if end < DEVICE_INFO_LEN:
+        need = DEVICE_INFO_1_1_LEN if minor == 1 else DEVICE_INFO_LEN
+        if end < need:
             raise ProtocolError(
-                DropReason.BAD_LENGTH, f"device info 1.{minor} of {end} < {DEVICE_INFO_LEN} bytes"
+                DropReason.BAD_LENGTH, f"device info 1.{minor} of {end} < {need} bytes"
             )
-        mounting = _parse_mounting(buf[DEVICE_INFO_1_0_LEN:DEVICE_INFO_LEN])
-    return DeviceInfo(device_id, rate, accel_g, gyro_dps, fw_major, fw_minor, minor, mounting)
+        mounting = _parse_mounting(buf[DEVICE_INFO_1_0_LEN:DEVICE_INFO_1_1_LEN])
+    if minor >= 2:
+        # Bits a newer minor may define are ignored; "no samples and no results" is no device.
+        outputs = buf[DEVICE_INFO_1_1_LEN] & _OUTPUTS_KNOWN
+        if outputs == OUTPUT_NO_SAMPLES:
+            raise ProtocolError(DropReason.BAD_FIELD, "outputs: neither samples nor results")
+    return DeviceInfo(
+        device_id, rate, accel_g, gyro_dps, fw_major, fw_minor, minor, mounting, outputs
+    )
+
+
+def _parse_result(buf: bytes, end: int) -> ResultFrame:
+    # A newer minor may append fields (ignored); a shorter frame is not a 1.2 result.
+    if end < RESULT_LEN:
+        raise ProtocolError(DropReason.BAD_LENGTH, f"result frame of {end} < {RESULT_LEN} bytes")
+    _, seq, ts, activity, p8, flags, change_p, change_lead, fall_p, fall_lead, impact = (
+        _RESULT.unpack_from(buf)
+    )
+    activity = None if activity == NO_ACTIVITY else activity
+    error = _result_error(flags, activity)
+    if error:
+        raise ProtocolError(DropReason.BAD_FIELD, error)
+    return ResultFrame(
+        seq, ts, activity, p8, flags, change_p, change_lead, fall_p, fall_lead, impact
+    )
 
 
 @dataclass

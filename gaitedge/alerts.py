@@ -15,6 +15,7 @@ Every alert carries ``t`` (when it was raised: the end of the window that decide
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -276,6 +277,7 @@ class FallConfig:
 IMPACT_PEAK_RATIO = ((20.0, 0.727), (25.0, 0.816), (50.0, 1.0), (100.0, 0.964), (200.0, 0.983))
 
 
+@functools.lru_cache(maxsize=64)  # called per window; a device's rate rarely changes
 def impact_peak_ratio(input_rate_hz: float | None) -> float:
     """How much of a 50 Hz impact peak a device at ``input_rate_hz`` shows (1 when unknown)."""
     if input_rate_hz is None or not np.isfinite(input_rate_hz):
@@ -298,6 +300,13 @@ def denormalize(windows: Windows | np.ndarray, chain: ChainConfig) -> np.ndarray
     if chain.norm_mean is None:
         return np.asarray(data, np.float64)
     return data * np.asarray(chain.norm_std) + np.asarray(chain.norm_mean)
+
+
+def _denormalization(chain: ChainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(std, mean)`` such that ``data * std + mean`` is :func:`denormalize` (float64)."""
+    if chain.norm_mean is None:
+        return np.ones(chain.n_channels), np.zeros(chain.n_channels)
+    return np.asarray(chain.norm_std), np.asarray(chain.norm_mean)
 
 
 def _axes(channels: Sequence[str], prefix: str) -> np.ndarray | None:
@@ -378,15 +387,17 @@ class FallDetector:
         """All windows of a chain output, with ``p_fall`` [K] from the engine's fall head.
 
         The same as :meth:`update` on each window, without the per-window work where it cannot
-        matter: with no impact pending, a window none of whose samples reaches the impact
-        threshold only feeds the history, and the next window of its segment (which overlaps
-        it by more than the history :meth:`_gravity_before` and the stillness check look at)
-        feeds it too; so such a window is passed over (most windows of a long recording)."""
-        raw = denormalize(windows, chain)  # [K, W, C]
+        matter: with no impact pending, a window none of whose new samples (those later than
+        the window before it) reaches the impact threshold only feeds the history, and the next
+        window of its segment (which overlaps it by more than the history
+        :meth:`_gravity_before` and the stillness check look at) feeds it too; so such a window
+        is passed over (most windows of a long recording), and only the windows :meth:`update`
+        sees are de-normalised."""
         alerts = []
-        quiet = self._below_impact(raw)  # [K]
+        quiet = self._quiet(windows, chain)  # [K]
         segment = windows.segment
         last = len(windows) - 1
+        scale, offset = _denormalization(chain)
         for i in range(len(windows)):
             if quiet[i] and self._pending is None and i < last and segment[i + 1] == segment[i]:
                 continue
@@ -394,19 +405,42 @@ class FallDetector:
                 float(windows.t_start_s[i]),
                 float(windows.t_end_s[i]),
                 float(p_fall[i]),
-                raw[i],
+                windows.data[i] * scale + offset,
                 int(windows.segment[i]),
             )
             if alert is not None:
                 alerts.append(alert)
         return alerts
 
-    def _below_impact(self, raw: np.ndarray) -> np.ndarray:
-        """[K] True where no sample of a window [K, W, C] can be an impact."""
-        gravity = raw[..., self._gravity]
-        acc = raw[..., self._acc] if self._acc is not None else raw[..., self._body] + gravity
-        peak_g = np.sqrt((acc * acc).sum(axis=-1)).max(axis=-1) / STANDARD_GRAVITY_M_S2
-        return peak_g < self.cfg.impact_threshold_g * impact_peak_ratio(self.input_rate_hz)
+    def _quiet(self, windows: Windows, chain: ChainConfig) -> np.ndarray:
+        """[K] True where no sample of a window that is new (later than the window before it
+        in its segment, or than the history) can be an impact; one sample of margin."""
+        k, w = windows.data.shape[:2]
+        if not k:
+            return np.zeros(0, bool)
+        t_start, t_end = windows.t_start_s, windows.t_end_s
+        dt = (t_end - t_start) / (w - 1)
+        prev = np.empty(k)
+        prev[1:] = t_end[:-1]
+        fresh = np.zeros(k, bool)  # windows whose every sample is new
+        fresh[1:] = windows.segment[1:] != windows.segment[:-1]
+        if self._segment != windows.segment[0] or not len(self._t):
+            fresh[0] = True
+        else:
+            prev[0] = self._t[-1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            n_new = np.ceil((t_end - prev) / dt) + 1
+        n_new = np.where(fresh | ~np.isfinite(n_new), w, np.clip(n_new, 1, w)).astype(np.int64)
+        m = int(n_new.max())
+        scale, offset = _denormalization(chain)
+        tail = windows.data[:, w - m :] * scale + offset  # [K, m, C] in m/s², rad/s
+        gravity = tail[..., self._gravity]
+        acc = tail[..., self._acc] if self._acc is not None else tail[..., self._body] + gravity
+        mag_g = np.sqrt((acc * acc).sum(axis=-1)) / STANDARD_GRAVITY_M_S2  # [K, m]
+        mag_g[np.arange(m)[None, :] < (m - n_new)[:, None]] = 0.0  # samples seen before
+        return mag_g.max(axis=1) < self.cfg.impact_threshold_g * impact_peak_ratio(
+            self.input_rate_hz
+        )
 
     def _append(
         self, t_start: float, t_end: float, raw: np.ndarray
@@ -415,16 +449,18 @@ class FallDetector:
         t = np.linspace(t_start, t_end, len(raw))  # windows lie on the chain's uniform grid
         # Half a sample of tolerance: the grid times are recomputed, not copied.
         last = self._t[-1] + 0.5 * (t[1] - t[0]) if len(self._t) else -np.inf
-        new = t > last
-        gravity = raw[new][:, self._gravity]
+        j = int(np.searchsorted(t, last, side="right"))  # t[j:] > last: the new samples
+        t, raw = t[j:], raw[j:]
+        gravity = raw[:, self._gravity]
         # The low-passed total acceleration, not body_acc: the slow gravity filter lags a
         # fall's orientation change by seconds, and that lag would read as motion.
-        acc = raw[new][:, self._acc] if self._acc is not None else raw[new][:, self._body] + gravity
-        keep = self._t >= t[new][-1] - self.cfg.history_s if new.any() else slice(None)
-        self._t = np.concatenate([self._t[keep], t[new]])
-        self._a = np.concatenate([self._a[keep], acc / STANDARD_GRAVITY_M_S2])
-        self._g = np.concatenate([self._g[keep], gravity / STANDARD_GRAVITY_M_S2])
-        return t[new], np.linalg.norm(acc, axis=1) / STANDARD_GRAVITY_M_S2
+        acc = raw[:, self._acc] if self._acc is not None else raw[:, self._body] + gravity
+        if len(t):  # keep the history from history_s before the newest sample (times increase)
+            keep = int(np.searchsorted(self._t, t[-1] - self.cfg.history_s, side="left"))
+            self._t = np.concatenate([self._t[keep:], t])
+            self._a = np.concatenate([self._a[keep:], acc / STANDARD_GRAVITY_M_S2])
+            self._g = np.concatenate([self._g[keep:], gravity / STANDARD_GRAVITY_M_S2])
+        return t, np.sqrt((acc * acc).sum(axis=1)) / STANDARD_GRAVITY_M_S2
 
     def _look_for_impact(self, t_new: np.ndarray, a_new: np.ndarray, p_fall: float) -> None:
         i = int(np.argmax(a_new))

@@ -12,10 +12,11 @@ live source's decisions from asyncio code.
 
 Nothing here re-implements a stage: :func:`analyse` runs the replay session of
 ``gaitedge replay --fast`` (``ReplaySource`` in fast mode driving the runtime's
-:class:`~gaitedge.pipeline.Pipeline` through ``gaitedge.runner.stream``, the mounting calibrated
-on the recording first), and :func:`stream` drives the same pipeline from a live source. Both
-only listen to the pipeline: each batch of scored windows is reported after the alert logic
-has run on it.
+:class:`~gaitedge.pipeline.Pipeline` through ``gaitedge.runner.stream``, the mounting from a
+stored estimate or cold, calibrated online; ``calibrate_first=True`` calibrates on the whole
+recording first, as ``replay --calibrate-first``), and :func:`stream` drives the same pipeline
+from a live source. Both only listen to the pipeline: each batch of scored windows is reported
+after the alert logic has run on it.
 """
 
 from __future__ import annotations
@@ -135,8 +136,9 @@ class Analysis:
         alerts: every alert, in the order the pipeline raised them (activity and fall),
             exactly what ``replay --alerts-jsonl`` writes.
         windows: the per-window class probabilities.
-        calibration: how the mounting was set up (see
-            :func:`gaitedge.runner.calibrate_recording`).
+        calibration: how the mounting was set up: ``online`` (from a stored estimate or cold,
+            as ``replay``), else what :func:`gaitedge.runner.calibrate_recording` returned
+            (``calibrate_first=True``).
         recording: the recording analysed (for :meth:`plot`).
     """
 
@@ -262,6 +264,8 @@ def analyse(
     mount: str | None = None,
     device: str | None = None,
     acc_range_g: float | None = None,
+    mount_file: str | os.PathLike | None = None,
+    calibrate_first: bool = False,
 ) -> Analysis:
     """Run a recording through the runtime as ``gaitedge replay --fast`` does.
 
@@ -269,11 +273,15 @@ def analyse(
         recording: a :class:`~gaitedge.recording.Recording` (``gaitedge.read(path)``) or a
             path in any format ``gaitedge formats`` lists.
         model: a model bundle (default: the shipped one).
-        mount: ``auto``, ``none`` or an axis map like ``-y,x,z`` (default: the model's). With
-            an automatic mounting the recording is calibrated first, as ``replay`` does.
+        mount: ``auto``, ``none`` or an axis map like ``-y,x,z`` (default: the model's). An
+            automatic mounting starts from ``mount_file``'s estimate for ``device`` (else cold)
+            and calibrates online, as ``replay`` does.
         device: the device id to read from a multi-device recording (a path), and the name
             alerts carry (default: the file name, or ``recording``).
         acc_range_g: the recording device's accelerometer full scale in g, when small.
+        mount_file: JSON file of stored mounting estimates per device id (as ``replay``).
+        calibrate_first: calibrate on the whole recording first (look-ahead), as
+            ``replay --calibrate-first``.
 
     Returns:
         An :class:`Analysis`: the activity timeline, every alert and per-window probabilities.
@@ -283,6 +291,7 @@ def analyse(
         ContractError: the model refuses the data (e.g. acceleration not in m/s²).
     """
     from gaitedge.engine import load_engine
+    from gaitedge.mounting import MountStore
     from gaitedge.runner import calibrate_recording, stream
     from gaitedge.sources import ReplaySource
 
@@ -291,11 +300,15 @@ def analyse(
     engine = load_engine(model)
     log_ = _WindowLog(dict(engine.contract.heads))
     sink = ListSink()
+    store = MountStore(Path(mount_file)) if mount_file is not None else None
     pipe = ObservedPipeline(
-        engine, FanOut([sink]), on_windows=log_, mount=mount, acc_range_g=acc_range_g
-    )
+        engine, FanOut([sink]), on_windows=log_, mount=mount, acc_range_g=acc_range_g,
+        mount_store=store,
+    )  # fmt: skip
     with pipe:
-        calibration = calibrate_recording(pipe, name, rec.timestamp_s, rec.imu)
+        calibration = "online"
+        if calibrate_first:
+            calibration = calibrate_recording(pipe, name, rec.timestamp_s, rec.imu)
         source = ReplaySource(recording=rec, fast=True, device=name)
         _run(lambda: stream(pipe, source))
     contract = engine.contract
@@ -420,6 +433,7 @@ async def stream(
     duration_s: float | None = None,
     speed: float = 1.0,
     max_pending: int = 1000,
+    calibrate_first: bool = False,
 ) -> AsyncIterator[Decision]:
     """Decisions from a live source, as they are made, for asyncio code.
 
@@ -432,6 +446,8 @@ async def stream(
         duration_s: stop after this many seconds (default: when the source ends).
         max_pending: decisions kept for a consumer that falls behind; beyond it the oldest
             are dropped (logged), so a slow consumer never holds the pipeline up.
+        calibrate_first: a recording's path only: calibrate on the whole recording first
+            (look-ahead, ``replay --calibrate-first``); default online, as ``listen``.
 
     Yields:
         One :class:`Decision` per scored window (a decision every hop, e.g. 0.2 s at 50 Hz).
@@ -458,8 +474,8 @@ async def stream(
     pipe = ObservedPipeline(
         engine, FanOut([]), on_windows=on_windows, mount=mount, mount_store=store
     )
-    if isinstance(source, ReplaySource) and source.recording is not None:
-        rec = source.recording  # replayed as `gaitedge replay` does: mounting calibrated first
+    if calibrate_first and isinstance(source, ReplaySource) and source.recording is not None:
+        rec = source.recording  # as `gaitedge replay --calibrate-first` does
         calibrate_recording(pipe, source.device, rec.timestamp_s, rec.imu)
     task = asyncio.ensure_future(run_stream(pipe, source, duration_s=duration_s))
     task.add_done_callback(lambda _: mailbox.put(_END))

@@ -358,7 +358,17 @@ MountFileOption = Annotated[
     typer.Option(
         "--mount-file",
         help="JSON file of mounting estimates per device id (default for live devices: "
-        "mounting.json in the user's cache directory; replay: none).",
+        "$GAITEDGE_MOUNT_FILE, else mounting.json in $STATE_DIRECTORY (systemd's "
+        "StateDirectory=), else in the user's cache directory; replay: none).",
+    ),
+]
+CalibrateFirstOption = Annotated[
+    bool,
+    typer.Option(
+        "--calibrate-first",
+        help="Calibrate an automatic mounting on the whole recording before scoring it "
+        "(look-ahead: no live device can). Default: start from --mount-file's stored estimate, "
+        "else cold, and calibrate online as `listen` does.",
     ),
 ]
 DeviceOption = Annotated[
@@ -396,7 +406,7 @@ def _logging(verbose: int, quiet: bool) -> None:
 
 def _session(
     model, sinks, *, record=None, mount=None, mount_file=None, strict=False, provider="cpu",
-    acc_range_g=None,
+    acc_range_g=None, warn_unwritable_mount_file=False, shadow=False,
 ):  # fmt: skip
     """Open a pipeline, turning every user error into one clear line and a non-zero exit."""
     from gaitedge.bundle import ContractError
@@ -407,6 +417,7 @@ def _session(
         return open_pipeline(
             model, sinks, echo=typer.echo, record=record, mount=mount, mount_file=mount_file,
             strict=strict, provider=provider, acc_range_g=acc_range_g,
+            warn_unwritable_mount_file=warn_unwritable_mount_file, shadow=shadow,
         )  # fmt: skip
     except (ContractError, EngineUnavailableError, ValueError, OSError) as exc:
         raise fail(str(exc)) from exc
@@ -549,6 +560,14 @@ def listen(
         float | None, typer.Option("--duration", help="Stop after this many seconds.")
     ] = None,
     stats: Annotated[bool, typer.Option("--stats", help="Print latency histograms.")] = False,
+    shadow: Annotated[
+        bool,
+        typer.Option(
+            "--shadow",
+            help="For devices that decide on their own (protocol 1.2 result frames): run the "
+            "host model beside them on their raw samples and count disagreements.",
+        ),
+    ] = False,
     mount: MountOption = None,
     mount_file: MountFileOption = None,
     strict: StrictOption = False,
@@ -569,7 +588,7 @@ def listen(
     verbose: VerboseOption = 0,
     quiet: QuietOption = False,
 ) -> None:
-    """Stream live sensors: status, activity and fall alerts."""
+    """Stream live sensors: status, activity and fall alerts (a device's own, if it decides)."""
     from gaitedge.bundle import ContractError
     from gaitedge.mounting import default_mount_file
     from gaitedge.runner import run_sources
@@ -581,6 +600,8 @@ def listen(
             "give at least one device: --serial PORT, --ble ADDRESS, --http HOST:PORT, "
             "--mqtt-in URL/TOPIC or --phyphox http://PHONE:8080"
         )
+    if shadow and not serial and not ble:
+        raise fail("--shadow compares a gaitedge device's own decisions: give --serial or --ble")
     sources = [SerialSource(p) for p in serial or []] + [
         _ble_source(a, device_type, gatt_layout) for a in ble or []
     ]
@@ -594,6 +615,7 @@ def listen(
     session = _session(
         model, sinks, record=record, mount=mount,
         mount_file=mount_file or default_mount_file(), strict=strict, provider=provider,
+        shadow=shadow,
     )  # fmt: skip
     with session as pipe, _web(web, pipe, sources, "listen"):
         try:
@@ -602,6 +624,10 @@ def listen(
             )
         except (SourceError, ContractError) as exc:  # device gone, or data the model refuses
             raise fail(str(exc), code=1) from exc
+        if shadow:  # one line per device that decided: device vs host model
+            for row in pipe.device_status():
+                if row.shadow is not None:
+                    typer.echo(json.dumps({"device": row.device, "shadow": row.shadow}), err=True)
         if stats:
             _print_stats(pipe)
 
@@ -619,6 +645,7 @@ def replay(
     stats: Annotated[bool, typer.Option("--stats", help="Print latency histograms.")] = False,
     mount: MountOption = None,
     mount_file: MountFileOption = None,
+    calibrate_first: CalibrateFirstOption = False,
     acc_range_g: Annotated[
         float | None,
         typer.Option(
@@ -648,14 +675,17 @@ def replay(
     verbose: VerboseOption = 0,
     quiet: QuietOption = False,
 ) -> None:
-    """Replay a recording (gaitedge's CSV or an app's export): activity timeline and alerts."""
+    """Replay a recording (gaitedge's CSV or an app's export): activity timeline and alerts.
+
+    What `listen` would have said: the mounting starts from --mount-file's stored estimate
+    (else cold) and calibrates online; --calibrate-first calibrates on the whole file first."""
     from gaitedge.runner import calibrate_chunks, run_sources
     from gaitedge.sources import ReplaySource
 
     _logging(verbose, quiet)
     read = {"strict": strict, "device": device, "fmt": fmt, "layout": layout}
     # --web serves any stretch of the signal, so it keeps the recording in memory; otherwise
-    # the file streams (twice when the mounting is calibrated on it first).
+    # the file streams (twice with --calibrate-first).
     rec = _load(recording, rate_hz, **read) if web is not None else None
     chunks = [rec] if rec is not None else _open(recording, rate_hz, **read)
     source = ReplaySource(chunks=chunks, speed=speed, fast=fast, device=device or recording.name)
@@ -668,6 +698,7 @@ def replay(
     session = _session(
         model, sinks, mount=mount,
         mount_file=mount_file, strict=strict, provider=provider, acc_range_g=acc_range_g,
+        warn_unwritable_mount_file=True,  # replay goes on; it only loses the saving
     )  # fmt: skip
     with (
         session as pipe,
@@ -675,7 +706,7 @@ def replay(
     ):
         pairs = _pairs(rec, recording, rate_hz, read)
         try:
-            outcome = calibrate_chunks(pipe, source.device, pairs)
+            outcome = calibrate_chunks(pipe, source.device, pairs) if calibrate_first else ""
         except ValueError as exc:  # RecordingError, ChainInputError
             raise fail(str(exc)) from exc
         if outcome == "too_little_walking":
@@ -689,10 +720,35 @@ def replay(
             run_sources(pipe, [source])
         except (ValueError, OSError) as exc:  # RecordingError, ChainInputError, ContractError
             raise fail(str(exc)) from exc
+        if not quiet:
+            _say_calibration(pipe)
         summary = {"windows": pipe.stats.windows, "alerts": pipe.stats.alerts}
         typer.echo(json.dumps(summary))
         if stats:
             _print_stats(pipe)
+
+
+def _say_calibration(pipe) -> None:
+    """One stderr line per device whose automatic mounting calibrated online or never did:
+    what the runtime did with activity meanwhile."""
+    for name, state in pipe.devices.items():
+        est = state.chain.mounting.estimator
+        if est is None or state.activity is None or est.restored:
+            continue
+        if state.calibrated_at_s is not None:
+            typer.echo(
+                f"{name}: the mounting calibrated online at t={state.calibrated_at_s:.1f} s; "
+                "activity was held back before that",
+                err=True,
+            )
+        elif not state.chain.mounting.calibrated:
+            typer.echo(
+                f"{name}: the mounting never calibrated ({est.walking_s:.0f} s of walking); "
+                "activity was held back and reported once at the end, marked uncalibrated "
+                "(--mount none for a recording in the model's body frame, --mount-file for a "
+                "stored estimate, --calibrate-first to calibrate on the whole file)",
+                err=True,
+            )
 
 
 def _pairs(rec, path: Path, rate_hz: float | None, read: dict):
@@ -730,6 +786,7 @@ def summarize(
     model: ModelOption = None,
     mount: MountOption = None,
     mount_file: MountFileOption = None,
+    calibrate_first: CalibrateFirstOption = False,
     rate_hz: RateOption = None,
     device: DeviceOption = None,
     strict: StrictOption = False,
@@ -737,7 +794,10 @@ def summarize(
     layout: LayoutOption = None,
 ) -> None:
     """Per day and hour: minutes in each activity, wear and non-wear, falls; written as CSV,
-    JSON and a picture of the week (the recording streams: any length)."""
+    JSON and a picture of the week (the recording streams: any length).
+
+    As `replay`: the mounting starts from --mount-file's stored estimate (else cold) and
+    calibrates online; --calibrate-first calibrates on the whole file first."""
     import datetime as dt
 
     from gaitedge.runner import calibrate_chunks
@@ -762,7 +822,8 @@ def summarize(
         raise fail(str(exc)) from exc
     with _session(model, None, mount=mount, mount_file=mount_file, strict=strict) as pipe:
         try:
-            calibrate_chunks(pipe, name, _pairs(None, recording, rate_hz, read))
+            if calibrate_first:
+                calibrate_chunks(pipe, name, _pairs(None, recording, rate_hz, read))
             summary = run(pipe, stream, name=recording.name, clock=clock, device=name)
         except (ValueError, OSError) as exc:  # RecordingError, ChainInputError, ContractError
             raise fail(str(exc)) from exc
@@ -815,6 +876,7 @@ def calibrate(
     try:
         cfg = read_contract(model or default_model_path()).chain
         store = MountStore(mount_file)
+        store.check_writable()  # before the work, not after it
     except (ContractError, MountingError) as exc:
         raise fail(str(exc)) from exc
     if recording is None:
@@ -899,6 +961,15 @@ def demo(
     ] = None,
     model: ModelOption = None,
     mount: MountOption = None,
+    cold: Annotated[
+        bool,
+        typer.Option(
+            "--cold",
+            help="A brand-new device: no stored mounting estimate (activity held back until "
+            "it has walked 20 s).",
+        ),
+    ] = False,
+    calibrate_first: CalibrateFirstOption = False,
     alerts_jsonl: JsonlOption = None,
     web: WebOption = None,
     quiet: QuietOption = False,
@@ -906,19 +977,21 @@ def demo(
     """Offline demo: `listen` on an emulated serial (or BLE) device.
 
     The device replays the shipped demo recording over a pseudo-terminal or an emulated BlueZ.
+    It starts from the estimate its wearer's earlier session stored (another recording of the
+    same person) and calibrates online, as a live device worn before does.
     """
     import functools
     import os
 
+    start = "calibrate_first" if calibrate_first else ("cold" if cold else "stored")
     if device == "phone":
-        return _demo_phone(duration, speed, model, mount, alerts_jsonl, quiet)
+        return _demo_phone(duration, speed, model, mount, alerts_jsonl, quiet, start)
     if device in DEMO_SENSORS:
-        return _demo_sensor(device, duration, speed, model, mount, alerts_jsonl, quiet)
+        return _demo_sensor(device, duration, speed, model, mount, alerts_jsonl, quiet, start)
     if device is not None:
         raise fail(f"--device {device!r}: expected phone or one of {', '.join(DEMO_SENSORS)}")
     from gaitedge.demo import DEMO_RECORDING, emulated_ble_device, emulated_device
-    from gaitedge.recording import read_recording
-    from gaitedge.runner import calibrate_recording, run_sources
+    from gaitedge.runner import run_sources
     from gaitedge.sources import BleSource, SerialSource, SourceError
 
     _logging(0, quiet)
@@ -937,14 +1010,7 @@ def demo(
                 typer.echo(f"demo: device on {device.path}; gaitedge listen --serial {device.path}")
             session = _session(model, _sinks(alerts_jsonl), mount=mount)
             with session as pipe, _web(web, pipe, [source], "demo", speed=speed):
-                # As if `gaitedge calibrate` had run on this device before: its estimate comes
-                # from the recording it plays, so activity shows from the first window.
-                demo_rec = read_recording(DEMO_RECORDING)
-                outcome = calibrate_recording(
-                    pipe, source.device, demo_rec.timestamp_s, demo_rec.imu
-                )
-                if outcome == "calibrated":
-                    typer.echo("demo: the emulated device's mounting is calibrated (stored)")
+                _demo_mounting(pipe, source.device, start)
                 status = functools.partial(_print_status, playback_speed=speed)
                 run_sources(
                     pipe, [source], duration_s=duration, on_status=None if quiet else status
@@ -957,15 +1023,35 @@ def demo(
 DEMO_SENSORS = ("polar", "metawear", "movesense", "thingy", "science-journal", "uart-csv")
 
 
-def _demo_sensor(kind, duration, speed, model, mount, alerts_jsonl, quiet) -> None:
+def _demo_mounting(pipe, device: str, start: str) -> None:
+    """How the demo device's mounting starts: ``stored`` (its wearer's earlier session, then
+    online), ``cold`` (online from nothing) or ``calibrate_first`` (on the played recording)."""
+    from gaitedge.demo import DEMO_RECORDING, demo_mount_store
+    from gaitedge.recording import read_recording
+    from gaitedge.runner import calibrate_recording
+
+    cfg = pipe.contract.chain
+    if (pipe.mount or cfg.mounting) != "auto":
+        return
+    if start == "calibrate_first":
+        rec = read_recording(DEMO_RECORDING)
+        if calibrate_recording(pipe, device, rec.timestamp_s, rec.imu) == "calibrated":
+            typer.echo("demo: the mounting is calibrated on the played recording (look-ahead)")
+    elif start == "stored":
+        pipe.mount_store = demo_mount_store(device, cfg.sample_rate_hz)
+        typer.echo("demo: the mounting starts from the wearer's stored estimate, then online")
+    else:
+        typer.echo("demo: a new device: the mounting calibrates online (activity held back)")
+
+
+def _demo_sensor(kind, duration, speed, model, mount, alerts_jsonl, quiet, start) -> None:
     """``demo --device polar|...``: that sensor, emulated, streaming to ``listen --ble``."""
     import functools
     import os
 
     from firmware_bridge.peripherals import emulated_peripheral
     from gaitedge.demo import DEMO_RECORDING
-    from gaitedge.recording import read_recording
-    from gaitedge.runner import calibrate_recording, run_sources
+    from gaitedge.runner import run_sources
     from gaitedge.sources import BleSource, SourceError
 
     _logging(0, quiet)
@@ -979,8 +1065,7 @@ def _demo_sensor(kind, duration, speed, model, mount, alerts_jsonl, quiet) -> No
                 f"DBUS_SYSTEM_BUS_ADDRESS={bus} gaitedge listen --ble {device.address}"
             )
             with _session(model, _sinks(alerts_jsonl), mount=mount) as pipe:
-                rec = read_recording(DEMO_RECORDING)
-                calibrate_recording(pipe, source.device, rec.timestamp_s, rec.imu)
+                _demo_mounting(pipe, source.device, start)
                 status = functools.partial(_print_status, playback_speed=speed)
                 run_sources(
                     pipe, [source], duration_s=duration, on_status=None if quiet else status
@@ -992,7 +1077,7 @@ def _demo_sensor(kind, duration, speed, model, mount, alerts_jsonl, quiet) -> No
         raise fail(str(exc), code=1) from exc
 
 
-def _demo_phone(duration, speed, model, mount, alerts_jsonl, quiet) -> None:
+def _demo_phone(duration, speed, model, mount, alerts_jsonl, quiet, start) -> None:
     """``demo --device phone``: Sensor Logger (emulated) pushing to ``listen --http``."""
     import functools
     import secrets
@@ -1000,7 +1085,7 @@ def _demo_phone(duration, speed, model, mount, alerts_jsonl, quiet) -> None:
     from firmware_bridge.phones import PushConfig, emulated_sensor_logger, free_port
     from gaitedge.demo import DEMO_RECORDING
     from gaitedge.recording import read_recording
-    from gaitedge.runner import calibrate_recording, run_sources
+    from gaitedge.runner import run_sources
     from gaitedge.sources import HttpSource, SourceError
 
     _logging(0, quiet)
@@ -1012,7 +1097,7 @@ def _demo_phone(duration, speed, model, mount, alerts_jsonl, quiet) -> None:
         f"{speed}x to gaitedge listen --http 127.0.0.1:{source.port}"
     )
     with _session(model, _sinks(alerts_jsonl), mount=mount) as pipe:
-        calibrate_recording(pipe, config.device_id, rec.timestamp_s, rec.imu)
+        _demo_mounting(pipe, config.device_id, start)
         status = functools.partial(_print_status, playback_speed=speed)
         with emulated_sensor_logger(
             source.push_url, rec.timestamp_s, rec.imu, config=config, speed=speed
@@ -1104,9 +1189,22 @@ def evaluate(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
     mount: MountOption = None,
+    mount_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--mount-file",
+            help="Stored mounting estimates per subject id (hapt:9, sisfall:SA03): each "
+            "subject's device starts from its estimate. Default: every recording starts cold.",
+        ),
+    ] = None,
+    calibrate_first: CalibrateFirstOption = False,
     provider: ProviderOption = "cpu",
 ) -> None:
-    """Score a model on held-out subjects (chain + ONNX Runtime)."""
+    """Score a model on held-out subjects (chain + ONNX Runtime).
+
+    The mounting calibrates online as `listen`'s does (activity before it is calibrated counts
+    as no output); --calibrate-first calibrates each subject's device on all of its recordings
+    first (look-ahead)."""
     from gaitedge.bundle import ContractError
     from gaitedge.datasets import DatasetError, default_data_root
     from gaitedge.engine import EngineUnavailableError, OnnxEngine, default_model_path
@@ -1115,7 +1213,10 @@ def evaluate(
 
     if labels not in (None, 6, 12):
         raise typer.BadParameter("--labels must be 6 or 12")
-    options = EvalOptions(dataset, split, labels, threshold, limit_subjects, mount)
+    options = EvalOptions(
+        dataset, split, labels, threshold, limit_subjects, mount, calibrate_first,
+        None if mount_file is None else str(mount_file),
+    )  # fmt: skip
     try:
         engine = OnnxEngine(model or default_model_path(), provider=provider)
         result = score(engine, data_root or default_data_root(), options)
@@ -1128,7 +1229,8 @@ def evaluate(
     ) as exc:
         raise fail(str(exc)) from exc
     if not as_json:
-        keys = ("macro_f1", "accuracy", "sensitivity", "specificity", "n_windows", "n_subjects")
+        keys = ("macro_f1", "accuracy", "sensitivity", "specificity", "n_windows", "n_subjects",
+                "mounting_start", "windows_held_back")  # fmt: skip
         for key in ("dataset", "split", "model", *keys):
             if key in result:
                 typer.echo(f"{key:<12} {result[key]}")

@@ -163,10 +163,18 @@ class OnnxEngine:
         if missing:
             raise ContractError(f"{self.path}: graph lacks outputs {sorted(missing)}")
 
+    # Windows per ONNX Runtime call: larger batches run slower per window on one core (their
+    # activations outgrow the cache; bench/engine.py --batches measures it).
+    MAX_BATCH = 256
+
     def predict(self, windows: np.ndarray) -> dict[str, np.ndarray]:
         x = check_windows(self.contract, windows)
-        results = self.session.run(self._outputs, {self.contract.input_name: x})
-        return dict(zip(self.heads, results, strict=True))
+        name, step = self.contract.input_name, self.MAX_BATCH
+        if len(x) <= step:
+            return dict(zip(self.heads, self.session.run(self._outputs, {name: x}), strict=True))
+        parts = [self.session.run(self._outputs, {name: x[i : i + step]}) for i in
+                 range(0, len(x), step)]  # fmt: skip
+        return {h: np.concatenate([p[k] for p in parts]) for k, h in enumerate(self.heads)}
 
 
 def import_cudart() -> ModuleType:

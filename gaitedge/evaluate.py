@@ -10,6 +10,16 @@ and its engine (ONNX Runtime), and are scored against the labelling rules traini
   and specificity, a trial counting as detected when any of its windows has a fall probability
   at or above ``threshold`` (what a streaming detector sees); and the same at the one window
   centred nearest the peak |acc| of each trial (the protocol of the published baselines).
+
+The mounting starts as a live device's does (``gaitedge replay``): an automatic mounting from
+the estimate stored for the subject in ``mount_file`` (keyed by subject id, e.g. ``hapt:9``),
+else cold, calibrated online while each recording streams (no look-ahead:
+:func:`gaitedge.pipeline.feed_chain`). Activity windows scored before the mounting reports
+calibrated count as "no output" (the runtime holds activity back until then: the extra column
+of the confusion matrix; ``windows_held_back`` says how many); fall windows are scored on the
+model's output as the online mounting aligned them. ``calibrate_first`` calibrates each
+subject's device on all of that subject's recordings first (look-ahead: what every figure was
+before issue 22), every window aligned with it. ``mounting_start`` says which was used.
 """
 
 from __future__ import annotations
@@ -30,7 +40,9 @@ from gaitedge.metrics import (
     macro_f1,
     sensitivity_specificity,
 )
-from gaitedge.preprocess import run_offline
+from gaitedge.pipeline import feed_chain
+from gaitedge.preprocess import Mounting, StreamingChain, run_offline
+from gaitedge.windows import Windows
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +64,10 @@ class EvalOptions:
     limit_subjects: int | None = None  # score only the first N subjects (quick checks)
     # none, auto or an axis map (-y,x,z) for every recording; None = the bundle's own mounting
     mount: str | None = None
+    # Automatic mounting: calibrate on each subject's recordings first (look-ahead), instead of
+    # starting from mount_file's stored estimate (else cold) and calibrating online.
+    calibrate_first: bool = False
+    mount_file: str | None = None  # stored estimates per subject id (gaitedge.mounting)
 
 
 def held_out_subjects(contract: ModelContract, dataset: str, root: Path, part: str) -> list[str]:
@@ -88,23 +104,53 @@ def _window_geometry(contract: ModelContract, rec: ds.LabelledRecording, t_start
     return ds.window_starts(t_start_s, rec.rate_hz), length
 
 
-def _with_mountings(
-    contract: ModelContract, recordings, mount: str | None = None
-) -> tuple[list, dict]:
-    """Per subject, the mounting its recordings are aligned with. Automatic: each subject's device
-    is calibrated on all of that subject's recordings, as a stored estimate would be
-    (``gaitedge.datasets.subject_mountings``); ``none`` or an axis map: the same for everyone."""
-    from dataclasses import replace
+class _Streams:
+    """Each recording's windows as the runtime makes them, with the mounting's readiness."""
 
-    from gaitedge.preprocess import Mounting
+    def __init__(self, contract: ModelContract, recordings, options: EvalOptions) -> None:
+        from dataclasses import replace
 
-    recordings = list(recordings)
-    cfg = contract.chain
-    mode = mount or cfg.mounting
-    if mode == "auto":
-        return recordings, ds.subject_mountings(replace(cfg, mounting="auto"), recordings)
-    fixed = Mounting.for_chain(cfg, mode)
-    return recordings, {rec.subject: fixed for rec in recordings}
+        from gaitedge.mounting import MountStore
+
+        self.recordings = list(recordings)
+        self.cfg = cfg = contract.chain
+        self.mode = options.mount or cfg.mounting
+        self.fixed: dict = {}
+        self.store = MountStore(options.mount_file) if options.mount_file else None
+        if self.mode == "auto" and options.calibrate_first:
+            self.start = "calibrate_first"
+            auto = replace(cfg, mounting="auto")
+            self.fixed = ds.subject_mountings(auto, self.recordings)
+        elif Mounting.for_chain(cfg, self.mode).estimator is None:
+            self.start = "fixed"
+        else:
+            self.start = "stored" if self.store is not None else "cold"
+
+    def __iter__(self):
+        """(recording, windows, ready [K] bool: the mounting calibrated when it was made)."""
+        for rec in self.recordings:
+            if self.start == "calibrate_first" or self.start == "fixed":
+                m = self.fixed.get(rec.subject) or Mounting.for_chain(self.cfg, self.mode)
+                w = run_offline(self.cfg, rec.timestamp_s, rec.imu, mounting=m)
+                yield rec, w, np.ones(len(w), bool)
+                continue
+            stored = None
+            if self.store is not None:
+                stored = self.store.get(rec.subject, self.cfg.sample_rate_hz)
+            chain = StreamingChain(
+                self.cfg, mounting=Mounting.for_chain(self.cfg, self.mode, stored)
+            )
+            parts, ready = [], []
+            for _, w, _ in feed_chain(chain, rec.timestamp_s, rec.imu):
+                parts.append(w)
+                ready.append(np.full(len(w), chain.mounting.calibrated))
+            parts.append(chain.flush())
+            ready.append(np.full(len(parts[-1]), chain.mounting.calibrated))
+            keep = [i for i, w in enumerate(parts) if len(w)]
+            if not keep:
+                continue
+            w = Windows.concat([parts[i] for i in keep])
+            yield rec, w, np.concatenate([ready[i] for i in keep])
 
 
 def _require_head(contract: ModelContract, dataset: str) -> str:
@@ -136,26 +182,27 @@ def evaluate_hapt(
     recordings: Sequence[ds.LabelledRecording] | object,
     n_labels: int | None,
     mount: str | None = None,
+    options: EvalOptions | None = None,
 ) -> dict:
-    """Window-level activity scores of ``engine`` on HAPT recordings."""
+    """Window-level activity scores of ``engine`` on HAPT recordings (``options``: the
+    mounting's start, see the module docstring; ``mount`` overrides ``options.mount``)."""
     contract = engine.contract
     n_labels, columns = _activity_mapping(contract, n_labels)
     n_model = len(contract.heads["activity"])
     # Model column -> HAPT label index, or n_labels ("another class") for the rest.
     to_label = np.full(n_model, n_labels)
     to_label[columns] = np.arange(n_labels)
-    y_true, y_pred, subjects = [], [], set()
-    recordings, mountings = _with_mountings(contract, recordings, mount)
-    for rec in recordings:
-        w = run_offline(
-            contract.chain, rec.timestamp_s, rec.imu, mounting=mountings.get(rec.subject)
-        )
+    y_true, y_pred, subjects, held_back = [], [], set(), 0
+    streams = _Streams(contract, recordings, _options(options, mount))
+    for rec, w, ready in streams:
         start, length = _window_geometry(contract, rec, w.t_start_s)
         labels = ds.activity_window_labels(rec.sample_label, start, length, n_labels)
         keep = labels != ds.IGNORE
         probs = _predict(engine, w.data[keep], "activity")
         y_true.append(labels[keep])
-        y_pred.append(to_label[probs.argmax(axis=1)])
+        # Held back (mounting not calibrated yet): no output, the extra column.
+        y_pred.append(np.where(ready[keep], to_label[probs.argmax(axis=1)], n_labels))
+        held_back += int((~ready[keep]).sum())
         subjects.add(rec.subject)
     y_true, y_pred = np.concatenate(y_true), np.concatenate(y_pred)
     # One extra column for predictions of model classes outside the scored labels.
@@ -171,19 +218,30 @@ def evaluate_hapt(
         "accuracy": round(accuracy(cm), 4),
         "per_class_f1": dict(zip(names, np.round(f1_per_class(cm), 4).tolist(), strict=True)),
         "confusion": cm.tolist(),
+        "mounting_start": streams.start,
+        "windows_held_back": held_back,
     }
 
 
-def evaluate_sisfall(engine, recordings, threshold: float, mount: str | None = None) -> dict:
-    """Window and trial-level fall scores of ``engine`` on SisFall trials."""
+def _options(options: EvalOptions | None, mount: str | None) -> EvalOptions:
+    from dataclasses import replace
+
+    options = options or EvalOptions()
+    return replace(options, mount=mount) if mount is not None else options
+
+
+def evaluate_sisfall(
+    engine, recordings, threshold: float, mount: str | None = None, options=None
+) -> dict:
+    """Window and trial-level fall scores of ``engine`` on SisFall trials (``options``: the
+    mounting's start, see the module docstring)."""
     contract = engine.contract
     fall_col = contract.heads["fall"].index("fall")
     y_true, y_pred, trial_truth, any_hit, peak_hit, subjects = [], [], [], [], [], set()
-    recordings, mountings = _with_mountings(contract, recordings, mount)
-    for rec in recordings:
-        w = run_offline(
-            contract.chain, rec.timestamp_s, rec.imu, mounting=mountings.get(rec.subject)
-        )
+    streams = _Streams(contract, recordings, _options(options, mount))
+    before = 0
+    for rec, w, ready in streams:
+        before += int((~ready).sum())
         start, length = _window_geometry(contract, rec, w.t_start_s)
         p_fall = _predict(engine, w.data, "fall")[:, fall_col]
         labels = ds.sisfall_window_labels(rec, start, length)
@@ -219,6 +277,8 @@ def evaluate_sisfall(engine, recordings, threshold: float, mount: str | None = N
         "specificity": round(spec, 4),
         "peak_window_sensitivity": round(peak_sens, 4),
         "peak_window_specificity": round(peak_spec, 4),
+        "mounting_start": streams.start,
+        "windows_before_calibrated": before,
     }
 
 
@@ -238,9 +298,9 @@ def evaluate(engine, root: Path, options: EvalOptions) -> dict:
     log.info("%s %s: %d subjects", options.dataset, options.split, len(subjects))
     recs = ds.recordings(options.dataset, root, subjects)
     if options.dataset == "hapt":
-        scores = evaluate_hapt(engine, recs, options.n_labels, options.mount)
+        scores = evaluate_hapt(engine, recs, options.n_labels, options=options)
     else:
-        scores = evaluate_sisfall(engine, recs, options.threshold, options.mount)
+        scores = evaluate_sisfall(engine, recs, options.threshold, options=options)
     header = {
         "dataset": options.dataset,
         "split": options.split,

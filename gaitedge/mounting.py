@@ -33,19 +33,22 @@ body z = sensor z (:func:`parse_axis_map`).
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from gaitedge.private import write_private
+from gaitedge.private import private_dir, write_private
 from gaitedge.units import STANDARD_GRAVITY_M_S2
 
 BLOCK_S = 2.0
 CALIBRATED_WALKING_S = 20.0
-MOUNTING_MODES = ("none", "auto")
+MOUNTING_MODES = ("none", "auto", "vertical")
 
 
 class MountingError(ValueError):
@@ -115,6 +118,23 @@ class _Moments:
             f = -f
         return np.stack([v, f, np.cross(v, f)])
 
+    def scan(self, stats: np.ndarray) -> np.ndarray:
+        """The state after each of B walking blocks, in one array operation: ``stats`` [B, 40]
+        holds each block's unit mean, second and third moments and 1 (the weight), as
+        :meth:`add` adds them; returns [B, 40] (up, m2, m3, weight) without changing ``self``."""
+        b = len(stats)
+        k = np.arange(b)
+        lag = k[:, None] - k[None, :]
+        decay = np.where(lag >= 0, self.decay ** np.maximum(lag, 0), 0.0)  # [B, B]
+        state = np.concatenate([self.up, self.m2.ravel(), self.m3.ravel(), [self.weight]])
+        return decay @ stats + (self.decay ** (k + 1))[:, None] * state
+
+    def set(self, row: np.ndarray, walking_s: float) -> None:
+        """Take a state :meth:`scan` returned."""
+        self.up, self.m2 = row[:3].copy(), row[3:12].reshape(3, 3).copy()
+        self.m3, self.weight = row[12:39].reshape(3, 3, 3).copy(), float(row[39])
+        self.walking_s = walking_s
+
     def to_dict(self) -> dict:
         return {
             "up": self.up.tolist(),
@@ -165,11 +185,11 @@ class MountingEstimator:
 
     @property
     def calibrated(self) -> bool:
-        return self.long.walking_s >= CALIBRATED_WALKING_S
+        return bool(self.long.walking_s >= CALIBRATED_WALKING_S)
 
     @property
     def walking_s(self) -> float:
-        return self.long.walking_s
+        return float(self.long.walking_s)
 
     @property
     def rotation(self) -> np.ndarray:
@@ -192,6 +212,99 @@ class MountingEstimator:
         if self._n == self.block:
             self._n = 0
             self._block(self._buf)
+
+    # Walking blocks accumulated in one array operation by :meth:`feed`.
+    SCAN_BLOCKS = 128
+
+    def feed(self, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`update` on any number of samples [M, 3]: whole blocks are judged and their
+        statistics accumulated with array operations (a per-block loop cost most of a long
+        replay). Returns ``(starts [P], rotations [P, 3, 3])``: ``rotations[p]`` is
+        :attr:`rotation` from sample ``starts[p]`` until the next start. The same walking
+        decisions and, to rounding, the same rotations as :meth:`update` (pinned by a test)."""
+        acc = np.asarray(acc, np.float64)
+        m, n = len(acc), self.block
+        starts, rots = [0], [self._rotation]
+        i = min(m, self.boundary()) if self._n else 0
+        if i:
+            self.update(acc[:i])
+            starts.append(i)
+            rots.append(self._rotation)
+        k = (m - i) // n
+        if k:
+            blocks = acc[i : i + k * n].reshape(k, n, 3)
+            walking = np.flatnonzero(self._walking(blocks))
+            if len(walking):  # the rotation changes after each walking block
+                starts += list(i + n * (walking + 1))
+                rots += list(self._walking_blocks(blocks[walking]))
+        rest = i + k * n
+        if rest < m:
+            self.update(acc[rest:])
+        keep = np.asarray(starts) < max(m, 1)
+        return np.asarray(starts)[keep], np.stack(rots)[keep]
+
+    def _walking(self, a: np.ndarray) -> np.ndarray:
+        """:meth:`_is_walking` of blocks [B, n, 3] at once: [B] bool."""
+        mag = np.linalg.norm(a, axis=2)  # [B, n]
+        std = mag.std(axis=1)
+        ok = (std >= 0.8) & (std <= 12.0)
+        ok &= np.abs(np.linalg.norm(a.mean(axis=1), axis=1) / STANDARD_GRAVITY_M_S2 - 1) <= 0.25
+        x = mag[ok] - mag[ok].mean(axis=1, keepdims=True)  # [B', n]
+        n = x.shape[1]
+        padded = np.concatenate([x, np.zeros_like(x)], axis=1)  # x[t + lag] = 0 past the end
+        lagged = np.lib.stride_tricks.sliding_window_view(padded, n, axis=1)[:, self._lags]
+        r = np.einsum("bn,bln->bl", x, lagged)  # [B', L] autocovariance at each lag
+        ok[ok] = r.max(axis=1) / np.einsum("bn,bn->b", x, x) >= 0.25
+        return ok
+
+    def _walking_blocks(self, a: np.ndarray) -> np.ndarray:
+        """:meth:`_block` on walking blocks [W, n, 3]; returns the rotation after each."""
+        n = a.shape[1]
+        mean = a.mean(axis=1)  # [W, 3]
+        body = a - mean[:, None]
+        stats = np.concatenate(
+            [
+                mean / np.linalg.norm(mean, axis=1, keepdims=True),
+                np.einsum("wni,wnj->wij", body, body).reshape(-1, 9) / n,
+                np.einsum("wni,wnj,wnk->wijk", body, body, body).reshape(-1, 27) / n,
+                np.ones((len(a), 1)),
+            ],
+            axis=1,
+        )  # [W, 40]
+        out = np.empty((len(a), 3, 3))
+        w = 0
+        while w < len(a):
+            w = self._scan(stats, w, out)
+        self._rotation = out[-1]
+        return out
+
+    def _scan(self, stats: np.ndarray, w0: int, out: np.ndarray) -> int:
+        """Blocks ``w0`` on (at most SCAN_BLOCKS), up to and including a re-alignment; fills
+        ``out`` with the rotations after them and returns where to go on."""
+        part = stats[w0 : w0 + self.SCAN_BLOCKS]
+        longs, shorts = self.long.scan(part), self.short.scan(part)
+        done = BLOCK_S * np.arange(1, len(part) + 1)  # walking time added
+        slipped = _angles_deg(shorts[:, :3], longs[:, :3]) > self.slip_deg
+        count, end, realign = self._short_blocks, len(part), False
+        for j, s in enumerate(slipped):
+            count = count + 1 if s else 0
+            if self.long.walking_s + done[j] >= CALIBRATED_WALKING_S and (
+                count >= self.SLIP_MIN_BLOCKS
+            ):
+                end, realign = j + 1, True
+                break
+        short_s = self.short.walking_s + done[end - 1]
+        if realign:
+            self._short_blocks = 0
+            longs[end - 1] = shorts[end - 1]
+            self.long.set(longs[end - 1], CALIBRATED_WALKING_S)
+            self.realignments += 1
+        else:
+            self._short_blocks = count
+            self.long.set(longs[end - 1], self.long.walking_s + done[end - 1])
+        self.short.set(shorts[end - 1], short_s)
+        out[w0 : w0 + end] = _rotations(longs[:end])
+        return w0 + end
 
     def _is_walking(self, a: np.ndarray) -> bool:
         mag = np.linalg.norm(a, axis=1)
@@ -243,19 +356,173 @@ class MountingEstimator:
         return est
 
 
-def default_mount_file() -> Path:
-    """``$GAITEDGE_MOUNT_FILE``, else ``mounting.json`` in the user's cache directory."""
-    if "GAITEDGE_MOUNT_FILE" in os.environ:
-        return Path(os.environ["GAITEDGE_MOUNT_FILE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "gaitedge" / "mounting.json"
+def _angles_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`angle_deg` row by row of [B, 3] arrays."""
+    norms = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+    return np.degrees(np.arccos(np.clip(np.einsum("bi,bi->b", a, b) / norms, -1.0, 1.0)))
+
+
+def _rotations(states: np.ndarray) -> np.ndarray:
+    """:meth:`_Moments.rotation` of each state row [B, 40] (as :meth:`_Moments.scan` gives)."""
+    up, m2 = states[:, :3], states[:, 3:12].reshape(-1, 3, 3)
+    m3 = states[:, 12:39].reshape(-1, 3, 3, 3)
+    v = up / np.linalg.norm(up, axis=1, keepdims=True)
+    p = np.eye(3) - v[:, :, None] * v[:, None, :]
+    _, vectors = np.linalg.eigh(p @ m2 @ p)
+    f = vectors[:, :, -1]
+    f = f - np.einsum("bi,bi->b", f, v)[:, None] * v
+    f /= np.linalg.norm(f, axis=1, keepdims=True)
+    flip = np.einsum("bijk,bi,bj,bk->b", m3, f, f, f) > 0
+    f[flip] = -f[flip]
+    return np.stack([v, f, np.cross(v, f)], axis=1)
+
+
+# Vertical mounting (chain ``mounting="vertical"``): only "up" is estimated; the heading is left
+# to a model trained with random rotations about the vertical.
+QUICK_UP_S = 0.5  # the cold-start up estimate: mean low-passed acceleration of the first 0.5 s
+
+
+def rotation_to_up(up: np.ndarray) -> np.ndarray:
+    """The minimal rotation R with ``R @ up/|up| = +x`` (the heading it leaves is arbitrary but
+    a deterministic function of ``up``); a half turn about z when ``up`` is -x."""
+    u = np.asarray(up, np.float64) / max(float(np.linalg.norm(up)), 1e-12)
+    v = np.cross(u, [1.0, 0.0, 0.0])  # axis * sin(angle)
+    c = float(u[0])  # cos(angle)
+    if c < -1 + 1e-9:
+        return np.diag([-1.0, -1.0, 1.0])
+    k = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + k + k @ k / (1 + c)
+
+
+class VerticalEstimator:
+    """Online body-up estimate for chains with ``mounting="vertical"``: body x = up, heading
+    arbitrary (:func:`rotation_to_up`), so the model must not depend on it (trained with
+    uniformly random rotations about the vertical, ``train.augment``).
+
+    * Cold start: up = the first sample's low-passed acceleration, then the mean of the first
+      :data:`QUICK_UP_S` of the stream (whatever the wearer does: at rest this is gravity
+      within a degree, walking within a few). Known from then on (:attr:`calibrated`), so
+      activity is decided from the first window.
+    * While walking: up = the walking estimate of :class:`MountingEstimator` (the mean
+      acceleration of walking blocks, re-aligned when the sensor slips), which replaces the
+      cold-start one from the first walking block (2 s).
+
+    A cold start while sitting or lying takes that posture's gravity as up (gravity alone cannot
+    tell a lying wearer from another mounting), so postures read as upright until the wearer
+    walks; a device that restores a stored walking estimate starts right. ``to_dict`` is a
+    :class:`MountingEstimator` dict plus ``vertical_up``, so one mount store serves both modes.
+    """
+
+    def __init__(self, rate_hz: float, walking: MountingEstimator | None = None) -> None:
+        self.rate_hz = float(rate_hz)
+        self.walking = walking if walking is not None else MountingEstimator(rate_hz)
+        self.restored = self.walking.restored
+        self.quick = max(4, round(QUICK_UP_S * rate_hz))
+        self._quick_sum = np.zeros(3)
+        self._quick_n = 0
+        self.up: np.ndarray | None = None  # the cold-start estimate
+        self._rotation = np.eye(3)
+        self._refresh()
+
+    @property
+    def calibrated(self) -> bool:
+        """True once up is known (from the first sample on)."""
+        return bool(self.up is not None or self.walking.long.weight > 0)
+
+    @property
+    def walking_s(self) -> float:
+        return self.walking.walking_s
+
+    @property
+    def realignments(self) -> int:
+        return self.walking.realignments
+
+    @property
+    def rotation(self) -> np.ndarray:
+        """The current body-from-sensor rotation (identity before the first sample)."""
+        return self._rotation
+
+    def up_source(self) -> str:
+        """Where up comes from now: ``walking``, ``cold start`` or ``unknown``."""
+        if self.walking.long.weight > 0:
+            return "walking"
+        return "cold start" if self.up is not None else "unknown"
+
+    def new_segment(self) -> None:
+        self.walking.new_segment()
+
+    def boundary(self) -> int:
+        b = self.walking.boundary()
+        if self._quick_n == 0:
+            return 1  # the first sample sets up at once
+        if self._quick_n < self.quick:
+            return min(b, self.quick - self._quick_n)
+        return b
+
+    def update(self, acc: np.ndarray) -> None:
+        """Feed [M] samples of low-passed acceleration (sensor frame), M <= boundary()."""
+        if self._quick_n < self.quick and len(acc):
+            self._quick_sum += acc.sum(axis=0)
+            self._quick_n += len(acc)
+            if self._quick_n in (1, self.quick) and np.linalg.norm(self._quick_sum) > 0:
+                self.up = self._quick_sum / np.linalg.norm(self._quick_sum)
+        weight = self.walking.long.weight
+        self.walking.update(acc)
+        if self._quick_n <= self.quick or self.walking.long.weight != weight:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        if self.walking.long.weight > 0:
+            self._rotation = rotation_to_up(self.walking.long.up)
+        elif self.up is not None:
+            self._rotation = rotation_to_up(self.up)
+
+    def to_dict(self) -> dict:
+        up = None if self.up is None else self.up.tolist()
+        return self.walking.to_dict() | {"vertical_up": up}
+
+    @classmethod
+    def from_dict(cls, data: dict, rate_hz: float) -> VerticalEstimator:
+        est = cls(rate_hz, MountingEstimator.from_dict(data, rate_hz))
+        up = data.get("vertical_up")
+        if up is not None:
+            est.up = np.asarray(up, np.float64).reshape(3)
+            est._quick_n = est.quick  # a stored estimate: no cold start
+        est._refresh()
+        return est
+
+
+# systemd sets $STATE_DIRECTORY for a unit with StateDirectory= (systemd.exec(5)): the shipped
+# unit's /var/lib/gaitedge, writable under ProtectSystem=strict and ProtectHome=yes.
+STATE_DIRECTORY_ENV = "STATE_DIRECTORY"
+MOUNT_FILE_ENV = "GAITEDGE_MOUNT_FILE"
+MOUNT_FILE_NAME = "mounting.json"
+
+
+def default_mount_file(environ: Mapping[str, str] | None = None) -> Path:
+    """Where ``listen`` keeps mounting estimates: ``$GAITEDGE_MOUNT_FILE``; else
+    ``mounting.json`` in ``$STATE_DIRECTORY`` (set by systemd for a unit with
+    ``StateDirectory=``; the first when it lists several); else in the user's cache directory."""
+    environ = os.environ if environ is None else environ
+    if environ.get(MOUNT_FILE_ENV):
+        return Path(environ[MOUNT_FILE_ENV])
+    state = environ.get(STATE_DIRECTORY_ENV, "").split(":")[0]
+    if state:
+        return Path(state) / MOUNT_FILE_NAME
+    base = environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gaitedge" / MOUNT_FILE_NAME
 
 
 class MountStore:
-    """Mounting estimates per device id in one small JSON file (``path=None``: in memory)."""
+    """Mounting estimates per device id in one small JSON file (``path=None``: in memory).
 
-    def __init__(self, path: str | os.PathLike | None) -> None:
+    ``read_only``: estimates are read from ``path`` but never written back (``replay`` with a
+    store it cannot write: it goes on, and says so).
+    """
+
+    def __init__(self, path: str | os.PathLike | None, *, read_only: bool = False) -> None:
         self.path = None if path is None else Path(path)
+        self.read_only = read_only
         self.entries: dict[str, dict] = {}
         if self.path is not None and self.path.exists():
             try:
@@ -264,6 +531,7 @@ class MountStore:
                 raise MountingError(f"{self.path}: not a readable mount file: {exc}") from exc
             if not isinstance(self.entries, dict):
                 raise MountingError(f"{self.path}: not a mount file (expected a JSON object)")
+        self._saved = self._text()  # what the file holds (save(if_changed=True))
 
     def get(self, device: str, rate_hz: float) -> MountingEstimator | None:
         entry = self.entries.get(device)
@@ -272,7 +540,45 @@ class MountStore:
     def put(self, device: str, estimator: MountingEstimator) -> None:
         self.entries[device] = estimator.to_dict()
 
-    def save(self) -> None:
-        if self.path is None:
+    def check_writable(self) -> None:
+        """Raise MountingError (one line) unless :meth:`save` can write ``path``: its directory
+        exists or can be made (0700), and a file can be created in it (a save writes a
+        temporary file there and renames it over ``path``)."""
+        if self.path is None or self.read_only:
             return
-        write_private(self.path, json.dumps(self.entries, indent=1))
+        try:
+            if self.path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "is a directory")
+            private_dir(self.path.parent)
+            fd, probe = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise MountingError(_cannot_save(self.path, exc)) from None
+
+    def save(self, *, if_changed: bool = False) -> bool:
+        """Write the entries (``if_changed``: only when they differ from what the file was
+        read with or last written; a periodic save); True if written. Atomic and private
+        (``gaitedge.private.write_private``: a temporary file beside ``path``, fsync,
+        ``os.replace``, mode 0600): a crash or a kill mid-save leaves the old file or the new
+        one. Raises MountingError (one line) when it cannot write."""
+        text = self._text()
+        if self.path is None or self.read_only or (if_changed and text == self._saved):
+            return False
+        try:
+            write_private(self.path, text)
+        except OSError as exc:
+            raise MountingError(_cannot_save(self.path, exc)) from None
+        self._saved = text
+        return True
+
+    def _text(self) -> str:
+        return json.dumps(self.entries, indent=1)
+
+
+def _cannot_save(path: Path, exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    return (
+        f"cannot save mounting estimates to {path}: {reason} "
+        f"(give --mount-file or ${MOUNT_FILE_ENV} a writable file)"
+    )

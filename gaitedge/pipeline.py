@@ -17,20 +17,46 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from gaitedge.alerts import ActivityConfig, ActivitySmoother, Alert, FallConfig, FallDetector
+from gaitedge.alerts import (
+    ActivityConfig,
+    ActivitySmoother,
+    Alert,
+    AlertType,
+    FallConfig,
+    FallDetector,
+)
 from gaitedge.bundle import ContractError
 from gaitedge.engine import Engine
-from gaitedge.mounting import CALIBRATED_WALKING_S
+from gaitedge.mounting import CALIBRATED_WALKING_S, MountingError
 from gaitedge.preprocess import BadSamplePolicy, Mounting, StreamingChain
 from gaitedge.recording import RecordingWriter
+from gaitedge.shadow import Shadow, class_name, result_alerts
 from gaitedge.sinks import FanOut
-from gaitedge.sources.base import SampleChunk
+from gaitedge.sources.base import DeviceResult, SampleChunk
 from gaitedge.status import DeviceStatus
 from gaitedge.units import check_gravity_scale
 
 log = logging.getLogger(__name__)
 
 STAGES = ("chain", "engine", "alerts", "end_to_end")
+CALIBRATING_PIECE_S = 0.5  # input fed per chain call while the mounting calibrates
+
+
+def feed_chain(chain: StreamingChain, t_s, imu):
+    """Feed a chunk to ``chain``; yields ``(timestamps, windows, t0)`` per chain call (``t0``:
+    ``perf_counter`` before it). A calibrated (or fixed) mounting takes the chunk whole; while
+    it calibrates the chunk goes in pieces of :data:`CALIBRATING_PIECE_S`, so the windows of
+    each piece can be told apart by ``chain.mounting.calibrated`` after it, however large the
+    chunk (``replay --fast``, ``gaitedge evaluate``): no look-ahead beyond one piece."""
+    t = np.asarray(t_s, np.float64)
+    if chain.mounting.calibrated or len(t) < 2:
+        t0 = time.perf_counter()
+        yield t, chain.process(t, imu), t0
+        return
+    cuts = np.flatnonzero(np.diff(np.floor((t - t[0]) / CALIBRATING_PIECE_S))) + 1
+    for a, b in zip((0, *cuts), (*cuts, len(t)), strict=True):
+        t0 = time.perf_counter()
+        yield t[a:b], chain.process(t[a:b], imu[a:b]), t0
 
 
 class LatencyHistogram:
@@ -72,6 +98,17 @@ class DeviceState:
     # The first seconds of acceleration, kept until the unit check has run once.
     units_pending: list[np.ndarray] = field(default_factory=list)
     units_checked: bool = False
+    # Stream time at which the mounting first reported calibrated (None: not yet, or fixed).
+    calibrated_at_s: float | None = None
+    # Activity held back while the mounting calibrates: arg-max counts, probability sums and
+    # the first window's centre, for the end-of-stream activity (``Pipeline.finish``).
+    held_counts: np.ndarray | None = None
+    held_p: np.ndarray | None = None
+    held_since_s: float | None = None
+    # The device decides on its own (protocol 1.2 result frames); with ``shadow`` the host
+    # model runs beside it on its raw samples and is compared, not reported.
+    decides: bool = False
+    shadow: Shadow | None = None
 
 
 @dataclass
@@ -102,9 +139,23 @@ class Pipeline:
         acc_range_g: the accelerometer's full scale when it is small (a ±2 g phone clips every
             impact): the impact threshold is lowered to 90 % of it, so a fall never needs to
             be seen above the range the device can report.
+        shadow: for devices that decide on their own (:meth:`process_result`), run the host
+            model beside them on their raw samples and count disagreements
+            (``gaitedge.shadow``); without it their samples are only recorded.
 
-    While a device's automatic mounting is still calibrating, activity alerts are held back
-    and a fall is raised on frame-independent evidence alone (impact + orientation change).
+    Before calibration: the policy follows the mounting the bundle's contract asks for, not its
+    name. While the chain's mounting does not report ``calibrated`` (an automatic estimate
+    before :data:`CALIBRATED_WALKING_S` of walking; a mode that needs only the vertical reports
+    it as soon as its estimator knows the vertical; fixed and ``none`` always), activity alerts
+    are held back and a fall is raised on frame-independent evidence alone (impact +
+    orientation change). While it calibrates the chain is fed in pieces of at most
+    :data:`CALIBRATING_PIECE_S` of input, so a large chunk (``replay --fast``) releases no
+    activity from before the moment it calibrated (``DeviceState.calibrated_at_s``) beyond
+    that resolution: a replay says what a live device would have said. A stream that ends (or
+    reconnects) with activity held back all along gets one activity alert at its end
+    (:meth:`finish`): the label most of the held-back windows voted for, with
+    ``extra={"mounting": "uncalibrated", "windows": K}`` so that no consumer mistakes it for a
+    calibrated decision (a person or recording that never walks still gets activity output).
     """
 
     def __init__(
@@ -119,8 +170,10 @@ class Pipeline:
         mount_store=None,
         strict: bool = False,
         acc_range_g: float | None = None,
+        shadow: bool = False,
     ) -> None:
         self.engine = engine
+        self.shadow = shadow
         self.mount = mount
         self.mount_store = mount_store
         self.strict = strict
@@ -139,11 +192,16 @@ class Pipeline:
         self._fall_index = fall_classes.index("fall") if fall_classes else -1
 
     def close(self) -> None:
-        """Close the sinks, flush the recording and save calibrated mounting estimates."""
-        self.save_mountings()
-        self.sinks.close()
-        if self.recorder is not None:
-            self.recorder.close()
+        """Save calibrated mounting estimates, close the sinks and flush the recording (these
+        two whatever the save does: a store that cannot be written is one logged line)."""
+        try:
+            self.save_mountings()
+        except MountingError as exc:
+            log.error("%s", exc)
+        finally:
+            self.sinks.close()
+            if self.recorder is not None:
+                self.recorder.close()
 
     def __enter__(self) -> Pipeline:
         return self
@@ -151,18 +209,19 @@ class Pipeline:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def save_mountings(self) -> None:
-        """Store each calibrated automatic estimate under its device id."""
+    def save_mountings(self, *, if_changed: bool = False) -> bool:
+        """Store each calibrated automatic estimate under its device id (``if_changed``: write
+        the store only when one moved; a periodic save). True if the store was written; raises
+        MountingError (one line) when it cannot be."""
         if self.mount_store is None:
-            return
+            return False
         saved = False
         for name, state in self.devices.items():
             est = state.chain.mounting.estimator
             if est is not None and est.calibrated:
                 self.mount_store.put(name, est)
                 saved = True
-        if saved:
-            self.mount_store.save()
+        return saved and self.mount_store.save(if_changed=if_changed)
 
     def _mounting(self, device: str, declared: str | None = None) -> Mounting:
         """``--mount`` if given, else what the device declares, else the contract's (automatic:
@@ -170,7 +229,7 @@ class Pipeline:
         cfg = self.contract.chain
         mode = self.mount or declared or cfg.mounting
         stored = None
-        if mode == "auto" and self.mount_store is not None:
+        if mode in ("auto", "vertical") and self.mount_store is not None:
             stored = self.mount_store.get(device, cfg.sample_rate_hz)
         return Mounting.for_chain(cfg, mode, stored)
 
@@ -218,16 +277,29 @@ class Pipeline:
         self.stats.chunks += 1
         if self.recorder is not None:
             self.recorder.write(chunk.t_s, chunk.imu, device_id=chunk.device)
+        if chunk.device_decides:  # its result frames are the decisions (process_result)
+            state.decides = True
+            if not self.shadow:
+                state.last_t_s = float(chunk.t_s[-1]) if len(chunk.t_s) else state.last_t_s
+                return []
+            state.shadow = state.shadow or Shadow()
         alerts: list[Alert] = []
-        if chunk.new_connection and state.chain.stats.samples_in:
+        # A reconnect that continues the device's timeline is a gap the chain bridges or not
+        # (its max_gap_s rule); any other (re)connect starts a new segment.
+        new_segment = chunk.new_connection and not chunk.continued
+        if new_segment and state.chain.stats.samples_in:
             alerts = self.finish(chunk.device)  # a reconnect: score what the chain held back
-        if chunk.new_connection:
+        if new_segment:
             state.chain.reset()
         if not state.units_checked:
             self._check_units(state, chunk)
-        t0 = time.perf_counter()
-        windows = state.chain.process(chunk.t_s, chunk.imu)
-        return alerts + self._windows(state, windows, t0, chunk.host_rx_s, chunk.t_s)
+        for t, windows, t0 in feed_chain(state.chain, chunk.t_s, chunk.imu):
+            if state.calibrated_at_s is None and state.chain.mounting.calibrated:
+                est = state.chain.mounting.estimator
+                if est is not None and not est.restored:
+                    state.calibrated_at_s = float(t[-1])
+            alerts += self._windows(state, windows, t0, chunk.host_rx_s, t)
+        return alerts
 
     def finish(self, device: str | None = None) -> list[Alert]:
         """The end of a stream (``device``, or every one): release what the chain holds back
@@ -238,7 +310,29 @@ class Pipeline:
                 continue
             t0 = time.perf_counter()
             alerts += self._windows(state, state.chain.flush(), t0, time.monotonic(), ())
+            alerts += self._uncalibrated_activity(name, state)
         return alerts
+
+    def _uncalibrated_activity(self, name: str, state: DeviceState) -> list[Alert]:
+        """The end of a stream whose activity was held back all along (never calibrated): one
+        activity alert, the label most held-back windows voted for, marked uncalibrated."""
+        if state.held_counts is None or not state.held_counts.sum():
+            return []
+        best = int(state.held_counts.argmax())
+        n = int(state.held_counts[best])
+        alert = Alert(
+            t=state.last_t_s,
+            t_event=float(state.held_since_s),
+            type=AlertType.ACTIVITY,
+            label=self.contract.heads["activity"][best],
+            p=float(state.held_p[best] / n),
+            device=name,
+            extra={"mounting": "uncalibrated", "windows": int(state.held_counts.sum())},
+        )
+        state.held_counts = state.held_p = state.held_since_s = None
+        self.sinks.send(alert)
+        self.stats.alerts += 1
+        return [alert]
 
     def _windows(self, state: DeviceState, windows, t0: float, host_rx_s: float, t_s):
         t1 = time.perf_counter()
@@ -250,11 +344,40 @@ class Pipeline:
         probs = self.engine.predict(windows.data)
         t2 = time.perf_counter()
         self.stats.latency["engine"].add(t2 - t1)
+        shown = state.activity_label, state.activity_p
         alerts = self._alerts(state, windows, probs)
         self.stats.latency["alerts"].add(time.perf_counter() - t2)
         self.stats.latency["end_to_end"].add(time.monotonic() - host_rx_s)
+        if state.shadow is not None:  # the device's decisions are the ones reported
+            state.activity_label, state.activity_p = shown
+            activity = probs["activity"].argmax(axis=1) if "activity" in probs else None
+            state.shadow.add_host(windows.t_end_s, activity, alerts)
+            return []
         state.windows += len(windows)
         self.stats.windows += len(windows)
+        for alert in alerts:
+            self.sinks.send(alert)
+        self.stats.alerts += len(alerts)
+        return alerts
+
+    def process_result(self, result: DeviceResult) -> list[Alert]:
+        """A device's own decision (a protocol 1.2 result frame): its alerts go to the sinks
+        as the host's own would; with ``shadow`` it is compared with the host's decision for
+        the same window. Returns the alerts (already sent)."""
+        state = self._state(result.device)
+        state.decides = True
+        frame, classes = result.frame, self.contract.heads.get("activity", ())
+        alerts = result_alerts(frame, result.t_s, result.device, classes)
+        if frame.activity is not None:
+            state.activity_label = class_name(classes, frame.activity)
+            state.activity_p = frame.activity_p
+        state.last_t_s = max(state.last_t_s, result.t_s)
+        state.windows += 1
+        self.stats.windows += 1
+        self.stats.latency["end_to_end"].add(time.monotonic() - result.host_rx_s)
+        if self.shadow:
+            state.shadow = state.shadow or Shadow()
+            state.shadow.add_device(result.t_s, frame.activity, alerts)
         for alert in alerts:
             self.sinks.send(alert)
         self.stats.alerts += len(alerts)
@@ -289,9 +412,17 @@ class Pipeline:
             state.fall.model_gate = calibrated
             state.fall.input_rate_hz = state.chain.stats.input_rate_hz
         if state.activity is not None and not calibrated:
-            best = int(probs["activity"][-1].argmax())
-            state.activity_label, state.activity_p = None, float(probs["activity"][-1, best])
+            p = probs["activity"]
+            best = p.argmax(axis=1)
+            state.activity_label, state.activity_p = None, float(p[-1, best[-1]])
+            if state.held_counts is None:
+                state.held_counts = np.zeros(p.shape[1], np.int64)
+                state.held_p = np.zeros(p.shape[1])
+                state.held_since_s = float(windows.t_start_s[0] + windows.t_end_s[0]) / 2
+            np.add.at(state.held_counts, best, 1)
+            np.add.at(state.held_p, best, p[np.arange(len(best)), best])
         elif state.activity is not None:
+            state.held_counts = state.held_p = state.held_since_s = None  # calibrated now
             p = probs["activity"]
             # Smoothing never votes across a gap: each new segment starts afresh.
             cuts = np.flatnonzero(np.diff(windows.segment)) + 1
@@ -327,6 +458,8 @@ class Pipeline:
                 tied=s.chain.stats.repair.tied + s.chain.stats.repair.backward_jitter,
                 clock_resets=s.chain.stats.repair.clock_resets,
                 bridged=s.chain.stats.bridged_gaps,
+                decisions="device" if s.decides else "host",
+                shadow=s.shadow.stats.to_dict() if s.shadow is not None else None,
             )
             for name, s in self.devices.items()
         ]
@@ -341,6 +474,12 @@ def _mounting_status(mounting: Mounting) -> str:
     if est is None:
         return "fixed" if mounting.fixed is not None else "none"
     if not est.calibrated:
-        return f"calibrating ({est.walking_s:.0f}/{CALIBRATED_WALKING_S:.0f} s walking)"
+        return (
+            f"calibrating ({est.walking_s:.0f}/{CALIBRATED_WALKING_S:.0f} s walking; "
+            "activity held back)"
+        )
     stored = "stored, " if est.restored else ""
+    if hasattr(est, "up_source"):  # mounting "vertical": only up is estimated
+        walked = f"{stored}{est.walking_s:.0f} s walking"
+        return f"calibrated (vertical from {est.up_source()}, {walked})"
     return f"calibrated ({stored}{est.walking_s:.0f} s walking, {est.realignments} re-aligned)"

@@ -108,7 +108,9 @@ class ChainConfig:
     norm_mean: tuple[float, ...] | None = None
     norm_std: tuple[float, ...] | None = None
     # "none": the input is already in the model's frame; "auto": rotate into the body frame
-    # estimated online from walking (gaitedge.mounting). The runtime may override it.
+    # estimated online from walking (gaitedge.mounting); "vertical": only body x = up is
+    # estimated (from the first samples, refined while walking), the heading is arbitrary
+    # (a model trained with rotations about the vertical). The runtime may override it.
     mounting: str = "none"
     version: int = CHAIN_VERSION
 
@@ -133,8 +135,10 @@ class ChainConfig:
                 raise ValueError(f"normalisation statistics need {n} values per field")
             if min(self.norm_std) <= 0:
                 raise ValueError("norm_std must be positive")
-        if self.mounting not in ("none", "auto"):
-            raise ValueError(f"mounting must be 'none' or 'auto', not {self.mounting!r}")
+        if self.mounting not in ("none", "auto", "vertical"):
+            raise ValueError(
+                f"mounting must be 'none', 'auto' or 'vertical', not {self.mounting!r}"
+            )
         if self.window_samples < 2 or self.hop_samples < 1 or self.max_gap_s <= 0:
             raise ValueError("window_samples >= 2, hop_samples >= 1 and max_gap_s > 0 needed")
 
@@ -601,7 +605,9 @@ class Mounting:
 
     @classmethod
     def for_chain(cls, cfg: ChainConfig, mode: str | None = None, estimator=None) -> Mounting:
-        """``mode``: None (the contract's), ``none``, ``auto`` or an axis map like ``-y,x,z``."""
+        """``mode``: None (the contract's), ``none``, ``auto``, ``vertical`` or an axis map like
+        ``-y,x,z``. Each call makes a fresh estimator (a cold start) unless ``estimator`` is
+        given."""
         from gaitedge import mounting as m
 
         mode = cfg.mounting if mode is None else mode
@@ -609,6 +615,10 @@ class Mounting:
             return cls()
         if mode == "auto":
             return cls(estimator=estimator or m.MountingEstimator(cfg.sample_rate_hz))
+        if mode == "vertical":
+            if isinstance(estimator, m.MountingEstimator):  # a stored walking estimate
+                estimator = m.VerticalEstimator(cfg.sample_rate_hz, estimator)
+            return cls(estimator=estimator or m.VerticalEstimator(cfg.sample_rate_hz))
         return cls(rotation=m.parse_axis_map(mode))
 
 
@@ -651,6 +661,8 @@ class StreamingChain:
             self._mean, self._inv_std = None, None
         self.mounting = mounting if mounting is not None else Mounting.for_chain(cfg)
         self._last_in_t: float | None = None
+        # Up to the mounting estimate only, no windows (:func:`calibrate_stream`).
+        self.estimate_only = False
         self.stats = ChainStats()
         if self._repair is not None:
             self.stats.repair = self._repair.stats
@@ -699,6 +711,10 @@ class StreamingChain:
                 self._start_segment(piece)
             if not len(piece.t):
                 continue
+            if self.estimate_only:  # the low-passed acceleration is all the estimate needs
+                self._estimate(self._lowpass.process(piece.x[:, :3]))
+                self.stats.samples_out += len(piece.t)
+                continue
             features = self._features(piece.x)
             self.stats.samples_out += len(features)
             out = self._windower.push(piece.t, features)
@@ -741,6 +757,22 @@ class StreamingChain:
             y *= self._inv_std
         return y
 
+    def _estimate(self, acc: np.ndarray) -> None:
+        """Feed the mounting estimator only (:attr:`estimate_only`)."""
+        est = self.mounting.estimator
+        if hasattr(est, "feed"):
+            for a in range(0, len(acc), self.ROTATE_SAMPLES):
+                est.feed(acc[a : a + self.ROTATE_SAMPLES])
+            return
+        i = 0
+        while i < len(acc):
+            j = min(len(acc), i + est.boundary())
+            est.update(acc[i:j])
+            i = j
+
+    # Samples rotated per call of an estimator's ``feed`` (bounds its [M, 3, 3] rotations).
+    ROTATE_SAMPLES = 1 << 15
+
     def _rotate(self, acc, gravity, gyro):
         """Body-frame vectors. Filters are linear and the same on every axis, so rotating their
         output equals filtering rotated input; an online estimate changes only at block ends."""
@@ -748,6 +780,15 @@ class StreamingChain:
         if est is None:
             r = self.mounting.fixed.T
             return acc @ r, gravity @ r, gyro @ r
+        if hasattr(est, "feed"):  # whole blocks at once (gaitedge.mounting)
+            xyz = np.stack([acc, gravity, gyro], axis=1)  # [M, 3 vectors, 3]
+            for a in range(0, len(acc), self.ROTATE_SAMPLES):
+                part = xyz[a : a + self.ROTATE_SAMPLES]
+                starts, rots = est.feed(part[:, 0])
+                for i, j, r in zip(starts, [*starts[1:], len(part)], rots, strict=True):
+                    piece = part[i:j].reshape(-1, 3)
+                    piece[:] = piece @ r.T
+            return xyz[:, 0], xyz[:, 1], xyz[:, 2]
         out = np.empty((len(acc), 9))
         i = 0
         while i < len(acc):
@@ -844,6 +885,7 @@ def calibrate_stream(cfg: ChainConfig, chunks, estimator=None):
     est = estimator or MountingEstimator(cfg.sample_rate_hz)
     probe = replace(cfg, mounting="none", norm_mean=None, norm_std=None)
     chain = StreamingChain(probe, mounting=Mounting(estimator=est))
+    chain.estimate_only = True
     for t, imu in chunks:
         chain.process(t, imu)
     chain.flush()

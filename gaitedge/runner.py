@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -23,7 +25,7 @@ from gaitedge.mqtt import mqtt_settings
 from gaitedge.pipeline import Pipeline
 from gaitedge.recording import RecordingWriter
 from gaitedge.sinks import FanOut, build_sinks
-from gaitedge.sources.base import Source
+from gaitedge.sources.base import DeviceResult, Source
 from gaitedge.sources.device import DeviceSource
 from gaitedge.status import DeviceStatus, LinkStatus
 from gaitedge.webhook import webhook_settings
@@ -60,26 +62,30 @@ def open_pipeline(
     intra_op_threads: int = 1,
     mount: str | None = None,
     mount_file: Path | None = None,
+    warn_unwritable_mount_file: bool = False,
     strict: bool = False,
     provider: str = "cpu",
     acc_range_g: float | None = None,
+    shadow: bool = False,
 ) -> Pipeline:
     """A ready pipeline (a context manager: leaving it closes the sinks and the recording).
 
     ``mount``: ``none``, ``auto`` or an axis map (default: the contract's); ``mount_file``: the
-    JSON file automatic estimates are restored from and saved to, per device id.
-    ``provider``: see ``gaitedge.engine.Provider``. ``sinks=None``: no sinks at all, not even
-    stdout (``bench`` times the pipeline alone).
+    JSON file automatic estimates are restored from and saved to, per device id. A mount file
+    that cannot be written is a MountingError (``listen``: refused before anything streams),
+    or with ``warn_unwritable_mount_file`` one logged warning and a store that is only read
+    (``replay`` goes on). ``provider``: see ``gaitedge.engine.Provider``. ``sinks=None``: no
+    sinks at all, not even stdout (``bench`` times the pipeline alone). ``shadow``: run the host
+    model beside devices that decide on their own (``Pipeline``).
 
     Raises ContractError, EngineUnavailableError (GPU stack missing), ValueError (a malformed
     sink option, axis map or mount file) or OSError (``MqttRefusedError``: a broker that
     refused the login or the certificate) before anything runs.
     """
-    from gaitedge.mounting import MountStore
-
+    store = _mount_store(mount_file, mount, warn_unwritable_mount_file)
     engine = load_engine(model, intra_op_threads=intra_op_threads, provider=provider)
-    store = MountStore(mount_file) if mount_file is not None else None
     options = {"mount": mount, "mount_store": store, "strict": strict, "acc_range_g": acc_range_g}
+    options["shadow"] = shadow
     if sinks is None:
         return Pipeline(engine, FanOut([]), **options)
     webhook = mqtt = None
@@ -113,6 +119,26 @@ def open_pipeline(
         if recorder is not None:
             recorder.close()
         raise
+
+
+def _mount_store(path: Path | None, mount: str | None, warn_only: bool):
+    """The store at ``path``, checked writable unless ``mount`` estimates nothing (``none``,
+    an axis map)."""
+    from gaitedge.mounting import MOUNTING_MODES, MountingError, MountStore
+
+    if path is None:
+        return None
+    store = MountStore(path)
+    if mount is not None and (mount not in MOUNTING_MODES or mount == "none"):
+        return store
+    try:
+        store.check_writable()
+    except MountingError as exc:
+        if not warn_only:
+            raise
+        log.warning("%s; going on without saving", exc)
+        store.read_only = True
+    return store
 
 
 def calibrate_recording(pipeline: Pipeline, device: str, timestamp_s, imu) -> str:
@@ -172,7 +198,10 @@ async def stream(pipeline: Pipeline, source: Source, *, duration_s: float | None
     async def consume() -> None:
         async with source:
             async for chunk in source.chunks():
-                pipeline.process(chunk)
+                if isinstance(chunk, DeviceResult):  # a device's own decision (protocol 1.2)
+                    pipeline.process_result(chunk)
+                else:
+                    pipeline.process(chunk)
 
     task = asyncio.ensure_future(consume())
     try:
@@ -180,6 +209,7 @@ async def stream(pipeline: Pipeline, source: Source, *, duration_s: float | None
     finally:
         if not task.done():
             task.cancel()
+            await asyncio.wait({task})  # the source is closed before this returns, on a stop too
     if done:
         task.result()  # the source's own end, or its error
         pipeline.finish(source.device)  # what the chain held back at the end of the stream
@@ -215,6 +245,8 @@ def status(pipeline: Pipeline, sources: list[Source]) -> list[DeviceStatus]:
                 corrupt=sum(k.decoder_drops.values()),
                 reconnects=k.reconnects,
                 clock_drift_ppm=drift,
+                lost_samples=k.lost_samples,
+                device_restarts=k.device_restarts,
                 # a vendor profile's name, else gaitedge's own protocol (serial, BLE)
                 device_type=getattr(source, "device_type", None)
                 or ("gaitedge" if isinstance(source, DeviceSource) else None),
@@ -230,13 +262,79 @@ async def _with_status(
     duration_s: float | None,
     on_status: Callable[[list[DeviceStatus]], None] | None,
     status_interval_s: float,
+    save_interval_s: float,
 ) -> None:
     run = asyncio.create_task(stream_many(pipeline, sources, duration_s=duration_s))
-    while not run.done():
-        await asyncio.wait({run}, timeout=status_interval_s)
-        if on_status is not None and not run.done():
-            on_status(status(pipeline, sources))
-    run.result()
+    saver = asyncio.create_task(_save_periodically(pipeline, save_interval_s))
+    with _stop_on_signals(run):
+        try:
+            while not run.done():
+                await asyncio.wait({run}, timeout=status_interval_s)
+                if on_status is not None and not run.done():
+                    on_status(status(pipeline, sources))
+        finally:
+            saver.cancel()
+    if not run.cancelled():  # cancelled: a stop signal, a clean end
+        run.result()
+
+
+# Stops as a clean end of the stream: SIGTERM is how systemd stops a unit (``systemctl stop``,
+# ``restart``, an unplugged device's BindsTo=), SIGINT is Ctrl-C.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# While streaming, a mounting estimate that moved is written at most this often, so a kill
+# that cannot be caught (SIGKILL, power cut) loses at most this much of what was learned.
+SAVE_INTERVAL_S = 30.0
+
+
+@contextlib.contextmanager
+def _stop_on_signals(run: asyncio.Task):
+    """A stop signal cancels ``run``: the sources close, and the caller goes on as after the
+    end of the stream (sinks flushed, mounting estimates saved). A second signal acts as it
+    would have (a stop that hangs can still be forced). Main thread only, where Python
+    receives signals; elsewhere a no-op."""
+    loop = asyncio.get_running_loop()
+    previous = {}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, handler)
+        previous.clear()
+
+    def stop(sig: signal.Signals) -> None:
+        log.info("%s: stopping", sig.name)
+        restore()
+        run.cancel()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:
+            handler = signal.getsignal(sig)
+            try:
+                loop.add_signal_handler(sig, stop, sig)
+            except NotImplementedError:  # Windows: Ctrl-C stays KeyboardInterrupt
+                break
+            previous[sig] = handler
+    try:
+        yield
+    finally:
+        restore()
+
+
+async def _save_periodically(pipeline: Pipeline, interval_s: float) -> None:
+    """Every ``interval_s``, write the mount store if an estimate moved (never on every
+    block); a store that cannot be written is warned about once per reason."""
+    from gaitedge.mounting import MountingError
+
+    said = None
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            if pipeline.save_mountings(if_changed=True):
+                log.debug("mounting estimates saved")
+        except MountingError as exc:
+            if str(exc) != said:
+                log.warning("%s", exc)
+                said = str(exc)
 
 
 def run_sources(
@@ -246,10 +344,18 @@ def run_sources(
     duration_s: float | None = None,
     on_status: Callable[[list[DeviceStatus]], None] | None = None,
     status_interval_s: float = 2.0,
+    save_interval_s: float = SAVE_INTERVAL_S,
 ) -> None:
-    """Run sources to their end, for ``duration_s`` seconds, or until Ctrl-C."""
+    """Run sources to their end, for ``duration_s`` seconds, or until SIGTERM or SIGINT
+    (Ctrl-C), each a clean stop: the sources are closed when this returns, and the caller's
+    pipeline close flushes the sinks and saves the mounting estimates. Meanwhile estimates
+    that moved are saved every ``save_interval_s``."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_with_status(pipeline, sources, duration_s, on_status, status_interval_s))
+        asyncio.run(
+            _with_status(
+                pipeline, sources, duration_s, on_status, status_interval_s, save_interval_s
+            )
+        )
 
 
 @dataclass(frozen=True)

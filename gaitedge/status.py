@@ -17,6 +17,10 @@ class LinkStatus:
     reconnects: int
     clock_drift_ppm: float | None = None  # device vs host clock; only for device sources
     device_type: str | None = None  # the profile it speaks (polar, metawear, ..., gaitedge)
+    # SourceStats: samples the device made that never arrived (outages it counted through
+    # included), and reconnects at which its counter or clock had started over
+    lost_samples: int = 0
+    device_restarts: int = 0
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,9 @@ class DeviceStatus:
     clock_resets: int = 0
     bridged: int = 0  # short losses interpolated over
     link: LinkStatus | None = None
+    decisions: str = "host"  # "device": it sends its own decisions (protocol 1.2 results)
+    # listen --shadow: the host model beside the device (gaitedge.shadow.ShadowStats.to_dict)
+    shadow: dict | None = None
 
     def line(self, playback_speed: float = 1.0) -> str:
         """The live status line (``listen`` and ``demo`` print it to stderr).
@@ -51,12 +58,18 @@ class DeviceStatus:
                 drift = f"clock_drift={ppm:.1f}ppm "
             kind = f"type={k.device_type} " if k.device_type else ""
             link = (
-                f"{kind}rate={k.rate_hz}Hz lost_frames={k.lost_frames} corrupt={k.corrupt} "
-                f"reconnects={k.reconnects} {drift}"
+                f"{kind}rate={k.rate_hz}Hz lost_frames={k.lost_frames} "
+                f"lost_samples={k.lost_samples} corrupt={k.corrupt} reconnects={k.reconnects} "
+                f"device_restarts={k.device_restarts} {drift}"
             )
         repaired = ""
         if self.tied or self.clock_resets or self.bridged:
             repaired = f"tied={self.tied} clock_resets={self.clock_resets} bridged={self.bridged} "
+        if self.decisions != "host":
+            repaired += f"decisions={self.decisions} "
+        if self.shadow is not None:
+            s = self.shadow
+            repaired += f"shadow={s['windows']}w/{s['disagreements']}disagree "
         return (
             f"[{self.device}] t={self.t_s:.1f}s mounting={self.mounting} "
             f"activity={self.activity} p={self.p:.2f} "

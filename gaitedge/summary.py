@@ -63,6 +63,9 @@ EPOCH = dt.datetime(1970, 1, 1)
 # Stamps at or after this are seconds since 1970 (1973-03-03); smaller ones count from the
 # recording's start (``listen --record``, HAPT).
 ABSOLUTE_AFTER_S = 1e8
+# Samples per chunk streamed through the pipeline: larger chunks cost less per sample (the
+# engine splits its batches itself, OnnxEngine.MAX_BATCH); measured with bench/long.py.
+FAST_CHUNK = 1 << 14
 
 
 class SummaryError(ValueError):
@@ -425,12 +428,12 @@ def summarize(
     """Stream ``chunks`` through ``pipeline`` exactly as ``replay --fast`` does, watch the raw
     signal for non-wear and coverage on the way, and summarise.
 
-    ``pipeline``: an open :class:`gaitedge.pipeline.Pipeline` (calibrated already, as replay
-    does first: ``gaitedge.runner.calibrate_chunks``).
+    ``pipeline``: an open :class:`gaitedge.pipeline.Pipeline`, its mounting as replay starts it
+    (stored or cold, calibrating online; or calibrated first: ``runner.calibrate_chunks``).
     """
     from gaitedge.sources import ReplaySource
 
-    source = ReplaySource(chunks=chunks, fast=True, device=device)
+    source = ReplaySource(chunks=chunks, fast=True, device=device, fast_chunk_samples=FAST_CHUNK)
     detector, coverage = NonWearDetector(nonwear_cfg), Coverage()
     alerts: list[Alert] = []
     end = [0.0]

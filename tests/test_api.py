@@ -23,15 +23,17 @@ from tests.conftest import REPO, missing
 
 @pytest.fixture(scope="module")
 def analysis():
-    return gaitedge.analyse(gaitedge.read(DEMO_RECORDING), device=DEMO_RECORDING.name)
+    # Calibrated on the recording first (look-ahead), so the whole timeline is scored.
+    return gaitedge.analyse(
+        gaitedge.read(DEMO_RECORDING), device=DEMO_RECORDING.name, calibrate_first=True
+    )
 
 
 def test_analyse_is_what_replay_fast_decides(analysis, tmp_path):
     """Same alerts, same order, same windows as the CLI's `replay --fast` on the same file."""
     jsonl = tmp_path / "alerts.jsonl"
-    result = CliRunner().invoke(
-        app, ["replay", str(DEMO_RECORDING), "--fast", "--alerts-jsonl", str(jsonl), "-q"]
-    )
+    args = ["replay", str(DEMO_RECORDING), "--fast", "--calibrate-first", "-q"]
+    result = CliRunner().invoke(app, [*args, "--alerts-jsonl", str(jsonl)])
     assert result.exit_code == 0, result.output
     cli = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert [a.to_dict() for a in analysis.alerts] == cli
@@ -95,7 +97,7 @@ def test_analyse_a_path_and_a_fall(sisfall_dir):
     rec = next(r for r in ds.sisfall_recordings(sisfall_dir.parent, ["sisfall:SA08"]) if r.is_fall)
     result = gaitedge.analyse(gaitedge.Recording(rec.timestamp_s, rec.imu), device="SA08")
     assert result.falls and result.falls[0].type is AlertType.FALL
-    assert result.calibration == "too_little_walking"  # 15 s trial: falls need no mounting
+    assert result.calibration == "online"  # 15 s trial, never calibrated: falls need no mounting
 
 
 def test_analyse_refuses_a_bad_file_clearly(tmp_path):
@@ -156,11 +158,14 @@ def test_stream_replays_a_path_as_replay_does():
     calibrates: activity from the first decision, the same decisions as `analyse`."""
 
     async def collect() -> list:
-        return [d async for d in gaitedge.stream(DEMO_RECORDING, speed=20.0, duration_s=2.0)]
+        decisions = gaitedge.stream(
+            DEMO_RECORDING, speed=20.0, duration_s=2.0, calibrate_first=True
+        )
+        return [d async for d in decisions]
 
     got = asyncio.run(collect())
     assert len(got) >= 50 and all(d.activity is not None for d in got)
-    whole = gaitedge.analyse(DEMO_RECORDING)
+    whole = gaitedge.analyse(DEMO_RECORDING, calibrate_first=True)
     n = len(got)
     np.testing.assert_allclose([d.t_s for d in got], whole.windows.t_end_s[:n])
     np.testing.assert_allclose(

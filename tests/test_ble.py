@@ -123,17 +123,22 @@ def test_transient_connect_aborts_are_retried(bluez):
 def test_soak_one_reconnect_per_drop_nothing_lost_between_drops(bus):
     from bench.ble import soak
 
-    result = soak(drops=8, seed=3)
+    result = soak(drops=6, silent_drops=2, seed=3, watchdog_s=0.5)
     details = result["details"]
-    assert result["drops"] == result["reconnects"] == 8
+    assert result["drops"] == result["reconnects"] == 8 and result["silent_drops"] == 2
     assert result["lost_samples_outside_outages"] == 0 and details["frames_sent"] > 50
     assert details["frames_received_not_sent"] == 0
-    # Re-subscribed on every connection, and no watchdog or stale-event reconnects.
+    # Every sample the device made over the outages is counted by the host, exactly.
+    assert result["lost_samples_counted"] == result["lost_samples_total"] > 0
+    # Re-subscribed on every connection; the watchdog fired for the silent drops only.
     assert details["subscriptions"] == details["device_connects"] == 9
-    assert details["watchdog_timeouts"] == 0
+    assert details["watchdog_timeouts"] == 2 and details["device_restarts_seen"] == 0
     # Each outage is a forward gap in stream time, longer than a sample period.
     assert details["min_stream_gap_s"] > 2 / 50
     assert 0 < result["median_reconnect_s"] <= result["p95_reconnect_s"] < 2.0
+    # A signalled loss is known after the supervision timeout, a silent one after the watchdog.
+    assert result["reconnect_from_last_sample_p50_s"] > 0.42
+    assert result["silent_reconnect_from_last_sample_p50_s"] > 0.5
 
 
 def test_a_watchdog_reconnect_is_one_reconnect(bluez):

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import zipfile
+from pathlib import PurePosixPath
 
 import pytest
 from packaging.requirements import Requirement
@@ -72,6 +74,25 @@ def test_unit_passes_secrets_as_credentials_and_keeps_files_private():
     wanted = {PASSWORD_CREDENTIAL, SECRET_CREDENTIAL, TOKEN_CREDENTIAL}
     assert set(service["LoadCredential"]) == wanted
     assert service["UMask"] == ["0077"] and service["StateDirectoryMode"] == ["0700"]
+
+
+def test_unit_and_store_agree_where_what_is_learned_is_kept():
+    """ProtectHome=yes hides the user's cache: the mounting store is the directory systemd
+    grants (StateDirectory= sets $STATE_DIRECTORY), and systemd's stop signal is one gaitedge
+    stops cleanly on, saving it (tests/test_persistence.py runs both for real)."""
+    from gaitedge.mounting import default_mount_file
+    from gaitedge.runner import STOP_SIGNALS
+
+    service = unit_sections(UNIT.read_text())["Service"]
+    assert service["ProtectHome"] == ["yes"] and service["ProtectSystem"] == ["strict"]
+    (state,) = service["StateDirectory"]
+    granted = PurePosixPath("/var/lib") / state  # a system unit's StateDirectory= (systemd.exec)
+    environ = {"STATE_DIRECTORY": str(granted), "HOME": "/home/gaitedge"}
+    assert default_mount_file(environ).parent == granted
+    assert str(granted) in service["ReadWritePaths"]
+    (kill,) = service.get("KillSignal", ["SIGTERM"])
+    assert signal.Signals[kill] in STOP_SIGNALS
+    assert float(service["TimeoutStopSec"][0]) >= 10  # time to close, flush and save
 
 
 UDEV_MATCH = {"ACTION", "SUBSYSTEM", "SUBSYSTEMS", "KERNEL", "ATTRS", "ENV", "DRIVERS"}

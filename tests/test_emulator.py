@@ -217,7 +217,7 @@ def test_declared_mounting_reaches_the_host(recording: Recording) -> None:
     messages, decoder = _decode_all(emulator)
     infos = [m for m in messages if isinstance(m, DeviceInfo)]
     assert infos and all(i.mounting == (-2, 1, 3) for i in infos)
-    assert infos[0].mounting_axis_map == "-y,x,z" and infos[0].protocol_minor == 1
+    assert infos[0].mounting_axis_map == "-y,x,z" and infos[0].protocol_minor == 2
     assert decoder.stats.dropped_total == 0
     plain = Emulator.from_recording(recording, EmulatorConfig())
     assert plain.info.mounting is None and plain.info.mounting_axis_map is None

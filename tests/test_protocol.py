@@ -180,7 +180,7 @@ def test_every_proper_rotation_round_trips_and_parse_axis_map_takes_it() -> None
     for mounting in proper:
         info = DeviceInfo(1, 100_000, 16, 2000, mounting=mounting)
         body = encode(info)
-        assert len(body) == 18 and info.protocol_minor == 1
+        assert len(body) == 19 and info.protocol_minor == 2
         decoded = parse_message(body)
         assert decoded == info and decoded.mounting == mounting
         # body = R @ sensor: row k of R picks the sensor axis that body axis k reads.
@@ -191,7 +191,7 @@ def test_every_proper_rotation_round_trips_and_parse_axis_map_takes_it() -> None
 def test_mounting_axis_map_spells_the_belt_clip_example() -> None:
     info = DeviceInfo(1, 100_000, 16, 2000, mounting=(-2, 1, 3))
     assert info.mounting_axis_map == "-y,x,z"
-    assert encode(info)[15:] == bytes([0x82, 0x01, 0x03])
+    assert encode(info)[15:18] == bytes([0x82, 0x01, 0x03])
     assert DeviceInfo(1, 100_000, 16, 2000).mounting_axis_map is None
 
 
@@ -212,7 +212,7 @@ def test_every_mounting_byte_triple_decodes_to_a_rotation_or_is_bad_field() -> N
     stream, n_bad, n_ok = StreamDecoder(), 0, 0
     for raw in itertools.product(codes, repeat=3):
         try:
-            info = parse_message(head + bytes(raw))
+            info = parse_message(head + bytes(raw) + b"\0")
         except ProtocolError as exc:
             assert exc.reason is DropReason.BAD_FIELD
             n_bad += 1
@@ -221,7 +221,7 @@ def test_every_mounting_byte_triple_decodes_to_a_rotation_or_is_bad_field() -> N
             assert (info.mounting is None) == (raw == (0, 0, 0))
             if info.mounting is not None:
                 assert np.linalg.det(parse_axis_map(info.mounting_axis_map)) == pytest.approx(1)
-        stream.feed(frame_serial(head + bytes(raw)))
+        stream.feed(frame_serial(head + bytes(raw) + b"\0"))
     assert n_ok == 25  # 24 rotations and "unknown"
     assert stream.stats.messages_ok == n_ok
     assert stream.stats.dropped[DropReason.BAD_FIELD] == n_bad == len(codes) ** 3 - n_ok

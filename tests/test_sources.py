@@ -243,9 +243,11 @@ def test_assembler_waits_for_device_info_and_continues_time_across_reconnects():
     (second,) = asm.add(frame(3, 120_000), 100.2)  # seq 1 and 2 lost
     assert second.lost_frames == 2 and stats.lost_frames == 2
     assert asm.add(frame(3, 120_000), 100.2) == []  # duplicate frame ignored
-    asm.reset()  # reconnect 5 s later; the device clock restarted at 0
+    asm.reset()  # reconnect 4.8 s later; the device restarted (seq and clock at 0 again)
     (third,) = asm.add(frame(0, 0), 105.0)
-    assert third.new_connection and third.t_s[0] == pytest.approx(5.0)
+    # A new timeline after the last sample (0.14 s) by the host time passed; nothing counted.
+    assert third.new_connection and not third.continued and stats.device_restarts == 1
+    assert third.t_s[0] == pytest.approx(0.14 + 4.8) and stats.lost_frames == 2
 
 
 def test_clock_model_fits_drift():

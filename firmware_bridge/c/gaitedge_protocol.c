@@ -1,4 +1,4 @@
-/* gaitedge wire protocol 1.1: reference encoder. See gaitedge_protocol.h. */
+/* gaitedge wire protocol 1.2: reference encoder. See gaitedge_protocol.h. */
 #include "gaitedge_protocol.h"
 
 static void put_u16(uint8_t *p, uint16_t v) {
@@ -57,7 +57,9 @@ static int mounting_ok(const uint8_t m[3]) {
 
 size_t ge_encode_device_info(uint8_t *out, size_t out_cap, const ge_device_info_t *info) {
     if (out_cap < GE_DEVICE_INFO_LEN || info->sample_rate_millihz == 0u ||
-        info->accel_range_g == 0u || info->gyro_range_dps == 0u || !mounting_ok(info->mounting)) {
+        info->accel_range_g == 0u || info->gyro_range_dps == 0u || !mounting_ok(info->mounting) ||
+        (info->outputs & ~(GE_OUTPUT_RESULTS | GE_OUTPUT_NO_SAMPLES)) != 0u ||
+        info->outputs == GE_OUTPUT_NO_SAMPLES) {
         return 0;
     }
     out[0] = (uint8_t)(GE_PROTOCOL_MAJOR << 4 | GE_TYPE_DEVICE_INFO);
@@ -71,7 +73,29 @@ size_t ge_encode_device_info(uint8_t *out, size_t out_cap, const ge_device_info_
     out[15] = info->mounting[0];
     out[16] = info->mounting[1];
     out[17] = info->mounting[2];
+    out[18] = info->outputs;
     return GE_DEVICE_INFO_LEN;
+}
+
+size_t ge_encode_result(uint8_t *out, size_t out_cap, const ge_result_t *r) {
+    unsigned int fall = r->flags & GE_RESULT_FALL;
+    unsigned int confirmed = r->flags & (GE_RESULT_STILLNESS | GE_RESULT_ORIENTATION);
+    if (out_cap < GE_RESULT_LEN || (r->flags & 0xF0u) != 0u || (fall == 0u) != (confirmed == 0u) ||
+        ((r->flags & GE_RESULT_ACTIVITY_CHANGE) != 0u && r->activity == GE_NO_ACTIVITY)) {
+        return 0;
+    }
+    out[0] = (uint8_t)(GE_PROTOCOL_MAJOR << 4 | GE_TYPE_RESULT);
+    put_u16(out + 1, r->seq);
+    put_u32(out + 3, r->timestamp_us);
+    out[7] = r->activity;
+    out[8] = r->activity_p_q8;
+    out[9] = r->flags;
+    put_u16(out + 10, r->change_p_q16);
+    put_u16(out + 12, r->change_lead_ms);
+    put_u16(out + 14, r->fall_p_q16);
+    put_u16(out + 16, r->fall_lead_ms);
+    put_u16(out + 18, r->impact_cg);
+    return GE_RESULT_LEN;
 }
 
 uint16_t ge_crc16_update(uint16_t crc, const uint8_t *data, size_t len) {

@@ -6,7 +6,7 @@
  *
  *     ./test_vectors --cobs < hex_lines     (prints the COBS encoding of each hex line)
  *
- * Reads the "sample" and "info" lines (format in firmware_bridge/golden.py), encodes each
+ * Reads the "sample", "info" and "result" lines (format in firmware_bridge/golden.py), encodes each
  * from its fields, and compares the message and the serial packet with the hex on the line.
  * "invalid" lines are for decoders and are skipped, and so are "info" lines of another minor
  * version (this encoder speaks only GE_PROTOCOL_MINOR). Prints one line per vector and a
@@ -67,7 +67,7 @@ static uint8_t mount_byte(long long axis) {
 /* Encode one vector's message from the fields after its name; 0 on a malformed line. Sets
  * *skip for a device info vector of another minor version. */
 static size_t encode_line(const char *kind, uint8_t *msg, size_t cap, int *skip) {
-    long long v[10];
+    long long v[11];
     size_t i, k;
     if (strcmp(kind, "sample") == 0) {
         static ge_sample_t samples[GE_MAX_SAMPLES_PER_FRAME];
@@ -88,6 +88,26 @@ static size_t encode_line(const char *kind, uint8_t *msg, size_t cap, int *skip)
             }
         }
         return ge_encode_samples(msg, cap, (uint16_t)v[0], (uint32_t)v[1], samples, (size_t)v[2]);
+    } else if (strcmp(kind, "result") == 0) {
+        ge_result_t r;
+        static const long long hi[10] = {0xFFFF, 0xFFFFFFFFLL, 255, 255, 255,
+                                         0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF};
+        for (i = 0; i < 10u; i++) {
+            if (!next_int(0, hi[i], &v[i])) {
+                return 0;
+            }
+        }
+        r.seq = (uint16_t)v[0];
+        r.timestamp_us = (uint32_t)v[1];
+        r.activity = (uint8_t)v[2];
+        r.activity_p_q8 = (uint8_t)v[3];
+        r.flags = (uint8_t)v[4];
+        r.change_p_q16 = (uint16_t)v[5];
+        r.change_lead_ms = (uint16_t)v[6];
+        r.fall_p_q16 = (uint16_t)v[7];
+        r.fall_lead_ms = (uint16_t)v[8];
+        r.impact_cg = (uint16_t)v[9];
+        return ge_encode_result(msg, cap, &r);
     } else {
         ge_device_info_t info;
         static const long long lo[10] = {0, 0, 0, 0, 0, 0, 0, -3, -3, -3};
@@ -102,6 +122,10 @@ static size_t encode_line(const char *kind, uint8_t *msg, size_t cap, int *skip)
             *skip = 1; /* this encoder speaks only its own minor version */
             return 0;
         }
+        if (!next_int(0, 255, &v[10])) { /* outputs, from 1.2 */
+            return 0;
+        }
+        info.outputs = (uint8_t)v[10];
         info.device_id = (uint32_t)v[0];
         info.sample_rate_millihz = (uint32_t)v[1];
         info.accel_range_g = (uint8_t)v[2];
@@ -192,7 +216,8 @@ int main(int argc, char **argv) {
     }
     failed += !self_check();
     while (fgets(line, sizeof line, f) != NULL) {
-        if (strncmp(line, "sample ", 7) != 0 && strncmp(line, "info ", 5) != 0) {
+        if (strncmp(line, "sample ", 7) != 0 && strncmp(line, "info ", 5) != 0 &&
+            strncmp(line, "result ", 7) != 0) {
             continue;
         }
         result = check_line(line);

@@ -63,9 +63,8 @@ class MovesenseProfile(Profile):
         self.rate_hz = float(rate_hz)
         self.acc_range_g = 16.0  # the IMU6 resource's default full scale
         self.samples_per_notification = max(1, rate_hz // 13)
-        self.reset()
-
-    def reset(self) -> None:
+        # The sensor clock runs through a reconnect, so this is kept across connections (the
+        # assembler tells a restarted sensor, whose clock went back, from one that ran on).
         self._previous: tuple[int, int] | None = None  # (stamp ms, samples) of the last packet
         self._elapsed_ms = 0  # unwrapped sensor time of the last packet
 

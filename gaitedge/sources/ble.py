@@ -113,7 +113,12 @@ class BleSource(DeviceSource):
     Args:
         address: the device's address (or platform UUID on macOS).
         watchdog_s: no notification for this long means the device went silent: reconnect
-            (never less than WATCHDOG_NOTIFICATION_PERIODS notification periods).
+            (never less than WATCHDOG_NOTIFICATION_PERIODS notification periods). This is what
+            notices a link that dropped without BlueZ ever saying so (a silent drop); a drop
+            BlueZ reports (after the connection's supervision timeout) reconnects at once.
+            Either way the device's sequence number and clock are kept across the reconnect:
+            samples it made while the link was down are counted lost
+            (``stats.lost_samples``), or a restart is said so (``stats.device_restarts``).
         max_reconnects: give up after this many failed attempts in a row (None: never).
         connect_timeout_s: one connection attempt (bleak-retry-connector's retries included).
         scan_timeout_s: how long to look for a device BlueZ does not know yet.

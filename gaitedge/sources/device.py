@@ -3,7 +3,9 @@
 Receivers (a reader thread, a notification callback) only enqueue ``(payload, host time)``;
 :meth:`DeviceSource.chunks` is the one consumer. A disconnect or a silent device closes the
 link and reconnects with exponential backoff and jitter; the assembler then starts a new
-connection, so the outage is a gap in stream time and a segment break.
+connection and judges at its first frame whether the device ran through the outage (its
+counter and clock went on: every sample it produced meanwhile is counted lost, and the outage
+is a gap in stream time) or restarted (a new timeline and a segment break).
 
 Every connection has an id (``_link``). A receiver that reports a lost link names its
 connection (:class:`LinkLost`), and only the current one counts: a closed link's late

@@ -130,6 +130,23 @@ def test_a_200_hz_device_decimates_like_the_python_chain(ort_ref, sisfall_dir, t
     assert falls >= 1
 
 
+def test_a_100_hz_phone_on_held_out_mobifall(ort_ref, mobifall_dir, tmp_path) -> None:
+    """The third shared dataset: MobiFall's 100 Hz pocket phone (a held-out subject with daily
+    activities), decimated on the device as the Python chain decimates it."""
+    host100 = HostBuild(generate(DEFAULT_MODEL, tmp_path / "c", DeviceConfig(odr_hz=100.0)))
+    recs = list(ds.mobifall_recordings(mobifall_dir.parent, ["mobifall:2"]))
+    picked = [r for r in recs if r.is_fall][:3] + [r for r in recs if not r.is_fall][:3]
+    assert {r.rate_hz for r in picked} == {100.0} and len(picked) == 6
+    rotation = estimate_rotation(ort_ref.contract, [(r.timestamp_s, r.imu) for r in recs])
+    windows = 0
+    for rec in picked:
+        result = stream_parity(host100, ort_ref, rec.timestamp_s, rec.imu, rotation)
+        assert result.chain_max_abs_diff < CHAIN_TOLERANCE
+        assert result.decisions_identical, (rec.activity, result.falls_py, result.falls_c)
+        windows += result.n_windows
+    assert windows > 100
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

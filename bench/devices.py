@@ -6,7 +6,11 @@ Held-out HAPT subjects (activity) and held-out SisFall subjects (falls), plus Mo
 a trouser pocket (never trained on; its 9 subjects with walking), re-rendered as:
 
 * ``mount_axis_*``: the 24 axis-aligned mountings; ``mount_random_*``: 20 random rotations;
-* ``rate_*``: 20, 25, 52, 100, 104 and 200 Hz with a ±2 % clock error and timing jitter;
+* ``rate_*``: 20, 25, 52, 100, 104 and 200 Hz with a ±2 % clock error and timing jitter,
+  rendered from the 50 Hz data (``datasets.render_rate``): they test the timing and resampling
+  path, not aliasing (upsampled 50 Hz data holds nothing above 25 Hz). Real 100 and 200 Hz
+  input is ``sisfall_originals`` (:func:`sisfall_originals`): SisFall's 8 original 200 Hz
+  trials as recorded and decimated by 2 without anti-aliasing, against the archive's 50 Hz;
 * ``stamps_1ms`` / ``stamps_10ms``: phone stamps floored to 1 / 10 ms at 104 Hz (ties);
 * ``android_batch``: 5 samples per delivery, all stamped with its arrival time;
 * ``ble_loss_1pct`` / ``ble_loss_5pct``: notifications of 4 samples lost at random.
@@ -146,6 +150,147 @@ def conditions(quick: bool) -> list[Condition]:
 
 def _tup(r: np.ndarray) -> tuple[tuple[float, ...], ...]:
     return tuple(tuple(float(v) for v in row) for row in r)
+
+
+# --- 100 and 200 Hz from SisFall's 200 Hz originals (issue 22 item 6) ---
+
+# The 8 original 200 Hz files in the shared data (sisfall/README.md, "raw_txt_samples/").
+SISFALL_ORIGINALS = (
+    "SA01/F01_SA01_R01.txt", "SA10/F05_SA10_R02.txt", "SA15/F13_SA15_R03.txt",
+    "SE06/F08_SE06_R01.txt", "SA05/D07_SA05_R01.txt", "SA08/D18_SA08_R02.txt",
+    "SE03/D15_SE03_R01.txt", "SE10/D11_SE10_R04.txt",
+)  # fmt: skip
+G = 9.80665
+
+
+def band_energy(imu: np.ndarray, rate_hz: float, above_hz: float) -> dict:
+    """The part of a recording's movement (mean removed per channel) above ``above_hz``: RMS
+    per sensor (acceleration m/s², rate rad/s, summed over the 3 axes) and its fraction of the
+    movement's energy."""
+    x = imu - imu.mean(axis=0)
+    power = np.abs(np.fft.rfft(x, axis=0)) ** 2
+    freqs = np.fft.rfftfreq(len(x), 1 / rate_hz)
+    high = freqs > above_hz
+    out = {}
+    for name, cols in (("acc", slice(0, 3)), ("gyro", slice(3, 6))):
+        total, part = power[:, cols].sum(), power[high, cols].sum()
+        # Parseval: sum |X_k|^2 over the one-sided spectrum ~ N/2 * sum x^2 away from DC
+        out[f"{name}_rms"] = round(float(np.sqrt(2 * part / len(x) ** 2)), 4)
+        out[f"{name}_fraction"] = round(float(part / total), 4) if total else 0.0
+    return out
+
+
+class _AntiAliasOff:
+    """The chain without its anti-aliasing low-pass (what it would do without it): input of any
+    rate is resampled by linear interpolation alone. Restores the threshold on exit."""
+
+    def __enter__(self):
+        from gaitedge import preprocess
+
+        self._saved = preprocess.ANTIALIAS_RATIO
+        preprocess.ANTIALIAS_RATIO = float("inf")
+
+    def __exit__(self, *exc):
+        from gaitedge import preprocess
+
+        preprocess.ANTIALIAS_RATIO = self._saved
+
+
+def _window_error(cfg, fast: tuple, slow: tuple) -> float:
+    """Mean over channels of the RMS difference between the chain's windows of two renderings
+    of one trial, over the slow one's standard deviation (fixed frame: the rate path alone)."""
+    from dataclasses import replace
+
+    from gaitedge.preprocess import run_offline
+
+    cfg = replace(cfg, mounting="none")
+    a, b = run_offline(cfg, *fast).data, run_offline(cfg, *slow).data
+    n = min(len(a), len(b))
+    a, b = a[:n].reshape(-1, a.shape[-1]), b[:n].reshape(-1, b.shape[-1])
+    return round(float((np.sqrt(((a - b) ** 2).mean(axis=0)) / b.std(axis=0)).mean()), 4)
+
+
+def sisfall_originals(engine, root: Path) -> dict:
+    """SisFall's 8 original 200 Hz trials as devices at 200 and 100 Hz would send them, against
+    the same trials' 50 Hz rendering in the dataset's archive (a zero-phase FIR decimation).
+
+    ``200hz``: the file as recorded. ``100hz``: every second sample, with NO anti-aliasing (a
+    device sampling at 100 Hz: whatever lies between 50 and 100 Hz folds into its band).
+    ``50hz_archive``: the dataset's own 50 Hz rows. Each runs through the runtime's path
+    (``gaitedge replay --fast``: the bundle's chain and hop), from a cold start, with its own
+    chain anti-aliasing and (``*_no_antialias``) without it. Per trial and rendering: fall alert
+    or not, its latency after the impact (peak |acc| of the 200 Hz original) and the impact
+    peak, plus ``energy_above_25hz`` / ``energy_above_50hz`` of the original (what a 50 Hz
+    model cannot see / what a 100 Hz device aliases) and ``window_error_vs_50hz`` (the chain's
+    windows vs the archive's, with and without the chain's anti-aliasing). 8 trials (4 falls,
+    4 ADLs, 3 of them held-out subjects): an account of each, not a sensitivity estimate.
+    """
+    split = ds.dataset_split("sisfall", root)
+    rows_csv = ds.csv_rows(root / "sisfall" / "trials.csv")
+    cfg = engine.contract.chain
+    trials = []
+    for name in SISFALL_ORIGINALS:
+        raw = ds.sisfall_raw_trial(root, name)
+        index = next(int(r["trial"]) for r in rows_csv if r["file"] == name)
+        slow = next(r for r in ds.sisfall_recordings(root, [raw.subject]) if r.group == index)
+        t_impact = raw.impact_index() / raw.rate_hz
+        renderings = {
+            "200hz": (raw.timestamp_s, raw.imu),
+            "100hz": (raw.timestamp_s[::2], raw.imu[::2]),
+            "50hz_archive": (slow.timestamp_s, slow.imu),
+        }
+        row = {
+            "file": name,
+            "subject": raw.subject,
+            "activity": raw.activity,
+            "is_fall": bool(raw.is_fall),
+            "split": "test" if raw.subject in split.test else
+                     "val" if raw.subject in split.val else "train",
+            "seconds": round(len(raw.imu) / raw.rate_hz, 1),
+            "energy_above_25hz": band_energy(raw.imu, raw.rate_hz, 25.0),
+            "energy_above_50hz": band_energy(raw.imu, raw.rate_hz, 50.0),
+        }  # fmt: skip
+        for key, (t, x) in renderings.items():
+            for suffix, aa in (("", True), ("_no_antialias", False)):
+                if key == "50hz_archive" and not aa:
+                    continue  # 50 Hz input is never low-passed by the chain
+                if aa:
+                    alerts = replay(engine, Recording(t, x), None, raw.subject, raw.acc_range_g)
+                else:
+                    with _AntiAliasOff():
+                        alerts = replay(engine, Recording(t, x), None, raw.subject, raw.acc_range_g)
+                falls = [a for a in alerts if a.type is AlertType.FALL]
+                row[key + suffix] = {
+                    "fall_alert": bool(falls),
+                    "latency_s": round(falls[0].t - t_impact, 3) if falls else None,
+                    "impact_g": falls[0].extra.get("impact_g") if falls else None,
+                    "input_peak_g": round(float(np.linalg.norm(x[:, :3], axis=1).max() / G), 2),
+                }
+        slow_tx = renderings["50hz_archive"]
+        row["window_error_vs_50hz"] = {}
+        for key in ("200hz", "100hz"):
+            row["window_error_vs_50hz"][key] = _window_error(cfg, renderings[key], slow_tx)
+            with _AntiAliasOff():
+                row["window_error_vs_50hz"][key + "_no_antialias"] = _window_error(
+                    cfg, renderings[key], slow_tx
+                )
+        log.info("%s", row)
+        trials.append(row)
+    summary = {}
+    for key in ("200hz", "200hz_no_antialias", "100hz", "100hz_no_antialias", "50hz_archive"):
+        summary[key] = {
+            "falls_alerted": sum(r[key]["fall_alert"] for r in trials if r["is_fall"]),
+            "adls_alerted": sum(r[key]["fall_alert"] for r in trials if not r["is_fall"]),
+        }
+    return {
+        "trials": trials,
+        "summary": summary,
+        "falls": sum(r["is_fall"] for r in trials),
+        "adls": sum(not r["is_fall"] for r in trials),
+        "held_out_trials": [r["file"] for r in trials if r["split"] == "test"],
+        "mounting_start": "cold",
+        "note": "8 trials: an account of each, not a sensitivity or specificity estimate",
+    }
 
 
 def replay(engine, recording: Recording, store: MountStore | None, device: str, range_g=None):
@@ -623,6 +768,8 @@ def run(
         "online_falls": falls_online,
         "mounting_errors": errors["summary"],
         "mounting_error_trials": errors["trials"],
+        # issue 22 item 6: real 100/200 Hz input (8 trials, not a sensitivity estimate)
+        "sisfall_originals": sisfall_originals(engine, root),
     }
 
 

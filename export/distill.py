@@ -60,6 +60,8 @@ class DistillConfig:
     rotate_max_deg: float = 15.0
     scale_fraction: float = 0.1
     jitter_std: float = 0.02
+    # Uniform heading about the vertical (180: any); for chains with mounting "vertical".
+    spin_deg: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -135,7 +137,10 @@ def train_student(
     torch.manual_seed(train_cfg.seed)
     student = CNNStudent(student_cfg)
     augment = Augmenter(
-        chain, AugmentConfig(cfg.rotate_max_deg, cfg.scale_fraction, cfg.jitter_std)
+        chain,
+        AugmentConfig(
+            cfg.rotate_max_deg, cfg.scale_fraction, cfg.jitter_std, spin_deg=cfg.spin_deg
+        ),
     )
     labels = {h: train.labels[h] for h in heads}
     weights = {h: class_weights(labels[h], len(c)) for h, c in heads.items()}

@@ -72,7 +72,9 @@ def training_record(ckpt: dict, root: Path) -> dict:
         "training_hop_samples": 64,
         "render_rates_hz": ckpt.get("render_rates_hz"),
         "augmentation": {
-            k: distill.get(k) for k in ("rotate_max_deg", "scale_fraction", "jitter_std")
+            k: distill.get(k)
+            for k in ("rotate_max_deg", "scale_fraction", "jitter_std", "spin_deg")
+            if k != "spin_deg" or k in distill  # heading spin: "vertical" students
         },
         "teacher": {
             "checkpoint": ckpt.get("teacher"),

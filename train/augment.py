@@ -6,7 +6,9 @@ gravity, gyro) by the same random rotation, scales acceleration (body and gravit
 angular rate, warps time, adds jitter, and normalises again with the chain's statistics, so the
 model is trained on windows the chain could have produced from a differently worn device.
 The rotation is small (``rotate_max_deg``: a calibrated device's residual error), or with
-probability ``mount_prob`` uniformly random (a device worn any way, never calibrated).
+probability ``mount_prob`` uniformly random (a device worn any way, never calibrated); with
+``spin_deg`` it first turns about the vertical (body x), for chains that know up but not the
+heading (``mounting="vertical"``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ class AugmentConfig:
     # Probability that a window is instead turned by a uniformly random rotation (any
     # orientation: a device worn any way and not calibrated); for pretraining, 0 to fine-tune.
     mount_prob: float = 0.0
+    # Rotation about body x (up) by an angle uniform in [-spin, spin] degrees, before the small
+    # rotation: a heading the chain does not know (``mounting="vertical"``); 180 = any heading.
+    spin_deg: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.mount_prob <= 1.0:
@@ -74,6 +79,14 @@ def uniform_rotations(n: int, device: torch.device | None = None) -> torch.Tenso
     ).reshape(n, 3, 3)  # fmt: skip
 
 
+def vertical_spins(n: int, max_deg: float, device: torch.device | None = None) -> torch.Tensor:
+    """[n, 3, 3] rotations about +x (body up) by angles uniform in [-max, max] degrees."""
+    angle = (torch.rand(n, device=device) * 2 - 1) * math.radians(max_deg)
+    c, s = torch.cos(angle), torch.sin(angle)
+    one, zero = torch.ones_like(c), torch.zeros_like(c)
+    return torch.stack([one, zero, zero, zero, c, -s, zero, s, c], dim=1).reshape(n, 3, 3)
+
+
 def time_warp(x: torch.Tensor, fraction: float) -> torch.Tensor:
     """Resample [N, W, C] along a smooth random monotone time axis (ends kept in place)."""
     n, w, _ = x.shape
@@ -111,8 +124,10 @@ class Augmenter:
         cfg = self.cfg
         n = x.shape[0]
         y = x * self.std + self.mean  # physical units, [N, W, C]
-        if cfg.rotate_max_deg > 0 or cfg.mount_prob > 0:
+        if cfg.rotate_max_deg > 0 or cfg.mount_prob > 0 or cfg.spin_deg > 0:
             rot = random_rotations(n, cfg.rotate_max_deg, x.device)  # [N, 3, 3]
+            if cfg.spin_deg > 0:  # another heading, then the up estimate's tilt error
+                rot = rot @ vertical_spins(n, cfg.spin_deg, x.device)
             mounted = torch.rand(n, device=x.device) < cfg.mount_prob  # [N]
             rot[mounted] = uniform_rotations(int(mounted.sum()), x.device)
             y = y.clone()

@@ -66,7 +66,7 @@ from gaitedge.datasets import (  # the one reader of each dataset, shared with `
     window_labels,
     window_starts,
 )
-from gaitedge.mounting import ESTIMATOR_VERSION
+from gaitedge.mounting import ESTIMATOR_VERSION, VERTICAL_VERSION
 from gaitedge.preprocess import ChainConfig, Mounting, fit_normalization, run_offline
 from gaitedge.recording import read_recording
 
@@ -164,7 +164,9 @@ def _windows_of(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Chain windows of one recording: ([K, W, C], [K] first sample index in the recording).
 
-    ``mounting``: the subject's sensor-to-body rotation (``cfg.mounting == "auto"``).
+    ``mounting``: the subject's sensor-to-body rotation (``cfg.mounting == "auto"``); with
+    ``cfg.mounting == "vertical"`` the chain estimates up online from the recording's first
+    sample, as a device does from a cold start.
     ``render_hz``: first re-render the recording at that rate (a device at another rate); the
     chain brings it back to its own rate, on the same grid, so the labels still line up.
     """
@@ -172,7 +174,9 @@ def _windows_of(
     if render_hz is not None:
         x = render_rate(rec.imu, rec.rate_hz, render_hz)
         t = np.arange(len(x)) / render_hz
-    w = run_offline(cfg, t, x, mounting=mounting or _IDENTITY)
+    if mounting is None and cfg.mounting != "vertical":
+        mounting = _IDENTITY  # "vertical": a fresh estimate, from a cold start per recording
+    w = run_offline(cfg, t, x, mounting=mounting)
     return w.data, window_starts(w.t_start_s, rec.rate_hz)
 
 
@@ -317,8 +321,10 @@ _CACHE_VERSION = 2
 
 def cache_key(name: str, cfg: ChainConfig) -> str:
     text = f"{name}|{cfg.to_json()}|labels-v{LABELLING_VERSION}|cache-v{_CACHE_VERSION}"
-    if cfg.mounting == "auto":  # windows aligned by the estimator: its version matters too
+    if cfg.mounting in ("auto", "vertical"):  # aligned by the estimator: its version matters
         text += f"|mounting-v{ESTIMATOR_VERSION}"
+    if cfg.mounting == "vertical":
+        text += f"|vertical-v{VERTICAL_VERSION}"
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 

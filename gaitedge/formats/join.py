@@ -76,58 +76,79 @@ def make_series(
     return Series(kind=kind, t_s=t_s, xyz=values, where=where, unit=unit)
 
 
-def _repaired(series: Series, strict: bool) -> tuple[np.ndarray, np.ndarray]:
+def _repaired(series: Series, strict: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The series' stamps and values, stamps strictly increasing (repaired, or refused when
+    ``strict``), and the stamps' intervals (``np.diff``, kept for the rate and the holes)."""
     from gaitedge.preprocess import repair_timestamps
 
     t, x = series.t_s, series.xyz
-    bad = ~(np.isfinite(t) & np.isfinite(x).all(axis=1))
-    if bad.any():
-        raise FormatError(
-            f"{series.where}: sample {int(np.argmax(bad)) + 1} has a non-finite value (NaN/inf)"
-        )
+    # A NaN or inf anywhere makes a sum non-finite: one pass each, the exact test only then.
+    if not (np.isfinite(t.sum()) and np.isfinite(x.sum())):
+        bad = ~(np.isfinite(t) & np.isfinite(x).all(axis=1))
+        if bad.any():
+            raise FormatError(
+                f"{series.where}: sample {int(np.argmax(bad)) + 1} has a non-finite value (NaN/inf)"
+            )
     if len(t) < 2:
         raise FormatError(f"{series.where}: {len(t)} sample(s); a recording needs more")
-    if (np.diff(t) <= 0).any():
+    d = np.diff(t)
+    if d.min() <= 0:
         if strict:
-            i = int(np.argmax(np.diff(t) <= 0)) + 1
+            i = int(np.argmax(d <= 0)) + 1
             raise FormatError(
                 f"{series.where}: sample {i + 1}: time {t[i]:.6f} s does not increase "
                 f"(previous {t[i - 1]:.6f} s)"
             )
         t, x, _ = repair_timestamps(t, x)
-    return t, x
+        d = np.diff(t)
+    return t, x, d
 
 
-def _median_dt(t: np.ndarray) -> float:
+def _median_dt(t: np.ndarray, d: np.ndarray | None = None) -> float:
     """The typical sample interval (the median of at most ~50 000 evenly spread intervals: a
-    day at 400 Hz costs no more than a minute)."""
-    d = np.diff(t)
+    day at 400 Hz costs no more than a minute); ``d``: ``np.diff(t)`` when already taken."""
+    d = np.diff(t) if d is None else d
     return float(np.median(d[:: max(1, len(d) // 50_000)]))
+
+
+def _cover(
+    t_new: np.ndarray, t: np.ndarray, d: np.ndarray | None = None
+) -> tuple[int, int, list[tuple[int, int]]]:
+    """The instants of increasing ``t_new`` that a sensor sampled at ``t`` covers: the index
+    range ``[a, b)`` inside its span, less the ranges strictly inside one of its holes (an
+    interval longer than :data:`HOLE_INTERVALS` of its median, or :data:`HOLE_MIN_S`; an
+    instant on a sample is never inside). ``d``: ``np.diff(t)`` when already taken."""
+    d = np.diff(t) if d is None else d
+    hole = max(HOLE_INTERVALS * _median_dt(t, d), HOLE_MIN_S)
+    a = int(np.searchsorted(t_new, t[0], side="left"))
+    b = int(np.searchsorted(t_new, t[-1], side="right"))
+    gaps = np.flatnonzero(d > hole)  # few: one search per hole
+    starts = np.searchsorted(t_new, t[gaps], side="right")
+    ends = np.searchsorted(t_new, t[gaps + 1], side="left")
+    holes = [(int(i), int(j)) for i, j in zip(starts, ends, strict=True) if j > i]
+    return a, b, holes
 
 
 def _interp_onto(
     t_new: np.ndarray, t: np.ndarray, x: np.ndarray, out: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """``x`` at ``t_new`` by linear interpolation (into ``out`` when given), and a mask of the
-    instants it covers: inside its span and not inside a hole (see :data:`HOLE_INTERVALS`)."""
+    instants it covers: inside its span and not inside a hole (see :func:`_cover`)."""
     out = np.empty((len(t_new), x.shape[1])) if out is None else out
     for c in range(x.shape[1]):  # np.interp: exact at the samples themselves
         out[:, c] = np.interp(t_new, t, x[:, c])
-    # Holes: the (few) intervals of ``t`` longer than ``hole``; an instant strictly inside one
-    # is left out, one on a sample never is (``t_new`` is increasing: one search per hole).
-    hole = max(HOLE_INTERVALS * _median_dt(t), HOLE_MIN_S)
-    ok = (t_new >= t[0]) & (t_new <= t[-1])
-    for g in np.flatnonzero(np.diff(t) > hole):
-        a = np.searchsorted(t_new, t[g], side="right")
-        b = np.searchsorted(t_new, t[g + 1], side="left")
-        ok[a:b] = False
+    a, b, holes = _cover(t_new, t)
+    ok = np.zeros(len(t_new), dtype=bool)
+    ok[a:b] = True
+    for i, j in holes:
+        ok[i:j] = False
     return out, ok
 
 
 def total_acceleration(linear: Series, gravity: Series, strict: bool = False) -> Series:
     """Acceleration with gravity: linear acceleration plus gravity interpolated onto its stamps."""
-    t, lin = _repaired(linear, strict)
-    tg, g = _repaired(gravity, strict)
+    t, lin, _ = _repaired(linear, strict)
+    tg, g, _ = _repaired(gravity, strict)
     g_on, ok = _interp_onto(t, tg, g)
     return Series(
         kind=SensorKind.ACC,
@@ -188,29 +209,30 @@ def to_recording(
     gyro = export.get(SensorKind.GYRO)
     if gyro is None:
         raise no_gyroscope(path, export.format, hints)
-    ta, xa = _repaired(acc, strict)
-    tg, xg = _repaired(gyro, strict)
+    ta, xa, da = _repaired(acc, strict)
+    tg, xg, dg = _repaired(gyro, strict)
     lo, hi = max(ta[0], tg[0]), min(ta[-1], tg[-1])
     if hi <= lo:
         raise FormatError(
             f"{path}: {acc.where} ({ta[0]:.3f}-{ta[-1]:.3f} s) and {gyro.where} "
             f"({tg[0]:.3f}-{tg[-1]:.3f} s) do not overlap in time"
         )
-    dt_acc, dt_gyro = _median_dt(ta), _median_dt(tg)
+    dt_acc, dt_gyro = _median_dt(ta, da), _median_dt(tg, dg)
     acc_faster = dt_acc <= dt_gyro
-    t = ta if acc_faster else tg
-    # Both sensors into one [N, 6] array: the timeline's own samples copied, the other's
-    # interpolated straight into its columns.
-    imu = np.empty((len(t), 6))
-    if acc_faster:
-        imu[:, :3] = xa
-        _, ok = _interp_onto(ta, tg, xg, out=imu[:, 3:])
-    else:
-        imu[:, 3:] = xg
-        _, ok = _interp_onto(tg, ta, xa, out=imu[:, :3])
-    n_ok = int(ok.sum())
-    n_outside = int(((t < lo) | (t > hi)).sum())
-    n_holes = len(t) - n_ok - n_outside
+    # The faster sensor's stamps are the timeline; the other is interpolated onto those of
+    # them it covers (its span, less its holes): both into one [N, 6] array, nothing else
+    # copied when there is no hole.
+    t, x, t_other, x_other, d_other = (ta, xa, tg, xg, dg) if acc_faster else (tg, xg, ta, xa, da)
+    own, other = (slice(0, 3), slice(3, 6)) if acc_faster else (slice(3, 6), slice(0, 3))
+    a, b, holes = _cover(t, t_other, d_other)
+    t_in = t[a:b]
+    imu = np.empty((len(t_in), 6))
+    imu[:, own] = x[a:b]
+    for c in range(3):  # np.interp: exact at the samples themselves
+        imu[:, other.start + c] = np.interp(t_in, t_other, x_other[:, c])
+    n_outside = len(t) - len(t_in)
+    n_holes = sum(j - i for i, j in holes)
+    n_ok = len(t_in) - n_holes
     if n_outside:
         rules.append(
             f"{n_outside} samples outside the span both sensors cover left out (no extrapolation)"
@@ -222,7 +244,11 @@ def to_recording(
         )
     if n_ok < 2:
         raise FormatError(f"{path}: fewer than 2 samples where both sensors have data")
-    if n_ok < len(t):
+    t = t_in
+    if holes:
+        ok = np.ones(len(t_in), dtype=bool)
+        for i, j in holes:
+            ok[i - a : j - a] = False
         t, imu = t[ok], imu[ok]
     rules.append(
         f"timeline: the {'accelerometer' if acc_faster else 'gyroscope'}'s stamps; the "

@@ -85,8 +85,11 @@ class _Sheet:
         return _ns_to_s(self.ns)
 
     def xyz(self, columns: tuple[str, str, str] = XYZ) -> np.ndarray:
-        """[N, 3] by name (the files write z, y, x)."""
-        return self.table.data[:, [self.table.index(c) for c in columns]]
+        """[N, 3] by name (the files write z, y, x; parsed in the order asked: a view then)."""
+        at = [self.table.index(c) for c in columns]
+        if at == list(range(at[0], at[0] + 3)):
+            return self.table.data[:, at[0] : at[0] + 3]
+        return self.table.data[:, at]
 
     def median_norm(self, columns: tuple[str, str, str] = XYZ) -> float:
         return float(np.median(np.linalg.norm(self.xyz(columns), axis=1))) if len(self.ns) else 0.0
@@ -448,7 +451,10 @@ def _ns_to_s(ns: np.ndarray) -> np.ndarray:
     if not len(ns) or not np.isfinite(ns[0]):
         return ns * 1e-9
     whole = np.floor(ns[0] / 1e9)
-    return (ns - whole * 1e9) * 1e-9 + whole
+    out = ns - whole * 1e9  # the same three steps, in place after the first
+    out *= 1e-9
+    out += whole
+    return out
 
 
 def _metadata(container: Container, member: str | None) -> tuple[dict[str, str], list[str]]:

@@ -150,7 +150,7 @@ def parse_table(
     ints = frozenset(low.index(c.lower()) for c in int_columns if c.lower() in low)
     dialect = _Dialect(len(header), picked, delimiter, decimal, where, trailing, ints)
     values = _parse_fast(str(path) if path is not None else data, first, dialect)
-    if values is None or np.isnan(values).any():
+    if values is None or _has_nan(values):
         if path is not None:
             data = path.read_bytes()
         lines = _trim(data.decode("utf-8", errors="replace").splitlines()[first:])
@@ -204,8 +204,20 @@ def _parse_fast(data: bytes | str, first: int, d: _Dialect) -> np.ndarray | None
         return None
     if d.trailing and frame.height and frame[f"c{d.n}"].null_count() != frame.height:
         return None  # a cell past the header's columns
-    frame = frame.select([pl.col(f"c{i}").cast(pl.Float64) for i in d.picked])
-    return frame.fill_null(np.nan).to_numpy()
+    # One copy into [N, C] (each column contiguous), chunk by chunk from polars' own buffers
+    # (a whole column's to_numpy would first join its chunks: a second copy); nulls as NaN.
+    out = np.empty((frame.height, len(d.picked)), order="F")
+    for k, i in enumerate(d.picked):
+        column, a = frame.get_column(f"c{i}"), 0
+        for n in column.chunk_lengths():
+            out[a : a + n, k] = column.slice(a, n).to_numpy()
+            a += n
+    return out
+
+
+def _has_nan(values: np.ndarray) -> bool:
+    """Whether any value is NaN (a sum first: one pass, no temporary, NaN-free almost always)."""
+    return bool(np.isnan(values.sum())) and bool(np.isnan(values).any())
 
 
 def _parse_careful(lines: list[str], d: _Dialect, line_numbers: list[int]) -> np.ndarray:

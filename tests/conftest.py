@@ -19,6 +19,10 @@ from gaitedge import datasets as ds
 
 REPO = Path(__file__).resolve().parents[1]
 
+# `pytester`: a pytest session inside the test process (the CI=true check in test_datasets.py),
+# rather than a new interpreter importing pytest and the project again.
+pytest_plugins = ["pytester"]
+
 
 def missing(reason: str) -> NoReturn:
     """Skip for want of ``reason`` locally; fail under CI (``CI=true``), where it must exist."""

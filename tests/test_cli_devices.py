@@ -93,18 +93,18 @@ def test_a_malformed_axis_map_is_one_clear_line(bundle, hapt_rec, tmp_path):
 
 def test_calibrate_a_live_device_over_a_serial_link(hapt_rec, tmp_path):
     """`gaitedge calibrate --serial`: an emulated device plays a turned HAPT recording (walking
-    from 2 min in) at 20x; the estimate is stored under the device's port."""
+    from 2 min in) at 40x; the estimate is stored under the device's port."""
     from firmware_bridge.emulator import EmulatedSerialDevice, Emulator, EmulatorConfig
 
     t, x = hapt_rec
     r = Rotation.from_euler("y", 90, degrees=True).as_matrix()
     xr = np.concatenate([x[:, :3] @ r.T, x[:, 3:] @ r.T], axis=1)
-    emulator = Emulator(t[5000:12000], xr[5000:12000], EmulatorConfig(speed=20.0))
+    emulator = Emulator(t[5000:12000], xr[5000:12000], EmulatorConfig(speed=40.0))  # 140 s in 3.5 s
     mount_file = tmp_path / "mount.json"
     with EmulatedSerialDevice(emulator) as device:
         result = runner.invoke(
             app,
-            ["calibrate", "--serial", device.path, "--duration", "8", "--mount-file",
+            ["calibrate", "--serial", device.path, "--duration", "5", "--mount-file",
              str(mount_file)],
         )  # fmt: skip
         path = device.path

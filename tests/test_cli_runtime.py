@@ -14,7 +14,6 @@ from gaitedge.bundle import read_contract
 from gaitedge.cli import app
 from gaitedge.engine import DEFAULT_MODEL
 from gaitedge.recording import Recording, read_recording, write_recording
-from tests.bundles import make_bundle
 
 runner = CliRunner()
 
@@ -25,10 +24,11 @@ def bundle():
     return DEFAULT_MODEL
 
 
-@pytest.fixture
-def hapt_csv(hapt_experiment, tmp_path):
+@pytest.fixture(scope="module")
+def hapt_csv(hapt_experiment, tmp_path_factory):
+    """Written once for the module: the commands only read it."""
     t, x, _ = hapt_experiment
-    path = tmp_path / "hapt.csv"
+    path = tmp_path_factory.mktemp("hapt") / "hapt.csv"
     # 4 minutes: the first 2 are postures, then walking to calibrate the mounting from.
     write_recording(path, Recording(t[:12000], x[:12000]))
     return path
@@ -111,10 +111,10 @@ def test_replay_of_a_bad_recording_is_refused(bundle, tmp_path, body, message, e
     assert message in result.output and "Traceback" not in result.output
 
 
-def test_model_without_a_contract_is_refused(tmp_path, hapt_csv):
+def test_model_without_a_contract_is_refused(bundle, tmp_path, hapt_csv):
     import onnx
 
-    model = onnx.load(make_bundle(tmp_path / "m.onnx"))
+    model = onnx.load(bundle)  # the shipped model, its contract stripped
     del model.metadata_props[:]
     onnx.save(model, tmp_path / "bare.onnx")
     result = runner.invoke(app, ["replay", str(hapt_csv), "--model", str(tmp_path / "bare.onnx")])
@@ -149,8 +149,12 @@ def test_demo_streams_the_shipped_recording_from_an_emulated_device(bundle, tmp_
     assert jsonl.read_text().strip()
 
 
-def test_bench_reports_stage_latencies(bundle, hapt_csv):
-    result = runner.invoke(app, ["bench", str(hapt_csv), "--model", str(bundle)])
+def test_bench_reports_stage_latencies(bundle, hapt_experiment, tmp_path):
+    # One minute (288 windows) times every stage as well as four; latencies are per window.
+    t, x, _ = hapt_experiment
+    path = tmp_path / "hapt.csv"
+    write_recording(path, Recording(t[:3000], x[:3000]))
+    result = runner.invoke(app, ["bench", str(path), "--model", str(bundle)])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(report["latency"]) == {"chain", "engine", "alerts", "end_to_end"}
@@ -160,8 +164,9 @@ def test_bench_reports_stage_latencies(bundle, hapt_csv):
 
 def test_replay_refuses_data_in_the_wrong_units(bundle, hapt_dir, tmp_path):
     """HAPT's sample is in g; declared as SI (plain acc_x) it must be refused, not scored."""
-    result = runner.invoke(
-        app, ["replay", str(hapt_dir / "sample_exp01_first3000.csv"), "--model", str(bundle)]
-    )
+    # The check is Pipeline.process's, paced or not: --fast spares the 5 s (250 samples at
+    # 50 Hz) a paced replay waits in real time before it.
+    sample = hapt_dir / "sample_exp01_first3000.csv"
+    result = runner.invoke(app, ["replay", str(sample), "--model", str(bundle), "--fast"])
     assert result.exit_code == 2
     assert "look like g (use acc_x_g headers)" in result.output

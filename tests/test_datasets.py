@@ -101,20 +101,17 @@ def test_window_labels_rule():
     assert ds.window_labels(label, np.array([0, 128, 256]), 128).tolist() == [ds.IGNORE, 1, 12]
 
 
-def test_ci_fails_instead_of_skipping_when_the_data_is_missing(tmp_path):
-    """Locally a missing dataset skips; with CI=true the same test fails, saying why."""
-    import os
-    import subprocess
-    import sys
-
+def test_ci_fails_instead_of_skipping_when_the_data_is_missing(pytester, monkeypatch, tmp_path):
+    """Locally a missing dataset skips; with CI=true the same test fails, saying why. (A pytest
+    session of its own, in this process: the fixtures read the environment when they run.)"""
     test = f"{__file__}::test_hapt_official_split"
-    env = {**os.environ, "GAITEDGE_DATA_ROOT": str(tmp_path)}
+    monkeypatch.setenv("GAITEDGE_DATA_ROOT", str(tmp_path))
+    # Without hypothesis's plugin: each inner session would import hypothesis afresh (seconds).
+    args = ["-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-rs", test]
     runs = {}
     for ci in ("", "true"):
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", test]
-        runs[ci] = subprocess.run(
-            cmd, env=env | {"CI": ci}, capture_output=True, text=True, timeout=120
-        )
-    assert runs[""].returncode == 0 and "1 skipped" in runs[""].stdout
-    assert runs["true"].returncode == 1
-    assert "CI=true and real data hapt not found" in runs["true"].stdout
+        monkeypatch.setenv("CI", ci)
+        runs[ci] = pytester.runpytest_inprocess(*args)
+    assert runs[""].ret == 0 and "1 skipped" in runs[""].stdout.str()
+    assert runs["true"].ret == 1
+    assert "CI=true and real data hapt not found" in runs["true"].stdout.str()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import onnx
 import pytest
@@ -87,18 +84,16 @@ def test_mae_teacher_exports_with_parity(tmp_path, windows):
     assert report.ok and report.max_abs_diff <= FP32_TOLERANCE
 
 
-def test_entry_point_exports_a_student_checkpoint(tmp_path, hapt_dir):
+def test_entry_point_exports_a_student_checkpoint(tmp_path, hapt_dir, capsys):
+    """``python -m export.onnx``'s main, in this process (torch is imported already)."""
     from export.distill import save_student
+    from export.onnx import main
 
     contract = tiny_contract()
     path = save_student(tmp_path / "s.pt", tiny_student(contract), contract.chain,
                         dict(contract.heads), {"metrics": {"note": "test"}})  # fmt: skip
     out = tmp_path / "s.onnx"
-    done = subprocess.run(
-        [sys.executable, "-m", "export.onnx", "--checkpoint", str(path), "--out", str(out),
-         "--data-root", str(hapt_dir.parent), "--parity-windows", "64", "--version", "9.9.9"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "parity vs PyTorch" in done.stdout
+    main(["--checkpoint", str(path), "--out", str(out), "--data-root", str(hapt_dir.parent),
+          "--parity-windows", "64", "--version", "9.9.9"])  # fmt: skip
+    assert "parity vs PyTorch" in capsys.readouterr().out
     assert read_contract(out).model_version == "9.9.9"

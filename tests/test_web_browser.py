@@ -246,7 +246,9 @@ def test_replay_timeline_jumps_through_the_whole_recording(browser, tmp_path):
         poll(lambda: link.get_attribute("data-state") == "ended", 5)
         alerts = [json.loads(x) for x in jsonl.read_text().splitlines()]
         shown = browser.find_elements(By.CSS_SELECTOR, "#alerts li")
-        assert len(shown) == len(alerts) >= 10
+        # Calibrated online (no look-ahead), the demo's activity starts once it has walked
+        # (measured: 9 alerts from ~107 s on; 10 when it was calibrated on itself first).
+        assert len(shown) == len(alerts) >= 6
         timeline = browser.find_element(By.ID, "timeline")
         duration = read_recording(DEMO_RECORDING).duration_s
         t_jump = 120.0  # the subject walks here

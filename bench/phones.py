@@ -18,7 +18,9 @@ by the emulated apps (``firmware_bridge.phones``) and decoded by the runtime's o
 Each message goes through ``PhoneStream`` / ``PhyphoxSource._add``, the code ``listen --http``,
 ``--mqtt-in`` and ``--phyphox`` run after the transport (the transports themselves are under
 test in ``tests/test_sources_phone.py``); the decoded stream then runs through the pipeline as
-``bench/devices.py`` runs every condition (its scoring, its calibrated mounting).
+``bench/devices.py`` runs every condition (its scoring, its mounting start: cold, calibrated
+online, or with ``--calibrate-first`` the estimate from the same rendering; the canonical row
+and the phones always start alike, ``mounting_start`` in the JSON says which).
 ``lost_samples``: timeline samples the app sent inside the span both sensors cover that never
 reached the pipeline (0 when nothing is lost).
 
@@ -137,12 +139,17 @@ def paths() -> list:
     ]
 
 
-def run(model: Path | None, quick: bool) -> dict:
+def run(
+    model: Path | None, quick: bool, calibrate_first: bool = False, only: list[str] | None = None
+) -> dict:
+    dev.CALIBRATE_FIRST = calibrate_first  # the same mounting start for canonical and phones
     root = data_root()
     engine = load_engine(model)
     hapt, sisfall = held_out_recordings(root, 3 if quick else None, 4 if quick else 1)
     rows = {}
     for path in paths():
+        if only and path.name != "canonical" and path.name not in only:
+            continue
         t0 = time.perf_counter()
         falls = dev.fall_scores(engine, path, sisfall, 1)
         row = {
@@ -170,6 +177,7 @@ def run(model: Path | None, quick: bool) -> dict:
         "hapt_subjects": sorted({r.subject for r in hapt}),
         "sisfall_trials": len(sisfall),
         "quick": quick,
+        "mounting_start": "calibrate_first" if calibrate_first else "cold",
     }
 
 
@@ -177,10 +185,18 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", type=Path, default=None, help="bundle (default: the shipped one)")
     p.add_argument("--quick", action="store_true", help="3 HAPT subjects, a quarter of SisFall")
+    p.add_argument(
+        "--calibrate-first",
+        action="store_true",
+        help="canonical and phones start from the estimate calibrated on the same rendering "
+        "(bench/devices.py's option, look-ahead); default: cold, calibrated online",
+    )
+    names = [path.name for path in paths()[1:]]
+    p.add_argument("--paths", nargs="*", choices=names, help="only these (canonical always)")
     p.add_argument("--json", action="store_true", help="only the JSON line")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.json else logging.INFO)
-    print(json.dumps(run(args.model, args.quick)))
+    print(json.dumps(run(args.model, args.quick, args.calibrate_first, args.paths)))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Sensors people own: held-out recordings streamed through each emulated device, scored.
 
-    python bench/sensors.py --json [--quick] [--speed 20] [--drops 2] [--model M.onnx]
+    python bench/sensors.py --json [--quick [--all-falls]] [--calibrate-first] [--speed 20]
+                            [--drops 2] [--rows polar ...] [--model M.onnx]
 
 Held-out HAPT subjects (activity) and held-out SisFall subjects (falls), as ``bench/devices.py``
 selects them, are played back to back by each emulated sensor (``firmware_bridge.peripherals``:
@@ -8,7 +9,15 @@ encoded exactly as that device encodes them) on the emulated BlueZ, received by
 ``gaitedge.sources.BleSource`` through bleak's real BlueZ backend with the device's profile
 (``gaitedge.devices``), with ``--drops`` deliberate link drops per stream. What arrived is cut
 back into the recordings and scored exactly as ``bench/devices.py`` scores its conditions
-(``activity_f1``, ``fall_scores``), against the canonical stream (the recordings as they are).
+(``activity_f1``, ``fall_scores``), against the canonical stream (the recordings as they are),
+both under the same mounting start (``mounting_start``: cold by default, as bench/devices.py;
+``--calibrate-first``: the estimate from the same rendering of the subject's recordings).
+``--all-falls`` keeps quick mode's activity and ADL trials but streams every held-out fall
+trial (quick mode has 37: one fall is 0.027 of sensitivity).
+
+Per row, ``lost_falls`` / ``gained_falls`` name the fall trials the device path decided
+otherwise than canonical, with ``in_outage`` (a deliberate outage cut into the trial: at 20x
+one outage is ~10 s of device time) and the trial's peak |acc| canonical and as delivered.
 
 Stream time: within a connection, the samples keep the stream time the runtime gave them; each
 connection is placed at its device time (playing faster than real time, the host clock would
@@ -32,7 +41,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,8 +49,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import devices as dev
 from bench._data import data_root, held_out_recordings
 from bench.devices import Condition, activity_f1, fall_scores
+from gaitedge.alerts import AlertType
+from gaitedge.datasets import render_rate
 from gaitedge.engine import load_engine
 
 log = logging.getLogger("bench.sensors")
@@ -57,6 +69,8 @@ class Streamed:
         lost_samples: sent on a live link, never delivered.
         reconnects, drops: the source's reconnects, the deliberate link drops.
         outage_s: device time not streamed because the link was down.
+        queue_overflows: notifications the host dropped because its consumer fell behind
+            (faster-than-real-time playback outrunning the decoder): must be 0 for a row.
     """
 
     t_s: np.ndarray
@@ -65,6 +79,8 @@ class Streamed:
     reconnects: int
     drops: int
     outage_s: float
+    queue_overflows: int = 0
+    speed: float = 1.0
 
 
 async def _collect(source, device, drops: int, duration_s: float) -> list:
@@ -84,7 +100,11 @@ async def _collect(source, device, drops: int, duration_s: float) -> list:
         device.drop_link(outage_s=0.05)
     while not peripheral.stats.finished:
         await asyncio.sleep(0.05)
-    await asyncio.sleep(1.0)  # the last notifications in flight
+    # The last notifications in flight (a busy bus delivers them late): until 1 s brings none.
+    arrived = -1
+    while arrived != source.stats.samples:
+        arrived = source.stats.samples
+        await asyncio.sleep(1.0)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
@@ -120,13 +140,19 @@ def stream_ble(name: str, t: np.ndarray, imu: np.ndarray, drops: int, speed: flo
         reconnects=source.stats.reconnects,
         drops=device.stats.link_drops,
         outage_s=round((len(peripheral.imu) - len(sent)) / peripheral.rate_hz, 2),
+        queue_overflows=source.queue_overflows,
+        speed=speed,
     )
 
 
 def ble_row(name: str, max_speed: float) -> Callable[..., Streamed]:
-    """A sensor's row; ``max_speed`` caps the playback speed where each sample is its own
-    notification (the private D-Bus carries a few thousand signals a second, then its daemon
-    drops the emulated BlueZ's connection)."""
+    """A sensor's row; ``max_speed`` caps the playback speed where each sample is one or more
+    notifications: the emulated BlueZ (marshalling a D-Bus signal per notification) and the
+    host (bleak unmarshalling it, the profile decoding it, one chunk per notification) share
+    one Python process, and past ~800 signals a second sustained on a busy 2-core machine the
+    host falls behind until its queue overflows (``queue_overflows``, which must stay 0;
+    MetaWear at 20x, 2 000 a second, lost 456 samples so). At real time the heaviest row (CSV
+    lines in 20-byte pieces) is 150 notifications a second."""
     return lambda t, imu, drops, speed: stream_ble(name, t, imu, drops, min(speed, max_speed))
 
 
@@ -135,8 +161,9 @@ ROWS: dict[str, Callable[..., Streamed]] = {
     "polar": ble_row("polar", 20.0),
     "metawear": ble_row("metawear", 8.0),
     "movesense": ble_row("movesense", 20.0),
-    "thingy": ble_row("thingy", 12.0),
+    "thingy": ble_row("thingy", 16.0),
     "science-journal": ble_row("science-journal", 8.0),
+    "uart-csv": ble_row("uart-csv", 5.0),
 }
 
 
@@ -152,35 +179,111 @@ class Delivered(Condition):
 
 
 def deliver(row: Callable[..., Streamed], recs: list, drops: int, speed: float):
-    """Play ``recs`` back to back through ``row``; cut what arrived back per recording."""
+    """Play ``recs`` back to back through ``row``; cut what arrived back per recording.
+
+    Returns (what arrived, {id(rec.imu): (t, imu)}, ids of the recordings an outage cut into:
+    more than :data:`OUTAGE_GAP_S` of their span missing)."""
     rate_hz = recs[0].rate_hz
     imu = np.concatenate([r.imu for r in recs])
     bounds = np.cumsum([0] + [len(r.imu) for r in recs]) / rate_hz
     got = row(np.arange(len(imu)) / rate_hz, imu, drops, speed)
-    cuts = {}
+    cuts, in_outage = {}, set()
     for rec, start, end in zip(recs, bounds[:-1], bounds[1:], strict=True):
         keep = (got.t_s >= start) & (got.t_s < end)
+        edges = np.concatenate(([start], got.t_s[keep], [end]))
+        if np.diff(edges).max() > OUTAGE_GAP_S:
+            in_outage.add(id(rec.imu))
         if keep.sum() < 2:  # a recording lost whole in an outage: nothing to score it on
             keep[np.searchsorted(got.t_s, start) :][:2] = True
         cuts[id(rec.imu)] = (got.t_s[keep] - start, got.imu[keep])
-    return got, cuts
+    return got, cuts, in_outage
 
 
-def run(model: Path | None, quick: bool, speed: float, drops: int, rows: list[str]) -> dict:
+# A recording missing more than this much in one piece was cut into by a deliberate outage.
+OUTAGE_GAP_S = 0.5
+
+
+@contextlib.contextmanager
+def replays() -> Iterator[list]:
+    """The alerts of every ``bench.devices.replay`` run while open, in order (its scoring runs
+    the recordings in order): to name the trials a path decided otherwise than canonical."""
+    calls: list = []
+    real = dev.replay
+
+    def recorded(*args, **kwargs):
+        alerts = real(*args, **kwargs)
+        calls.append(alerts)
+        return alerts
+
+    dev.replay = recorded
+    try:
+        yield calls
+    finally:
+        dev.replay = real
+
+
+def _fell(alerts) -> bool:
+    return any(a.type is AlertType.FALL for a in alerts)
+
+
+def fall_differences(sisfall, canonical: list, device: list, cuts: dict, in_outage: set) -> dict:
+    """The fall trials canonical detected and the device path did not (and the reverse): each
+    with its SisFall trial, whether a deliberate outage cut into it, and its peak |acc| (g) as
+    the canonical stream and the device path delivered it (the impact rule: 2.5 g)."""
+    out: dict[str, list] = {"lost_falls": [], "gained_falls": []}
+    for rec, c, d in zip(sisfall, canonical, device, strict=True):
+        if not rec.is_fall or _fell(c) == _fell(d):
+            continue
+        canon = render_rate(rec.imu, rec.rate_hz, CANONICAL_HZ)
+        row = {
+            "trial": f"{rec.subject} {rec.activity} #{rec.group}",
+            "in_outage": id(rec.imu) in in_outage,
+            "canonical_peak_g": round(float(np.linalg.norm(canon[:, :3], axis=1).max() / G), 3),
+            "device_peak_g": round(
+                float(np.linalg.norm(cuts[id(rec.imu)][1][:, :3], axis=1).max() / G), 3
+            ),
+        }
+        out["lost_falls" if _fell(c) else "gained_falls"].append(row)
+    return out
+
+
+CANONICAL_HZ, G = 50.0, 9.80665
+
+
+def run(
+    model: Path | None,
+    quick: bool,
+    speed: float,
+    drops: int,
+    rows: list[str],
+    all_falls: bool = False,
+    calibrate_first: bool = False,
+) -> dict:
+    dev.CALIBRATE_FIRST = calibrate_first  # the same mounting start for canonical and devices
     root = data_root()
     engine = load_engine(model)
     hapt, sisfall = held_out_recordings(root, 2 if quick else None, 12 if quick else 1)
+    if all_falls and quick:  # every held-out fall trial (one is 0.027 of quick mode's 37)
+        _, every = held_out_recordings(root, 0, 1)
+        sisfall = [r for i, r in enumerate(every) if r.is_fall or i % 12 == 0]
     canonical = Condition("canonical")
     base = {"activity_f1": round(activity_f1(engine, canonical, hapt, 0), 4)}
-    falls = fall_scores(engine, canonical, sisfall, 1)
-    base |= {"fall_sensitivity": falls["sensitivity"], "fall_latency_p95_s": falls["latency_p95_s"]}
+    with replays() as canonical_replays:
+        falls = fall_scores(engine, canonical, sisfall, 1)
+    base |= {
+        "fall_sensitivity": falls["sensitivity"],
+        "fall_specificity": falls["specificity"],
+        "fall_latency_p95_s": falls["latency_p95_s"],
+    }
     devices = {}
     for name in rows:
         t0 = time.perf_counter()
-        got_hapt, hapt_cuts = deliver(ROWS[name], hapt, drops, speed)
-        got_fall, fall_cuts = deliver(ROWS[name], sisfall, drops, speed)
+        got_hapt, hapt_cuts, _ = deliver(ROWS[name], hapt, drops, speed)
+        got_fall, fall_cuts, in_outage = deliver(ROWS[name], sisfall, drops, speed)
         f1 = activity_f1(engine, Delivered(name, hapt_cuts), hapt, 0)
-        fall = fall_scores(engine, Delivered(name, fall_cuts), sisfall, 1)
+        with replays() as device_replays:
+            fall = fall_scores(engine, Delivered(name, fall_cuts), sisfall, 1)
+        diff = fall_differences(sisfall, canonical_replays, device_replays, fall_cuts, in_outage)
         devices[name] = {
             "activity_f1": round(f1, 4),
             "fall_sensitivity": fall["sensitivity"],
@@ -190,6 +293,10 @@ def run(model: Path | None, quick: bool, speed: float, drops: int, rows: list[st
             "reconnects": got_hapt.reconnects + got_fall.reconnects,
             "drops": got_hapt.drops + got_fall.drops,
             "outage_s": round(got_hapt.outage_s + got_fall.outage_s, 2),
+            "queue_overflows": got_hapt.queue_overflows + got_fall.queue_overflows,
+            "speed": got_fall.speed,
+            "fall_trials_in_outages": sum(r.is_fall and id(r.imu) in in_outage for r in sisfall),
+            **diff,
             "seconds": round(time.perf_counter() - t0, 1),
         }
         log.info("%s: %s", name, devices[name])
@@ -207,10 +314,13 @@ def run(model: Path | None, quick: bool, speed: float, drops: int, rows: list[st
         ),
         "hapt_subjects": sorted({r.subject for r in hapt}),
         "sisfall_trials": len(sisfall),
+        "sisfall_falls": sum(r.is_fall for r in sisfall),
         "hapt_hours": round(sum(len(r.imu) / r.rate_hz for r in hapt) / 3600, 2),
         "speed": speed,
         "drops_per_stream": drops,
         "quick": quick,
+        "all_falls": all_falls,
+        "mounting_start": "calibrate_first" if calibrate_first else "cold",
     }
 
 
@@ -221,11 +331,30 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--speed", type=float, default=20.0, help="playback speed of the devices")
     p.add_argument("--drops", type=int, default=2, help="deliberate link drops per stream")
     p.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
+    p.add_argument(
+        "--all-falls",
+        action="store_true",
+        help="with --quick: every held-out SisFall fall trial (and quick's 1 in 12 ADL trials)",
+    )
+    p.add_argument(
+        "--calibrate-first",
+        action="store_true",
+        help="canonical and devices start from the estimate calibrated on the same rendering "
+        "(bench/devices.py's option, look-ahead); default: cold, calibrated online",
+    )
     p.add_argument("--json", action="store_true", help="only the JSON line")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.json else logging.INFO)
     logging.getLogger("bleak.backends.bluezdbus.version").setLevel(logging.ERROR)
-    result = run(args.model, args.quick, args.speed, args.drops, args.rows)
+    result = run(
+        args.model,
+        args.quick,
+        args.speed,
+        args.drops,
+        args.rows,
+        args.all_falls,
+        args.calibrate_first,
+    )
     if not args.json:
         for name, row in result["devices"].items():
             print(name, row)

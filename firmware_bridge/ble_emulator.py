@@ -54,6 +54,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -486,6 +487,43 @@ class _Characteristic(ServiceInterface):
     @dbus_property(access=PropertyAccess.READ)
     def Handle(self) -> "q":
         return self._handle
+
+
+class _PatientSocket:
+    """A bus socket whose sends wait for room instead of failing with EAGAIN."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def __getattr__(self, name: str):
+        return getattr(self._sock, name)
+
+    def send(self, data) -> int:
+        return self._retry(self._sock.send, data)
+
+    def sendmsg(self, *args) -> int:
+        return self._retry(self._sock.sendmsg, *args)
+
+    def _retry(self, send, *args) -> int:
+        while True:
+            try:
+                return send(*args)
+            except BlockingIOError:  # dbus-daemon has not read the last ones yet
+                select.select([], [self._sock], [], 1.0)
+
+
+def _wait_when_full(bus: MessageBus) -> None:
+    """dbus-fast's writer takes a full socket (EAGAIN) for a lost connection (the bug reported
+    as python-dbus-next #153, which dbus-fast inherited): a burst of notifications faster than
+    dbus-daemon reads them (thousands a second while the machine is busy) ended the emulated
+    BlueZ's bus, and with it every device. BlueZ's own D-Bus library waits for the socket to
+    drain; so does the emulated BlueZ's, on its own thread: notifications queue behind it (the
+    player thread keeps its clock) and nothing is lost or reordered."""
+    writer = getattr(bus, "_writer", None)
+    if writer is not None and isinstance(getattr(writer, "sock", None), socket.socket):
+        writer.sock = _PatientSocket(writer.sock)
+    else:  # a dbus-fast whose writer is built otherwise: left as it is
+        log.warning("dbus-fast's bus writer not recognised: a full bus socket may end the bus")
 
 
 def _close_fd(fd: int) -> None:
@@ -945,6 +983,7 @@ class EmulatedBlueZ:
         self._loop = asyncio.get_running_loop()
         self._done = asyncio.Event()
         self.bus = await MessageBus(bus_type=BusType.SYSTEM, negotiate_unix_fd=True).connect()
+        _wait_when_full(self.bus)
         await self.bus.request_name(BLUEZ_SERVICE)
         if self.adapter:
             self._adapter = _Adapter(self)

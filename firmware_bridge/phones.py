@@ -270,8 +270,10 @@ class EmulatedPhyphox:
 
     def __init__(self, t_s: np.ndarray, imu: np.ndarray, *, speed: float = 1.0, port: int = 0):
         t = t_s - t_s[0]
-        ta, acc = resample(t, imu[:, :3], self.ACC_HZ, jitter_s=1e-3, seed=5)
-        tg, gyr = resample(t, imu[:, 3:], self.GYRO_HZ, jitter_s=5e-4, offset_s=0.003, seed=6)
+        ta, acc = resample(t, imu[:, :3], self.ACC_HZ, jitter_s=1e-3, seed=5, bandlimited=True)
+        tg, gyr = resample(
+            t, imu[:, 3:], self.GYRO_HZ, jitter_s=5e-4, offset_s=0.003, seed=6, bandlimited=True
+        )
         self.acc = (ta + self.FIRST_S, acc)
         self.gyro = (tg + self.FIRST_S, gyr)
         self.speed = speed

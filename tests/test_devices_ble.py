@@ -53,6 +53,11 @@ def bluez():
         yield emulated
 
 
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return make_bundle(tmp_path_factory.mktemp("bundle") / "m.onnx")
+
+
 def add(bluez, name, hapt, seconds=6.0, **config):
     t, imu, _ = hapt
     n = int(seconds * 50)
@@ -116,7 +121,7 @@ def test_each_sensor_streams_what_it_encoded(bluez, hapt_experiment, name):
 
 
 @pytest.mark.parametrize("name", ["polar", "metawear", "movesense"])
-def test_one_reconnect_per_drop_and_outages_counted(bluez, hapt_experiment, name, tmp_path):
+def test_one_reconnect_per_drop_and_outages_counted(bluez, hapt_experiment, name, bundle):
     device = add(bluez, name, hapt_experiment, seconds=24.0)
     source = BleSource(device.address, watchdog_s=1.0, max_backoff_s=0.2)
     chunks = asyncio.run(stream(source, device, drops=(0.6, 0.6), limit_s=15.0))
@@ -141,7 +146,7 @@ def test_one_reconnect_per_drop_and_outages_counted(bluez, hapt_experiment, name
     else:
         assert source.stats.lost_samples == made and source.stats.lost_samples_inferred == 0
     # The status line `listen` prints says what was lost and whether the device restarted.
-    pipe = Pipeline(load_engine(make_bundle(tmp_path / "m.onnx")), FanOut([]), mount="none")
+    pipe = Pipeline(load_engine(bundle), FanOut([]), mount="none")
     for chunk in chunks:
         pipe.process(chunk)
     (row,) = status(pipe, [source])

@@ -94,6 +94,68 @@ def measure(int8_path: Path, fp32_path: Path, blocks: int, per_block: int) -> di
     return stats
 
 
+# ``--batches``: the shipped INT8 model in batches (``OnnxEngine.predict``, which splits a batch
+# into ONNX Runtime calls of at most ``OnnxEngine.MAX_BATCH``): CPU µs per window at each batch
+# size, and ONNX Runtime session options against the engine's own (graph optimisation level,
+# the CPU memory arena, memory patterns) at MAX_BATCH, in interleaved rounds, the best kept.
+BATCHES = (1, 16, 64, 256, 1024, 4096)
+SESSION_VARIANTS = ("engine", "optimisation_basic", "optimisation_extended", "no_memory_arena",
+                    "no_memory_pattern")  # fmt: skip
+
+
+def _session(path: Path, variant: str):
+    """An ONNX Runtime session as ``OnnxEngine`` opens it, with one option changed."""
+    import onnxruntime as ort
+
+    o = ort.SessionOptions()
+    o.intra_op_num_threads, o.inter_op_num_threads = 1, 1
+    o.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    level = ort.GraphOptimizationLevel
+    if variant == "optimisation_basic":
+        o.graph_optimization_level = level.ORT_ENABLE_BASIC
+    elif variant == "optimisation_extended":
+        o.graph_optimization_level = level.ORT_ENABLE_EXTENDED
+    elif variant == "no_memory_arena":
+        o.enable_cpu_mem_arena = False
+    elif variant == "no_memory_pattern":
+        o.enable_mem_pattern = False
+    return ort.InferenceSession(str(path), o, providers=["CPUExecutionProvider"])
+
+
+def us_per_window(engine: OnnxEngine, x: np.ndarray, batch: int) -> float:
+    """CPU µs per window for ``x`` scored ``batch`` windows per ``predict``."""
+    start = time.process_time()
+    for i in range(0, len(x), batch):
+        engine.predict(x[i : i + batch])
+    return (time.process_time() - start) / len(x) * 1e6
+
+
+def measure_batches(path: Path, rounds: int, n: int = 8192) -> dict:
+    engine = OnnxEngine(path)
+    w = demo_windows(engine)
+    x = np.ascontiguousarray(np.resize(w, (n, *w.shape[1:])))
+    sessions = {v: engine.session if v == "engine" else _session(path, v) for v in SESSION_VARIANTS}
+    by_batch: dict[int, list[float]] = {b: [] for b in BATCHES}
+    by_variant: dict[str, list[float]] = {v: [] for v in SESSION_VARIANTS}
+    us_per_window(engine, x[:2048], 256)  # warm-up
+    for _ in range(rounds):
+        for b in BATCHES:
+            by_batch[b].append(us_per_window(engine, x[: n // 4] if b == 1 else x, b))
+        for v, session in sessions.items():
+            engine.session = session
+            by_variant[v].append(us_per_window(engine, x, engine.MAX_BATCH))
+        engine.session = sessions["engine"]
+    return {
+        "us_per_window": {str(b): round(min(v), 1) for b, v in by_batch.items()},
+        "session_options_us_per_window": {k: round(min(v), 1) for k, v in by_variant.items()},
+        "max_batch": engine.MAX_BATCH,
+        "windows_per_run": n,
+        "rounds": rounds,
+        "intra_op_threads": 1,
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
@@ -102,7 +164,12 @@ def main() -> None:
     p.add_argument("--blocks", type=int, default=20)
     p.add_argument("--per-block", type=int, default=500)
     p.add_argument("--out", type=Path, default=None, help=f"also write the JSON here ({RESULTS})")
+    p.add_argument("--batches", action="store_true", help="batch sizes and session options")
+    p.add_argument("--rounds", type=int, default=3, help="--batches: interleaved rounds")
     args = p.parse_args()
+    if args.batches:
+        print(json.dumps(measure_batches(args.model, args.rounds)))
+        return
     load = os.getloadavg()[0]
     result = measure(args.model, args.fp32, args.blocks, args.per_block)
     cost = count_cost(args.fp32)

@@ -4,17 +4,24 @@
 
 Builds one hour from UCI HAPT (experiments back to back, timestamps continuous at 50 Hz), writes
 it as a recording CSV, and replays it with the same library calls as ``gaitedge replay --fast``
-(CSV parse, chain, batched engine, alerts, sinks). Last line:
-``{"realtime_factor", "windows", "rss_growth_mb", ...}``; RSS growth is measured between 10 % of
-the stream and its end, so it shows growth over time, not start-up. Also measures live cost:
-4-sample chunks one window at a time, as frames arrive from a device, giving how many 50 Hz
-sensors one core can serve.
+(CSV parse, chain, batched engine, alerts, sinks), in the shipped chunks
+(``FAST_CHUNK_SAMPLES``) and, as the baseline in the same run, in the 4096-sample chunks of
+before (``--rounds`` runs of each, interleaved; the best of each is reported). Last line:
+``{"realtime_factor", "realtime_factor_cpu", "windows", "rss_growth_mb", ...}``; RSS growth is
+measured between 10 % of the stream and its end, so it shows growth over time, not start-up.
+
+Also measures live cost, as frames arrive from devices (4-sample frames, one tick per frame):
+one device (``sensors_per_core_live``), and ``--devices`` devices side by side, each tick's
+frames through one ``Pipeline.process_many`` (one engine call: ``sensors_per_core_live_batched``,
+what ``listen`` does with several devices) against one ``Pipeline.process`` per frame in the
+same run (``sensors_per_core_live_per_device``). Sensors per core = 1 / CPU per sensor-second.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -29,36 +36,49 @@ from bench._data import hapt_signal, rss_mb
 from gaitedge.recording import Recording, read_recording, write_recording
 from gaitedge.runner import measure_live, open_pipeline
 from gaitedge.sources import ReplaySource
+from gaitedge.sources.replay import FAST_CHUNK_SAMPLES
 
 RATE_HZ = 50.0
+BEFORE_CHUNK_SAMPLES = 4096  # replay --fast's chunks before (the baseline)
 
 
-def replay_fast(model: Path | None, csv: Path) -> dict:
-    """The `replay --fast` session, with RSS sampled during the stream."""
+def replay_fast(model: Path | None, csv: Path, n: int, chunk_samples: int) -> dict:
+    """The `replay --fast` session of ``csv`` (``n`` samples), with RSS sampled during it."""
     import asyncio
 
     pipeline = open_pipeline(model, None)
-    start = time.perf_counter()
-    source = ReplaySource(csv, fast=True)
+    start, cpu = time.perf_counter(), time.process_time()
+    source = ReplaySource(csv, fast=True, fast_chunk_samples=chunk_samples)
     rss = []
 
     async def run() -> None:
         async with source:
-            n = len(source.recording)
             async for chunk in source.chunks():
                 pipeline.process(chunk)
                 rss.append((float(chunk.t_s[-1]) * RATE_HZ / n, rss_mb()))
 
     asyncio.run(run())
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     at_10 = next(m for frac, m in rss if frac >= 0.1)
-    return {"wall_s": wall, "windows": pipeline.stats.windows, "rss_growth_mb": rss[-1][1] - at_10}
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "windows": pipeline.stats.windows,
+        "rss_growth_mb": rss[-1][1] - at_10,
+    }
 
 
-def live_cost(model: Path | None, t: np.ndarray, x: np.ndarray) -> dict:
-    """CPU cost of one live 50 Hz sensor: 4-sample chunks, windows one at a time."""
+def live_cost(
+    model: Path | None, t: np.ndarray, x: np.ndarray, devices: int = 1, batched: bool = True
+) -> dict:
+    """CPU cost of live 50 Hz sensors: 4-sample frames, one tick per frame."""
     with open_pipeline(model, None) as pipeline:  # no sinks: the pipeline's own cost
-        return measure_live(pipeline, t, x, chunk_samples=4).to_dict()
+        cost = measure_live(pipeline, t, x, chunk_samples=4, devices=devices, batched=batched)
+        return cost.to_dict()
+
+
+def best(runs: list[dict], key: str) -> dict:
+    return min(runs, key=lambda r: r[key])
 
 
 def main() -> None:
@@ -66,6 +86,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON line last")
     parser.add_argument("--model", type=Path, help="model bundle (default: the shipped one)")
     parser.add_argument("--hours", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each, interleaved")
+    parser.add_argument("--devices", type=int, default=50, help="live devices side by side")
+    parser.add_argument("--live-minutes", type=float, default=2.0, help="of each device")
     args = parser.parse_args()
     n = int(args.hours * 3600 * RATE_HZ)
     t, x = hapt_signal(n)
@@ -79,20 +102,44 @@ def main() -> None:
         parse_start = time.perf_counter()
         read_recording(csv)
         parse_s = time.perf_counter() - parse_start
-        fast = replay_fast(args.model, csv)
+        runs: dict[int, list[dict]] = {FAST_CHUNK_SAMPLES: [], BEFORE_CHUNK_SAMPLES: []}
+        for _ in range(args.rounds):
+            for chunk_samples, done in runs.items():
+                done.append(replay_fast(args.model, csv, len(t), chunk_samples))
+    fast = best(runs[FAST_CHUNK_SAMPLES], "cpu_s")
+    before = best(runs[BEFORE_CHUNK_SAMPLES], "cpu_s")
+    m = int(args.live_minutes * 60 * RATE_HZ)
     live = live_cost(args.model, t[: 10 * 60 * 50], x[: 10 * 60 * 50])
+    many: dict[bool, list[dict]] = {False: [], True: []}
+    for _ in range(args.rounds):
+        for batched, done in many.items():
+            done.append(live_cost(args.model, t[:m], x[:m], args.devices, batched))
+    per_device = best(many[False], "cpu_ms_per_sensor_second")
+    batched = best(many[True], "cpu_ms_per_sensor_second")
+    hour_s = len(t) / RATE_HZ
     result = {
-        "realtime_factor": round(len(t) / RATE_HZ / fast["wall_s"], 1),
+        "realtime_factor": round(hour_s / fast["wall_s"], 1),
+        "realtime_factor_cpu": round(hour_s / fast["cpu_s"], 1),
+        "fast_chunk_samples": FAST_CHUNK_SAMPLES,
+        "realtime_factor_cpu_4096": round(hour_s / before["cpu_s"], 1),
         "windows": fast["windows"],
         "rss_growth_mb": round(fast["rss_growth_mb"], 2),
         "wall_s": round(fast["wall_s"], 3),
         "csv_parse_s": round(parse_s, 3),
         "live_cpu_per_sensor_second_ms": live["cpu_ms_per_sensor_second"],
         "sensors_per_core_live": live["sensors_per_core"],
+        "live_devices": args.devices,
+        "sensors_per_core_live_per_device": per_device["sensors_per_core"],
+        "sensors_per_core_live_batched": batched["sensors_per_core"],
+        "live_batching_gain": round(
+            per_device["cpu_ms_per_sensor_second"] / batched["cpu_ms_per_sensor_second"], 2
+        ),
         "live_latency": live["latency"],
+        "live_latency_batched": batched["latency"],
         "model": str(args.model or "shipped"),
         "machine": platform.machine(),
         "python": platform.python_version(),
+        "load": round(os.getloadavg()[0], 1),
     }
     if not args.json:
         for key, value in result.items():

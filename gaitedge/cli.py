@@ -618,6 +618,9 @@ def listen(
         shadow=shadow,
     )  # fmt: skip
     with session as pipe, _web(web, pipe, sources, "listen"):
+        for source in sources:  # a sensor without a gyroscope: run, or refused at connect
+            if hasattr(source, "no_gyroscope_refusal"):
+                source.no_gyroscope_refusal = pipe.no_gyroscope_refusal()
         try:
             run_sources(
                 pipe, sources, duration_s=duration, on_status=None if quiet else _print_status

@@ -87,6 +87,30 @@ def default_model_path() -> Path:
     return DEFAULT_MODEL
 
 
+def accelerometer_only_model(models_dir: Path | None = None) -> Path | None:
+    """The shipped bundle for sources without a gyroscope: the one in ``models_dir`` (default:
+    the package's models) whose contract's channels need none, found by the contract alone
+    (the newest ``model_version`` if several); None when none ships."""
+    from gaitedge.bundle import contract_metadata
+    from gaitedge.preprocess import needs_gyroscope
+
+    found = []
+    for path in sorted(Path(models_dir or MODELS_DIR).glob("*.onnx")):
+        try:
+            meta = contract_metadata(path)
+        except ContractError as exc:
+            log.warning("%s", exc)
+            continue
+        channels = meta.get("chain", {}).get("channels", ())
+        if channels and not needs_gyroscope(channels):
+            found.append((str(meta.get("model_version", "")), path))
+    return max(found, key=lambda f: _version_key(f[0]))[1] if found else None
+
+
+def _version_key(version: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else -1 for p in version.split("."))
+
+
 def check_windows(contract: ModelContract, windows: np.ndarray) -> np.ndarray:
     """Return ``windows`` as float32 [B, W, C], or raise ContractError saying what differs."""
     cfg = contract.chain

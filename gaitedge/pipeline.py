@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -28,13 +29,20 @@ from gaitedge.alerts import (
 from gaitedge.bundle import ContractError
 from gaitedge.engine import Engine
 from gaitedge.mounting import CALIBRATED_WALKING_S, MountingError
-from gaitedge.preprocess import BadSamplePolicy, Mounting, StreamingChain
+from gaitedge.preprocess import (
+    BadSamplePolicy,
+    Mounting,
+    StreamingChain,
+    needs_gyroscope,
+    no_gyroscope_message,
+)
 from gaitedge.recording import RecordingWriter
 from gaitedge.shadow import Shadow, class_name, result_alerts
 from gaitedge.sinks import FanOut
 from gaitedge.sources.base import DeviceResult, SampleChunk
 from gaitedge.status import DeviceStatus
 from gaitedge.units import check_gravity_scale
+from gaitedge.windows import Windows
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +117,24 @@ class DeviceState:
     # model runs beside it on its raw samples and is compared, not reported.
     decides: bool = False
     shadow: Shadow | None = None
+    # The chain's state when the windows being scored were made (``Pipeline.process_many``
+    # scores them after every chunk of its tick has gone through its chain).
+    calibrated: bool = True
+    input_rate_hz: float | None = None
+    # The model this device runs when it is not the pipeline's (an accelerometer-only device
+    # on the shipped accelerometer-only bundle).
+    engine: Engine | None = None
+
+
+@dataclass
+class _Made:
+    """Windows one chain call made, waiting for the engine (``Pipeline.process_many``)."""
+
+    state: DeviceState
+    windows: Windows
+    host_rx_s: float
+    calibrated: bool
+    input_rate_hz: float | None
 
 
 @dataclass
@@ -171,8 +197,15 @@ class Pipeline:
         strict: bool = False,
         acc_range_g: float | None = None,
         shadow: bool = False,
+        acc_only_engine: Callable[[], Engine] | None = None,
+        no_gyroscope_hint: str = "",
     ) -> None:
         self.engine = engine
+        # Opens the model for devices without a gyroscope when ``engine`` needs one (the
+        # shipped accelerometer-only bundle; None: such devices are refused in one line).
+        self.acc_only_engine = acc_only_engine
+        self._acc_engine: Engine | None = None
+        self.no_gyroscope_hint = no_gyroscope_hint  # why none is picked, for the refusal
         self.shadow = shadow
         self.mount = mount
         self.mount_store = mount_store
@@ -223,10 +256,10 @@ class Pipeline:
                 saved = True
         return saved and self.mount_store.save(if_changed=if_changed)
 
-    def _mounting(self, device: str, declared: str | None = None) -> Mounting:
+    def _mounting(self, device: str, declared: str | None = None, cfg=None) -> Mounting:
         """``--mount`` if given, else what the device declares, else the contract's (automatic:
         restored from the mount store when this device has an estimate there)."""
-        cfg = self.contract.chain
+        cfg = cfg or self.contract.chain
         mode = self.mount or declared or cfg.mounting
         stored = None
         if mode in ("auto", "vertical") and self.mount_store is not None:
@@ -247,13 +280,15 @@ class Pipeline:
         if state is None:
             declared = chunk.declared_mounting if chunk is not None else None
             acc_range_g = chunk.acc_range_g if chunk is not None else None
-            heads = self.contract.heads
+            engine = self._engine_for(device, chunk)
+            contract = engine.contract
+            heads = contract.heads
             state = DeviceState(
                 chain=StreamingChain(
-                    self.contract.chain,
+                    contract.chain,
                     policy=BadSamplePolicy.DROP,
                     strict=self.strict,
-                    mounting=self._mounting(device, declared),
+                    mounting=self._mounting(device, declared, contract.chain),
                 ),
                 activity=(
                     ActivitySmoother(heads["activity"], self.activity_config, device=device)
@@ -262,18 +297,74 @@ class Pipeline:
                 ),
                 fall=(
                     FallDetector(
-                        self.contract.chain.channels, self._fall_config(acc_range_g), device=device
+                        contract.chain.channels, self._fall_config(acc_range_g), device=device
                     )
                     if "fall" in heads
                     else None
                 ),
+                engine=engine if engine is not self.engine else None,
             )
             self.devices[device] = state
         return state
 
+    def _engine_for(self, device: str, chunk: SampleChunk | None) -> Engine:
+        """The pipeline's model, or for a device without a gyroscope ([N, 3] samples) when
+        that model needs one, the accelerometer-only model (named once on stderr); none
+        shipped, or a ``--model`` given: ContractError naming the channels."""
+        acc_only = chunk is not None and chunk.imu.ndim == 2 and chunk.imu.shape[1] == 3
+        if not acc_only or not needs_gyroscope(self.contract.chain.channels):
+            return self.engine
+        refusal = self.no_gyroscope_refusal()
+        if refusal is not None:
+            raise ContractError(f"{device}: {refusal}")
+        if self._acc_engine is None:
+            self._acc_engine = self.acc_only_engine()
+        c = self._acc_engine.contract
+        log.warning(
+            "%s has no gyroscope: it runs the accelerometer-only model %s %s (channels %s)",
+            device, c.name, c.model_version, ", ".join(c.chain.channels),
+        )  # fmt: skip
+        return self._acc_engine
+
+    def no_gyroscope_refusal(self) -> str | None:
+        """None when a device without a gyroscope can run here (the model needs none, or an
+        accelerometer-only one is at hand); else the one line that refuses it."""
+        c = self.contract
+        if not needs_gyroscope(c.chain.channels) or self.acc_only_engine is not None:
+            return None
+        message = no_gyroscope_message(c.chain.channels, f"the model {c.name} {c.model_version}")
+        return f"{message} ({self.no_gyroscope_hint})" if self.no_gyroscope_hint else message
+
+    def contract_of(self, state: DeviceState):
+        """The contract of the model ``state``'s device runs."""
+        return (state.engine or self.engine).contract
+
     def process(self, chunk: SampleChunk) -> list[Alert]:
         """Run one chunk through every stage; returns the alerts it raised (already sent)."""
+        return self.process_many([chunk])
+
+    def process_many(self, chunks: Iterable[SampleChunk | DeviceResult]) -> list[Alert]:
+        """The chunks of one tick, from one device or several (``gaitedge.runner``): each goes
+        through its device's chain as :meth:`process` runs it, then ONE engine call scores the
+        windows all of them completed, and the probabilities go back to each device's alert
+        logic in order. The alerts, and the order they reach the sinks, are those of
+        :meth:`process` on each chunk in turn (a device's own results and a reconnect's end of
+        segment score what is waiting first; so does a second chunk of the same device)."""
+        made: list[_Made] = []
+        alerts: list[Alert] = []
+        for chunk in chunks:
+            if isinstance(chunk, DeviceResult):
+                alerts += self._score(made) + self.process_result(chunk)
+            else:
+                alerts += self._chain(chunk, made)
+        return alerts + self._score(made)
+
+    def _chain(self, chunk: SampleChunk, made: list[_Made]) -> list[Alert]:
+        """:meth:`process_many`'s first stage for one chunk: its windows join ``made``."""
         state = self._state(chunk.device, chunk)
+        alerts: list[Alert] = []
+        if any(m.state is state for m in made):  # this device's earlier windows come first
+            alerts += self._score(made)
         self.stats.chunks += 1
         if self.recorder is not None:
             self.recorder.write(chunk.t_s, chunk.imu, device_id=chunk.device)
@@ -281,14 +372,14 @@ class Pipeline:
             state.decides = True
             if not self.shadow:
                 state.last_t_s = float(chunk.t_s[-1]) if len(chunk.t_s) else state.last_t_s
-                return []
+                return alerts
             state.shadow = state.shadow or Shadow()
-        alerts: list[Alert] = []
         # A reconnect that continues the device's timeline is a gap the chain bridges or not
         # (its max_gap_s rule); any other (re)connect starts a new segment.
         new_segment = chunk.new_connection and not chunk.continued
         if new_segment and state.chain.stats.samples_in:
-            alerts = self.finish(chunk.device)  # a reconnect: score what the chain held back
+            # a reconnect: score what is waiting, then what the chain held back
+            alerts += self._score(made) + self.finish(chunk.device)
         if new_segment:
             state.chain.reset()
         if not state.units_checked:
@@ -298,7 +389,7 @@ class Pipeline:
                 est = state.chain.mounting.estimator
                 if est is not None and not est.restored:
                     state.calibrated_at_s = float(t[-1])
-            alerts += self._windows(state, windows, t0, chunk.host_rx_s, t)
+            self._made(made, state, windows, t0, chunk.host_rx_s, t)
         return alerts
 
     def finish(self, device: str | None = None) -> list[Alert]:
@@ -324,7 +415,7 @@ class Pipeline:
             t=state.last_t_s,
             t_event=float(state.held_since_s),
             type=AlertType.ACTIVITY,
-            label=self.contract.heads["activity"][best],
+            label=self.contract_of(state).heads["activity"][best],
             p=float(state.held_p[best] / n),
             device=name,
             extra={"mounting": "uncalibrated", "windows": int(state.held_counts.sum())},
@@ -335,19 +426,56 @@ class Pipeline:
         return [alert]
 
     def _windows(self, state: DeviceState, windows, t0: float, host_rx_s: float, t_s):
-        t1 = time.perf_counter()
-        self.stats.latency["chain"].add(t1 - t0)
+        made: list[_Made] = []
+        self._made(made, state, windows, t0, host_rx_s, t_s)
+        return self._score(made)
+
+    def _made(self, made: list[_Made], state: DeviceState, windows, t0, host_rx_s, t_s) -> None:
+        """After a chain call: its latency and the stream time; its windows join ``made``
+        with the chain's state as they were made."""
+        self.stats.latency["chain"].add(time.perf_counter() - t0)
         if len(t_s):
             state.last_t_s = float(t_s[-1])
-        if not len(windows):
+        if len(windows):
+            chain = state.chain
+            rate = chain.stats.input_rate_hz
+            made.append(_Made(state, windows, host_rx_s, chain.mounting.calibrated, rate))
+
+    def _score(self, made: list[_Made]) -> list[Alert]:
+        """One engine call for every window in ``made`` (emptied), then each chain call's
+        share of the probabilities to its device's alert logic, in order."""
+        if not made:
             return []
-        probs = self.engine.predict(windows.data)
+        t1 = time.perf_counter()
+        shares: list[dict[str, np.ndarray]] = [{} for _ in made]
+        engines = [m.state.engine or self.engine for m in made]
+        for engine in dict.fromkeys(engines):  # one call per model (usually one)
+            mine = [i for i, e in enumerate(engines) if e is engine]
+            data = [made[i].windows.data for i in mine]
+            probs = engine.predict(data[0] if len(data) == 1 else np.concatenate(data))
+            at = 0
+            for i in mine:
+                n = len(made[i].windows)
+                shares[i] = (
+                    probs if len(mine) == 1 else {h: p[at : at + n] for h, p in probs.items()}
+                )
+                at += n
+        self.stats.latency["engine"].add(time.perf_counter() - t1)
+        alerts: list[Alert] = []
+        for m, share in zip(made, shares, strict=True):
+            alerts += self._decide(m, share)
+        made.clear()
+        return alerts
+
+    def _decide(self, made: _Made, probs: dict[str, np.ndarray]) -> list[Alert]:
+        """Alert logic, sinks and counters for one chain call's windows and their scores."""
         t2 = time.perf_counter()
-        self.stats.latency["engine"].add(t2 - t1)
+        state, windows = made.state, made.windows
+        state.calibrated, state.input_rate_hz = made.calibrated, made.input_rate_hz
         shown = state.activity_label, state.activity_p
         alerts = self._alerts(state, windows, probs)
         self.stats.latency["alerts"].add(time.perf_counter() - t2)
-        self.stats.latency["end_to_end"].add(time.monotonic() - host_rx_s)
+        self.stats.latency["end_to_end"].add(time.monotonic() - made.host_rx_s)
         if state.shadow is not None:  # the device's decisions are the ones reported
             state.activity_label, state.activity_p = shown
             activity = probs["activity"].argmax(axis=1) if "activity" in probs else None
@@ -407,10 +535,11 @@ class Pipeline:
 
     def _alerts(self, state: DeviceState, windows, probs: dict[str, np.ndarray]) -> list[Alert]:
         alerts: list[Alert] = []
-        calibrated = state.chain.mounting.calibrated
+        contract = self.contract_of(state)
+        calibrated = state.calibrated  # as the chain was when it made ``windows``
         if state.fall is not None:
             state.fall.model_gate = calibrated
-            state.fall.input_rate_hz = state.chain.stats.input_rate_hz
+            state.fall.input_rate_hz = state.input_rate_hz
         if state.activity is not None and not calibrated:
             p = probs["activity"]
             best = p.argmax(axis=1)
@@ -434,11 +563,11 @@ class Pipeline:
                     windows.t_start_s[a:b], windows.t_end_s[a:b], p[a:b]
                 )
             best = int(p[-1].argmax())
-            state.activity_label = self.contract.heads["activity"][best]
+            state.activity_label = contract.heads["activity"][best]
             state.activity_p = float(p[-1, best])
         if state.fall is not None:
-            p_fall = probs["fall"][:, self._fall_index]
-            alerts += state.fall.update_windows(windows, p_fall, self.contract.chain)
+            p_fall = probs["fall"][:, contract.heads["fall"].index("fall")]
+            alerts += state.fall.update_windows(windows, p_fall, contract.chain)
         return sorted(alerts, key=lambda a: a.t)
 
     def device_status(self) -> list[DeviceStatus]:

@@ -78,6 +78,14 @@ DEFAULT_CHANNELS = tuple(
     for c in AVAILABLE_CHANNELS
     if c.startswith(("body_acc_", "gravity_", "gyro_")) and "norm" not in c
 )
+# What a chain whose channels need no gyroscope computes from [N, 3] accelerometer input (an
+# accelerometer-only sensor, or the first three columns of a 6-axis one): nothing is padded.
+ACC_ONLY_CHANNELS = tuple(c for c in AVAILABLE_CHANNELS if not c.startswith("gyro_"))
+
+
+def needs_gyroscope(channels) -> bool:
+    """Whether a chain with these channels needs the gyroscope (else [N, 3] input will do)."""
+    return any(c.startswith("gyro_") for c in channels)
 
 
 class ChainInputError(ValueError):
@@ -432,14 +440,15 @@ class AntiAlias:
     ORDER = 4
     CUTOFF_FRACTION = 0.45  # of the model's sample rate
 
-    def __init__(self, model_rate_hz: float, max_gap_s: float) -> None:
+    def __init__(self, model_rate_hz: float, max_gap_s: float, n_inputs: int = 6) -> None:
         self.model_rate_hz = float(model_rate_hz)
+        self.n_inputs = n_inputs
         self.max_gap_s = max_gap_s
         self.input_rate_hz: float | None = None
         self.group_delay_s = 0.0
         self.bridged_gaps = 0
         self._held_t = np.zeros(0)
-        self._held_x = np.zeros((0, 6))
+        self._held_x = np.zeros((0, n_inputs))
         self._filter: SosFilter | None = None
         self._last_t: float | None = None
 
@@ -452,7 +461,7 @@ class AntiAlias:
             self._held_t = np.concatenate([self._held_t, t])
             self._held_x = np.concatenate([self._held_x, x])
             if len(self._held_t) <= RATE_ESTIMATE_SAMPLES:
-                return np.zeros(0), np.zeros((0, 6))
+                return np.zeros(0), np.zeros((0, self.n_inputs))
             return self.flush()
         return self._filter_segments(t, x)
 
@@ -463,7 +472,7 @@ class AntiAlias:
             dt = dt[(dt > 0) & (dt <= self.max_gap_s)]
             self._design(float(np.median(dt)) if len(dt) else 1.0 / self.model_rate_hz)
         t, x = self._held_t, self._held_x
-        self._held_t, self._held_x = np.zeros(0), np.zeros((0, 6))
+        self._held_t, self._held_x = np.zeros(0), np.zeros((0, self.n_inputs))
         return self._filter_segments(t, x) if len(t) else (t, x)
 
     def _design(self, interval_s: float) -> None:
@@ -472,7 +481,7 @@ class AntiAlias:
             return
         cutoff = self.CUTOFF_FRACTION * self.model_rate_hz
         sos = signal.butter(self.ORDER, cutoff, fs=self.input_rate_hz, output="sos")
-        self._filter = SosFilter(sos, 6)
+        self._filter = SosFilter(sos, self.n_inputs)
         b, a = signal.sos2tf(sos)
         _, delay = signal.group_delay((b, a), w=[0.5], fs=self.input_rate_hz)
         self.group_delay_s = float(delay[0]) / self.input_rate_hz
@@ -647,12 +656,15 @@ class StreamingChain:
         lp = signal.butter(cfg.lowpass_order, cfg.lowpass_cutoff_hz, fs=rate, output="sos")
         grav = signal.butter(cfg.gravity_order, cfg.gravity_cutoff_hz, fs=rate, output="sos")
         self._repair = None if strict else TimestampRepair(segment_gap_s=cfg.max_gap_s)
-        self._antialias = AntiAlias(rate, cfg.max_gap_s)
+        # A chain without gyroscope channels runs on the accelerometer alone ([N, 3] inside).
+        self.n_inputs = 6 if needs_gyroscope(cfg.channels) else 3
+        self._antialias = AntiAlias(rate, cfg.max_gap_s, self.n_inputs)
         self._resampler = Resampler(rate, cfg.max_gap_s)
-        self._lowpass = SosFilter(lp, 6)
+        self._lowpass = SosFilter(lp, self.n_inputs)
         self._gravity = SosFilter(grav, 3)
         self._windower = Windower(cfg.window_samples, cfg.hop_samples, cfg.n_channels)
-        self._select = np.array([AVAILABLE_CHANNELS.index(c) for c in cfg.channels])
+        available = AVAILABLE_CHANNELS if self.n_inputs == 6 else ACC_ONLY_CHANNELS
+        self._select = np.array([available.index(c) for c in cfg.channels])
         self._needs_norms = any(c.endswith("_norm") for c in cfg.channels)
         if cfg.norm_mean is not None:
             self._mean = np.asarray(cfg.norm_mean)
@@ -680,7 +692,9 @@ class StreamingChain:
         return self._windower.segment
 
     def process(self, t: np.ndarray, imu: np.ndarray) -> Windows:
-        """Feed [N] timestamps (s) and [N, 6] samples (m/s², rad/s); return completed windows."""
+        """Feed [N] timestamps (s) and [N, 6] samples (m/s², rad/s), or [N, 3]
+        (acceleration only) when the chain's channels need no gyroscope; return completed
+        windows."""
         t, imu = self._validate(t, imu)
         self.stats.samples_in += len(t)
         if len(t):
@@ -741,16 +755,16 @@ class StreamingChain:
             self.mounting.estimator.new_segment()
 
     def _features(self, x: np.ndarray) -> np.ndarray:
-        lp = self._lowpass.process(x)  # [M, 6]
+        lp = self._lowpass.process(x)  # [M, 6], or [M, 3] without a gyroscope
         acc = lp[:, :3]
         gravity = self._gravity.process(acc)  # [M, 3]
-        gyro = lp[:, 3:]
+        vectors = [acc, gravity] + ([lp[:, 3:]] if self.n_inputs == 6 else [])
         if self.mounting.estimator is not None or self.mounting.fixed is not None:
-            acc, gravity, gyro = self._rotate(acc, gravity, gyro)
-        cols = [acc, acc - gravity, gravity, gyro]
+            vectors = self._rotate(*vectors)
+        acc, gravity = vectors[:2]
+        cols = [acc, acc - gravity, *vectors[1:]]  # ACC_ONLY_CHANNELS' order without gyro
         if self._needs_norms:
-            norms = np.stack([np.linalg.norm(acc, axis=1), np.linalg.norm(gyro, axis=1)])
-            cols.append(norms.T)
+            cols += [np.linalg.norm(v, axis=1)[:, None] for v in (acc, *vectors[2:])]
         y = np.concatenate(cols, axis=1)[:, self._select]  # [M, C]
         if self._mean is not None:
             y -= self._mean
@@ -773,41 +787,45 @@ class StreamingChain:
     # Samples rotated per call of an estimator's ``feed`` (bounds its [M, 3, 3] rotations).
     ROTATE_SAMPLES = 1 << 15
 
-    def _rotate(self, acc, gravity, gyro):
-        """Body-frame vectors. Filters are linear and the same on every axis, so rotating their
-        output equals filtering rotated input; an online estimate changes only at block ends."""
+    def _rotate(self, *vectors):
+        """Body-frame vectors (acc, gravity and the gyroscope's rate when there is one). Filters
+        are linear and the same on every axis, so rotating their output equals filtering rotated
+        input; an online estimate changes only at block ends."""
         est = self.mounting.estimator
+        acc = vectors[0]
         if est is None:
             r = self.mounting.fixed.T
-            return acc @ r, gravity @ r, gyro @ r
+            return [v @ r for v in vectors]
         if hasattr(est, "feed"):  # whole blocks at once (gaitedge.mounting)
-            xyz = np.stack([acc, gravity, gyro], axis=1)  # [M, 3 vectors, 3]
+            xyz = np.stack(vectors, axis=1)  # [M, 2 or 3 vectors, 3]
             for a in range(0, len(acc), self.ROTATE_SAMPLES):
                 part = xyz[a : a + self.ROTATE_SAMPLES]
                 starts, rots = est.feed(part[:, 0])
                 for i, j, r in zip(starts, [*starts[1:], len(part)], rots, strict=True):
                     piece = part[i:j].reshape(-1, 3)
                     piece[:] = piece @ r.T
-            return xyz[:, 0], xyz[:, 1], xyz[:, 2]
-        out = np.empty((len(acc), 9))
+            return [xyz[:, k] for k in range(len(vectors))]
+        out = [np.empty_like(v) for v in vectors]
         i = 0
         while i < len(acc):
             j = min(len(acc), i + est.boundary())
             r = est.rotation.T
-            out[i:j, 0:3] = acc[i:j] @ r
-            out[i:j, 3:6] = gravity[i:j] @ r
-            out[i:j, 6:9] = gyro[i:j] @ r
+            for v, o in zip(vectors, out, strict=True):
+                o[i:j] = v[i:j] @ r
             est.update(acc[i:j])
             i = j
-        return out[:, 0:3], out[:, 3:6], out[:, 6:9]
+        return out
 
     def _validate(self, t: np.ndarray, imu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t = np.asarray(t, dtype=np.float64).reshape(-1)
         imu = np.asarray(imu, dtype=np.float64)
-        if imu.ndim != 2 or imu.shape != (len(t), 6):
+        if imu.ndim != 2 or imu.shape[0] != len(t) or imu.shape[1] not in (3, 6):
             raise ChainInputError(
                 f"expected [N] timestamps and [N, 6] samples, got {t.shape} and {imu.shape}"
             )
+        if imu.shape[1] < self.n_inputs:
+            raise ChainInputError(no_gyroscope_message(self.cfg.channels))
+        imu = imu[:, : self.n_inputs]
         last = -np.inf if self._last_in_t is None else self._last_in_t
         if self.policy is BadSamplePolicy.RAISE:
             self._check(t, imu, last if self.strict else None)
@@ -842,6 +860,15 @@ class StreamingChain:
                 f"timestamps must increase: sample {i} of the chunk has t={t[i]:.6f} s "
                 f"after t={previous[i]:.6f} s"
             )
+
+
+def no_gyroscope_message(channels, model: str = "the model") -> str:
+    """The one line for accelerometer-only input to a chain that needs the gyroscope."""
+    gyro = [c for c in channels if c.startswith("gyro_")]
+    return (
+        f"the input has an accelerometer but no gyroscope, and {model} needs channels "
+        f"{', '.join(gyro)} (of {', '.join(channels)}); a missing gyroscope is never padded"
+    )
 
 
 def run_offline(

@@ -52,7 +52,8 @@ class Recording:
     Attributes:
         timestamp_s: [N] strictly increasing sample times in seconds (repaired where the file's
             were tied, batched or stepped back; see ``repair``).
-        imu: [N, 6] acc_x..acc_z in m/s², gyro_x..gyro_z in rad/s.
+        imu: [N, 6] acc_x..acc_z in m/s², gyro_x..gyro_z in rad/s; [N, 3] for a file with
+            an accelerometer alone (no gyro_* column).
         label: [N] per-sample labels as strings, or None when the file has none.
         device_id: [N] device ids as strings, or None.
         repair: what timestamp repair changed (``gaitedge.preprocess.RepairStats``), or None.
@@ -89,7 +90,7 @@ class _Layout:
     time_scale: float
     axis_index: tuple[int, ...]
     accel_unit: AccelUnit
-    gyro_unit: GyroUnit
+    gyro_unit: GyroUnit | None  # None: no gyroscope columns
     label_index: int | None
     device_index: int | None
 
@@ -109,7 +110,10 @@ def _parse_header(header: list[str], where: str) -> _Layout:
         if name in names:
             time_index, time_scale = names.index(name), scale
     axis_index, units = [], []
-    for axis in AXES:
+    # An accelerometer alone (no gyro_* column at all): [N, 3] samples, for a model that
+    # needs no gyroscope (the runtime picks one; none is ever fed a padded gyroscope).
+    has_gyro = any(_unit_of(n, a, _GYRO_SUFFIX) is not None for n in names for a in AXES[3:])
+    for axis in AXES if has_gyro else AXES[:3]:
         table = _ACCEL_SUFFIX if axis.startswith("acc") else _GYRO_SUFFIX
         found = [(i, _unit_of(n, axis, table)) for i, n in enumerate(names)]
         found = [(i, u) for i, u in found if u is not None]
@@ -120,14 +124,14 @@ def _parse_header(header: list[str], where: str) -> _Layout:
             )
         axis_index.append(found[0][0])
         units.append(found[0][1])
-    if len(set(units[:3])) != 1 or len(set(units[3:])) != 1:
+    if len(set(units[:3])) != 1 or len(set(units[3:])) > 1:
         raise RecordingError(f"{where}: the three axes of a sensor must share one unit")
     return _Layout(
         time_index=time_index,
         time_scale=time_scale,
         axis_index=tuple(axis_index),
         accel_unit=units[0],
-        gyro_unit=units[3],
+        gyro_unit=units[3] if has_gyro else None,
         label_index=names.index("label") if "label" in names else None,
         device_index=names.index("device_id") if "device_id" in names else None,
     )
@@ -279,7 +283,8 @@ def _to_recording(
         t = np.arange(len(data)) / float(rate_hz)
     imu = np.empty_like(data)
     imu[:, :3] = accel_to_m_s2(data[:, :3], layout.accel_unit)
-    imu[:, 3:] = gyro_to_rad_s(data[:, 3:], layout.gyro_unit)
+    if layout.gyro_unit is not None:
+        imu[:, 3:] = gyro_to_rad_s(data[:, 3:], layout.gyro_unit)
     return Recording(
         timestamp_s=t,
         imu=imu,
@@ -475,7 +480,8 @@ class CsvChunks:
         layout = self.layout
         imu = np.empty_like(x)
         imu[:, :3] = accel_to_m_s2(x[:, :3], layout.accel_unit)
-        imu[:, 3:] = gyro_to_rad_s(x[:, 3:], layout.gyro_unit)
+        if layout.gyro_unit is not None:
+            imu[:, 3:] = gyro_to_rad_s(x[:, 3:], layout.gyro_unit)
         return Recording(
             timestamp_s=t,
             imu=imu,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gaitedge.engine import load_engine
+from gaitedge.engine import accelerometer_only_model, load_engine
 from gaitedge.mqtt import mqtt_settings
 from gaitedge.pipeline import Pipeline
 from gaitedge.recording import RecordingWriter
@@ -85,6 +86,7 @@ def open_pipeline(
     store = _mount_store(mount_file, mount, warn_unwritable_mount_file)
     engine = load_engine(model, intra_op_threads=intra_op_threads, provider=provider)
     options = {"mount": mount, "mount_store": store, "strict": strict, "acc_range_g": acc_range_g}
+    options |= _acc_only_options(model, intra_op_threads, provider)
     options["shadow"] = shadow
     if sinks is None:
         return Pipeline(engine, FanOut([]), **options)
@@ -119,6 +121,20 @@ def open_pipeline(
         if recorder is not None:
             recorder.close()
         raise
+
+
+def _acc_only_options(model, intra_op_threads: int, provider: str) -> dict:
+    """Devices without a gyroscope run the shipped accelerometer-only bundle when no model was
+    given (opened on the first such device); else the pipeline refuses them, saying why."""
+    if model is not None:
+        return {"no_gyroscope_hint": "--model was given, so no other model is picked"}
+    acc = accelerometer_only_model()
+    if acc is None:
+        return {"no_gyroscope_hint": "gaitedge ships no accelerometer-only model yet"}
+    opener = functools.partial(
+        load_engine, acc, intra_op_threads=intra_op_threads, provider=provider
+    )
+    return {"acc_only_engine": opener}
 
 
 def _mount_store(path: Path | None, mount: str | None, warn_only: bool):
@@ -192,13 +208,63 @@ def _units_checked(
         yield t, imu
 
 
-async def stream(pipeline: Pipeline, source: Source, *, duration_s: float | None = None) -> None:
-    """Drive ``pipeline`` from ``source`` until it ends, ``duration_s`` passes, or cancel."""
+class Tick:
+    """Several devices' chunks that arrive in one pass of the event loop go through the
+    pipeline together (:meth:`Pipeline.process_many`): one engine call for every window they
+    complete, the same alerts as one device at a time. Nothing waits for a tick to fill: the
+    pass takes what has arrived, so a device alone is scored as soon as its chunk arrives,
+    and the more devices (or the busier the core), the more chunks share a pass. Each source
+    awaits its chunk's pass before it reads on, so a device has one chunk in a tick."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self._chunks: list = []
+        self._waiting: list[asyncio.Future] = []
+        self.passes = 0  # batches run, for bench/ and tests
+
+    async def process(self, chunk) -> None:
+        """Queue ``chunk`` (a SampleChunk or DeviceResult) for this pass and wait for it; a
+        pipeline error in the pass is raised here."""
+        loop = asyncio.get_running_loop()
+        if not self._chunks:
+            loop.call_soon(self._run)
+        done = loop.create_future()
+        self._chunks.append(chunk)
+        self._waiting.append(done)
+        await done
+
+    def _run(self) -> None:
+        chunks, waiting = self._chunks, self._waiting
+        self._chunks, self._waiting = [], []
+        self.passes += 1
+        try:
+            self.pipeline.process_many(chunks)
+        except Exception as exc:  # every source of the pass stops with it (as one did before)
+            for done in waiting:
+                if not done.done():
+                    done.set_exception(exc)
+            return
+        for done in waiting:
+            if not done.done():  # a cancelled source's chunk is still processed
+                done.set_result(None)
+
+
+async def stream(
+    pipeline: Pipeline,
+    source: Source,
+    *,
+    duration_s: float | None = None,
+    tick: Tick | None = None,
+) -> None:
+    """Drive ``pipeline`` from ``source`` until it ends, ``duration_s`` passes, or cancel;
+    with ``tick``, its chunks share the engine calls of the other sources on that tick."""
 
     async def consume() -> None:
         async with source:
             async for chunk in source.chunks():
-                if isinstance(chunk, DeviceResult):  # a device's own decision (protocol 1.2)
+                if tick is not None:
+                    await tick.process(chunk)
+                elif isinstance(chunk, DeviceResult):  # a device's own decision (protocol 1.2)
                     pipeline.process_result(chunk)
                 else:
                     pipeline.process(chunk)
@@ -222,8 +288,10 @@ async def stream(pipeline: Pipeline, source: Source, *, duration_s: float | None
 async def stream_many(
     pipeline: Pipeline, sources: list[Source], *, duration_s: float | None = None
 ) -> None:
-    """Several devices at once: each source in its own task, one pipeline state each."""
-    await asyncio.gather(*(stream(pipeline, s, duration_s=duration_s) for s in sources))
+    """Several devices at once: each source in its own task, one pipeline state each, and
+    the chunks that arrive together scored together (:class:`Tick`)."""
+    tick = Tick(pipeline) if len(sources) > 1 else None
+    await asyncio.gather(*(stream(pipeline, s, duration_s=duration_s, tick=tick) for s in sources))
 
 
 def status(pipeline: Pipeline, sources: list[Source]) -> list[DeviceStatus]:
@@ -372,28 +440,49 @@ class LiveCost:
 
 
 def measure_live(
-    pipeline: Pipeline, timestamp_s, imu, *, chunk_samples: int = 4, device: str = "bench"
+    pipeline: Pipeline,
+    timestamp_s,
+    imu,
+    *,
+    chunk_samples: int = 4,
+    device: str = "bench",
+    devices: int = 1,
+    batched: bool = True,
 ) -> LiveCost:
-    """Feed a recording as a live device would (small chunks, windows one at a time).
+    """Feed a recording as live devices would: in ``chunk_samples`` frames, one tick per frame.
 
-    Returns the per-stage latency histograms and the CPU cost per second of sensor data, from
-    which the number of 50 Hz sensors one core can serve follows.
+    With ``devices`` > 1, that many devices stream the recording side by side, each starting
+    at its own place in it (device ``d`` at ``d / devices`` of it, wrapping round) and its own
+    sample of the frame (so their windows fall due in different ticks); ``batched``: each
+    tick's frames go through :meth:`Pipeline.process_many` together (what :class:`Tick` does
+    in ``listen``), else one :meth:`Pipeline.process` per frame (the per-device baseline).
+    Returns the per-stage latency histograms and the CPU cost per second of sensor data (per
+    device), from which the number of 50 Hz sensors one core can serve follows.
     """
     import time
 
     from gaitedge.sources.base import SampleChunk
 
+    n = len(timestamp_s)
+    names = [device] if devices == 1 else [f"{device}{d}" for d in range(devices)]
+    starts = [d * n // devices for d in range(devices)]
+    signals = [np.roll(imu, -s, axis=0) for s in starts]  # each device's samples, in order
     start = time.process_time()
-    for i in range(0, len(timestamp_s), chunk_samples):
-        chunk = SampleChunk(
-            device,
-            timestamp_s[i : i + chunk_samples],
-            imu[i : i + chunk_samples],
-            host_rx_s=time.monotonic(),
-        )
-        pipeline.process(chunk)
+    for k in range(-(-n // chunk_samples) + 1):
+        tick = []
+        for d, name in enumerate(names):
+            lag = d % chunk_samples
+            a, b = max(0, k * chunk_samples - lag), min(n, (k + 1) * chunk_samples - lag)
+            if a < b:
+                t, x = timestamp_s[a:b], signals[d][a:b]
+                tick.append(SampleChunk(name, t, x, host_rx_s=time.monotonic()))
+        if batched:
+            pipeline.process_many(tick)
+        else:
+            for chunk in tick:
+                pipeline.process(chunk)
     cpu_s = time.process_time() - start
-    duration_s = float(timestamp_s[-1] - timestamp_s[0])
+    duration_s = float(timestamp_s[-1] - timestamp_s[0]) * devices
     per_sensor = cpu_s / duration_s
     return LiveCost(
         latency=pipeline.stats.latency_summary(),

@@ -63,9 +63,6 @@ EPOCH = dt.datetime(1970, 1, 1)
 # Stamps at or after this are seconds since 1970 (1973-03-03); smaller ones count from the
 # recording's start (``listen --record``, HAPT).
 ABSOLUTE_AFTER_S = 1e8
-# Samples per chunk streamed through the pipeline: larger chunks cost less per sample (the
-# engine splits its batches itself, OnnxEngine.MAX_BATCH); measured with bench/long.py.
-FAST_CHUNK = 1 << 14
 
 
 class SummaryError(ValueError):
@@ -433,7 +430,7 @@ def summarize(
     """
     from gaitedge.sources import ReplaySource
 
-    source = ReplaySource(chunks=chunks, fast=True, device=device, fast_chunk_samples=FAST_CHUNK)
+    source = ReplaySource(chunks=chunks, fast=True, device=device)  # replay's chunks
     detector, coverage = NonWearDetector(nonwear_cfg), Coverage()
     alerts: list[Alert] = []
     end = [0.0]

@@ -171,6 +171,9 @@ def test_chunk_starting_before_the_previous_one_raises():
 
 def test_wrong_shape_is_refused():
     with pytest.raises(ChainInputError, match=r"\[N, 6\]"):
+        StreamingChain(CFG).process(np.arange(5.0), np.zeros((5, 4)))
+    # acceleration alone, to a chain that needs the gyroscope: named, never padded
+    with pytest.raises(ChainInputError, match=r"no gyroscope.*gyro_x, gyro_y, gyro_z"):
         StreamingChain(CFG).process(np.arange(5.0), np.zeros((5, 3)))
 
 

@@ -48,7 +48,7 @@ class Samples:
     """Consecutive samples decoded from one device's notifications.
 
     Attributes:
-        imu: [N, 6] acc in m/s², gyro in rad/s.
+        imu: [N, 6] acc in m/s², gyro in rad/s; [N, 3] acc for a device without a gyroscope.
         t_device_s: [N] each sample's time on the device clock (seconds, any origin), or None
             for devices that send no time: the host clock and the nominal rate place them.
         lost_samples: samples the device's own evidence (sequence numbers, timestamps) says
@@ -156,9 +156,15 @@ class Profile:
         acc_range_g: the accelerometer's full scale, where known.
         samples_per_notification: how many samples one notification carries, for the watchdog.
         services: GATT services of which the device must have one (checked on connect).
+        no_gyroscope_refusal: for a device that turns out to have no gyroscope, why the
+            session cannot run it (None: it can, on a model that needs no gyroscope, and the
+            device then streams [N, 3] accelerations; never a padded gyroscope).
     """
 
     name = ""
+    no_gyroscope_refusal: str | None = (
+        "gaitedge ships no accelerometer-only model yet, and never pads a missing gyroscope"
+    )
     services: tuple[str, ...] = ()
     model = ""
     rate_hz = 50.0

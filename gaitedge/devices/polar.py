@@ -15,7 +15,8 @@ Specification) and ``/work/shared/reference/vendor-formats.md`` C1:
 * ACC in mG (x FACTOR; compressed type 0 is in G x FACTOR x 1000); GYRO in deg/s x FACTOR
   (compressed type 1: float32 bit patterns).
 
-H10 and OH1 have no gyroscope: refused at connect (no model without one ships yet).
+H10 and OH1 have no gyroscope: they stream acceleration alone ([N, 3]) when the session can run
+a model without one (the shipped accelerometer-only bundle), else they are refused at connect.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from gaitedge.units import AccelUnit, GyroUnit, accel_to_m_s2, gyro_to_rad_s
 log = logging.getLogger(__name__)
 
 NAME = "polar"
-TITLE = "Polar Verity Sense over PMD (acc + gyro); H10 and OH1 are refused (no gyroscope)"
+TITLE = "Polar Verity Sense over PMD (acc + gyro); H10 and OH1 acc only (accelerometer-only model)"
 NEEDS = "a Verity Sense that is not streaming to another app (Polar Flow, Polar Sensor Logger)"
 
 SERVICE_UUID = "fb005c80-02e7-f387-1cad-8acd2d8df0c8"
@@ -340,6 +341,7 @@ class PolarProfile(Profile):
         self.rate_hz = float(self.acc.rate_hz)
         self.acc_range_g = float(self.acc.range)
         self.factors = {MeasurementType.ACC: 1.0, MeasurementType.GYRO: 1.0}
+        self.acc_only = False  # an H10 or OH1: acceleration alone, [N, 3]
         self.reset()
 
     def reset(self) -> None:
@@ -355,15 +357,16 @@ class PolarProfile(Profile):
         self.model = link.name or "Polar"
         if MeasurementType.ACC not in features:
             raise UnsupportedDeviceError(f"{self.model}: no accelerometer stream offered over PMD")
-        if MeasurementType.GYRO not in features:
+        self.acc_only = MeasurementType.GYRO not in features
+        if self.acc_only and self.no_gyroscope_refusal is not None:
             raise UnsupportedDeviceError(
-                f"{self.model} has an accelerometer but no gyroscope (H10, OH1): gaitedge does "
-                "not ship an accelerometer-only model yet, and never pads a missing gyroscope "
-                "with zeros"
+                f"{self.model} has an accelerometer but no gyroscope (H10, OH1): "
+                f"{self.no_gyroscope_refusal}"
             )
         await link.subscribe(CONTROL_POINT_UUID)
         await link.subscribe(DATA_UUID)
-        for kind, settings in ((MeasurementType.ACC, self.acc), (MeasurementType.GYRO, self.gyro)):
+        streams = [(MeasurementType.ACC, self.acc), (MeasurementType.GYRO, self.gyro)]
+        for kind, settings in streams[:1] if self.acc_only else streams:
             self.factors[kind] = await self._start_one(link, kind, settings)
 
     async def _start_one(self, link: GattLink, kind: MeasurementType, settings) -> float:
@@ -417,7 +420,12 @@ class PolarProfile(Profile):
         return self._paired()
 
     def _paired(self) -> list[Samples]:
-        """ACC samples up to the newest GYRO sample, with GYRO interpolated at their times."""
+        """ACC samples up to the newest GYRO sample, with GYRO interpolated at their times
+        (without a gyroscope: every ACC sample, [N, 3])."""
+        if self.acc_only and len(self._acc_t):
+            out = [Samples(accel_to_m_s2(self._acc, AccelUnit.MG), self._acc_t, self._lost)]
+            self._acc_t, self._acc, self._lost = np.zeros(0), np.zeros((0, 3)), 0
+            return out
         if not len(self._gyro_t) or not len(self._acc_t):
             return []
         half = 0.5 / self.rate_hz

@@ -16,8 +16,12 @@ def detect(container: Container) -> str | None:
         return None
     header = container.head(container.names[0], 1024).splitlines()[:1]
     names = [h.strip().lower() for h in header[0].split(",")] if header else []
-    if all(any(n == a or n.startswith(a + "_") for n in names) for a in AXES):
+    has = [any(n == a or n.startswith(a + "_") for n in names) for a in AXES]
+    if all(has):
         return "header with acc_x..gyro_z"
+    timed = any(n in ("timestamp_s", "timestamp_ms") for n in names)
+    if all(has[:3]) and not any(has[3:]) and timed:  # an accelerometer alone: [N, 3]
+        return "header with timestamp and acc_x..acc_z (no gyroscope)"
     return None
 
 

@@ -150,6 +150,7 @@ class BleSource(DeviceSource):
         queue_size: int = 4096,
         device_type: str | None = None,
         profile_options: dict | None = None,
+        no_gyroscope_refusal: str | None = "",
     ) -> None:
         super().__init__(
             address,
@@ -170,6 +171,9 @@ class BleSource(DeviceSource):
         self.device_type = device_type
         self.profile = None  # a gaitedge.devices profile, for a sensor of another make
         self._profile_options = profile_options or {}
+        # A device without a gyroscope: refused with this (None: it streams [N, 3]; "": the
+        # profile's own refusal, as no accelerometer-only model ships).
+        self.no_gyroscope_refusal = no_gyroscope_refusal
         self._ble_name = ""
         self._client = None
 
@@ -283,6 +287,8 @@ class BleSource(DeviceSource):
                 self.profile = make_profile(kind, **self._profile_options)
             except ValueError as exc:  # an unknown type, a layout file that does not parse
                 raise IncompatibleDeviceError(str(exc)) from exc
+            if self.no_gyroscope_refusal != "":
+                self.profile.no_gyroscope_refusal = self.no_gyroscope_refusal
             self.device_type = kind  # reconnects speak to the same device the same way
             self.assembler = DeviceAssembler(self.device, self.stats, self.profile.rate_hz)
         profile = self.profile

@@ -15,6 +15,13 @@ from gaitedge.formats import ReadOptions, open_chunks
 from gaitedge.recording import Recording
 from gaitedge.sources.base import SampleChunk, SourceStats
 
+# Samples per chunk when ``fast``: the chain, the engine (one call per chunk, in batches of at
+# most ``OnnxEngine.MAX_BATCH``) and the alert logic cost less per sample in larger chunks;
+# memory is bounded by a chunk (16 384 samples: 5.5 min at 50 Hz, about 10 MB of windows).
+# ``summarize`` streams with it too, so its minutes are the timeline ``replay`` prints.
+# bench/replay.py measures it against 4096, the size before.
+FAST_CHUNK_SAMPLES = 1 << 14
+
 
 class ReplaySource:
     """Yields a recording in chunks.
@@ -43,7 +50,7 @@ class ReplaySource:
         speed: float = 1.0,
         fast: bool = False,
         tick_s: float = 0.1,
-        fast_chunk_samples: int = 4096,
+        fast_chunk_samples: int = FAST_CHUNK_SAMPLES,
         rate_hz: float | None = None,
         device: str | None = None,
         strict: bool = False,

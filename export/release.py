@@ -243,11 +243,12 @@ def main(argv: list[str] | None = None) -> None:
     report["chosen_on"] = CHOSEN_ON
     report["variants"] = variants
     report["variants_validation"] = compared_variants(args.compare, "validation")
+    # The report first: a card that fails to render is rewritten from it (--card-only).
+    (args.out / "release.json").write_text(json.dumps(report, indent=2))
     if args.ship is not None:
         ship(report, report["chosen"], args.ship, report["teacher_held_out"])
         shutil.copy(args.student, args.out / "student.pt")
         write_card(report, args.ship, devices)
-    (args.out / "release.json").write_text(json.dumps(report, indent=2))
     print(json.dumps({k: v["held_out"] for k, v in report.items() if isinstance(v, dict)
                       and "held_out" in v} | {"chosen": report["chosen"]}))  # fmt: skip
 

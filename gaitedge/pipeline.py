@@ -589,6 +589,11 @@ class Pipeline:
                 bridged=s.chain.stats.bridged_gaps,
                 decisions="device" if s.decides else "host",
                 shadow=s.shadow.stats.to_dict() if s.shadow is not None else None,
+                model=(
+                    f"{s.engine.contract.name} {s.engine.contract.model_version}"
+                    if s.engine is not None
+                    else None
+                ),
             )
             for name, s in self.devices.items()
         ]

@@ -43,6 +43,9 @@ class DeviceStatus:
     decisions: str = "host"  # "device": it sends its own decisions (protocol 1.2 results)
     # listen --shadow: the host model beside the device (gaitedge.shadow.ShadowStats.to_dict)
     shadow: dict | None = None
+    # The model this device runs when it is not the session's (a sensor without a gyroscope
+    # runs the accelerometer-only bundle): "name version"; None: the session's model
+    model: str | None = None
 
     def line(self, playback_speed: float = 1.0) -> str:
         """The live status line (``listen`` and ``demo`` print it to stderr).
@@ -67,6 +70,8 @@ class DeviceStatus:
             repaired = f"tied={self.tied} clock_resets={self.clock_resets} bridged={self.bridged} "
         if self.decisions != "host":
             repaired += f"decisions={self.decisions} "
+        if self.model is not None:
+            repaired += f"model={self.model.replace(' ', '@')} "
         if self.shadow is not None:
             s = self.shadow
             repaired += f"shadow={s['windows']}w/{s['disagreements']}disagree "

@@ -164,6 +164,8 @@ def test_polar_h10_streams_to_the_acc_bundle(shipped, bluez, hapt_experiment, tm
     assert result.exit_code == 0, result.output
     windows = [int(w) for w in re.findall(r" windows=(\d+)", result.output)]
     assert windows and windows[-1] > 0, result.output  # the acc-only bundle scored the H10
+    status = [line for line in result.output.splitlines() if " windows=" in line]
+    assert "model=tiny-test@" in status[-1], status[-1]  # the status line names the model
     writes = device.peripheral.stats.writes
     assert any(w.startswith(ACC_START) for w in writes)
     assert not any(w.startswith(GYRO_START) for w in writes)  # no gyroscope asked for

@@ -288,12 +288,13 @@ def baseline_sentence(run: dict) -> str:
     )
 
 
-def starts_text(run: dict | None) -> str:
-    """The card's held-out figures by how the device's mounting starts (issue 22 item 2)."""
+def starts_text(run: dict | None, results: str = "bench/results/evaluate.json") -> str:
+    """The card's held-out figures by how the device's mounting starts (issue 22 item 2), from
+    the committed run ``results``."""
     if not run:
         return (
             "How the mounting starts: not measured for these files "
-            "(`python bench/evaluate_starts.py --json --out bench/results/evaluate.json`)."
+            f"(`python bench/evaluate_starts.py --json --out {results}`)."
         )
     hapt, sis = run["hapt"], run["sisfall"]
     rows = []
@@ -305,7 +306,7 @@ def starts_text(run: dict | None) -> str:
             f"{f['peak_window_sensitivity']:.4f} / {f['peak_window_specificity']:.4f} |"
         )
     return f"""As a device starts (one run, `bench/evaluate_starts.py`,
-`bench/results/evaluate.json`, {run["date"]}, {run["cpus"]} CPUs, {run["machine"]}): the
+`{results}`, {run["date"]}, {run["cpus"]} CPUs, {run["machine"]}): the
 mounting starts cold (nothing stored, calibrated online; activity windows before it is
 calibrated count as no output), from a stored
 estimate of the subject's device calibrated on the subject's other recordings (HAPT: the other
@@ -397,23 +398,38 @@ def render(
     teacher = training.get("teacher", {})
     student = training.get("student", {})
     bench_line = speed_line(bench)
+    stem = bundle_name(contract).removesuffix(".onnx")
+    size = f"{chosen.upper()}, {report[chosen]['bytes'] / 1024:.0f} KiB"
+    gyro = any(c.startswith("gyro") for c in chain.channels)
+    if stem == "gaitedge-default":
+        role = (
+            "The model that `gaitedge listen`, `replay` and `demo` use when no `--model` is given"
+        )
+    else:
+        role = (
+            "The model that `gaitedge listen` and `replay` pick, when no `--model` is given, for "
+            "a sensor or an export without a gyroscope (Polar H10 and OH1, Axivity AX3, "
+            "ActiGraph, accelerometer-only MetaBase logs), by its contract's channels"
+        )
+    info = "`gaitedge info`" if stem == "gaitedge-default" else f"`gaitedge info {stem}.onnx`"
+    imu = "6-axis IMU" if gyro else "accelerometer (no gyroscope: the channels use none)"
+    units = "acceleration in m/s² and angular rate in rad/s" if gyro else "acceleration in m/s²"
     return f"""# Model card: {contract.name} {contract.model_version}
 
-The model that `gaitedge listen`, `replay` and `demo` use when no `--model` is given:
-`gaitedge-default.onnx` ({chosen.upper()}, {report[chosen]["bytes"] / 1024:.0f} KiB), with its FP32
-reference `gaitedge-default-fp32.onnx`. `gaitedge info` prints its full contract.
+{role}: `{stem}.onnx` ({size}), with its FP32 reference `{stem}-fp32.onnx`. {info} prints
+its full contract.
 
 ## What it does
 
 Every {chain.hop_s:g} s (hop {chain.hop_samples} samples; training windows were cut every
 {training.get("training_hop_samples", 64)}, the hop does not change the model, only how often it
 decides) it classifies the last {chain.window_s:g} s ({chain.window_samples} samples at
-{chain.sample_rate_hz:g} Hz) of one waist-worn 6-axis IMU into:
+{chain.sample_rate_hz:g} Hz) of one waist-worn {imu} into:
 
 - `activity`: {", ".join(contract.heads["activity"])};
 - `fall`: {", ".join(contract.heads["fall"])} (the window holding a fall's impact).
 
-Input: acceleration in m/s² and angular rate in rad/s with timestamps, through the causal
+Input: {units} with timestamps, through the causal
 signal chain in the contract: resampling to {chain.sample_rate_hz:g} Hz, low-pass
 {chain.lowpass_cutoff_hz:g} Hz, gravity/body split at {chain.gravity_cutoff_hz:g} Hz, channels
 {", ".join(chain.channels)}, normalised with statistics from the training subjects.
@@ -452,7 +468,7 @@ signal chain in the contract: resampling to {chain.sample_rate_hz:g} Hz, low-pas
 
 ## Held-out results (`gaitedge evaluate`, ONNX Runtime, the bundle's own chain and hop)
 
-{starts_text(starts)}
+{starts_text(starts, f"bench/results/{evaluate_results_path(contract).name}")}
 
 Per artifact, calibrated first (look-ahead, measured at release): SisFall trial level: a trial
 is detected when any window's fall probability is ≥ 0.5 (streaming); "peak window" scores only
@@ -507,7 +523,33 @@ def write(
 ) -> Path:
     """The card; its speed figures are the committed ``bench/results/engine.json`` run when that
     run timed the files shipped next to ``path`` (README quotes the same run), else ``bench``."""
-    bench = engine_results(path.parent) or bench
-    starts = evaluate_results(path.parent)  # bench/results/evaluate.json, when it scored these
+    bundle = path.parent / bundle_name(contract)
+    committed = engine_results(path.parent)
+    if committed is not None and committed.get("int8_model") != bundle.name:
+        committed = None  # the committed run timed another bundle shipped beside this one
+    bench = committed or bench
+    starts = evaluate_results(path.parent, evaluate_results_path(contract))
     path.write_text(render(report, contract, bench, devices, starts))
     return path
+
+
+def bundle_name(contract: ModelContract) -> str:
+    """The file a shipped model goes by: ``<name>.onnx`` (its FP32 reference
+    ``<name>-fp32.onnx``)."""
+    return f"{contract.name}.onnx"
+
+
+def card_name(contract: ModelContract) -> str:
+    """``MODEL_CARD.md`` for the default model, ``MODEL_CARD-<suffix>.md`` for another one
+    shipped beside it (``gaitedge-acc``: ``MODEL_CARD-acc.md``)."""
+    suffix = contract.name.removeprefix("gaitedge-")
+    return "MODEL_CARD.md" if suffix == "default" else f"MODEL_CARD-{suffix}.md"
+
+
+def evaluate_results_path(contract: ModelContract) -> Path:
+    """The committed ``bench/evaluate_starts.py`` run for this model: ``evaluate.json`` for the
+    default, ``evaluate-<suffix>.json`` for another one."""
+    card = card_name(contract)
+    return EVALUATE_RESULTS.with_name(
+        "evaluate.json" if card == "MODEL_CARD.md" else f"evaluate-{card[11:-3]}.json"
+    )

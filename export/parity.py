@@ -106,17 +106,24 @@ def compare_engines(ref: Engine, cand: Engine, windows: np.ndarray, kind: Artifa
     }
 
 
-def held_out_scores(path: Path, root: Path | None = None, part: str = "test") -> dict:
+def held_out_scores(
+    path: Path, root: Path | None = None, part: str = "test", calibrate_first: bool = True
+) -> dict:
     """Figures of a bundle through ``gaitedge.evaluate`` (no torch): HAPT macro-F1 and SisFall
     macro-F1, sensitivity and specificity, for whichever heads it has, on the subjects of split
-    ``part``: ``test`` (held out, for the card) or ``val`` (validation, for choices)."""
+    ``part``: ``test`` (held out, for the card) or ``val`` (validation, for choices).
+
+    ``calibrate_first``: each subject's mounting calibrated on its recordings first (the
+    artifacts compared on what the network does, as the release table says); False: cold, as
+    ``gaitedge evaluate`` does by default (``bench/evaluate_starts.py`` reports every start)."""
     root = Path(root) if root is not None else ds.default_data_root()
     engine = OnnxEngine(path)
     scores = {}
     for name in ds.DATASETS:
         if ds.DATASET_HEAD[name] not in engine.contract.heads:
             continue
-        res = evaluate(engine, root, EvalOptions(dataset=name, split=part))
+        options = EvalOptions(dataset=name, split=part, calibrate_first=calibrate_first)
+        res = evaluate(engine, root, options)
         keys = ("macro_f1", "n_windows", "n_classes", "sensitivity", "specificity",
                 "peak_window_sensitivity", "peak_window_specificity", "per_class_f1")  # fmt: skip
         scores[name] = {k: res[k] for k in keys if k in res}

@@ -171,7 +171,8 @@ def compared_variants(specs: list[str], part: str = "held_out") -> dict:
 
 
 def write_card(report: dict, shipped: Path, devices: dict | None = None) -> Path:
-    """MODEL_CARD.md next to the shipped bundle, with its latency measured now."""
+    """The card next to the shipped bundle (``model_card.card_name``), with its latency
+    measured now."""
     from bench.engine import measure
 
     fp32 = shipped.with_name(f"{shipped.stem}-fp32.onnx")
@@ -181,7 +182,8 @@ def write_card(report: dict, shipped: Path, devices: dict | None = None) -> Path
         cost = count_cost(fp32)
         bench |= {"params": cost.params, "mflops": round(cost.mflops, 3)}
     contract = read_contract(shipped)
-    return model_card.write(shipped.parent / "MODEL_CARD.md", report, contract, bench, devices)
+    card = shipped.parent / model_card.card_name(contract)
+    return model_card.write(card, report, contract, bench, devices)
 
 
 def teacher_scores(teacher_ckpt: Path | None, out: Path, root: Path) -> dict | None:

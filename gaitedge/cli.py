@@ -68,12 +68,14 @@ def _load(
     device: str | None = None,
     fmt: str | None = None,
     layout: str | None = None,
+    accelerometer_only: bool = False,
 ):
     from gaitedge.formats import ReadOptions, read
     from gaitedge.recording import RecordingError
 
     try:
-        return read(path, format=fmt, options=ReadOptions(rate_hz, strict, device, layout))
+        options = ReadOptions(rate_hz, strict, device, layout, accelerometer_only)
+        return read(path, format=fmt, options=options)
     except RecordingError as exc:  # FormatError included
         raise fail(str(exc)) from exc
 
@@ -85,12 +87,13 @@ def _open(
     device: str | None = None,
     fmt: str | None = None,
     layout: str | None = None,
+    accelerometer_only: bool = False,
 ):
     """:func:`_load` in chunks (``gaitedge.formats.open_chunks``): a long recording streams."""
     from gaitedge.formats import ReadOptions, open_chunks
     from gaitedge.recording import RecordingError
 
-    options = ReadOptions(rate_hz, strict, device, layout)
+    options = ReadOptions(rate_hz, strict, device, layout, accelerometer_only)
     try:
         return open_chunks(path, format=fmt, options=options)
     except RecordingError as exc:  # FormatError included
@@ -682,11 +685,15 @@ def replay(
 
     What `listen` would have said: the mounting starts from --mount-file's stored estimate
     (else cold) and calibrates online; --calibrate-first calibrates on the whole file first."""
+    from gaitedge.engine import accelerometer_only_model
     from gaitedge.runner import calibrate_chunks, run_sources
     from gaitedge.sources import ReplaySource
 
     _logging(verbose, quiet)
     read = {"strict": strict, "device": device, "fmt": fmt, "layout": layout}
+    # An export without a gyroscope runs the shipped accelerometer-only bundle when no --model
+    # was given (picked by its contract); else the reader refuses it, saying what to export.
+    read["accelerometer_only"] = model is None and accelerometer_only_model() is not None
     # --web serves any stretch of the signal, so it keeps the recording in memory; otherwise
     # the file streams (twice with --calibrate-first).
     rec = _load(recording, rate_hz, **read) if web is not None else None

@@ -90,12 +90,15 @@ def default_model_path() -> Path:
 def accelerometer_only_model(models_dir: Path | None = None) -> Path | None:
     """The shipped bundle for sources without a gyroscope: the one in ``models_dir`` (default:
     the package's models) whose contract's channels need none, found by the contract alone
-    (the newest ``model_version`` if several); None when none ships."""
+    (the newest ``model_version`` if several; ``*-fp32.onnx`` references left out); None when
+    none ships."""
     from gaitedge.bundle import contract_metadata
     from gaitedge.preprocess import needs_gyroscope
 
     found = []
     for path in sorted(Path(models_dir or MODELS_DIR).glob("*.onnx")):
+        if path.stem.endswith("-fp32"):  # a shipped INT8 bundle's FP32 reference, not a model
+            continue
         try:
             meta = contract_metadata(path)
         except ContractError as exc:

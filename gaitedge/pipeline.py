@@ -280,7 +280,7 @@ class Pipeline:
         if state is None:
             declared = chunk.declared_mounting if chunk is not None else None
             acc_range_g = chunk.acc_range_g if chunk is not None else None
-            engine = self._engine_for(device, chunk)
+            engine = self.engine_for(device, None if chunk is None else chunk.imu)
             contract = engine.contract
             heads = contract.heads
             state = DeviceState(
@@ -307,18 +307,20 @@ class Pipeline:
             self.devices[device] = state
         return state
 
-    def _engine_for(self, device: str, chunk: SampleChunk | None) -> Engine:
-        """The pipeline's model, or for a device without a gyroscope ([N, 3] samples) when
-        that model needs one, the accelerometer-only model (named once on stderr); none
-        shipped, or a ``--model`` given: ContractError naming the channels."""
-        acc_only = chunk is not None and chunk.imu.ndim == 2 and chunk.imu.shape[1] == 3
+    def engine_for(self, device: str, imu: np.ndarray | None) -> Engine:
+        """The model a device whose samples look like ``imu`` runs: the pipeline's, or for a
+        device without a gyroscope ([N, 3] samples) when that model needs one, the
+        accelerometer-only model (named once on stderr); none shipped, or a ``--model``
+        given: ContractError naming the channels."""
+        acc_only = imu is not None and imu.ndim == 2 and imu.shape[1] == 3
         if not acc_only or not needs_gyroscope(self.contract.chain.channels):
             return self.engine
         refusal = self.no_gyroscope_refusal()
         if refusal is not None:
             raise ContractError(f"{device}: {refusal}")
-        if self._acc_engine is None:
-            self._acc_engine = self.acc_only_engine()
+        if self._acc_engine is not None:
+            return self._acc_engine
+        self._acc_engine = self.acc_only_engine()
         c = self._acc_engine.contract
         log.warning(
             "%s has no gyroscope: it runs the accelerometer-only model %s %s (channels %s)",

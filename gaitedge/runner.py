@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import signal
@@ -130,7 +131,7 @@ def _acc_only_options(model, intra_op_threads: int, provider: str) -> dict:
         return {"no_gyroscope_hint": "--model was given, so no other model is picked"}
     acc = accelerometer_only_model()
     if acc is None:
-        return {"no_gyroscope_hint": "gaitedge ships no accelerometer-only model yet"}
+        return {"no_gyroscope_hint": "no accelerometer-only model is installed"}
     opener = functools.partial(
         load_engine, acc, intra_op_threads=intra_op_threads, provider=provider
     )
@@ -178,11 +179,18 @@ def calibrate_chunks(
     from gaitedge.mounting import MountStore
     from gaitedge.preprocess import calibrate_stream
 
-    cfg = pipeline.contract.chain
+    chunks = iter(chunks)
+    first = next(chunks, None)
+    if first is None:
+        return "too_little_walking"
+    # The chain of the model this device runs (without a gyroscope: the accelerometer-only
+    # model's, or the refusal that device would get).
+    cfg = pipeline.engine_for(device, first[1]).contract.chain
     if (pipeline.mount or cfg.mounting) != "auto":
         return "not_auto"
     if pipeline.mount_store is not None and device in pipeline.mount_store.entries:
         return "stored"
+    chunks = itertools.chain([first], chunks)
     est = calibrate_stream(cfg, _units_checked(pipeline, device, chunks))
     if not est.calibrated:
         return "too_little_walking"

@@ -50,6 +50,8 @@ def shipped(tmp_path, monkeypatch, acc_bundle, six_axis_bundle):
     models.mkdir()
     shutil.copyfile(six_axis_bundle, models / "gaitedge-acc.onnx")
     shutil.copyfile(acc_bundle, models / "zz-student.onnx")
+    # An INT8 bundle's FP32 reference ships beside it: a reference, never the model picked.
+    shutil.copyfile(acc_bundle, models / "a-fp32.onnx")
     monkeypatch.setattr(gaitedge.engine, "MODELS_DIR", models)
     return models / "zz-student.onnx"
 
@@ -101,6 +103,10 @@ def test_replay_of_a_file_without_gyroscope_runs_the_acc_bundle(
     notes = [r.getMessage() for r in caplog.records if "no gyroscope" in r.getMessage()]
     assert len(notes) == 1 and "accelerometer-only model tiny-test" in notes[0]
     assert "gravity_z" in notes[0] and "gyro" not in notes[0].split("channels")[1]
+    # --calibrate-first calibrates the chain of the model the device runs (the acc one's)
+    result = runner.invoke(app, ["replay", str(csv), "--fast", "--calibrate-first", "-q"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["windows"] >= 100
 
 
 def test_replay_without_an_acc_bundle_is_refused_in_one_line(
@@ -111,7 +117,7 @@ def test_replay_without_an_acc_bundle_is_refused_in_one_line(
     assert result.exit_code == 2
     assert len(result.output.strip().splitlines()) == 1, result.output
     assert "no gyroscope" in result.output and "gyro_x, gyro_y, gyro_z" in result.output
-    assert "ships no accelerometer-only model" in result.output
+    assert "no accelerometer-only model is installed" in result.output
     assert "Traceback" not in result.output
 
 
@@ -127,6 +133,26 @@ def test_an_explicit_model_that_needs_the_gyroscope_names_the_channels(
     # the acc-only bundle given explicitly runs the same file
     args = ["replay", str(csv), "--fast", "--model", str(shipped), "--mount", "none"]
     assert runner.invoke(app, args).exit_code == 0
+
+
+def test_a_real_metabase_export_without_gyroscope_replays_on_the_acc_bundle(shipped, data_root):
+    """A MetaBase accelerometer-only export as its app wrote it (wild-exports: a lower-back
+    sensor, ~20 s standing then walking): `replay` reads it as acceleration alone and runs the
+    accelerometer-only bundle; `inspect` and an explicit 6-axis `--model` still refuse it with
+    what to enable in MetaBase."""
+    folder = data_root / "wild-exports" / "metabase_ios-gait-lowback-acconly"
+    if not folder.is_dir():
+        pytest.fail("wild-exports/metabase_ios-gait-lowback-acconly missing")
+    path = folder / "Accelerometer.csv"
+    result = runner.invoke(app, ["replay", str(path), "--fast", "--mount", "none", "-q"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["windows"] >= 60  # ~46 s at hop 25
+    six_axis = shipped.parent / "gaitedge-acc.onnx"  # the 6-axis bundle under a misleading name
+    for args in (["inspect", str(path)], ["replay", str(path), "--model", str(six_axis)]):
+        refused = runner.invoke(app, args)
+        assert refused.exit_code == 2, refused.output
+        assert "no gyroscope" in refused.stderr and "MetaBase" in refused.stderr, refused.stderr
 
 
 # Polar H10 over bleak's real BlueZ backend (the emulated BlueZ, as test_devices_ble.py).

@@ -21,7 +21,7 @@ from firmware_bridge.ble_emulator import EmulatedBlueZ, PrivateSystemBus
 from firmware_bridge.peripherals import PlaybackConfig, make_peripheral
 from gaitedge.cli import app
 from gaitedge.devices.gatt import LAYOUTS_DIR
-from gaitedge.engine import load_engine
+from gaitedge.engine import DEFAULT_MODEL, load_engine
 from gaitedge.pipeline import Pipeline
 from gaitedge.runner import status
 from gaitedge.sinks import FanOut
@@ -194,13 +194,23 @@ def test_scan_lists_each_supported_sensor_with_its_type(bluez, hapt_experiment):
     assert sorted(kinds) == ["gatt", "metawear", "movesense", "polar", "thingy"]
 
 
-def test_sensor_without_gyroscope_is_refused_in_one_line(bluez, hapt_experiment):
+def test_sensor_without_gyroscope_runs_the_shipped_acc_bundle_or_is_refused(bluez, hapt_experiment):
+    """A Polar H10 (no gyroscope) streams to the shipped accelerometer-only bundle, named in
+    the status line; with a --model that needs the gyroscope it is refused in one line before
+    anything is started."""
     device = add(bluez, "polar-h10", hapt_experiment)
     result = runner.invoke(app, ["listen", "--ble", device.address, "--duration", "5"])
+    assert result.exit_code == 0, result.output
+    status_lines = [line for line in result.output.splitlines() if " windows=" in line]
+    assert "model=gaitedge-acc@" in status_lines[-1] and "type=polar" in status_lines[-1]
+    assert int(status_lines[-1].split(" windows=")[1].split()[0]) > 0, status_lines[-1]
+    device = add(bluez, "polar-h10", hapt_experiment)
+    args = ["listen", "--ble", device.address, "--duration", "5", "--model", str(DEFAULT_MODEL)]
+    result = runner.invoke(app, args)
     assert result.exit_code == 1
     assert len(result.output.strip().splitlines()) == 1, result.output
     assert "Polar H10" in result.output and "no gyroscope" in result.output
-    assert "accelerometer-only model" in result.output and "Traceback" not in result.output
+    assert "--model was given" in result.output and "Traceback" not in result.output
     assert device.peripheral.stats.writes == []  # refused before anything was started
 
 
@@ -218,7 +228,7 @@ def test_forced_device_type_and_a_layout_file(bluez, hapt_experiment, tmp_path):
     (tmp_path / "board.json").write_text(json.dumps(layout | {"name": "my-board"}))
     out = tmp_path / "live.csv"
     args = ["listen", "--ble", uart.address, "--gatt-layout", str(tmp_path / "board.json")]
-    args += ["--duration", "2", "--record", str(out), "-q"]  # the shipped model
+    args += ["--duration", "4", "--record", str(out), "-q"]  # the shipped model
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert len(out.read_text().splitlines()) > 100

@@ -41,6 +41,17 @@ def test_actilife_csv_is_refused_for_want_of_a_gyroscope(tmp_path):
         read(path)
 
 
+def test_actilife_csv_reads_as_acceleration_alone_for_the_acc_model(tmp_path):
+    """For the accelerometer-only model (``replay`` with no ``--model``): the samples in m/s²,
+    [N, 3], nothing padded."""
+    path = tmp_path / "neo.csv"
+    path.write_bytes(NEO.encode())
+    rec = read(path, options=ReadOptions(accelerometer_only=True))
+    assert rec.imu.shape == (4, 3)
+    np.testing.assert_allclose(rec.imu[1], np.array([-0.012, 0.029, -1.012]) * 9.80665)
+    np.testing.assert_allclose(np.diff(rec.timestamp_s), 1 / 30, rtol=1e-5)
+
+
 def test_gt3x_is_recognised_and_refused(tmp_path):
     path = tmp_path / "NEO1C04110003.gt3x"
     with zipfile.ZipFile(path, "w") as z:

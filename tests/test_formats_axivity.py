@@ -17,7 +17,7 @@ import pytest
 from scipy.signal import butter, sosfiltfilt
 
 from firmware_bridge.exports import axivity as app
-from gaitedge.formats import Container, FormatError, ReadOptions, SensorKind, read
+from gaitedge.formats import Container, FormatError, ReadOptions, SensorKind, open_chunks, read
 from gaitedge.formats import axivity as reader
 from gaitedge.recording import Recording
 from gaitedge.units import STANDARD_GRAVITY_M_S2 as G
@@ -229,6 +229,16 @@ def test_emulated_ax3_read_by_skdh_and_refused_by_us(canonical, tmp_path, skdh_r
         "records no gyroscope: record with an AX6 configured for accelerometer + gyroscope in "
         "OmGui"
     )
+    # For the accelerometer-only model: skdh's accelerations alone ([N, 3], nothing padded),
+    # whole or streamed in chunks alike.
+    options = ReadOptions(accelerometer_only=True)
+    rec = read(path, options=options)
+    assert rec.imu.shape == (len(ref["time"]), 3)
+    np.testing.assert_allclose(rec.imu / G, ref["accel"], atol=1e-12)
+    np.testing.assert_allclose(rec.timestamp_s, ref["time"], rtol=0, atol=1e-6)
+    chunks = list(open_chunks(path, options=options))
+    assert len(chunks) > 1 and all(c.imu.shape[1] == 3 for c in chunks)
+    np.testing.assert_array_equal(np.concatenate([c.imu for c in chunks]), rec.imu)
 
 
 # -- bad files -----------------------------------------------------------------------------------

@@ -139,3 +139,25 @@ def test_stored_estimate_folds_never_calibrate_on_the_scored_recording(dataset):
         assert {r.subject for r in calibrating} <= {r.subject for r in group}
         for r in group:  # a subject's scored recording always has others to calibrate on
             assert any(c.subject == r.subject for c in calibrating)
+
+
+def test_the_acc_card_and_readme_quote_the_committed_acc_run():
+    """The accelerometer-only bundle's figures as a device starts: its own committed run of the
+    shipped file (``bench/results/evaluate-acc.json``), in its card and README's row."""
+    from gaitedge.bundle import read_contract
+
+    bundle = DEFAULT_MODEL.parent / "gaitedge-acc.onnx"
+    contract = read_contract(bundle)
+    path = model_card.evaluate_results_path(contract)
+    assert path.name == "evaluate-acc.json"
+    run = model_card.evaluate_results(DEFAULT_MODEL.parent, path)
+    assert run is not None and run["model"] == bundle.name, (
+        "bench/results/evaluate-acc.json is missing or scored another file than the shipped "
+        "gaitedge-acc.onnx: python bench/evaluate_starts.py --model "
+        "gaitedge/models/gaitedge-acc.onnx --json --out bench/results/evaluate-acc.json"
+    )
+    card = (DEFAULT_MODEL.parent / model_card.card_name(contract)).read_text()
+    assert model_card.starts_text(run, "bench/results/evaluate-acc.json") in card
+    readme = (ROOT / "README.md").read_text()
+    assert model_card.readme_activity_cell(run) in readme
+    assert model_card.readme_fall_cell(run) in readme

@@ -163,7 +163,7 @@ class Profile:
 
     name = ""
     no_gyroscope_refusal: str | None = (
-        "gaitedge ships no accelerometer-only model yet, and never pads a missing gyroscope"
+        "no accelerometer-only model is installed, and a missing gyroscope is never padded"
     )
     services: tuple[str, ...] = ()
     model = ""

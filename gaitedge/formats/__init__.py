@@ -83,12 +83,16 @@ class ReadOptions:
         device: the device whose rows to read from a multi-device recording.
         layout: a column layout for any other CSV (``gaitedge.formats.generic``): a layout
             string, a layout file, or the name of a remembered one.
+        accelerometer_only: an export with an accelerometer and no gyroscope is read as
+            acceleration alone ([N, 3], for a model that needs no gyroscope: the runtime's
+            accelerometer-only bundle) instead of refused; never padded with zeros.
     """
 
     rate_hz: float | None = None
     strict: bool = False
     device: str | None = None
     layout: str | None = None
+    accelerometer_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -190,7 +194,11 @@ def read(
         if options.rate_hz is not None:
             raise FormatError(f"{path}: has its own timestamps; do not also give --rate-hz")
         return to_recording(
-            result, str(Path(path)), strict=options.strict, hints=getattr(mod, "HINTS", None)
+            result,
+            str(Path(path)),
+            strict=options.strict,
+            hints=getattr(mod, "HINTS", None),
+            accelerometer_only=options.accelerometer_only,
         )
 
 

@@ -20,11 +20,14 @@ from gaitedge.formats.join import make_series
 from gaitedge.formats.table import parse_table
 
 NAME = "actigraph"
-TITLE = "ActiGraph ActiLife RAW CSV and .gt3x (accelerometer only: recognised, then refused)"
-NEEDS = "an ActiLife CSV with its 10-line banner, or a .gt3x; no gyroscope, so never enough"
+TITLE = "ActiGraph ActiLife RAW CSV (accelerometer only) and .gt3x (recognised, then refused)"
+NEEDS = (
+    "an ActiLife CSV with its 10-line banner (no gyroscope: replayed on the accelerometer-only "
+    "model); a .gt3x is recognised and refused"
+)
 HINTS = {
     SensorKind.GYRO: "ActiGraph GT3X+/wGT3X-BT record no gyroscope: record with a 6-axis IMU "
-    "(an accelerometer-only model is not shipped yet)"
+    "(or replay without --model: the shipped accelerometer-only model runs it)"
 }
 
 _BANNER = "Data File Created By ActiGraph"

@@ -442,9 +442,14 @@ def read_chunks(container: Container, options) -> Iterator[Recording]:
     with container.open(name) as f:
         reader = CwaReader(f, where, BLOCK_SECTORS)
         for block in reader.blocks():
-            if block.gyro_dps is None:
+            if block.gyro_dps is None and not options.accelerometer_only:
                 raise no_gyroscope(str(container.path), NAME, HINTS)
             acc = make_series(SensorKind.ACC, block.t_s, block.acc_g, unit="g", where=where)
+            if block.gyro_dps is None:  # an AX3 (or AX6 set so): acceleration alone, [N, 3]
+                t, imu = repair.process(block.t_s, acc.xyz)
+                if len(t):
+                    yield Recording(t, imu)
+                continue
             gyro = make_series(
                 SensorKind.GYRO, block.t_s, block.gyro_dps, unit="deg/s", where=where
             )

@@ -174,6 +174,7 @@ def to_recording(
     *,
     strict: bool = False,
     hints: dict[SensorKind, str] | None = None,
+    accelerometer_only: bool = False,
 ) -> Recording:
     """The one :class:`Recording` of an export: acceleration with gravity and rotation rate on
     one timeline, in canonical units and sign.
@@ -183,6 +184,8 @@ def to_recording(
         path: the path the user named, for messages.
         strict: refuse stamps that do not strictly increase instead of repairing them.
         hints: per missing sensor, what to export instead (the app's own words).
+        accelerometer_only: without a gyroscope, the acceleration alone ([N, 3]) instead of
+            a refusal (for a model that needs no gyroscope; never padded).
 
     Raises:
         FormatError: no gyroscope, acceleration without gravity and no gravity series, a
@@ -207,6 +210,8 @@ def to_recording(
         acc = total_acceleration(linear, gravity, strict)
         rules.append(f"acceleration = {linear.where} (without gravity) + {gravity.where}")
     gyro = export.get(SensorKind.GYRO)
+    if gyro is None and accelerometer_only:
+        return _acceleration_alone(export, path, acc, rules, strict)
     if gyro is None:
         raise no_gyroscope(path, export.format, hints)
     ta, xa, da = _repaired(acc, strict)
@@ -265,3 +270,24 @@ def to_recording(
         start_epoch_s=export.start_epoch_s,
     )
     return Recording(timestamp_s=t, imu=imu, source=info)
+
+
+def _acceleration_alone(
+    export: Export, path: str, acc: Series, rules: list[str], strict: bool
+) -> Recording:
+    """An export without a gyroscope, read for a model that needs none: its acceleration (with
+    gravity) on its own stamps, [N, 3]; nothing stands in for the gyroscope."""
+    t, x, d = _repaired(acc, strict)
+    dt = _median_dt(t, d)
+    rules.append(
+        "no gyroscope: acceleration alone ([N, 3], for a model that needs no gyroscope; "
+        "never padded with zeros)"
+    )
+    info = SourceInfo(
+        format=export.format,
+        path=path,
+        sensors=(SensorInfo("acceleration", acc.where, acc.unit, len(t), 1.0 / dt),),
+        rules=tuple(rules),
+        start_epoch_s=export.start_epoch_s,
+    )
+    return Recording(timestamp_s=t, imu=x, source=info)

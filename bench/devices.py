@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import sys
@@ -70,7 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._data import data_root
 from gaitedge import datasets as ds
 from gaitedge.alerts import AlertType
-from gaitedge.engine import load_engine
+from gaitedge.engine import cold_start_model, load_engine
 from gaitedge.metrics import confusion_matrix, f1_per_class, macro_f1
 from gaitedge.mounting import MountStore
 from gaitedge.pipeline import Pipeline
@@ -303,10 +304,25 @@ def replay_session(engine, recording: Recording, store, device: str, range_g=Non
     ``gaitedge replay --fast``: the mounting from ``store``'s estimate for ``device``, else
     cold, calibrated online."""
     sink = ListSink()
-    pipe = Pipeline(engine, FanOut([sink]), mount_store=store, acc_range_g=range_g)
+    cold = None
+    if COLD_START is not None and engine.contract.chain.mounting == "auto":
+        cold = functools.partial(_cold_start_engine, COLD_START)
+    pipe = Pipeline(
+        engine, FanOut([sink]), mount_store=store, acc_range_g=range_g, cold_start_engine=cold
+    )
     source = ReplaySource(recording=recording, fast=True, device=device)
     asyncio.run(stream(pipe, source))
     return sink.alerts, pipe.devices.get(device)
+
+
+# The cold-start model the runtime runs beside a calibrating device (``gaitedge replay`` and
+# ``listen`` with the shipped models: the shipped one; ``--no-cold-start``: None).
+COLD_START: Path | None = None
+
+
+@functools.lru_cache(maxsize=2)
+def _cold_start_engine(path: Path):
+    return load_engine(path)
 
 
 # Set by --calibrate-first: the conditions start from the estimate calibrated on the same
@@ -695,10 +711,16 @@ def mounting_errors(cfg, root: Path, quick: bool) -> dict:
 
 
 def run(
-    model: Path | None, quick: bool, with_mobifall: bool, calibrate_first: bool = False
+    model: Path | None,
+    quick: bool,
+    with_mobifall: bool,
+    calibrate_first: bool = False,
+    cold_start: bool = True,
 ) -> dict:
-    global CALIBRATE_FIRST
+    global CALIBRATE_FIRST, COLD_START
     CALIBRATE_FIRST = calibrate_first
+    # As the runtime: the shipped cold-start model beside the shipped model (none given).
+    COLD_START = cold_start_model() if cold_start and model is None else None
     root = data_root()
     engine = load_engine(model)
     contract = engine.contract
@@ -759,6 +781,7 @@ def run(
         "quick": quick,
         "calibrate_first": calibrate_first,
         "mounting_start": "calibrate_first" if calibrate_first else "cold",
+        "cold_start_model": COLD_START.name if COLD_START is not None else None,
         "conditions": rows,
         # issue 22: a live device from a cold start in random real mountings (online_activity)
         "cold_start_activity_f1": online["cold_start_activity_f1"],
@@ -783,10 +806,17 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="conditions start from an estimate calibrated on the same rendering (look-ahead)",
     )
+    p.add_argument(
+        "--no-cold-start",
+        action="store_true",
+        help="no cold-start model beside a calibrating device (activity held back meanwhile)",
+    )
     p.add_argument("--json", action="store_true", help="only the JSON line")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.json else logging.INFO)
-    result = run(args.model, args.quick, not args.no_mobifall, args.calibrate_first)
+    result = run(
+        args.model, args.quick, not args.no_mobifall, args.calibrate_first, not args.no_cold_start
+    )
     if not args.json:
         for row in result["conditions"]:
             print(row)

@@ -110,6 +110,30 @@ def accelerometer_only_model(models_dir: Path | None = None) -> Path | None:
     return max(found, key=lambda f: _version_key(f[0]))[1] if found else None
 
 
+def cold_start_model(models_dir: Path | None = None) -> Path | None:
+    """The shipped cold-start bundle: the one in ``models_dir`` (default: the package's models)
+    whose contract's chain mounting is ``vertical`` (heading-free: it decides once the vertical
+    is known, while an automatic mounting still calibrates) and whose channels need the
+    gyroscope (it stands in for the 6-axis model); the newest ``model_version`` if several;
+    ``*-fp32.onnx`` references left out. None when none ships."""
+    from gaitedge.bundle import contract_metadata
+    from gaitedge.preprocess import needs_gyroscope
+
+    found = []
+    for path in sorted(Path(models_dir or MODELS_DIR).glob("*.onnx")):
+        if path.stem.endswith("-fp32"):
+            continue
+        try:
+            meta = contract_metadata(path)
+        except ContractError as exc:
+            log.warning("%s", exc)
+            continue
+        chain = meta.get("chain", {})
+        if chain.get("mounting") == "vertical" and needs_gyroscope(chain.get("channels", ())):
+            found.append((str(meta.get("model_version", "")), path))
+    return max(found, key=lambda f: _version_key(f[0]))[1] if found else None
+
+
 def _version_key(version: str) -> tuple:
     return tuple(int(p) if p.isdigit() else -1 for p in version.split("."))
 

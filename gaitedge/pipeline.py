@@ -124,6 +124,13 @@ class DeviceState:
     # The model this device runs when it is not the pipeline's (an accelerometer-only device
     # on the shipped accelerometer-only bundle).
     engine: Engine | None = None
+    # While an automatic mounting calibrates: the cold-start model's own chain (mounting
+    # ``vertical``) and activity logic beside this one, whose activity alerts stand in for the
+    # held-back ones until this chain reports calibrated (then it is dropped). ``parent``: the
+    # device a companion serves; ``companion_alerts``: activity alerts it raised.
+    companion: DeviceState | None = None
+    parent: DeviceState | None = None
+    companion_alerts: int = 0
 
 
 @dataclass
@@ -199,8 +206,14 @@ class Pipeline:
         shadow: bool = False,
         acc_only_engine: Callable[[], Engine] | None = None,
         no_gyroscope_hint: str = "",
+        cold_start_engine: Callable[[], Engine] | None = None,
     ) -> None:
         self.engine = engine
+        # Opens the cold-start model (mounting ``vertical``: heading-free, ready once the
+        # vertical is known) that reports activity while a device's automatic mounting
+        # calibrates; None: activity is held back until then.
+        self.cold_start_engine = cold_start_engine
+        self._cold_engine: Engine | None = None
         # Opens the model for devices without a gyroscope when ``engine`` needs one (the
         # shipped accelerometer-only bundle; None: such devices are refused in one line).
         self.acc_only_engine = acc_only_engine
@@ -304,8 +317,41 @@ class Pipeline:
                 ),
                 engine=engine if engine is not self.engine else None,
             )
+            state.companion = self._companion(device, state)
             self.devices[device] = state
         return state
+
+    def _companion(self, device: str, state: DeviceState) -> DeviceState | None:
+        """The cold-start model's state beside a device whose automatic mounting has yet to
+        calibrate (nothing stored), when one is at hand and feeds on the same sensors."""
+        if self.cold_start_engine is None or state.engine is not None:
+            return None
+        est = state.chain.mounting.estimator
+        if est is None or state.chain.mounting.calibrated or hasattr(est, "up_source"):
+            return None  # fixed, none, stored, or already heading-free ("vertical")
+        if self._cold_engine is None:
+            self._cold_engine = self.cold_start_engine()
+        contract = self._cold_engine.contract
+        if "activity" not in contract.heads or contract.heads.get(
+            "activity"
+        ) != self.contract.heads.get("activity"):
+            return None
+        cfg = contract.chain
+        return DeviceState(
+            chain=StreamingChain(
+                cfg,
+                policy=BadSamplePolicy.DROP,
+                strict=self.strict,
+                mounting=Mounting.for_chain(cfg, cfg.mounting, None),
+            ),
+            activity=ActivitySmoother(
+                contract.heads["activity"], self.activity_config, device=device
+            ),
+            fall=None,
+            engine=self._cold_engine,
+            units_checked=True,
+            parent=state,
+        )
 
     def engine_for(self, device: str, imu: np.ndarray | None) -> Engine:
         """The model a device whose samples look like ``imu`` runs: the pipeline's, or for a
@@ -384,14 +430,29 @@ class Pipeline:
             alerts += self._score(made) + self.finish(chunk.device)
         if new_segment:
             state.chain.reset()
+            if state.companion is not None:
+                state.companion.chain.reset()
         if not state.units_checked:
             self._check_units(state, chunk)
+        own: list[_Made] = []
         for t, windows, t0 in feed_chain(state.chain, chunk.t_s, chunk.imu):
             if state.calibrated_at_s is None and state.chain.mounting.calibrated:
                 est = state.chain.mounting.estimator
                 if est is not None and not est.restored:
                     state.calibrated_at_s = float(t[-1])
-            self._made(made, state, windows, t0, chunk.host_rx_s, t)
+            self._made(own, state, windows, t0, chunk.host_rx_s, t)
+        companion = state.companion
+        if companion is not None:
+            # The cold-start model sees the samples up to the moment this device calibrated
+            # (all of them while it has not), its windows scored first (they come earlier).
+            n = len(chunk.t_s)
+            if state.calibrated_at_s is not None:
+                n = int(np.searchsorted(chunk.t_s, state.calibrated_at_s, side="right"))
+                state.companion = None  # this device's own model takes over
+            if n:
+                for t, windows, t0 in feed_chain(companion.chain, chunk.t_s[:n], chunk.imu[:n]):
+                    self._made(made, companion, windows, t0, chunk.host_rx_s, t)
+        made += own
         return alerts
 
     def finish(self, device: str | None = None) -> list[Alert]:
@@ -410,6 +471,9 @@ class Pipeline:
         """The end of a stream whose activity was held back all along (never calibrated): one
         activity alert, the label most held-back windows voted for, marked uncalibrated."""
         if state.held_counts is None or not state.held_counts.sum():
+            return []
+        if state.companion_alerts:  # the cold-start model reported activity meanwhile
+            state.held_counts = state.held_p = state.held_since_s = None
             return []
         best = int(state.held_counts.argmax())
         n = int(state.held_counts[best])
@@ -477,6 +541,8 @@ class Pipeline:
         shown = state.activity_label, state.activity_p
         alerts = self._alerts(state, windows, probs)
         self.stats.latency["alerts"].add(time.perf_counter() - t2)
+        if state.parent is not None:
+            return self._companion_alerts(state, alerts)
         self.stats.latency["end_to_end"].add(time.monotonic() - made.host_rx_s)
         if state.shadow is not None:  # the device's decisions are the ones reported
             state.activity_label, state.activity_p = shown
@@ -489,6 +555,30 @@ class Pipeline:
             self.sinks.send(alert)
         self.stats.alerts += len(alerts)
         return alerts
+
+    def _companion_alerts(self, companion: DeviceState, alerts: list[Alert]) -> list[Alert]:
+        """A cold-start companion's activity alerts, sent while its device's own mounting
+        calibrates (marked with the model and the mounting they come from); the device's status
+        shows its label (its windows are all from before the device calibrated: it is fed no
+        sample after that moment)."""
+        parent = companion.parent
+        c = companion.engine.contract
+        out = []
+        for alert in alerts:
+            extra = {
+                **alert.extra,
+                "mounting": "cold start",
+                "model": f"{c.name} {c.model_version}",
+            }
+            out.append(replace(alert, extra=extra))
+        if companion.activity_label is not None:
+            parent.activity_label = companion.activity_label
+            parent.activity_p = companion.activity_p
+        for alert in out:
+            self.sinks.send(alert)
+        self.stats.alerts += len(out)
+        parent.companion_alerts += len(out)
+        return out
 
     def process_result(self, result: DeviceResult) -> list[Alert]:
         """A device's own decision (a protocol 1.2 result frame): its alerts go to the sinks
@@ -545,7 +635,8 @@ class Pipeline:
         if state.activity is not None and not calibrated:
             p = probs["activity"]
             best = p.argmax(axis=1)
-            state.activity_label, state.activity_p = None, float(p[-1, best[-1]])
+            if state.companion is None or state.companion.activity_label is None:
+                state.activity_label, state.activity_p = None, float(p[-1, best[-1]])
             if state.held_counts is None:
                 state.held_counts = np.zeros(p.shape[1], np.int64)
                 state.held_p = np.zeros(p.shape[1])
@@ -585,7 +676,7 @@ class Pipeline:
                 dropped=s.chain.stats.dropped_nonfinite + s.chain.stats.dropped_out_of_order,
                 segments=s.chain.stats.segments,
                 latency_p95_ms=round(e2e.percentile_ms(95), 2),
-                mounting=_mounting_status(s.chain.mounting),
+                mounting=_mounting_status(s.chain.mounting, s.companion),
                 tied=s.chain.stats.repair.tied + s.chain.stats.repair.backward_jitter,
                 clock_resets=s.chain.stats.repair.clock_resets,
                 bridged=s.chain.stats.bridged_gaps,
@@ -605,14 +696,16 @@ class Pipeline:
         return [s.to_dict() for s in self.device_status()]
 
 
-def _mounting_status(mounting: Mounting) -> str:
+def _mounting_status(mounting: Mounting, companion: DeviceState | None = None) -> str:
     est = mounting.estimator
     if est is None:
         return "fixed" if mounting.fixed is not None else "none"
     if not est.calibrated:
+        meanwhile = "activity held back"
+        if companion is not None and companion.engine is not None:
+            meanwhile = f"activity from the cold-start model {companion.engine.contract.name}"
         return (
-            f"calibrating ({est.walking_s:.0f}/{CALIBRATED_WALKING_S:.0f} s walking; "
-            "activity held back)"
+            f"calibrating ({est.walking_s:.0f}/{CALIBRATED_WALKING_S:.0f} s walking; {meanwhile})"
         )
     stored = "stored, " if est.restored else ""
     if hasattr(est, "up_source"):  # mounting "vertical": only up is estimated

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gaitedge.engine import accelerometer_only_model, load_engine
+from gaitedge.engine import accelerometer_only_model, cold_start_model, load_engine
 from gaitedge.mqtt import mqtt_settings
 from gaitedge.pipeline import Pipeline
 from gaitedge.recording import RecordingWriter
@@ -88,6 +88,7 @@ def open_pipeline(
     engine = load_engine(model, intra_op_threads=intra_op_threads, provider=provider)
     options = {"mount": mount, "mount_store": store, "strict": strict, "acc_range_g": acc_range_g}
     options |= _acc_only_options(model, intra_op_threads, provider)
+    options |= _cold_start_options(model, mount, intra_op_threads, provider)
     options["shadow"] = shadow
     if sinks is None:
         return Pipeline(engine, FanOut([]), **options)
@@ -136,6 +137,20 @@ def _acc_only_options(model, intra_op_threads: int, provider: str) -> dict:
         load_engine, acc, intra_op_threads=intra_op_threads, provider=provider
     )
     return {"acc_only_engine": opener}
+
+
+def _cold_start_options(model, mount: str | None, intra_op_threads: int, provider: str) -> dict:
+    """While a device's automatic mounting calibrates, the shipped cold-start bundle reports
+    its activity (opened on the first such device) when no model and no mounting were given."""
+    if model is not None or mount not in (None, "auto"):
+        return {}
+    cold = cold_start_model()
+    if cold is None:
+        return {}
+    opener = functools.partial(
+        load_engine, cold, intra_op_threads=intra_op_threads, provider=provider
+    )
+    return {"cold_start_engine": opener}
 
 
 def _mount_store(path: Path | None, mount: str | None, warn_only: bool):

@@ -18,6 +18,7 @@ import json
 import logging
 from pathlib import Path
 
+from bench import devices
 from bench.devices import online_activity, online_falls
 from gaitedge import datasets as ds
 from gaitedge.engine import load_engine
@@ -55,6 +56,13 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m train.coldstart", description=__doc__.split("\n")[0]
     )
     p.add_argument("--model", type=Path, action="append", required=True, help="ONNX bundle(s)")
+    p.add_argument(
+        "--cold-start",
+        type=Path,
+        default=None,
+        help="a cold-start bundle (mounting vertical) run beside each --model whose mounting is "
+        "auto while it calibrates, as the runtime does with the shipped one",
+    )
     p.add_argument("--part", choices=["val", "test"], default="val")
     p.add_argument("--mountings", type=int, default=3, help="random mountings per experiment")
     p.add_argument("--fall-mountings", type=int, default=1, help="per SisFall subject")
@@ -63,7 +71,10 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     root = args.data_root or ds.default_data_root()
+    devices.COLD_START = args.cold_start
     results = [run(m, root, args.part, args.mountings, args.fall_mountings) for m in args.model]
+    for r in results:
+        r["cold_start_model"] = str(args.cold_start) if args.cold_start else None
     print(json.dumps(results) if args.json else json.dumps(results, indent=1))
 
 

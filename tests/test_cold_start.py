@@ -1,0 +1,132 @@
+"""A cold-start model beside a device whose automatic mounting calibrates (issue 22 item 1):
+its activity alerts (marked ``"mounting": "cold start"`` and the model) stand in for the held-
+back ones until the device calibrates; from then on everything is what the device's own model
+says without it. Real HAPT data through the runtime's replay path; the bundles are test bundles
+(tests/bundles.py), one with the automatic mounting and one with ``vertical``."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+import numpy as np
+import pytest
+
+import gaitedge.engine
+from gaitedge.alerts import ActivityConfig, AlertType
+from gaitedge.engine import cold_start_model, load_engine
+from gaitedge.pipeline import Pipeline
+from gaitedge.preprocess import ChainConfig
+from gaitedge.recording import Recording
+from gaitedge.runner import status, stream
+from gaitedge.sinks import FanOut, ListSink
+from gaitedge.sources import ReplaySource
+from tests.bundles import NORM_MEAN, NORM_STD, make_bundle
+
+
+@pytest.fixture(scope="module")
+def auto_bundle(tmp_path_factory):
+    chain = ChainConfig(hop_samples=25, mounting="auto")
+    chain = chain.with_normalization(np.array(NORM_MEAN), np.array(NORM_STD))
+    return make_bundle(tmp_path_factory.mktemp("auto") / "m.onnx", chain=chain)
+
+
+@pytest.fixture(scope="module")
+def vertical_bundle(tmp_path_factory):
+    chain = ChainConfig(hop_samples=25, mounting="vertical")
+    chain = chain.with_normalization(np.array(NORM_MEAN), np.array(NORM_STD))
+    return make_bundle(tmp_path_factory.mktemp("vertical") / "v.onnx", chain=chain, seed=1)
+
+
+def replay(auto_bundle, t, imu, cold=None):
+    """``replay --fast`` of one recording from a cold start: (alerts, pipeline)."""
+    sink = ListSink()
+    opener = None if cold is None else (lambda: load_engine(cold))
+    # The test bundles are untrained (probabilities near uniform): every window votes.
+    config = ActivityConfig(min_prob=0.0)
+    pipe = Pipeline(
+        load_engine(auto_bundle), FanOut([sink]), cold_start_engine=opener, activity_config=config
+    )
+    with pipe:
+        source = ReplaySource(recording=Recording(t, imu), fast=True, device="dev")
+        asyncio.run(stream(pipe, source))
+    return sink.alerts, pipe
+
+
+def _marked(alert) -> bool:
+    return alert.extra.get("mounting") == "cold start"
+
+
+def test_the_cold_start_model_speaks_until_the_device_calibrates(
+    auto_bundle, vertical_bundle, hapt_experiment
+):
+    t, imu, _ = hapt_experiment
+    alone, pipe_alone = replay(auto_bundle, t, imu)
+    both, pipe = replay(auto_bundle, t, imu, cold=vertical_bundle)
+    calibrated_at = pipe.devices["dev"].calibrated_at_s
+    assert calibrated_at is not None and calibrated_at > 60  # experiment 1 walks after ~2.5 min
+    early = [a for a in both if _marked(a)]
+    assert early, "no activity from the cold-start model"
+    assert all(a.type is AlertType.ACTIVITY and a.t <= calibrated_at + 1.0 for a in early)
+    assert {a.extra["model"] for a in early} == {"tiny-test 0.0.1"}
+    assert min(a.t for a in early) < 30  # from the first seconds, not after 2.5 min
+    # Everything else is what the device's own model says alone, alert for alert.
+    assert [a for a in both if not _marked(a)] == alone
+    assert pipe.stats.windows == pipe_alone.stats.windows  # its windows are not the device's
+
+
+def test_a_stream_that_never_calibrates_gets_activity_not_a_held_back_summary(
+    auto_bundle, vertical_bundle, hapt_experiment
+):
+    t, imu, _ = hapt_experiment
+    n = 50 * 60  # the first minute: postures, no walking
+    alone, _ = replay(auto_bundle, t[:n], imu[:n])
+    assert [a.extra.get("mounting") for a in alone if a.type is AlertType.ACTIVITY] == [
+        "uncalibrated"
+    ]
+    both, pipe = replay(auto_bundle, t[:n], imu[:n], cold=vertical_bundle)
+    acts = [a for a in both if a.type is AlertType.ACTIVITY]
+    assert acts and all(_marked(a) for a in acts)
+    (row,) = status(pipe, [])
+    assert "activity from the cold-start model tiny-test" in row.mounting
+    assert row.activity == acts[-1].label
+
+
+def test_the_shipped_cold_start_bundle_is_found_by_its_contract(
+    tmp_path, monkeypatch, auto_bundle, vertical_bundle
+):
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copyfile(auto_bundle, models / "gaitedge-vertical.onnx")  # misleading name
+    shutil.copyfile(vertical_bundle, models / "zz.onnx")
+    shutil.copyfile(vertical_bundle, models / "a-fp32.onnx")  # a reference, never picked
+    assert cold_start_model(models) == models / "zz.onnx"
+    monkeypatch.setattr(gaitedge.engine, "MODELS_DIR", models)
+    assert cold_start_model() == models / "zz.onnx"
+    (models / "zz.onnx").unlink()
+    (models / "a-fp32.onnx").unlink()
+    assert cold_start_model() is None
+
+
+def test_a_stored_estimate_needs_no_cold_start_model(auto_bundle, vertical_bundle, hapt_experiment):
+    from gaitedge.mounting import MountStore
+    from gaitedge.preprocess import calibrate
+
+    t, imu, _ = hapt_experiment
+    engine = load_engine(auto_bundle)
+    store = MountStore(None)
+    store.put("dev", calibrate(engine.contract.chain, [(t, imu)]))
+    sink = ListSink()
+    pipe = Pipeline(
+        engine,
+        FanOut([sink]),
+        activity_config=ActivityConfig(min_prob=0.0),
+        mount_store=store,
+        cold_start_engine=lambda: load_engine(vertical_bundle),
+    )
+    with pipe:
+        asyncio.run(
+            stream(pipe, ReplaySource(recording=Recording(t, imu), fast=True, device="dev"))
+        )
+    assert pipe.devices["dev"].companion is None
+    assert not [a for a in sink.alerts if _marked(a)]

@@ -107,11 +107,17 @@ def _aligned(chain) -> str:
 
 def _devices(devices: dict | None, chain) -> str:
     """The mounting-and-rates section, with ``bench/devices.py``'s figures when given."""
+    meanwhile = "activity alerts are held back"
+    if any(c.startswith("gyro") for c in chain.channels):  # the 6-axis model
+        meanwhile = (
+            "the shipped cold-start model\n`gaitedge-vertical` reports activity, or with none at "
+            "hand activity alerts are held back"
+        )
     if chain.mounting == "auto":
-        text = """Worn in any orientation: the chain rotates the sensor into a body frame estimated
+        text = f"""Worn in any orientation: the chain rotates the sensor into a body frame estimated
 from walking (`gaitedge.mounting`: x up = the mean acceleration while walking, y = the gait's main
 horizontal axis signed by its skewness, z = x × y). A device calibrates after 20 s of walking
-(`gaitedge calibrate`, or automatically in `listen`; until then activity alerts are held back and
+(`gaitedge calibrate`, or automatically in `listen`; until then {meanwhile}, and
 falls are confirmed on impact + orientation change alone), keeps its estimate per device id and
 re-aligns when the sensor slips. Training aligned every subject's recordings with their own
 estimate, so the model learned the aligned stream with the estimator's residual error."""
@@ -405,6 +411,15 @@ def render(
         role = (
             "The model that `gaitedge listen`, `replay` and `demo` use when no `--model` is given"
         )
+    elif chain.mounting == "vertical":
+        role = (
+            "The cold-start model: while a device's automatic mounting calibrates (20 s of "
+            "walking), `gaitedge listen` and `replay` run it beside the default model (no "
+            "`--model`, no `--mount` given) and report its activity, marked "
+            '`"mounting": "cold start"`; it needs only the vertical, known from the first '
+            "0.5 s, and was trained with every heading. From the calibration on the default "
+            "model alone decides; falls are always the default model's"
+        )
     else:
         role = (
             "The model that `gaitedge listen` and `replay` pick, when no `--model` is given, for "
@@ -412,12 +427,23 @@ def render(
             "ActiGraph, accelerometer-only MetaBase logs), by its contract's channels"
         )
     info = "`gaitedge info`" if stem == "gaitedge-default" else f"`gaitedge info {stem}.onnx`"
+    reference = f", with its FP32 reference `{stem}-fp32.onnx`" if chosen != "fp32" else ""
+    if chain.mounting == "vertical":  # nothing to calibrate first: always from a cold start
+        start_words = "from a cold start (the vertical from the first 0.5 s of each recording)"
+        starts_line = (
+            "How the mounting starts: this model needs only the vertical, taken from the first "
+            "0.5 s of each recording (re-taken from the first walking), so every figure below "
+            "is from a cold start; there is no look-ahead to compare with."
+        )
+    else:
+        start_words = "calibrated first (look-ahead)"
+        results = f"bench/results/{evaluate_results_path(contract).name}"
+        starts_line = starts_text(starts, results)
     imu = "6-axis IMU" if gyro else "accelerometer (no gyroscope: the channels use none)"
     units = "acceleration in m/s² and angular rate in rad/s" if gyro else "acceleration in m/s²"
     return f"""# Model card: {contract.name} {contract.model_version}
 
-{role}: `{stem}.onnx` ({size}), with its FP32 reference `{stem}-fp32.onnx`. {info} prints
-its full contract.
+{role}: `{stem}.onnx` ({size}){reference}. {info} prints its full contract.
 
 ## What it does
 
@@ -468,9 +494,9 @@ signal chain in the contract: resampling to {chain.sample_rate_hz:g} Hz, low-pas
 
 ## Held-out results (`gaitedge evaluate`, ONNX Runtime, the bundle's own chain and hop)
 
-{starts_text(starts, f"bench/results/{evaluate_results_path(contract).name}")}
+{starts_line}
 
-Per artifact, calibrated first (look-ahead, measured at release): SisFall trial level: a trial
+Per artifact, {start_words} (measured at release): SisFall trial level: a trial
 is detected when any window's fall probability is ≥ 0.5 (streaming); "peak window" scores only
 the window centred nearest the trial's peak |acc|, the protocol of the published baselines.
 Parity: max |Δp| / argmax agreement against FP32 on 2048 held-out windows.
@@ -479,7 +505,7 @@ Parity: max |Δp| / argmax agreement against FP32 on 2048 held-out windows.
 {chr(10).join(rows)}
 {_teacher_row(report.get("teacher_held_out"))}
 
-Shipped ({chosen}) HAPT per-class F1, calibrated first (look-ahead): {per_class}.
+Shipped ({chosen}) HAPT per-class F1, {start_words}: {per_class}.
 {_variants(report.get("variants"), report.get("variants_validation"))}
 
 ## How it was chosen

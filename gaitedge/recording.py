@@ -507,11 +507,11 @@ class RecordingWriter:
         flush_interval_s: float = 1.0,
     ) -> None:
         self.path = Path(path)
-        self.header = list(CANONICAL_HEADER)
-        if with_label:
-            self.header.append("label")
-        if with_device_id:
-            self.header.append("device_id")
+        extra = (["label"] if with_label else []) + (["device_id"] if with_device_id else [])
+        self.header = list(CANONICAL_HEADER) + extra
+        # A device without a gyroscope records acceleration alone ([N, 3]): the header then has
+        # no gyro_* columns (decided by the first samples written to a new file).
+        self._acc_only_header = list(CANONICAL_HEADER[:4]) + extra
         self.flush_interval_s = flush_interval_s
         self.rows_written = 0
         self._last_flush_t: float | None = None
@@ -519,15 +519,15 @@ class RecordingWriter:
         if exists:
             with self.path.open(encoding="utf-8") as f:
                 first = f.readline().strip().split(",")
-            if first != self.header:
+            if first == self._acc_only_header:
+                self.header = first
+            elif first != self.header:
                 raise RecordingError(
                     f"{self.path}: cannot append, header {first} differs from {self.header}"
                 )
         # Motion data of an identifiable person: created 0600 (gaitedge.private).
         self._file = open_private_append(self.path, newline="")
-        if not exists:
-            self._file.write(",".join(self.header) + "\n")
-            self._sync()
+        self._header_pending = not exists
 
     def write(
         self,
@@ -536,9 +536,25 @@ class RecordingWriter:
         label: str | np.ndarray | None = None,
         device_id: str | np.ndarray | None = None,
     ) -> None:
-        """Append [N] timestamps and [N, 6] samples in canonical units."""
+        """Append [N] timestamps and [N, 6] samples in canonical units ([N, 3]: acceleration
+        alone, from a device without a gyroscope, into a file of such samples).
+
+        Raises:
+            RecordingError: samples of another width than the file's (a 6-axis and an
+                accelerometer-only device recorded into one file).
+        """
         t = np.asarray(timestamp_s, dtype=np.float64).reshape(-1)
-        x = np.asarray(imu, dtype=np.float64).reshape(len(t), 6)
+        x = np.asarray(imu, dtype=np.float64).reshape(len(t), -1)
+        if self._header_pending:
+            if x.shape[1] == 3:
+                self.header = self._acc_only_header
+            self._write_header()
+        axes = sum(h.startswith(("acc_", "gyro_")) for h in self.header)
+        if x.shape[1] != axes:
+            raise RecordingError(
+                f"{self.path}: {x.shape[1]}-axis samples cannot join this {axes}-axis recording "
+                "(record a device without a gyroscope into its own file)"
+            )
         extra = []
         if "label" in self.header:
             extra.append(np.broadcast_to(np.asarray(label, dtype=str), t.shape))
@@ -559,12 +575,19 @@ class RecordingWriter:
                 self._sync()
                 self._last_flush_t = float(t[-1])
 
+    def _write_header(self) -> None:
+        self._header_pending = False
+        self._file.write(",".join(self.header) + "\n")
+        self._sync()
+
     def _sync(self) -> None:
         self._file.flush()
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
         if not self._file.closed:
+            if self._header_pending:  # nothing written: the 6-axis header alone, as before
+                self._write_header()
             self._sync()
             self._file.close()
 

@@ -21,6 +21,7 @@ import gaitedge.engine
 from gaitedge.cli import app
 from gaitedge.engine import accelerometer_only_model
 from gaitedge.preprocess import ChainConfig, ChainInputError, run_offline
+from gaitedge.recording import RecordingError, RecordingWriter, read_recording
 from tests.bundles import NORM_MEAN, NORM_STD, make_bundle
 
 runner = CliRunner()
@@ -184,10 +185,15 @@ ACC_START, GYRO_START = bytes([0x02, 0x02]), bytes([0x02, 0x05])
 @needs_dbus
 def test_polar_h10_streams_to_the_acc_bundle(shipped, bluez, hapt_experiment, tmp_path, caplog):
     device = _h10(bluez, hapt_experiment)
+    record = tmp_path / "h10.csv"
     args = ["listen", "--ble", device.address, "--duration", "4", "--mount", "none"]
     with caplog.at_level(logging.WARNING):
-        result = runner.invoke(app, args)
+        result = runner.invoke(app, [*args, "--record", str(record)])
     assert result.exit_code == 0, result.output
+    # --record keeps what it streamed: acceleration alone, read back as [N, 3]
+    assert record.read_text().splitlines()[0] == "timestamp_s,acc_x,acc_y,acc_z,device_id"
+    recorded = read_recording(record)
+    assert recorded.imu.shape[1] == 3 and len(recorded) > 100
     windows = [int(w) for w in re.findall(r" windows=(\d+)", result.output)]
     assert windows and windows[-1] > 0, result.output  # the acc-only bundle scored the H10
     status = [line for line in result.output.splitlines() if " windows=" in line]
@@ -211,3 +217,16 @@ def test_polar_h10_with_a_model_that_needs_the_gyroscope_is_refused(
     assert "Polar H10" in result.output and "gyro_x, gyro_y, gyro_z" in result.output
     assert "Traceback" not in result.output
     assert device.peripheral.stats.writes == []  # refused before anything was started
+
+
+def test_the_recorder_keeps_acceleration_alone_and_refuses_a_mix(tmp_path, hapt_experiment):
+    t, imu, _ = hapt_experiment
+    path = tmp_path / "acc.csv"
+    with RecordingWriter(path) as w:
+        w.write(t[:50], imu[:50, :3])
+        with pytest.raises(RecordingError, match="6-axis samples cannot join this 3-axis"):
+            w.write(t[50:60], imu[50:60])
+    with RecordingWriter(path) as w:  # appending to an accelerometer-only file
+        w.write(t[60:100], imu[60:100, :3])
+    back = read_recording(path)
+    np.testing.assert_array_equal(back.imu, imu[:100, :3][np.r_[0:50, 60:100]])

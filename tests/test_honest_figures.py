@@ -161,3 +161,27 @@ def test_the_acc_card_and_readme_quote_the_committed_acc_run():
     readme = (ROOT / "README.md").read_text()
     assert model_card.readme_activity_cell(run) in readme
     assert model_card.readme_fall_cell(run) in readme
+
+
+def test_readme_quotes_the_committed_cold_start_run():
+    """The cold-start figure as `replay` lives it (the default model with the shipped cold-start
+    model beside it) is one committed ``train.coldstart`` run of the files shipped now."""
+    import hashlib
+    import json
+
+    run = json.loads((ROOT / "bench/results/coldstart.json").read_text())
+    models = DEFAULT_MODEL.parent
+    for key, name in (
+        ("model_sha256", DEFAULT_MODEL.name),
+        ("cold_start_model_sha256", "gaitedge-vertical.onnx"),
+    ):
+        assert run[key] == hashlib.sha256((models / name).read_bytes()).hexdigest(), name
+    alone, both = run["test_default_alone"]["hapt"], run["test_with_cold_start_model"]["hapt"]
+    # From the calibration on the default model decides alone: the same figure either way.
+    assert both["calibrated_20s_activity_f1"] == alone["calibrated_20s_activity_f1"]
+    readme = (ROOT / "README.md").read_text()
+    assert (
+        f"default model alone {alone['cold_start_activity_f1']:.3f}; with the cold-start model"
+        in readme
+    )
+    assert f"until the mounting calibrates {both['cold_start_activity_f1']:.3f}" in readme

@@ -87,7 +87,18 @@ def test_replay_calibrates_online_unless_told_to_look_ahead(hapt_experiment, tmp
         )
         assert result.exit_code == 0, result.output
         alerts = [json.loads(line) for line in jsonl.read_text().splitlines()]
-        first[bool(extra)] = min(a["t"] for a in alerts if a["type"] == "activity")
+        acts = [a for a in alerts if a["type"] == "activity"]
+        # Before the mounting calibrates online, activity is the shipped cold-start model's,
+        # marked so; the default model's own starts at the calibration.
+        cold = [a for a in acts if a.get("mounting") == "cold start"]
+        own = [a for a in acts if a.get("mounting") != "cold start"]
+        first[bool(extra)] = min(a["t"] for a in own)
+        if extra:
+            assert not cold  # calibrated first: the default model from the first seconds
+        else:
+            assert cold and min(a["t"] for a in cold) < 10, cold
+            assert max(a["t"] for a in cold) <= first[False] + 1.0
+            assert {a["model"] for a in cold} == {"gaitedge-vertical 0.4.0"}
         online_line = "the mounting calibrated online at t=" in result.stderr
         assert online_line is not bool(extra)
     assert first[True] < 10 < 120 < first[False]  # look-ahead: activity from the first seconds

@@ -745,10 +745,24 @@ def _say_calibration(pipe) -> None:
         est = state.chain.mounting.estimator
         if est is None or state.activity is None or est.restored:
             continue
+        cold = state.companion_alerts > 0  # the cold-start model spoke meanwhile
         if state.calibrated_at_s is not None:
+            before = (
+                "activity before that came from the cold-start model (marked cold start)"
+                if cold
+                else "activity was held back before that"
+            )
             typer.echo(
                 f"{name}: the mounting calibrated online at t={state.calibrated_at_s:.1f} s; "
-                "activity was held back before that",
+                f"{before}",
+                err=True,
+            )
+        elif not state.chain.mounting.calibrated and cold:
+            typer.echo(
+                f"{name}: the mounting never calibrated ({est.walking_s:.0f} s of walking); "
+                "activity came from the cold-start model all along (marked cold start; "
+                "--mount-file for a stored estimate, --calibrate-first to calibrate on the "
+                "whole file)",
                 err=True,
             )
         elif not state.chain.mounting.calibrated:

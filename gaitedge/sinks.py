@@ -54,7 +54,10 @@ def format_alert(alert: Alert) -> str:
             f"FALL{device} at {alert.t:.2f} s (impact {alert.t_event:.2f} s, "
             f"+{alert.latency_s:.2f} s) p={alert.p:.2f} confirmed by {how}"
         )
-    return f"activity{device}: {alert.label} since {alert.t_event:.2f} s (p={alert.p:.2f})"
+    # Not the device's calibrated model: the cold-start model's, or what was held back.
+    how = alert.extra.get("mounting")
+    note = f", {how}" if how in ("cold start", "uncalibrated") else ""
+    return f"activity{device}: {alert.label} since {alert.t_event:.2f} s (p={alert.p:.2f}{note})"
 
 
 class StdoutSink:

@@ -418,7 +418,8 @@ def render(
             "`--model`, no `--mount` given) and report its activity, marked "
             '`"mounting": "cold start"`; it needs only the vertical, known from the first '
             "0.5 s, and was trained with every heading. From the calibration on the default "
-            "model alone decides; falls are always the default model's"
+            "model alone decides. Before it, its fall vote stands in for the default model's "
+            "(which sees an unaligned frame) beside impact + orientation change"
         )
     else:
         role = (

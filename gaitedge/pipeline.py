@@ -131,6 +131,10 @@ class DeviceState:
     companion: DeviceState | None = None
     parent: DeviceState | None = None
     companion_alerts: int = 0
+    # The companion's fall probability per window end (stream time, rounded), for this
+    # device's fall rules while it calibrates: the cold-start model's vote stands in for the
+    # model gate its own unaligned model cannot give.
+    cold_fall: dict[float, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -539,6 +543,8 @@ class Pipeline:
         state, windows = made.state, made.windows
         state.calibrated, state.input_rate_hz = made.calibrated, made.input_rate_hz
         shown = state.activity_label, state.activity_p
+        if state.parent is not None:
+            self._stash_cold_fall(state, windows, probs, made.calibrated)
         alerts = self._alerts(state, windows, probs)
         self.stats.latency["alerts"].add(time.perf_counter() - t2)
         if state.parent is not None:
@@ -555,6 +561,31 @@ class Pipeline:
             self.sinks.send(alert)
         self.stats.alerts += len(alerts)
         return alerts
+
+    def _stash_cold_fall(self, companion: DeviceState, windows, probs, calibrated: bool) -> None:
+        """Keep the companion's fall probabilities (once its vertical is known) for its device's
+        windows that end at the same instants (both chains see the same samples)."""
+        heads = companion.engine.contract.heads
+        if not calibrated or "fall" not in probs or "fall" not in heads.get("fall", ()):
+            return
+        p = probs["fall"][:, heads["fall"].index("fall")]
+        cold = companion.parent.cold_fall
+        for t_end, v in zip(windows.t_end_s.tolist(), p.tolist(), strict=True):
+            cold[round(t_end, 4)] = v
+
+    def _cold_fall_votes(self, state: DeviceState, windows) -> np.ndarray | None:
+        """The companion's fall probabilities for ``windows`` (each used once), or None when
+        it did not score every one of them."""
+        if not state.cold_fall:
+            return None
+        keys = [round(t, 4) for t in windows.t_end_s.tolist()]
+        if not all(k in state.cold_fall for k in keys):
+            return None
+        votes = np.array([state.cold_fall.pop(k) for k in keys])
+        newest = keys[-1]
+        for k in [k for k in state.cold_fall if k <= newest]:  # older ones are never asked
+            del state.cold_fall[k]
+        return votes
 
     def _companion_alerts(self, companion: DeviceState, alerts: list[Alert]) -> list[Alert]:
         """A cold-start companion's activity alerts, sent while its device's own mounting
@@ -629,8 +660,12 @@ class Pipeline:
         alerts: list[Alert] = []
         contract = self.contract_of(state)
         calibrated = state.calibrated  # as the chain was when it made ``windows``
+        cold_votes = None
         if state.fall is not None:
-            state.fall.model_gate = calibrated
+            # Calibrating: the cold-start model's fall vote when it scored these windows, else
+            # impact + orientation change alone.
+            cold_votes = None if calibrated else self._cold_fall_votes(state, windows)
+            state.fall.model_gate = calibrated or cold_votes is not None
             state.fall.input_rate_hz = state.input_rate_hz
         if state.activity is not None and not calibrated:
             p = probs["activity"]
@@ -660,6 +695,8 @@ class Pipeline:
             state.activity_p = float(p[-1, best])
         if state.fall is not None:
             p_fall = probs["fall"][:, contract.heads["fall"].index("fall")]
+            if cold_votes is not None:
+                p_fall = cold_votes
             alerts += state.fall.update_windows(windows, p_fall, contract.chain)
         return sorted(alerts, key=lambda a: a.t)
 

@@ -439,7 +439,10 @@ class Pipeline:
         if not state.units_checked:
             self._check_units(state, chunk)
         own: list[_Made] = []
+        ready_at = None  # when this device's mounting reported calibrated in this chunk
         for t, windows, t0 in feed_chain(state.chain, chunk.t_s, chunk.imu):
+            if ready_at is None and state.chain.mounting.calibrated and len(t):
+                ready_at = float(t[-1])
             if state.calibrated_at_s is None and state.chain.mounting.calibrated:
                 est = state.chain.mounting.estimator
                 if est is not None and not est.restored:
@@ -450,9 +453,10 @@ class Pipeline:
             # The cold-start model sees the samples up to the moment this device calibrated
             # (all of them while it has not), its windows scored first (they come earlier).
             n = len(chunk.t_s)
-            if state.calibrated_at_s is not None:
-                n = int(np.searchsorted(chunk.t_s, state.calibrated_at_s, side="right"))
+            if ready_at is not None:  # a stored estimate that calibrates online too
+                n = int(np.searchsorted(chunk.t_s, ready_at, side="right"))
                 state.companion = None  # this device's own model takes over
+                state.cold_fall.clear()
             if n:
                 for t, windows, t0 in feed_chain(companion.chain, chunk.t_s[:n], chunk.imu[:n]):
                     self._made(made, companion, windows, t0, chunk.host_rx_s, t)

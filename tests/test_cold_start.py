@@ -161,3 +161,34 @@ def test_the_cold_start_models_fall_vote_removes_false_alarms_before_calibration
     assert (alone, voted) == (4, 1), (alone, voted, len(d14))
     fall_trials = [r for r in recs if r.is_fall][:10]
     assert sum(falls(r, True) > 0 for r in fall_trials) >= 9
+
+
+def test_a_stored_estimate_that_had_too_little_walking_hands_over_once_calibrated(
+    auto_bundle, vertical_bundle, hapt_experiment
+):
+    """A stored estimate from a first minute without walking: the cold-start model speaks until
+    the device calibrates online, then never again."""
+    from gaitedge.mounting import MountStore
+    from gaitedge.preprocess import calibrate
+
+    t, imu, _ = hapt_experiment
+    engine = load_engine(auto_bundle)
+    early = calibrate(engine.contract.chain, [(t[:3000], imu[:3000])])
+    assert not early.calibrated
+    store = MountStore(None)
+    store.put("dev", early)
+    sink = ListSink()
+    pipe = Pipeline(
+        engine,
+        FanOut([sink]),
+        activity_config=ActivityConfig(min_prob=0.0),
+        mount_store=store,
+        cold_start_engine=lambda: load_engine(vertical_bundle),
+    )
+    with pipe:
+        source = ReplaySource(recording=Recording(t, imu), fast=True, device="dev")
+        asyncio.run(stream(pipe, source))
+    cold = [a for a in sink.alerts if _marked(a)]
+    own = [a for a in sink.alerts if a.type is AlertType.ACTIVITY and not _marked(a)]
+    assert cold and own and pipe.devices["dev"].companion is None
+    assert max(a.t for a in cold) <= min(a.t for a in own) + 1.0

@@ -17,6 +17,7 @@ import ctypes
 import enum
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Protocol
@@ -89,35 +90,35 @@ def default_model_path() -> Path:
 
 def accelerometer_only_model(models_dir: Path | None = None) -> Path | None:
     """The shipped bundle for sources without a gyroscope: the one in ``models_dir`` (default:
-    the package's models) whose contract's channels need none, found by the contract alone
-    (the newest ``model_version`` if several; ``*-fp32.onnx`` references left out); None when
-    none ships."""
-    from gaitedge.bundle import contract_metadata
+    the package's models) whose contract's channels need none (:func:`shipped_bundle`)."""
     from gaitedge.preprocess import needs_gyroscope
 
-    found = []
-    for path in sorted(Path(models_dir or MODELS_DIR).glob("*.onnx")):
-        if path.stem.endswith("-fp32"):  # a shipped INT8 bundle's FP32 reference, not a model
-            continue
-        try:
-            meta = contract_metadata(path)
-        except ContractError as exc:
-            log.warning("%s", exc)
-            continue
-        channels = meta.get("chain", {}).get("channels", ())
-        if channels and not needs_gyroscope(channels):
-            found.append((str(meta.get("model_version", "")), path))
-    return max(found, key=lambda f: _version_key(f[0]))[1] if found else None
+    def wanted(chain: dict) -> bool:
+        channels = chain.get("channels", ())
+        return bool(channels) and not needs_gyroscope(channels)
+
+    return shipped_bundle(wanted, models_dir)
 
 
 def cold_start_model(models_dir: Path | None = None) -> Path | None:
     """The shipped cold-start bundle: the one in ``models_dir`` (default: the package's models)
     whose contract's chain mounting is ``vertical`` (heading-free: it decides once the vertical
     is known, while an automatic mounting still calibrates) and whose channels need the
-    gyroscope (it stands in for the 6-axis model); the newest ``model_version`` if several;
-    ``*-fp32.onnx`` references left out. None when none ships."""
-    from gaitedge.bundle import contract_metadata
+    gyroscope (it stands in for the 6-axis model) (:func:`shipped_bundle`)."""
     from gaitedge.preprocess import needs_gyroscope
+
+    def wanted(chain: dict) -> bool:
+        return chain.get("mounting") == "vertical" and needs_gyroscope(chain.get("channels", ()))
+
+    return shipped_bundle(wanted, models_dir)
+
+
+def shipped_bundle(wanted: Callable[[dict], bool], models_dir: Path | None = None) -> Path | None:
+    """The bundle in ``models_dir`` (default: the package's models) whose contract's chain
+    (as JSON) ``wanted`` accepts, found by the contract alone, never by its name: the newest
+    ``model_version`` if several; ``*-fp32.onnx`` (a shipped INT8 bundle's FP32 reference)
+    left out; a bundle whose contract does not read is logged and skipped. None: none ships."""
+    from gaitedge.bundle import contract_metadata
 
     found = []
     for path in sorted(Path(models_dir or MODELS_DIR).glob("*.onnx")):
@@ -128,8 +129,7 @@ def cold_start_model(models_dir: Path | None = None) -> Path | None:
         except ContractError as exc:
             log.warning("%s", exc)
             continue
-        chain = meta.get("chain", {})
-        if chain.get("mounting") == "vertical" and needs_gyroscope(chain.get("channels", ())):
+        if wanted(meta.get("chain", {})):
             found.append((str(meta.get("model_version", "")), path))
     return max(found, key=lambda f: _version_key(f[0]))[1] if found else None
 

@@ -39,14 +39,19 @@ def vertical_bundle(tmp_path_factory):
     return make_bundle(tmp_path_factory.mktemp("vertical") / "v.onnx", chain=chain, seed=1)
 
 
-def replay(auto_bundle, t, imu, cold=None):
-    """``replay --fast`` of one recording from a cold start: (alerts, pipeline)."""
+def replay(auto_bundle, t, imu, cold=None, store=None):
+    """``replay --fast`` of one recording, from a cold start or ``store``'s estimate:
+    (alerts, pipeline)."""
     sink = ListSink()
     opener = None if cold is None else (lambda: load_engine(cold))
     # The test bundles are untrained (probabilities near uniform): every window votes.
     config = ActivityConfig(min_prob=0.0)
     pipe = Pipeline(
-        load_engine(auto_bundle), FanOut([sink]), cold_start_engine=opener, activity_config=config
+        load_engine(auto_bundle),
+        FanOut([sink]),
+        cold_start_engine=opener,
+        activity_config=config,
+        mount_store=store,
     )
     with pipe:
         source = ReplaySource(recording=Recording(t, imu), fast=True, device="dev")
@@ -115,23 +120,11 @@ def test_a_stored_estimate_needs_no_cold_start_model(auto_bundle, vertical_bundl
     from gaitedge.preprocess import calibrate
 
     t, imu, _ = hapt_experiment
-    engine = load_engine(auto_bundle)
     store = MountStore(None)
-    store.put("dev", calibrate(engine.contract.chain, [(t, imu)]))
-    sink = ListSink()
-    pipe = Pipeline(
-        engine,
-        FanOut([sink]),
-        activity_config=ActivityConfig(min_prob=0.0),
-        mount_store=store,
-        cold_start_engine=lambda: load_engine(vertical_bundle),
-    )
-    with pipe:
-        asyncio.run(
-            stream(pipe, ReplaySource(recording=Recording(t, imu), fast=True, device="dev"))
-        )
+    store.put("dev", calibrate(load_engine(auto_bundle).contract.chain, [(t, imu)]))
+    alerts, pipe = replay(auto_bundle, t, imu, cold=vertical_bundle, store=store)
     assert pipe.devices["dev"].companion is None
-    assert not [a for a in sink.alerts if _marked(a)]
+    assert not [a for a in alerts if _marked(a)]
 
 
 def test_the_cold_start_models_fall_vote_removes_false_alarms_before_calibration(data_root):
@@ -172,23 +165,12 @@ def test_a_stored_estimate_that_had_too_little_walking_hands_over_once_calibrate
     from gaitedge.preprocess import calibrate
 
     t, imu, _ = hapt_experiment
-    engine = load_engine(auto_bundle)
-    early = calibrate(engine.contract.chain, [(t[:3000], imu[:3000])])
+    early = calibrate(load_engine(auto_bundle).contract.chain, [(t[:3000], imu[:3000])])
     assert not early.calibrated
     store = MountStore(None)
     store.put("dev", early)
-    sink = ListSink()
-    pipe = Pipeline(
-        engine,
-        FanOut([sink]),
-        activity_config=ActivityConfig(min_prob=0.0),
-        mount_store=store,
-        cold_start_engine=lambda: load_engine(vertical_bundle),
-    )
-    with pipe:
-        source = ReplaySource(recording=Recording(t, imu), fast=True, device="dev")
-        asyncio.run(stream(pipe, source))
-    cold = [a for a in sink.alerts if _marked(a)]
-    own = [a for a in sink.alerts if a.type is AlertType.ACTIVITY and not _marked(a)]
+    alerts, pipe = replay(auto_bundle, t, imu, cold=vertical_bundle, store=store)
+    cold = [a for a in alerts if _marked(a)]
+    own = [a for a in alerts if a.type is AlertType.ACTIVITY and not _marked(a)]
     assert cold and own and pipe.devices["dev"].companion is None
     assert max(a.t for a in cold) <= min(a.t for a in own) + 1.0

@@ -246,9 +246,14 @@ def test_replay_timeline_jumps_through_the_whole_recording(browser, tmp_path):
         poll(lambda: link.get_attribute("data-state") == "ended", 5)
         alerts = [json.loads(x) for x in jsonl.read_text().splitlines()]
         shown = browser.find_elements(By.CSS_SELECTOR, "#alerts li")
-        # Calibrated online (no look-ahead), the demo's activity starts once it has walked
-        # (measured: 9 alerts from ~107 s on; 10 when it was calibrated on itself first).
+        # Calibrated online (no look-ahead): the default model's activity starts once it has
+        # walked (9 alerts from ~107 s on); the cold-start model's before that.
         assert len(shown) == len(alerts) >= 6
+        # Before the mounting calibrates online, activity is the cold-start model's: so marked.
+        cold = [a for a in alerts if a.get("mounting") == "cold start"]
+        marked = browser.find_elements(By.CSS_SELECTOR, '#alerts li[data-mounting="cold start"]')
+        assert cold and len(marked) == len(cold)
+        assert all(li.text.endswith(", cold start)") for li in marked)
         timeline = browser.find_element(By.ID, "timeline")
         duration = read_recording(DEMO_RECORDING).duration_s
         t_jump = 120.0  # the subject walks here

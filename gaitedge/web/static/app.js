@@ -105,9 +105,12 @@ function addAlert(a) {
   li.dataset.device = a.device;
   li.dataset.t = a.t;
   li.dataset.shownMs = Date.now(); // when the browser showed it (latency tests read this)
+  // Activity not from the device's calibrated model: the cold-start model's, or held back.
+  const how = a.mounting === "cold start" || a.mounting === "uncalibrated" ? `, ${a.mounting}` : "";
+  if (how) li.dataset.mounting = a.mounting;
   li.textContent = a.type === "fall"
     ? `${fmt(a.t, 2)} s [${a.device}] FALL p=${fmt(a.p, 2)} (impact at ${fmt(a.t_event, 2)} s${a.confirmed_by ? ", " + a.confirmed_by.join("+") : ""})`
-    : `${fmt(a.t, 2)} s [${a.device}] activity: ${a.label} since ${fmt(a.t_event, 2)} s (p=${fmt(a.p, 2)})`;
+    : `${fmt(a.t, 2)} s [${a.device}] activity: ${a.label} since ${fmt(a.t_event, 2)} s (p=${fmt(a.p, 2)}${how})`;
   const list = document.getElementById("alerts");
   list.insertBefore(li, list.firstChild);
   state.alerts.set(key, a);

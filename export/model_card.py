@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from gaitedge.bundle import ModelContract
+from gaitedge.preprocess import needs_gyroscope
 
 # The one committed run of ``bench/engine.py --out`` that README and this card quote.
 ENGINE_RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results" / "engine.json"
@@ -108,7 +109,7 @@ def _aligned(chain) -> str:
 def _devices(devices: dict | None, chain) -> str:
     """The mounting-and-rates section, with ``bench/devices.py``'s figures when given."""
     meanwhile = "activity alerts are held back"
-    if any(c.startswith("gyro") for c in chain.channels):  # the 6-axis model
+    if needs_gyroscope(chain.channels):  # the 6-axis model
         meanwhile = (
             "the shipped cold-start model\n`gaitedge-vertical` reports activity, or with none at "
             "hand activity alerts are held back"
@@ -406,7 +407,7 @@ def render(
     bench_line = speed_line(bench)
     stem = bundle_name(contract).removesuffix(".onnx")
     size = f"{chosen.upper()}, {report[chosen]['bytes'] / 1024:.0f} KiB"
-    gyro = any(c.startswith("gyro") for c in chain.channels)
+    gyro = needs_gyroscope(chain.channels)
     if stem == "gaitedge-default":
         role = (
             "The model that `gaitedge listen`, `replay` and `demo` use when no `--model` is given"
@@ -566,17 +567,19 @@ def bundle_name(contract: ModelContract) -> str:
     return f"{contract.name}.onnx"
 
 
-def card_name(contract: ModelContract) -> str:
-    """``MODEL_CARD.md`` for the default model, ``MODEL_CARD-<suffix>.md`` for another one
-    shipped beside it (``gaitedge-acc``: ``MODEL_CARD-acc.md``)."""
+def _named(contract: ModelContract, stem: str, ext: str) -> str:
+    """``<stem>.<ext>`` for the default model, ``<stem>-<suffix>.<ext>`` for another one shipped
+    beside it (``gaitedge-acc``: suffix ``acc``)."""
     suffix = contract.name.removeprefix("gaitedge-")
-    return "MODEL_CARD.md" if suffix == "default" else f"MODEL_CARD-{suffix}.md"
+    return f"{stem}.{ext}" if suffix == "default" else f"{stem}-{suffix}.{ext}"
+
+
+def card_name(contract: ModelContract) -> str:
+    """``MODEL_CARD.md`` for the default model, ``MODEL_CARD-acc.md`` for ``gaitedge-acc``."""
+    return _named(contract, "MODEL_CARD", "md")
 
 
 def evaluate_results_path(contract: ModelContract) -> Path:
     """The committed ``bench/evaluate_starts.py`` run for this model: ``evaluate.json`` for the
-    default, ``evaluate-<suffix>.json`` for another one."""
-    card = card_name(contract)
-    return EVALUATE_RESULTS.with_name(
-        "evaluate.json" if card == "MODEL_CARD.md" else f"evaluate-{card[11:-3]}.json"
-    )
+    default, ``evaluate-acc.json`` for ``gaitedge-acc``."""
+    return EVALUATE_RESULTS.with_name(_named(contract, "evaluate", "json"))

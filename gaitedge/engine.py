@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import enum
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -117,21 +118,30 @@ def shipped_bundle(wanted: Callable[[dict], bool], models_dir: Path | None = Non
     """The bundle in ``models_dir`` (default: the package's models) whose contract's chain
     (as JSON) ``wanted`` accepts, found by the contract alone, never by its name: the newest
     ``model_version`` if several; ``*-fp32.onnx`` (a shipped INT8 bundle's FP32 reference)
-    left out; a bundle whose contract does not read is logged and skipped. None: none ships."""
-    from gaitedge.bundle import contract_metadata
-
+    left out; a bundle whose contract does not read is logged and skipped. None: none ships.
+    Each file's contract is read once per process while it is unchanged (a session asks for
+    several kinds of bundle at start-up)."""
     found = []
     for path in sorted(Path(models_dir or MODELS_DIR).glob("*.onnx")):
         if path.stem.endswith("-fp32"):
             continue
+        st = path.stat()
         try:
-            meta = contract_metadata(path)
+            meta = _contract_metadata(str(path), st.st_mtime_ns, st.st_size)
         except ContractError as exc:
             log.warning("%s", exc)
             continue
         if wanted(meta.get("chain", {})):
             found.append((str(meta.get("model_version", "")), path))
     return max(found, key=lambda f: _version_key(f[0]))[1] if found else None
+
+
+@functools.lru_cache(maxsize=64)
+def _contract_metadata(path: str, mtime_ns: int, size: int) -> dict:
+    """``bundle.contract_metadata`` of a file as it is now (keyed by its mtime and size)."""
+    from gaitedge.bundle import contract_metadata
+
+    return contract_metadata(Path(path))
 
 
 def _version_key(version: str) -> tuple:

@@ -239,7 +239,6 @@ class Pipeline:
         Mounting.for_chain(self.contract.chain, mount)  # a malformed axis map fails here
         if fall_classes and "fall" not in fall_classes:
             raise ContractError(f"the fall head's classes {fall_classes} have no 'fall' class")
-        self._fall_index = fall_classes.index("fall") if fall_classes else -1
 
     def close(self) -> None:
         """Save calibrated mounting estimates, close the sinks and flush the recording (these
@@ -298,32 +297,39 @@ class Pipeline:
             declared = chunk.declared_mounting if chunk is not None else None
             acc_range_g = chunk.acc_range_g if chunk is not None else None
             engine = self.engine_for(device, None if chunk is None else chunk.imu)
-            contract = engine.contract
-            heads = contract.heads
-            state = DeviceState(
-                chain=StreamingChain(
-                    contract.chain,
-                    policy=BadSamplePolicy.DROP,
-                    strict=self.strict,
-                    mounting=self._mounting(device, declared, contract.chain),
-                ),
-                activity=(
-                    ActivitySmoother(heads["activity"], self.activity_config, device=device)
-                    if "activity" in heads
-                    else None
-                ),
-                fall=(
-                    FallDetector(
-                        contract.chain.channels, self._fall_config(acc_range_g), device=device
-                    )
-                    if "fall" in heads
-                    else None
-                ),
+            state = self._new_state(
+                device,
+                engine,
+                self._mounting(device, declared, engine.contract.chain),
+                self._fall_config(acc_range_g),
                 engine=engine if engine is not self.engine else None,
             )
             state.companion = self._companion(device, state)
             self.devices[device] = state
         return state
+
+    def _new_state(
+        self, device: str, model: Engine, mounting: Mounting, fall: FallConfig | None, **fields
+    ) -> DeviceState:
+        """A device's chain and alert logic for ``model``'s contract (its fall rules only with
+        ``fall`` given and a fall head); ``fields``: the rest of the :class:`DeviceState`."""
+        cfg, heads = model.contract.chain, model.contract.heads
+        return DeviceState(
+            chain=StreamingChain(
+                cfg, policy=BadSamplePolicy.DROP, strict=self.strict, mounting=mounting
+            ),
+            activity=(
+                ActivitySmoother(heads["activity"], self.activity_config, device=device)
+                if "activity" in heads
+                else None
+            ),
+            fall=(
+                FallDetector(cfg.channels, fall, device=device)
+                if fall is not None and "fall" in heads
+                else None
+            ),
+            **fields,
+        )
 
     def _companion(self, device: str, state: DeviceState) -> DeviceState | None:
         """The cold-start model's state beside a device whose automatic mounting has yet to
@@ -335,26 +341,15 @@ class Pipeline:
             return None  # fixed, none, stored, or already heading-free ("vertical")
         if self._cold_engine is None:
             self._cold_engine = self.cold_start_engine()
-        contract = self._cold_engine.contract
-        if "activity" not in contract.heads or contract.heads.get(
-            "activity"
-        ) != self.contract.heads.get("activity"):
+        cold = self._cold_engine
+        activity = cold.contract.heads.get("activity")
+        if activity is None or activity != self.contract.heads.get("activity"):
             return None
-        cfg = contract.chain
-        return DeviceState(
-            chain=StreamingChain(
-                cfg,
-                policy=BadSamplePolicy.DROP,
-                strict=self.strict,
-                mounting=Mounting.for_chain(cfg, cfg.mounting, None),
-            ),
-            activity=ActivitySmoother(
-                contract.heads["activity"], self.activity_config, device=device
-            ),
-            fall=None,
-            engine=self._cold_engine,
-            units_checked=True,
-            parent=state,
+        cfg = cold.contract.chain
+        mounting = Mounting.for_chain(cfg, cfg.mounting, None)
+        # No fall rules of its own: its fall vote goes to the device's (``cold_fall``).
+        return self._new_state(
+            device, cold, mounting, None, engine=cold, units_checked=True, parent=state
         )
 
     def engine_for(self, device: str, imu: np.ndarray | None) -> Engine:
@@ -443,11 +438,11 @@ class Pipeline:
         for t, windows, t0 in feed_chain(state.chain, chunk.t_s, chunk.imu):
             if ready_at is None and state.chain.mounting.calibrated and len(t):
                 ready_at = float(t[-1])
-            if state.calibrated_at_s is None and state.chain.mounting.calibrated:
-                est = state.chain.mounting.estimator
-                if est is not None and not est.restored:
-                    state.calibrated_at_s = float(t[-1])
             self._made(own, state, windows, t0, chunk.host_rx_s, t)
+        est = state.chain.mounting.estimator
+        online = est is not None and not est.restored  # calibrated online, from nothing
+        if ready_at is not None and state.calibrated_at_s is None and online:
+            state.calibrated_at_s = ready_at
         companion = state.companion
         if companion is not None:
             # The cold-start model sees the samples up to the moment this device calibrated
@@ -743,7 +738,7 @@ def _mounting_status(mounting: Mounting, companion: DeviceState | None = None) -
         return "fixed" if mounting.fixed is not None else "none"
     if not est.calibrated:
         meanwhile = "activity held back"
-        if companion is not None and companion.engine is not None:
+        if companion is not None:
             meanwhile = f"activity from the cold-start model {companion.engine.contract.name}"
         return (
             f"calibrating ({est.walking_s:.0f}/{CALIBRATED_WALKING_S:.0f} s walking; {meanwhile})"

@@ -445,15 +445,13 @@ def read_chunks(container: Container, options) -> Iterator[Recording]:
             if block.gyro_dps is None and not options.accelerometer_only:
                 raise no_gyroscope(str(container.path), NAME, HINTS)
             acc = make_series(SensorKind.ACC, block.t_s, block.acc_g, unit="g", where=where)
-            if block.gyro_dps is None:  # an AX3 (or AX6 set so): acceleration alone, [N, 3]
-                t, imu = repair.process(block.t_s, acc.xyz)
-                if len(t):
-                    yield Recording(t, imu)
-                continue
-            gyro = make_series(
-                SensorKind.GYRO, block.t_s, block.gyro_dps, unit="deg/s", where=where
-            )
-            t, imu = repair.process(block.t_s, np.concatenate([acc.xyz, gyro.xyz], axis=1))
+            x = acc.xyz  # an AX3 (or AX6 set so): acceleration alone, [N, 3]
+            if block.gyro_dps is not None:
+                gyro = make_series(
+                    SensorKind.GYRO, block.t_s, block.gyro_dps, unit="deg/s", where=where
+                )
+                x = np.concatenate([acc.xyz, gyro.xyz], axis=1)
+            t, imu = repair.process(block.t_s, x)
             if len(t):
                 yield Recording(t, imu)
     if not reader.stats.samples:

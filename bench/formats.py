@@ -26,8 +26,8 @@ MobiFall together, and each under ``by_dataset``); specificity = daily-activity 
 ``parse_vs_pandas``: seconds for ``gaitedge.formats.read`` of a one-hour Sensor Logger export
 (the ``sensorlogger`` emulated app's Android folder: ``Accelerometer.csv`` and
 ``TotalAcceleration.csv`` at 100 Hz, ``Gyroscope.csv`` at 400 Hz) over seconds for pandas'
-``read_csv`` of the same files, best of 3 each, in the same run; the peak resident memory of
-each (a fresh process) beside it.
+``read_csv`` of the same files, best of 5 interleaved rounds each, in the same run; the peak
+resident memory of each (a fresh process) and both libraries' versions beside it.
 
 Per variant, besides the answers, what tells a file's fault from the chain's: ``signal_rmse``
 (the read-back against the recording at its own instants, m/s² and rad/s: a unit, sign, axis or
@@ -525,17 +525,28 @@ def _peak_rss_mib(call: str) -> float:
     return round(float(out.stdout.strip().splitlines()[-1]), 1)
 
 
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
 def parse_vs_pandas(hours: float, work: Path) -> dict:
     """``gaitedge.formats.read`` of a Sensor Logger export against pandas' ``read_csv`` of the
-    same files (best of 3 each), and the read's peak traced memory."""
+    same files (best of 5 interleaved rounds each), and each one's peak memory."""
     import pandas as pd
 
     folder, made_by = sensor_logger_export(hours, work / "sensorlogger")
     files = [folder / f for f in SENSOR_LOGGER_FILES if (folder / f).exists()]
     rec, _ = read_export(folder, "sensorlogger")
     used = sorted({s.where.replace(str(folder), "").lstrip("/:") for s in rec.source.sensors})
-    read_s = _best_of(3, lambda: read_export(folder, "sensorlogger"))
-    pandas_s = _best_of(3, lambda: [pd.read_csv(f) for f in files])
+    # Interleaved rounds (one of each per round, best of 5 each): a slow spell of a shared
+    # machine falls on both sides, not on one block of repeats.
+    reads, pandas = [], []
+    for _ in range(5):
+        reads.append(_best_of(1, lambda: read_export(folder, "sensorlogger")))
+        pandas.append(_best_of(1, lambda: [pd.read_csv(f) for f in files]))
+    read_s, pandas_s = min(reads), min(pandas)
     return {
         "ratio": round(read_s / pandas_s, 3),
         "read_s": round(read_s, 3),
@@ -549,6 +560,7 @@ def parse_vs_pandas(hours: float, work: Path) -> dict:
         "files_read_by_gaitedge": used,
         "hours": hours,
         "export": made_by,
+        "versions": {"pandas": pd.__version__, "polars": _version("polars")},
     }
 
 

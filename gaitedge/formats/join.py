@@ -24,7 +24,14 @@ import numpy as np
 
 from gaitedge.formats.base import Export, FormatError, SensorInfo, SensorKind, Series, SourceInfo
 from gaitedge.recording import Recording
-from gaitedge.units import accel_to_m_s2, gyro_to_rad_s, parse_accel_unit, parse_gyro_unit
+from gaitedge.units import (
+    AccelUnit,
+    GyroUnit,
+    accel_to_m_s2,
+    gyro_to_rad_s,
+    parse_accel_unit,
+    parse_gyro_unit,
+)
 
 # A hole in the interpolated sensor longer than this many of its own sample intervals (or
 # HOLE_MIN_S) is not bridged by the join: those instants are left out, and the chain's gap
@@ -65,12 +72,16 @@ def make_series(
     if len(t_s) != len(xyz):
         raise FormatError(f"{where}: {len(t_s)} times for {len(xyz)} samples")
     try:
-        if kind is SensorKind.GYRO:
-            values = gyro_to_rad_s(xyz, parse_gyro_unit(unit, where))
-        else:
-            values = accel_to_m_s2(xyz, parse_accel_unit(unit, where))
+        parsed = parse_gyro_unit(unit, where) if kind is SensorKind.GYRO else None
+        parsed = parse_accel_unit(unit, where) if parsed is None else parsed
     except ValueError as exc:
         raise FormatError(str(exc)) from exc
+    if parsed in (GyroUnit.RAD_S, AccelUnit.M_S2):
+        values = xyz  # already canonical: no copy (a series is never written to in place)
+    elif kind is SensorKind.GYRO:
+        values = gyro_to_rad_s(xyz, parsed)
+    else:
+        values = accel_to_m_s2(xyz, parsed)
     if kind is not SensorKind.GYRO and convention is Convention.IOS:
         values = -values
     return Series(kind=kind, t_s=t_s, xyz=values, where=where, unit=unit)

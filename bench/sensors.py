@@ -13,11 +13,18 @@ back into the recordings and scored exactly as ``bench/devices.py`` scores its c
 both under the same mounting start (``mounting_start``: cold by default, as bench/devices.py;
 ``--calibrate-first``: the estimate from the same rendering of the subject's recordings).
 ``--all-falls`` keeps quick mode's activity and ADL trials but streams every held-out fall
-trial (quick mode has 37: one fall is 0.027 of sensitivity).
+trial (quick mode has 37: one fall is 0.027 of sensitivity); ``--fall-every K`` every K-th of
+them (3: 150 falls, one is 0.0067).
+
+Outages: a drop loses the link for as long as BlueZ's supervision timeout, the outage and the
+reconnect take on the wall clock, and the emulated device's clock runs at the wall clock's pace
+meanwhile (``PlaybackConfig.outage_speed=1``), as a real sensor's does: played at 20x, a 0.8-s
+reconnect loses 0.8 s of samples, not 16 s (before 2026-12-06 it lost ``speed`` times as much,
+and an outage cut into a fall's impact several times a run).
 
 Per row, ``lost_falls`` / ``gained_falls`` name the fall trials the device path decided
-otherwise than canonical, with ``in_outage`` (a deliberate outage cut into the trial: at 20x
-one outage is ~10 s of device time) and the trial's peak |acc| canonical and as delivered.
+otherwise than canonical, with ``in_outage`` (a deliberate outage cut into the trial) and the
+trial's peak |acc| canonical and as delivered.
 
 Stream time: within a connection, the samples keep the stream time the runtime gave them; each
 connection is placed at its device time (playing faster than real time, the host clock would
@@ -117,7 +124,7 @@ def stream_ble(name: str, t: np.ndarray, imu: np.ndarray, drops: int, speed: flo
     from firmware_bridge.peripherals import PlaybackConfig, make_peripheral
     from gaitedge.sources import BleSource
 
-    config = PlaybackConfig(speed=speed, start_on_command=True)
+    config = PlaybackConfig(speed=speed, start_on_command=True, outage_speed=1.0)
     with emulated_bluez() as bluez:
         device = bluez.add_peripheral(make_peripheral(name, t, imu, config))
         source = BleSource(device.address, watchdog_s=2.0, max_backoff_s=0.2, max_reconnects=5)
@@ -258,14 +265,19 @@ def run(
     rows: list[str],
     all_falls: bool = False,
     calibrate_first: bool = False,
+    fall_every: int | None = None,
 ) -> dict:
     dev.CALIBRATE_FIRST = calibrate_first  # the same mounting start for canonical and devices
     root = data_root()
     engine = load_engine(model)
     hapt, sisfall = held_out_recordings(root, 2 if quick else None, 12 if quick else 1)
-    if all_falls and quick:  # every held-out fall trial (one is 0.027 of quick mode's 37)
+    fall_every = 1 if all_falls else fall_every
+    if fall_every and quick:  # more held-out fall trials (one is 0.027 of quick mode's 37)
         _, every = held_out_recordings(root, 0, 1)
-        sisfall = [r for i, r in enumerate(every) if r.is_fall or i % 12 == 0]
+        falls = {id(r) for r in [r for r in every if r.is_fall][::fall_every]}
+        sisfall = [
+            r for i, r in enumerate(every) if id(r) in falls or (not r.is_fall and i % 12 == 0)
+        ]
     canonical = Condition("canonical")
     base = {"activity_f1": round(activity_f1(engine, canonical, hapt, 0), 4)}
     with replays() as canonical_replays:
@@ -320,6 +332,8 @@ def run(
         "drops_per_stream": drops,
         "quick": quick,
         "all_falls": all_falls,
+        "fall_every": fall_every,
+        "outage_clock": "wall clock (a real device's pace)",
         "mounting_start": "calibrate_first" if calibrate_first else "cold",
     }
 
@@ -335,6 +349,12 @@ def main(argv: list[str] | None = None) -> None:
         "--all-falls",
         action="store_true",
         help="with --quick: every held-out SisFall fall trial (and quick's 1 in 12 ADL trials)",
+    )
+    p.add_argument(
+        "--fall-every",
+        type=int,
+        default=None,
+        help="with --quick: every K-th held-out SisFall fall trial (and quick's ADL trials)",
     )
     p.add_argument(
         "--calibrate-first",
@@ -354,6 +374,7 @@ def main(argv: list[str] | None = None) -> None:
         args.rows,
         args.all_falls,
         args.calibrate_first,
+        args.fall_every,
     )
     if not args.json:
         for name, row in result["devices"].items():

@@ -854,6 +854,11 @@ class EmulatedPeripheralDevice(EmulatedBleDevice):
         self._gatt = gatt
         self.peripheral.connected(self._send_threadsafe)
 
+    def _lose_link(self, silent: bool) -> None:
+        if self.connected and not self._dead:
+            self.peripheral.link_lost()
+        super()._lose_link(silent)
+
     def _end_link(self) -> None:
         for char in self._chars.values():
             char.release()

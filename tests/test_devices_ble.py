@@ -156,6 +156,49 @@ def test_one_reconnect_per_drop_and_outages_counted(bluez, hapt_experiment, name
     assert f"type={source.device_type} " in line and "reconnects=2 " in line
 
 
+@pytest.mark.parametrize("outage_speed", [None, 1.0])
+def test_an_outage_loses_the_device_time_it_lasts(bluez, hapt_experiment, outage_speed):
+    """Played 6x faster than real time, a device whose clock runs at the wall clock's pace
+    through an outage (``outage_speed=1``, as a real one does) loses as many seconds of
+    samples as the outage lasted on the wall clock; by default its clock runs on at 6x."""
+    device = add(bluez, "polar", hapt_experiment, seconds=24.0, outage_speed=outage_speed)
+    source = BleSource(device.address, watchdog_s=1.0, max_backoff_s=0.2)
+    chunks, marks = [], {}
+
+    async def run():
+        async def consume():
+            async with source:
+                async for chunk in source.chunks():
+                    if chunk.new_connection and "dropped" in marks:
+                        marks.setdefault("back", asyncio.get_running_loop().time())
+                    chunks.append(chunk)
+
+        task = asyncio.ensure_future(consume())
+        while not chunks:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)
+        marks["dropped"] = asyncio.get_running_loop().time()
+        device.drop_link(outage_s=0.1)
+        while "back" not in marks:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(asyncio.wait_for(run(), 15.0))
+    peripheral = device.peripheral
+    sent = sorted(set.intersection(*(peripheral.stats.sent[s] for s in peripheral.sensors)))
+    lost_s = (len(range(sent[0], sent[-1] + 1)) - len(sent)) / peripheral.rate_hz
+    wall_s = marks["back"] - marks["dropped"]  # drop to the first chunk of the new connection
+    assert wall_s > 0.42  # at least BlueZ's supervision timeout
+    speed = SPEED if outage_speed is None else outage_speed
+    # The device clock ran at `speed` through the outage; slack: the notification lost on the
+    # dead link and the wait for the next notification boundary when streaming starts again.
+    slack_s = 2 * peripheral.samples_per_notification / peripheral.rate_hz + 0.05
+    assert 0.6 * speed * wall_s < lost_s < speed * wall_s + slack_s, (lost_s, wall_s)
+
+
 def test_lost_notifications_are_counted_from_the_sensor_clock(bluez, hapt_experiment):
     device = add(bluez, "movesense", hapt_experiment, drop_rate=0.1, seed=4)
     source = BleSource(device.address, watchdog_s=1.0)

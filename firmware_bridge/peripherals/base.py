@@ -47,6 +47,11 @@ class PlaybackConfig:
         seed: for the fault generator.
         start_on_command: the recording starts when the host first starts a sensor (a
             measurement that begins on command), not when the device is created.
+        outage_speed: how fast the device clock runs while its link is lost (from the drop
+            until the host starts streaming again). None: at ``speed``. 1.0: at the wall
+            clock's pace, as a real device's clock runs through an outage: played faster than
+            real time, a reconnect that takes 0.8 s of wall time then loses 0.8 s of samples,
+            not ``speed`` times as much.
     """
 
     speed: float = 1.0
@@ -55,6 +60,7 @@ class PlaybackConfig:
     drop_rate: float = 0.0
     seed: int | None = None
     start_on_command: bool = False
+    outage_speed: float | None = None
 
 
 @dataclass
@@ -116,6 +122,7 @@ class Peripheral:
         self._lock = threading.Lock()
         self._rng = np.random.default_rng(self.config.seed)
         self._stream_start: int | None = None  # where streaming began on this connection
+        self._link_lost = False  # from a link loss until the host streams again
 
     def read(self, uuid: str) -> bytes:
         raise NotImplementedError
@@ -144,9 +151,14 @@ class Peripheral:
             self.streaming.clear()
             self._stream_start = None
 
+    def link_lost(self) -> None:
+        """The radio link was lost (the host learns it later, or never): the outage begins."""
+        self._link_lost = True
+
     def start_sensor(self, sensor: str) -> None:
         """Stream ``sensor`` from the next notification boundary on (device clock)."""
         spn = self.samples_per_notification
+        self._link_lost = False
         with self._lock:
             first = -(-self.position // spn) * spn
             self.streaming[sensor] = first
@@ -166,17 +178,19 @@ class Peripheral:
     def play(self, stop: threading.Event) -> None:
         """The device clock: take samples at ``rate_hz * speed``, notify what is streaming."""
         cfg, spn = self.config, self.samples_per_notification
-        rate = self.rate_hz * cfg.speed
         n = len(self.imu)
-        start = time.monotonic()
+        clock, last = 0.0, time.monotonic()  # device seconds since the recording started
         while not stop.is_set():
+            now = time.monotonic()
+            speed = self._clock_speed()
+            clock, last = clock + (now - last) * speed, now
             if cfg.start_on_command and self.position == 0 and not self.streaming:
-                start = time.monotonic()
+                clock = 0.0
                 stop.wait(0.01)
                 continue
-            due = int(rate * (time.monotonic() - start))
+            due = int(self.rate_hz * clock)
             if due < self.position + spn:
-                stop.wait(min((self.position + spn - due) / rate, 0.05))
+                stop.wait(min((self.position + spn - due) / (self.rate_hz * speed), 0.05))
                 continue
             if not cfg.loop and self.position + spn > n:
                 self.stats.finished = True
@@ -192,6 +206,10 @@ class Peripheral:
                     self.stats.lost.setdefault(sensor, set()).update(indices)
                     continue
                 send(uuid, payload, self._on_sent(sensor, indices))
+
+    def _clock_speed(self) -> float:
+        outage = self.config.outage_speed
+        return outage if outage is not None and self._link_lost else self.config.speed
 
     def _stalled(self) -> bool:
         stall = self.config.stall_after_s

@@ -1139,17 +1139,22 @@ def _demo_phone(duration, speed, model, mount, alerts_jsonl, quiet, start) -> No
 def info(
     model: Annotated[
         Path | None,
-        typer.Argument(help="Model bundle (.onnx, or .engine with its .json). Default: shipped."),
+        typer.Argument(
+            help="Model bundle (.onnx, or .engine with its .json), or the file name of a shipped "
+            "one (gaitedge-acc.onnx). Default: the shipped default model."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the contract as JSON.")] = False,
 ) -> None:
     """Describe a model: chain, windows, normalisation, heads."""
     from gaitedge.bundle import ContractError, read_contract
-    from gaitedge.engine import default_model_path
+    from gaitedge.engine import default_model_path, model_or_shipped
     from gaitedge.info import describe_contract
 
     try:
-        contract = read_contract(model if model is not None else default_model_path())
+        contract = read_contract(
+            model_or_shipped(model) if model is not None else default_model_path()
+        )
     except ContractError as exc:
         raise fail(str(exc)) from exc
     if as_json:

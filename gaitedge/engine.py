@@ -89,6 +89,15 @@ def default_model_path() -> Path:
     return DEFAULT_MODEL
 
 
+def model_or_shipped(path: Path) -> Path:
+    """``path`` as given; a bare file name that is not there names a shipped bundle (the
+    model cards say ``gaitedge info gaitedge-acc.onnx``)."""
+    path = Path(path)
+    if not path.exists() and path.parent == Path(".") and (MODELS_DIR / path.name).exists():
+        return MODELS_DIR / path.name
+    return path
+
+
 def accelerometer_only_model(models_dir: Path | None = None) -> Path | None:
     """The shipped bundle for sources without a gyroscope: the one in ``models_dir`` (default:
     the package's models) whose contract's channels need none (:func:`shipped_bundle`)."""

@@ -43,6 +43,23 @@ def test_info_without_an_argument_describes_the_shipped_model():
     assert "gaitedge-default" in result.output
 
 
+def test_info_names_a_shipped_bundle_by_its_file_name(tmp_path, monkeypatch):
+    """The model cards say ``gaitedge info gaitedge-acc.onnx``: a bare name that is not a file
+    here is the shipped bundle of that name; a file of that name here comes first."""
+    from gaitedge.engine import MODELS_DIR
+
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["info", "gaitedge-acc.onnx"])
+    assert result.exit_code == 0, result.output
+    assert (
+        result.output == runner.invoke(app, ["info", str(MODELS_DIR / "gaitedge-acc.onnx")]).output
+    )
+    assert "gaitedge-acc 0.4.0" in result.output and "[batch, 128, 6]" in result.output
+    (tmp_path / "gaitedge-acc.onnx").write_bytes(b"not an onnx model")
+    local = runner.invoke(app, ["info", "gaitedge-acc.onnx"])
+    assert local.exit_code != 0 and "not a loadable ONNX model" in local.output
+
+
 def test_info_json_round_trips(bundle):
     result = runner.invoke(app, ["info", str(bundle), "--json"])
     assert result.exit_code == 0

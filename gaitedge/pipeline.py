@@ -433,29 +433,31 @@ class Pipeline:
                 state.companion.chain.reset()
         if not state.units_checked:
             self._check_units(state, chunk)
-        own: list[_Made] = []
         ready_at = None  # when this device's mounting reported calibrated in this chunk
+        companion, fed = state.companion, 0  # samples of this chunk the companion has seen
         for t, windows, t0 in feed_chain(state.chain, chunk.t_s, chunk.imu):
             if ready_at is None and state.chain.mounting.calibrated and len(t):
                 ready_at = float(t[-1])
-            self._made(own, state, windows, t0, chunk.host_rx_s, t)
+            piece: list[_Made] = []
+            self._made(piece, state, windows, t0, chunk.host_rx_s, t)
+            if state.companion is not None:
+                # The cold-start model sees the same samples, up to the moment this device
+                # calibrated; its windows of each piece are scored just before the device's
+                # (their fall votes are asked for), so a large chunk's alerts keep the order
+                # small live chunks give them.
+                start, fed = fed, fed + len(t)
+                if ready_at is not None:  # this device's own model takes over
+                    state.companion = None
+                    state.cold_fall.clear()
+                if fed > start:
+                    cut = slice(start, fed)
+                    for ct, cw, c0 in feed_chain(companion.chain, chunk.t_s[cut], chunk.imu[cut]):
+                        self._made(made, companion, cw, c0, chunk.host_rx_s, ct)
+            made += piece
         est = state.chain.mounting.estimator
         online = est is not None and not est.restored  # calibrated online, from nothing
         if ready_at is not None and state.calibrated_at_s is None and online:
             state.calibrated_at_s = ready_at
-        companion = state.companion
-        if companion is not None:
-            # The cold-start model sees the samples up to the moment this device calibrated
-            # (all of them while it has not), its windows scored first (they come earlier).
-            n = len(chunk.t_s)
-            if ready_at is not None:  # a stored estimate that calibrates online too
-                n = int(np.searchsorted(chunk.t_s, ready_at, side="right"))
-                state.companion = None  # this device's own model takes over
-                state.cold_fall.clear()
-            if n:
-                for t, windows, t0 in feed_chain(companion.chain, chunk.t_s[:n], chunk.imu[:n]):
-                    self._made(made, companion, windows, t0, chunk.host_rx_s, t)
-        made += own
         return alerts
 
     def finish(self, device: str | None = None) -> list[Alert]:

@@ -50,6 +50,8 @@ class StudentConfig:
 
 
 STUDENT_PRESETS: dict[str, dict] = {
+    # For a microcontroller (issue 21): 247 k MACs, 13.7 k weights (the first layer strided).
+    "tiny": dict(widths=(16, 32, 32, 48), kernels=(5, 5, 5, 3), strides=(2, 2, 2, 2)),
     "nano": dict(widths=(16, 32, 32, 48), kernels=(5, 5, 5, 3), strides=(1, 2, 2, 2)),
     "micro": dict(widths=(32, 64, 64, 96), kernels=(5, 5, 5, 3), strides=(1, 2, 2, 2)),
     "mini": dict(widths=(48, 96, 128, 128), kernels=(7, 5, 5, 3), strides=(1, 2, 2, 2)),

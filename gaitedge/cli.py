@@ -246,7 +246,9 @@ def windows(
 ModelOption = Annotated[
     Path | None,
     typer.Option(
-        "--model", help="Model bundle (.onnx, or .engine with TensorRT). Default: shipped."
+        "--model",
+        help="Model bundle (.onnx, or .engine with TensorRT), or a shipped bundle's file name "
+        "(gaitedge-tiny.onnx). Default: shipped.",
     ),
 ]
 ProviderOption = Annotated[
@@ -890,7 +892,7 @@ def calibrate(
 ) -> None:
     """Estimate how a sensor is worn (20 s of walking) and store it."""
     from gaitedge.bundle import ContractError, read_contract
-    from gaitedge.engine import default_model_path
+    from gaitedge.engine import default_model_path, model_or_shipped
     from gaitedge.mounting import MountingError, MountStore, default_mount_file
     from gaitedge.preprocess import calibrate as estimate
 
@@ -898,7 +900,7 @@ def calibrate(
         raise fail("give one recording CSV, or one live device (--serial PORT or --ble ADDRESS)")
     mount_file = mount_file or default_mount_file()
     try:
-        cfg = read_contract(model or default_model_path()).chain
+        cfg = read_contract(model_or_shipped(model) if model else default_model_path()).chain
         store = MountStore(mount_file)
         store.check_writable()  # before the work, not after it
     except (ContractError, MountingError) as exc:

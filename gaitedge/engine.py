@@ -455,8 +455,10 @@ def load_engine(
     provider: Provider | str = Provider.CPU,
 ) -> Engine:
     """Open a model: ``.onnx`` with ONNX Runtime on ``provider``, ``.engine``/``.plan`` with
-    TensorRT. Raises ContractError (bad bundle) or EngineUnavailableError (library/GPU missing)."""
-    path = Path(path) if path is not None else default_model_path()
+    TensorRT; a bare file name that is not in the working directory names a shipped bundle
+    (``gaitedge-tiny.onnx``). Raises ContractError (bad bundle) or EngineUnavailableError
+    (library/GPU missing)."""
+    path = model_or_shipped(path) if path is not None else default_model_path()
     if path.suffix in ENGINE_SUFFIXES:
         return TensorRTEngine(path)
     return OnnxEngine(path, intra_op_threads=intra_op_threads, provider=provider)

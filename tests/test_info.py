@@ -60,6 +60,17 @@ def test_info_names_a_shipped_bundle_by_its_file_name(tmp_path, monkeypatch):
     assert local.exit_code != 0 and "not a loadable ONNX model" in local.output
 
 
+def test_a_shipped_bundle_name_opens_as_a_model(tmp_path, monkeypatch):
+    """``--model gaitedge-default-fp32.onnx`` (any command) opens the shipped file of that name."""
+    from gaitedge.engine import MODELS_DIR, load_engine
+
+    monkeypatch.chdir(tmp_path)
+    engine = load_engine("gaitedge-default-fp32.onnx")
+    assert engine.contract == load_engine(MODELS_DIR / "gaitedge-default-fp32.onnx").contract
+    with pytest.raises(Exception, match="no such model file"):
+        load_engine("gaitedge-nothing.onnx")
+
+
 def test_info_json_round_trips(bundle):
     result = runner.invoke(app, ["info", str(bundle), "--json"])
     assert result.exit_code == 0

@@ -142,9 +142,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--json", action="store_true", help="print one JSON line per bundle")
     p.add_argument("--held-out", type=int, default=2048, help="held-out windows (0: none)")
+    p.add_argument(
+        "--bundle", action="append", default=None, metavar="NAME",
+        help="only this shipped bundle (file name; repeatable). Default: every INT8 one",
+    )  # fmt: skip
     args = p.parse_args()
     results = []
     for bundle in sorted(MODELS_DIR.glob("*.onnx")):
+        if args.bundle and bundle.name not in args.bundle:
+            continue
         try:
             read_quant_net(bundle)
         except GraphError as exc:

@@ -106,10 +106,12 @@ def _aligned(chain) -> str:
     return "Aligned per subject like HAPT."
 
 
-def _devices(devices: dict | None, chain) -> str:
-    """The mounting-and-rates section, with ``bench/devices.py``'s figures when given."""
+def _devices(devices: dict | None, chain, default: bool = True) -> str:
+    """The mounting-and-rates section, with ``bench/devices.py``'s figures when given;
+    ``default``: the bundle the runtime runs when no ``--model`` is given (only then does the
+    cold-start model run beside it)."""
     meanwhile = "activity alerts are held back"
-    if needs_gyroscope(chain.channels):  # the 6-axis model
+    if needs_gyroscope(chain.channels) and default:  # the 6-axis default model
         meanwhile = (
             "the shipped cold-start model\n`gaitedge-vertical` reports activity, or with none at "
             "hand activity alerts are held back"
@@ -422,11 +424,18 @@ def render(
             "model alone decides. Before it, its fall vote stands in for the default model's "
             "(which sees an unaligned frame) beside impact + orientation change"
         )
-    else:
+    elif not gyro:
         role = (
             "The model that `gaitedge listen` and `replay` pick, when no `--model` is given, for "
             "a sensor or an export without a gyroscope (Polar H10 and OH1, Axivity AX3, "
             "ActiGraph, accelerometer-only MetaBase logs), by its contract's channels"
+        )
+    else:
+        role = (
+            "A network sized for a microcontroller: `python -m export.mcu` turns it into C99 "
+            "for the wearable itself (`bench/mcu.py`: flash, RAM and instructions per decision "
+            "on a Cortex-M4F); the runtime never picks it by itself, `--model "
+            f"{stem}.onnx` runs it on a host"
         )
     info = "`gaitedge info`" if stem == "gaitedge-default" else f"`gaitedge info {stem}.onnx`"
     reference = f", with its FP32 reference `{stem}-fp32.onnx`" if chosen != "fp32" else ""
@@ -464,7 +473,7 @@ signal chain in the contract: resampling to {chain.sample_rate_hz:g} Hz, low-pas
 
 ## Mounting and rates
 
-{_devices(devices, chain)}
+{_devices(devices, chain, stem == "gaitedge-default")}
 
 ## Model
 

@@ -163,6 +163,47 @@ def test_the_acc_card_and_readme_quote_the_committed_acc_run():
     assert model_card.readme_fall_cell(run) in readme
 
 
+def test_the_tiny_bundle_fits_its_budget_and_quotes_its_committed_run():
+    """The microcontroller-sized bundle (issue 21): at most 32 KiB of INT8 weights and 0.3 M
+    multiply-accumulates a window, held-out HAPT 6 within 0.02 of the default model and SisFall
+    sensitivity within 0.01 at every start of the two committed runs, and its card and
+    README's row quote its own run of the shipped file."""
+    import json
+
+    import onnx
+    from onnx import numpy_helper
+
+    from export.student import StudentConfig, count_macs
+    from gaitedge.bundle import read_contract
+
+    bundle = DEFAULT_MODEL.parent / "gaitedge-tiny.onnx"
+    contract = read_contract(bundle)
+    student = StudentConfig.from_dict(contract.training["student"])
+    assert count_macs(student) <= 300_000
+    graph = onnx.load(bundle).graph
+    int8 = sum(
+        numpy_helper.to_array(t).size
+        for t in graph.initializer
+        if t.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
+    )
+    assert 0 < int8 <= 32 * 1024
+    path = model_card.evaluate_results_path(contract)
+    assert path.name == "evaluate-tiny.json"
+    run = model_card.evaluate_results(DEFAULT_MODEL.parent, path)
+    assert run is not None and run["model"] == bundle.name
+    default = json.loads((ROOT / "bench/results/evaluate.json").read_text())
+    for start in ("stored", "calibrate_first"):
+        assert run["hapt"][start]["macro_f1"] >= default["hapt"][start]["macro_f1"] - 0.02
+        s, d = run["sisfall"][start], default["sisfall"][start]
+        assert s["sensitivity"] >= d["sensitivity"] - 0.01
+    card = (DEFAULT_MODEL.parent / model_card.card_name(contract)).read_text()
+    assert model_card.starts_text(run, "bench/results/evaluate-tiny.json") in card
+    assert "gaitedge-vertical` reports activity" not in card  # no cold-start model beside it
+    readme = (ROOT / "README.md").read_text()
+    assert model_card.readme_activity_cell(run) in readme
+    assert model_card.readme_fall_cell(run) in readme
+
+
 def test_readme_quotes_the_committed_cold_start_run():
     """The cold-start figure as `replay` lives it (the default model with the shipped cold-start
     model beside it) is one committed ``train.coldstart`` run of the files shipped now."""

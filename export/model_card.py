@@ -408,9 +408,10 @@ def render(
     student = training.get("student", {})
     bench_line = speed_line(bench)
     stem = bundle_name(contract).removesuffix(".onnx")
+    default = stem == "gaitedge-default"  # what the runtime runs when no --model is given
     size = f"{chosen.upper()}, {report[chosen]['bytes'] / 1024:.0f} KiB"
     gyro = needs_gyroscope(chain.channels)
-    if stem == "gaitedge-default":
+    if default:
         role = (
             "The model that `gaitedge listen`, `replay` and `demo` use when no `--model` is given"
         )
@@ -437,7 +438,7 @@ def render(
             "on a Cortex-M4F); the runtime never picks it by itself, `--model "
             f"{stem}.onnx` runs it on a host"
         )
-    info = "`gaitedge info`" if stem == "gaitedge-default" else f"`gaitedge info {stem}.onnx`"
+    info = "`gaitedge info`" if default else f"`gaitedge info {stem}.onnx`"
     reference = f", with its FP32 reference `{stem}-fp32.onnx`" if chosen != "fp32" else ""
     if chain.mounting == "vertical":  # nothing to calibrate first: always from a cold start
         start_words = "from a cold start (the vertical from the first 0.5 s of each recording)"
@@ -473,7 +474,7 @@ signal chain in the contract: resampling to {chain.sample_rate_hz:g} Hz, low-pas
 
 ## Mounting and rates
 
-{_devices(devices, chain, stem == "gaitedge-default")}
+{_devices(devices, chain, default)}
 
 ## Model
 

@@ -892,7 +892,7 @@ def calibrate(
 ) -> None:
     """Estimate how a sensor is worn (20 s of walking) and store it."""
     from gaitedge.bundle import ContractError, read_contract
-    from gaitedge.engine import default_model_path, model_or_shipped
+    from gaitedge.engine import model_path
     from gaitedge.mounting import MountingError, MountStore, default_mount_file
     from gaitedge.preprocess import calibrate as estimate
 
@@ -900,7 +900,7 @@ def calibrate(
         raise fail("give one recording CSV, or one live device (--serial PORT or --ble ADDRESS)")
     mount_file = mount_file or default_mount_file()
     try:
-        cfg = read_contract(model_or_shipped(model) if model else default_model_path()).chain
+        cfg = read_contract(model_path(model)).chain
         store = MountStore(mount_file)
         store.check_writable()  # before the work, not after it
     except (ContractError, MountingError) as exc:
@@ -1150,13 +1150,11 @@ def info(
 ) -> None:
     """Describe a model: chain, windows, normalisation, heads."""
     from gaitedge.bundle import ContractError, read_contract
-    from gaitedge.engine import default_model_path, model_or_shipped
+    from gaitedge.engine import model_path
     from gaitedge.info import describe_contract
 
     try:
-        contract = read_contract(
-            model_or_shipped(model) if model is not None else default_model_path()
-        )
+        contract = read_contract(model_path(model))
     except ContractError as exc:
         raise fail(str(exc)) from exc
     if as_json:
@@ -1238,7 +1236,7 @@ def evaluate(
     first (look-ahead)."""
     from gaitedge.bundle import ContractError
     from gaitedge.datasets import DatasetError, default_data_root
-    from gaitedge.engine import EngineUnavailableError, OnnxEngine, default_model_path
+    from gaitedge.engine import EngineUnavailableError, OnnxEngine, model_path
     from gaitedge.evaluate import EvalOptions, EvaluationError
     from gaitedge.evaluate import evaluate as score
 
@@ -1249,7 +1247,7 @@ def evaluate(
         None if mount_file is None else str(mount_file),
     )  # fmt: skip
     try:
-        engine = OnnxEngine(model or default_model_path(), provider=provider)
+        engine = OnnxEngine(model_path(model), provider=provider)
         result = score(engine, data_root or default_data_root(), options)
     except (
         ContractError,

@@ -89,9 +89,12 @@ def default_model_path() -> Path:
     return DEFAULT_MODEL
 
 
-def model_or_shipped(path: Path) -> Path:
-    """``path`` as given; a bare file name that is not there names a shipped bundle (the
-    model cards say ``gaitedge info gaitedge-acc.onnx``)."""
+def model_path(path: str | os.PathLike | None) -> Path:
+    """The bundle a ``--model`` value names: the shipped default model when None; a bare file
+    name that is not in the working directory names a shipped bundle (the model cards say
+    ``gaitedge info gaitedge-acc.onnx``); any other path as given."""
+    if path is None:
+        return default_model_path()
     path = Path(path)
     if not path.exists() and path.parent == Path(".") and (MODELS_DIR / path.name).exists():
         return MODELS_DIR / path.name
@@ -458,7 +461,7 @@ def load_engine(
     TensorRT; a bare file name that is not in the working directory names a shipped bundle
     (``gaitedge-tiny.onnx``). Raises ContractError (bad bundle) or EngineUnavailableError
     (library/GPU missing)."""
-    path = model_or_shipped(path) if path is not None else default_model_path()
+    path = model_path(path)
     if path.suffix in ENGINE_SUFFIXES:
         return TensorRTEngine(path)
     return OnnxEngine(path, intra_op_threads=intra_op_threads, provider=provider)

@@ -62,9 +62,11 @@ def test_info_names_a_shipped_bundle_by_its_file_name(tmp_path, monkeypatch):
 
 def test_a_shipped_bundle_name_opens_as_a_model(tmp_path, monkeypatch):
     """``--model gaitedge-default-fp32.onnx`` (any command) opens the shipped file of that name."""
-    from gaitedge.engine import MODELS_DIR, load_engine
+    from gaitedge.engine import DEFAULT_MODEL, MODELS_DIR, load_engine, model_path
 
     monkeypatch.chdir(tmp_path)
+    assert model_path(None) == DEFAULT_MODEL
+    assert model_path("gaitedge-tiny.onnx") == MODELS_DIR / "gaitedge-tiny.onnx"
     engine = load_engine("gaitedge-default-fp32.onnx")
     assert engine.contract == load_engine(MODELS_DIR / "gaitedge-default-fp32.onnx").contract
     with pytest.raises(Exception, match="no such model file"):

@@ -72,17 +72,15 @@ def make_series(
     if len(t_s) != len(xyz):
         raise FormatError(f"{where}: {len(t_s)} times for {len(xyz)} samples")
     try:
-        parsed = parse_gyro_unit(unit, where) if kind is SensorKind.GYRO else None
-        parsed = parse_accel_unit(unit, where) if parsed is None else parsed
+        gyro = kind is SensorKind.GYRO
+        parsed = parse_gyro_unit(unit, where) if gyro else parse_accel_unit(unit, where)
     except ValueError as exc:
         raise FormatError(str(exc)) from exc
     if parsed in (GyroUnit.RAD_S, AccelUnit.M_S2):
         values = xyz  # already canonical: no copy (a series is never written to in place)
-    elif kind is SensorKind.GYRO:
-        values = gyro_to_rad_s(xyz, parsed)
     else:
-        values = accel_to_m_s2(xyz, parsed)
-    if kind is not SensorKind.GYRO and convention is Convention.IOS:
+        values = gyro_to_rad_s(xyz, parsed) if gyro else accel_to_m_s2(xyz, parsed)
+    if not gyro and convention is Convention.IOS:
         values = -values
     return Series(kind=kind, t_s=t_s, xyz=values, where=where, unit=unit)
 

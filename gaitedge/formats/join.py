@@ -240,7 +240,9 @@ def to_recording(
     own, other = (slice(0, 3), slice(3, 6)) if acc_faster else (slice(3, 6), slice(0, 3))
     a, b, holes = _cover(t, t_other, d_other)
     t_in = t[a:b]
-    imu = np.empty((len(t_in), 6))
+    # Column-major: each column written contiguously (the table's columns are contiguous
+    # too, and np.interp writes one column at a time): a third of the join's time.
+    imu = np.empty((len(t_in), 6), order="F")
     imu[:, own] = x[a:b]
     for c in range(3):  # np.interp: exact at the samples themselves
         imu[:, other.start + c] = np.interp(t_in, t_other, x_other[:, c])

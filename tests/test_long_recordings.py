@@ -26,6 +26,7 @@ from gaitedge.recording import (
     write_recording,
 )
 from gaitedge.sources import ReplaySource
+from tests.conftest import REPO
 
 runner = CliRunner()
 BLOCKS = [200, 4096, 1 << 22]
@@ -125,10 +126,113 @@ def test_the_ax6_streams_block_by_block(hapt_experiment, tmp_path, monkeypatch):
 
 
 def test_other_formats_are_read_whole_and_cut(wild_exports):
-    path = next((wild_exports / "sensorlogger_android-walk-pixel6").iterdir())
-    stream = open_chunks(path.parent if path.is_file() else path, chunk_samples=500)
+    path = wild_exports / "phyphox_android-walk-semicolon-oneplus"  # two CSVs in a folder
+    stream = open_chunks(path, chunk_samples=500)
     assert not stream.streamed
-    _assert_same(_joined(stream), read(path.parent if path.is_file() else path))
+    _assert_same(_joined(stream), read(path))
+
+
+SENSOR_LOGGER_WILD = [
+    "sensorlogger_android-walk-pixel6",  # TotalAcceleration 400 Hz + Gyroscope 400 Hz, own clocks
+    "sensorlogger_ios-standing",  # Accelerometer + Gravity + Gyroscope, iOS sign
+    "sensorlogger_ios-falldetector",  # no Metadata.csv: iOS inferred
+    "sensorlogger_watch-swim-wristmotion",  # one wide file, three series
+    "sensorlogger_ios-unlabelled-zip-tue",  # the zip as shared (members inflated as they stream)
+]
+
+
+@pytest.mark.parametrize("name", SENSOR_LOGGER_WILD)
+def test_sensor_logger_streams_file_by_file(wild_exports, name, monkeypatch):
+    """Every file read block by block and joined as it streams: the whole read, bit for bit,
+    from blocks of 8 KiB (dozens of blocks per file, each join across their edges)."""
+    from gaitedge.formats import table
+
+    path = wild_exports / name
+    zips = sorted(path.glob("*.zip"))
+    path = zips[0] if zips else path
+    whole = read(path)
+    monkeypatch.setattr(table, "BLOCK_BYTES", 8192)
+    stream = open_chunks(path)
+    assert (stream.format, stream.streamed) == ("sensorlogger", True)
+    assert stream.start_epoch_s == whole.source.start_epoch_s
+    chunks = list(stream)
+    assert len(chunks) >= 10
+    _assert_same(_joined(chunks), whole)
+
+
+def test_sensor_logger_stream_refuses_as_the_whole_read(wild_exports, tmp_path, monkeypatch):
+    """A refusal is the whole read's (the streamed read decides on each file's first block, and
+    leaves what it cannot decide there to the whole read); a bad row far into a file is named
+    by its line."""
+    import shutil
+
+    from gaitedge.formats import table
+
+    monkeypatch.setattr(table, "BLOCK_BYTES", 8192)
+    no_gravity = wild_exports / "sensorlogger_ios-skisim-2legs"
+    with pytest.raises(FormatError) as whole:
+        read(no_gravity)
+    with pytest.raises(FormatError) as streamed:
+        open_chunks(no_gravity)
+    assert str(streamed.value) == str(whole.value)
+    folder = tmp_path / "pixel6"
+    shutil.copytree(wild_exports / "sensorlogger_android-walk-pixel6", folder)
+    gyro = folder / "Gyroscope.csv"
+    lines = gyro.read_text().splitlines(keepends=True)
+    lines[20000] = lines[20000].rsplit(",", 1)[0] + ",abc\n"
+    gyro.write_text("".join(lines))
+    with pytest.raises(FormatError) as whole:
+        read(folder)
+    with pytest.raises(FormatError) as streamed:
+        list(open_chunks(folder))  # refused on opening or while streaming: the same line
+    assert str(streamed.value) == str(whole.value)
+    assert "Gyroscope.csv:20001: column 5 is not a number: 'abc'" in str(whole.value)
+
+
+@pytest.mark.parametrize("variant", ["ios", "android", "metabase5"])
+def test_metabase_streams_file_by_file(variant, tmp_path, monkeypatch):
+    """MetaBase's three dialects block by block: the whole read, bit for bit; a step back in
+    time at a block's edge is refused with its line, as the whole read refuses it."""
+    from firmware_bridge.exports import metabase as app
+    from gaitedge.formats import table
+
+    demo = read_recording(REPO / "gaitedge" / "assets" / "demo_hapt.csv")
+    demo = Recording(demo.timestamp_s[:3000], demo.imu[:3000])
+    path = app.VARIANTS[variant](demo, tmp_path)
+    whole = read(path)
+    monkeypatch.setattr(table, "BLOCK_BYTES", 8192)
+    stream = open_chunks(path)
+    assert (stream.format, stream.streamed) == ("metabase", True)
+    assert stream.start_epoch_s == whole.source.start_epoch_s
+    chunks = list(stream)
+    assert len(chunks) >= 10
+    _assert_same(_joined(chunks), whole)
+    gyro = next(p for p in (path.iterdir() if path.is_dir() else [path]) if "Gyro" in p.name)
+    with gyro.open("rb") as f:  # the first row of a later block: only `before` sees the step
+        time = gyro.read_text().split(",", 1)[0]
+        edge = [b.first_line for b in table.iter_tables(f, "g", usecols=[time])][10]
+    lines = gyro.read_text().splitlines(keepends=True)
+    cells = lines[edge - 1].split(",")
+    cells[0] = str(float(cells[0]) - (5000 if variant != "metabase5" else 5))  # 5 s back
+    lines[edge - 1] = ",".join(cells)
+    gyro.write_text("".join(lines))
+    with pytest.raises(FormatError) as whole_error:
+        read(path)
+    with pytest.raises(FormatError) as streamed:
+        list(open_chunks(path))
+    assert str(streamed.value) == str(whole_error.value)
+    assert f"{gyro.name}:{edge}: time goes back" in str(whole_error.value)
+
+
+def test_sensor_logger_json_is_read_whole(tmp_path):
+    from firmware_bridge.exports import sensorlogger as app
+
+    demo = read_recording(REPO / "gaitedge" / "assets" / "demo_hapt.csv")
+    demo = Recording(demo.timestamp_s[:1000], demo.imu[:1000])
+    path = app.VARIANTS["ios-json"](demo, tmp_path)
+    stream = open_chunks(path, chunk_samples=300)
+    assert (stream.format, stream.streamed) == ("sensorlogger", False)
+    _assert_same(_joined(stream), read(path))
 
 
 def test_convert_streams_and_leaves_nothing_half_written(phone_csv, tmp_path):

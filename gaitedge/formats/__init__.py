@@ -13,8 +13,9 @@ One module per app or device family, each with the same four names::
             into the Recording)
 
 A new format is one new module and one line in :data:`FORMATS`, nothing else. A module may
-also define ``read_chunks(container, options) -> Iterable[Recording]`` (the recording in
-pieces, memory bounded by a piece: :func:`open_chunks`), and ``LOCAL_CLOCK = True`` when its
+also define ``read_chunks(container, options) -> Iterable[Recording] | StreamedExport | None``
+(the recording in pieces, memory bounded by a piece: :func:`open_chunks`; None: read this
+export whole), and ``LOCAL_CLOCK = True`` when its
 stamps are the device's local wall clock (no time zone).
 """
 
@@ -36,6 +37,7 @@ from gaitedge.formats.base import (
     SensorKind,
     Series,
     SourceInfo,
+    StreamedExport,
 )
 from gaitedge.recording import Recording
 
@@ -268,9 +270,9 @@ def open_chunks(
 ) -> RecordingStream:
     """:func:`read` in chunks: the same samples, in canonical units, one piece at a time.
 
-    gaitedge's CSV and the Axivity ``.cwa`` stream (memory bounded by a chunk however long the
-    recording); other formats (phone and app exports: several files on separate clocks,
-    joined as a whole) are read whole and handed out in chunks of ``chunk_samples``.
+    gaitedge's CSV, the Axivity ``.cwa`` and Sensor Logger's CSV exports stream (memory bounded
+    by a chunk however long the recording; Sensor Logger's files are joined as they stream);
+    other formats are read whole and handed out in chunks of ``chunk_samples``.
 
     Raises:
         FormatError: as :func:`read`, when the stream is opened (the first chunk is read
@@ -282,15 +284,18 @@ def open_chunks(
         name = _choose(container, format)
         mod = _module(name)
         read_chunks = getattr(mod, "read_chunks", None)
-        if read_chunks is None:
+        if read_chunks is not None and options.rate_hz is not None and name != "gaitedge":
+            raise FormatError(f"{path}: has its own timestamps; do not also give --rate-hz")
+        chunks = None if read_chunks is None else read_chunks(container, options)
+        if chunks is None:  # read whole (a reader may decline to stream one kind of export)
             container.close()
             rec = read(path, format=name, options=options)
             start = getattr(rec.source, "start_epoch_s", None)
             rest, container, streamed = _pieces(rec, chunk_samples), None, False
+        elif isinstance(chunks, StreamedExport):
+            rest, start, streamed = iter(_checked(chunks.chunks)), chunks.start_epoch_s, True
         else:
-            if options.rate_hz is not None and name != "gaitedge":
-                raise FormatError(f"{path}: has its own timestamps; do not also give --rate-hz")
-            rest, start, streamed = iter(_checked(read_chunks(container, options))), None, True
+            rest, start, streamed = iter(_checked(chunks)), None, True
         first = next(rest, None)
         if first is None:
             raise FormatError(f"{path}: no samples")

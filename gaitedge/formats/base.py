@@ -13,13 +13,14 @@ from __future__ import annotations
 import enum
 import os
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
 import numpy as np
 
-from gaitedge.recording import RecordingError
+from gaitedge.recording import Recording, RecordingError
 
 
 class FormatError(RecordingError):
@@ -67,6 +68,15 @@ class Export:
 
     def get(self, kind: SensorKind) -> Series | None:
         return next((s for s in self.series if s.kind is kind), None)
+
+
+@dataclass
+class StreamedExport:
+    """What a reader's ``read_chunks`` may return: its recording in pieces, and the start the
+    export states (``Export.start_epoch_s``)."""
+
+    chunks: Iterator[Recording]
+    start_epoch_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,21 @@ sensors sampled on separate clocks and rates onto one timeline.
 from __future__ import annotations
 
 import enum
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
-from gaitedge.formats.base import Export, FormatError, SensorInfo, SensorKind, Series, SourceInfo
+from gaitedge.formats.base import (
+    Export,
+    FormatError,
+    SensorInfo,
+    SensorKind,
+    Series,
+    SourceInfo,
+    StreamedExport,
+)
 from gaitedge.recording import Recording
 from gaitedge.units import (
     AccelUnit,
@@ -302,3 +313,203 @@ def _acceleration_alone(
         start_epoch_s=export.start_epoch_s,
     )
     return Recording(timestamp_s=t, imu=x, source=info)
+
+
+# --- the same join, streamed --------------------------------------------------------------------
+
+# Samples of each series whose intervals set its rate (and the hole test) in a streamed join:
+# the whole-file join takes its median over the whole file, a stream over its start.
+STREAM_RATE_SAMPLES = 50_000
+
+
+@dataclass
+class SeriesStream:
+    """One sensor's series as a reader streams it: pieces in canonical units and sign, in file
+    order (each a :class:`Series` of the same ``kind`` and ``where``)."""
+
+    kind: SensorKind
+    where: str
+    pieces: Iterator[Series]
+
+
+def stream_recording(
+    streams: list[SeriesStream],
+    path: str,
+    *,
+    strict: bool = False,
+    accelerometer_only: bool = False,
+) -> Iterator[Recording]:
+    """:func:`to_recording` of an export whose series come in pieces: the same samples in the
+    same order, memory bounded by a few pieces however long the recording.
+
+    The caller validates first (:func:`to_recording` on the export's opening pieces: the same
+    refusals). What differs from the whole-file join only where a recording changes its rate:
+    which sensor is the timeline, and how long a hole is, come from each series' first
+    :data:`STREAM_RATE_SAMPLES` intervals (the whole-file join: its whole-file median).
+    """
+    by_kind = {s.kind: s for s in streams}
+    acc = by_kind.get(SensorKind.ACC)
+    if acc is None:
+        linear, gravity = by_kind[SensorKind.LINEAR_ACC], by_kind[SensorKind.GRAVITY]
+        acc_pieces = (
+            (t, lin + g)
+            for t, lin, g in _aligned(
+                _repaired_stream(linear, strict), _repaired_stream(gravity, strict)
+            )
+        )
+    else:
+        acc_pieces = _repaired_stream(acc, strict)
+    gyro = by_kind.get(SensorKind.GYRO)
+    if gyro is None:
+        if not accelerometer_only:
+            raise FormatError(f"{path}: no gyroscope")  # the caller has refused it already
+        for t, x in acc_pieces:
+            yield Recording(timestamp_s=t, imu=x)
+        return
+    acc_pieces, acc_dt = _with_rate(acc_pieces)
+    gyro_pieces, gyro_dt = _with_rate(_repaired_stream(gyro, strict))
+    if acc_dt <= gyro_dt:
+        for t, a, g in _aligned(acc_pieces, gyro_pieces):
+            yield Recording(timestamp_s=t, imu=_six(a, g))
+    else:
+        for t, g, a in _aligned(gyro_pieces, acc_pieces):
+            yield Recording(timestamp_s=t, imu=_six(a, g))
+
+
+def streamed_export(
+    head: Export,
+    streams: list[SeriesStream],
+    path: str,
+    options,
+    hints: dict[SensorKind, str] | None = None,
+) -> StreamedExport | None:
+    """A reader's ``read_chunks``, from the export its files' first blocks give (``head``: what
+    ``read`` makes of them, decisions included) and each series' stream: the head checked by
+    :func:`to_recording` (the whole read's refusals), then :func:`stream_recording`. None (read
+    whole) when the head alone cannot be joined: the whole read then says what is wrong, or
+    that nothing is (sensors that start far apart)."""
+    try:
+        to_recording(
+            head,
+            path,
+            strict=options.strict,
+            hints=hints,
+            accelerometer_only=options.accelerometer_only,
+        )
+    except FormatError:
+        return None
+    chunks = stream_recording(
+        streams, path, strict=options.strict, accelerometer_only=options.accelerometer_only
+    )
+    return StreamedExport(chunks, head.start_epoch_s)
+
+
+def _six(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    imu = np.empty((len(a), 6), order="F")
+    imu[:, :3], imu[:, 3:] = a, g
+    return imu
+
+
+def _repaired_stream(stream: SeriesStream, strict: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """A series' pieces with stamps strictly increasing, as :func:`_repaired` gives the whole
+    series (the same ``TimestampRepair``: its output does not depend on the pieces)."""
+    from gaitedge.preprocess import TimestampRepair
+
+    repair, last, seen = TimestampRepair(), -np.inf, 0
+    for piece in stream.pieces:
+        t, x = piece.t_s, piece.xyz
+        if not (np.isfinite(t.sum()) and np.isfinite(x.sum())):
+            bad = ~(np.isfinite(t) & np.isfinite(x).all(axis=1))
+            if bad.any():
+                raise FormatError(
+                    f"{stream.where}: sample {seen + int(np.argmax(bad)) + 1} has a non-finite "
+                    "value (NaN/inf)"
+                )
+        if strict and len(t):
+            d = np.diff(t, prepend=last)
+            if d.min() <= 0:
+                i = int(np.argmax(d <= 0))
+                before = t[i - 1] if i else last
+                raise FormatError(
+                    f"{stream.where}: sample {seen + i + 1}: time {t[i]:.6f} s does not "
+                    f"increase (previous {before:.6f} s)"
+                )
+            last = t[-1]
+            seen += len(t)
+            yield t, x
+            continue
+        seen += len(t)
+        t, x = repair.process(np.asarray(t, np.float64), np.asarray(x, np.float64))
+        if len(t):
+            yield t, x
+    if not strict:
+        t, x = repair.flush()
+        if len(t):
+            yield t, x
+
+
+def _with_rate(
+    pieces: Iterator[tuple[np.ndarray, np.ndarray]],
+) -> tuple[Iterator[tuple[np.ndarray, np.ndarray]], float]:
+    """The pieces (unchanged) and the median interval of their first
+    :data:`STREAM_RATE_SAMPLES` samples (read ahead, then handed out first)."""
+    head, n = [], 0
+    for piece in pieces:
+        head.append(piece)
+        n += len(piece[0])
+        if n > STREAM_RATE_SAMPLES:
+            break
+    if not head:
+        return iter(()), np.inf
+    t = np.concatenate([p[0] for p in head])[: STREAM_RATE_SAMPLES + 1]
+    dt = _median_dt(t) if len(t) > 1 else np.inf
+    return itertools.chain(head, pieces), dt
+
+
+def _aligned(
+    timeline: Iterator[tuple[np.ndarray, np.ndarray]],
+    other: Iterator[tuple[np.ndarray, np.ndarray]],
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(t, x, other at t)`` for the timeline's stamps that the other series covers (its
+    span, less its holes), the other interpolated as :func:`to_recording` does, piece by piece."""
+    other, other_dt = _with_rate(other)
+    hole = max(HOLE_INTERVALS * other_dt, HOLE_MIN_S) if np.isfinite(other_dt) else np.inf
+    ot, ox = np.empty(0), np.empty((0, 3))
+    first: float | None = None
+    done = False
+    for t, x in timeline:
+        while not done and (not len(ot) or ot[-1] < t[-1]):
+            piece = next(other, None)
+            if piece is None:
+                done = True
+                break
+            if first is None:
+                first = float(piece[0][0])
+            ot, ox = np.concatenate([ot, piece[0]]), np.concatenate([ox, piece[1]])
+        if first is None:
+            return  # the other series has no samples
+        # Inside its span: from its first sample to its newest (all of the piece unless the
+        # other has ended: what is past its last sample is outside the span).
+        a = int(np.searchsorted(t, first, side="left"))
+        b = int(np.searchsorted(t, ot[-1], side="right"))
+        t_in, x_in = t[a:b], x[a:b]
+        if len(t_in):
+            on = np.empty((len(t_in), ox.shape[1]))
+            for c in range(ox.shape[1]):
+                on[:, c] = np.interp(t_in, ot, ox[:, c])
+            d = np.diff(ot)
+            gaps = np.flatnonzero(d > hole)
+            if len(gaps):
+                keep = np.ones(len(t_in), dtype=bool)
+                starts = np.searchsorted(t_in, ot[gaps], side="right")
+                ends = np.searchsorted(t_in, ot[gaps + 1], side="left")
+                for i, j in zip(starts, ends, strict=True):
+                    keep[i:j] = False
+                t_in, x_in, on = t_in[keep], x_in[keep], on[keep]
+            if len(t_in):
+                yield t_in, x_in, on
+            # Keep the other's samples from the newest one at or before this piece's end.
+            k = max(int(np.searchsorted(ot, t[-1], side="right")) - 1, 0)
+            ot, ox = ot[k:], ox[k:]
+        if done and b < len(t):
+            return  # past the other's last sample: outside the span from here on

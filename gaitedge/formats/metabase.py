@@ -23,14 +23,22 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import numpy as np
 
-from gaitedge.formats.base import Container, Export, FormatError, SensorKind
-from gaitedge.formats.join import make_series
-from gaitedge.formats.table import parse_table, split_header
+from gaitedge.formats.base import (
+    Container,
+    Export,
+    FormatError,
+    SensorKind,
+    Series,
+    StreamedExport,
+)
+from gaitedge.formats.join import SeriesStream, make_series, streamed_export
+from gaitedge.formats.table import iter_tables, parse_table, split_header
 
 NAME = "metabase"
 TITLE = "MbientLab MetaBase CSVs (MetaMotion; iOS/macOS, Android and MetaBase 5 dialects)"
@@ -156,8 +164,8 @@ def _pick_device(container: Container, files: list[_File], wanted: str | None) -
     return devices[0]
 
 
-def _read_one(container: Container, f: _File) -> tuple[np.ndarray, np.ndarray, str, int]:
-    """(epoch s, [N, 3] as written, unit, rows that repeat the previous stamp)."""
+def _columns(container: Container, f: _File) -> tuple[list[str], str]:
+    """The columns read (time, x, y, z by header name) and the file's unit."""
     where = container.where(f.name)
     axes: dict[str, tuple[str, str | None]] = {}
     for h in f.header[3:]:
@@ -172,12 +180,23 @@ def _read_one(container: Container, f: _File) -> tuple[np.ndarray, np.ndarray, s
     unit = units.pop() or _DEFAULT_UNIT[f.kind]  # MetaBase 5: no unit in the header
     if unit.lower() != _DEFAULT_UNIT[f.kind]:
         raise FormatError(f"{where}: a {f.sensor} file in {unit!r}, not {_DEFAULT_UNIT[f.kind]}")
-    table = parse_table(
-        container.read_text(f.name),
-        where,
-        delimiter=",",
-        usecols=[f.header[0], axes["x"][0], axes["y"][0], axes["z"][0]],
-    )
+    return [f.header[0], axes["x"][0], axes["y"][0], axes["z"][0]], unit
+
+
+def _read_one(
+    container: Container, f: _File, head_only: bool = False
+) -> tuple[np.ndarray, np.ndarray, str, int]:
+    """(epoch s, [N, 3] as written, unit, rows that repeat the previous stamp); ``head_only``:
+    the file's first block only (a streamed read's decisions)."""
+    where = container.where(f.name)
+    usecols, unit = _columns(container, f)
+    if head_only:
+        with container.open(f.name) as stream:
+            table = next(iter_tables(stream, where, delimiter=",", usecols=usecols), None)
+        if table is None:
+            raise FormatError(f"{where}: 0 rows; a recording needs more")
+    else:
+        table = parse_table(container.read_text(f.name), where, delimiter=",", usecols=usecols)
     if len(table.data) < 2:
         raise FormatError(f"{where}: {len(table.data)} rows; a recording needs more")
     t = table.data[:, 0] * _DIALECTS[f.dialect][1]
@@ -186,7 +205,33 @@ def _read_one(container: Container, f: _File) -> tuple[np.ndarray, np.ndarray, s
     return t, table.data[:, 1:], unit, ties
 
 
+def _pieces(container: Container, f: _File) -> Iterator[Series]:
+    """One file block by block, as :func:`_read_one` reads it whole."""
+    where = container.where(f.name)
+    usecols, unit = _columns(container, f)
+    scale, before = _DIALECTS[f.dialect][1], None
+    with container.open(f.name) as stream:
+        for table in iter_tables(stream, where, delimiter=",", usecols=usecols):
+            t = table.data[:, 0] * scale
+            table.check_forward(t, before=before)
+            before = t[-1]
+            yield make_series(f.kind, t, table.data[:, 1:], unit=unit, where=where)
+
+
+def read_chunks(container: Container, options) -> StreamedExport | None:
+    """The device's files block by block, joined as they stream (memory bounded by a few
+    blocks); every decision taken as :func:`read` takes it, on the files' first blocks."""
+    head, used = _read(container, options, head_only=True)
+    streams = [SeriesStream(f.kind, container.where(f.name), _pieces(container, f)) for f in used]
+    return streamed_export(head, streams, str(container.path), options, HINTS)
+
+
 def read(container: Container, options) -> Export:
+    return _read(container, options)[0]
+
+
+def _read(container: Container, options, head_only: bool = False) -> tuple[Export, list[_File]]:
+    """The export, and the files its series came from."""
     files = _metabase_files(container)
     if not files:
         raise FormatError(f"{container.path}: no MetaBase CSV (epoch, timestamp, elapsed header)")
@@ -211,12 +256,14 @@ def read(container: Container, options) -> Export:
         else:
             by_kind[f.kind].append(f)
     export = Export(format=NAME, series=[], rules=rules, device=_label(device))
+    used: list[_File] = []
     for kind, group in by_kind.items():
         if len(group) > 1:
             names = ", ".join(container.where(f.name) for f in group)
             raise FormatError(f"{container.path}: {len(group)} {group[0].sensor} files ({names})")
         f = group[0]
-        t, xyz, unit, ties = _read_one(container, f)
+        used.append(f)
+        t, xyz, unit, ties = _read_one(container, f, head_only)
         where = container.where(f.name)
         export.series.append(make_series(kind, t, xyz, unit=unit, where=where))
         rate = (len(t) - 1) / (t[-1] - t[0]) if t[-1] > t[0] else float("nan")
@@ -242,4 +289,4 @@ def read(container: Container, options) -> Export:
     )
     if export.series:
         export.start_epoch_s = float(min(s.t_s[0] for s in export.series))
-    return export
+    return export, used

@@ -25,15 +25,27 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import numpy as np
 
-from gaitedge.formats.base import Container, Export, FormatError, SensorKind, Series
-from gaitedge.formats.join import Convention, make_series
-from gaitedge.formats.table import Table, parse_table
+from gaitedge.formats.base import (
+    Container,
+    Export,
+    FormatError,
+    SensorKind,
+    Series,
+    StreamedExport,
+)
+from gaitedge.formats.join import (
+    Convention,
+    SeriesStream,
+    make_series,
+    streamed_export,
+)
+from gaitedge.formats.table import Table, iter_tables, parse_table
 
 NAME = "sensorlogger"
 TITLE = "Sensor Logger (Kelvin Choi; iOS, Android, Apple Watch): zip, folder, CSV or JSON export"
@@ -79,6 +91,7 @@ class _Sheet:
     ns: np.ndarray  # [N] epoch ns as the app's float64 (see _ns_to_s)
     table: Table
     first_elapsed_s: float | None  # seconds_elapsed of row 1
+    member: str | None = None  # the CSV member (None: a JSON group)
 
     @property
     def t_s(self) -> np.ndarray:
@@ -93,6 +106,18 @@ class _Sheet:
 
     def median_norm(self, columns: tuple[str, str, str] = XYZ) -> float:
         return float(np.median(np.linalg.norm(self.xyz(columns), axis=1))) if len(self.ns) else 0.0
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A series as :meth:`_Source.series` made it from a sheet."""
+
+    kind: SensorKind
+    sheet: _Sheet
+    columns: tuple[str, str, str]
+    unit: str
+    where: str
+    convention: Convention
 
 
 class _Source:
@@ -112,6 +137,23 @@ class _Source:
         self.entries = entries  # everything the recording holds: (sensor or None, label)
         self.metadata = metadata  # the member Metadata.csv of the same recording
         self.used: set[str] = set()
+        self.plans: list[_Plan] = []  # how each series was made, to make it again piece by piece
+
+    def series(
+        self,
+        kind: SensorKind,
+        sheet: _Sheet,
+        unit: str,
+        columns: tuple[str, str, str] = XYZ,
+        where: str | None = None,
+        convention: Convention = Convention.ANDROID,
+    ) -> Series:
+        """One series from a sheet's columns (recorded, so that a stream makes it again)."""
+        where = where or sheet.where
+        self.plans.append(_Plan(kind, sheet, columns, unit, where, convention))
+        return make_series(
+            kind, sheet.t_s, sheet.xyz(columns), unit=unit, where=where, convention=convention
+        )
 
     def has(self, sensor: str) -> bool:
         return sensor.lower() in self.names
@@ -163,6 +205,44 @@ def read(container: Container, options) -> Export:
         source = _json_source(container)
     else:
         source = _csv_source(container)
+    return _export(container, options, source)
+
+
+def read_chunks(container: Container, options) -> StreamedExport | None:
+    """The CSV export piece by piece (``gaitedge.formats.open_chunks``): every decision
+    :func:`read` makes (files, sign, units) taken on each file's first block, checked by the
+    join on those blocks, then each file read block by block and joined as it streams; memory
+    is bounded by a few blocks however long the recording. None (read whole) for the JSON
+    export, and when the opening blocks alone cannot be joined (sensors that start far apart)."""
+    if container.kind == "file" and _looks_like_json(container):
+        return None
+    source = _csv_source(container, head_only=True)
+    head = _export(container, options, source)
+    streams = [SeriesStream(p.kind, p.where, _pieces(container, p)) for p in source.plans]
+    return streamed_export(head, streams, str(container.path), options, HINTS)
+
+
+def _pieces(container: Container, plan: _Plan) -> Iterator[Series]:
+    """A planned series, block by block from its file (the clock's whole seconds: the first
+    stamp's, as :func:`_ns_to_s` takes them for the whole file)."""
+    sheet = plan.sheet
+    whole = np.floor(sheet.ns[0] / 1e9) if len(sheet.ns) and np.isfinite(sheet.ns[0]) else None
+    columns = ["time", *plan.columns]
+    with container.open(sheet.member) as f:
+        for table in iter_tables(
+            f, container.where(sheet.member), usecols=columns, int_columns=("time",)
+        ):
+            yield make_series(
+                plan.kind,
+                _ns_to_s(table.data[:, 0], whole),
+                table.data[:, 1:4],
+                unit=plan.unit,
+                where=plan.where,
+                convention=plan.convention,
+            )
+
+
+def _export(container: Container, options, source: _Source) -> Export:
     meta, meta_rules = _metadata(container, source.metadata)
     export = Export(format=NAME, series=[], rules=list(meta_rules))
     device = (options.device or "").lower() or None
@@ -201,9 +281,7 @@ def _read_phone(source: _Source, meta: dict[str, str], export: Export) -> None:
     gyro_name = next((g for g in GYROS if source.has(g)), None)
     if gyro_name is not None:
         gyro = source.use(gyro_name)
-        export.series.append(
-            make_series(SensorKind.GYRO, gyro.t_s, gyro.xyz(), unit="rad/s", where=gyro.where)
-        )
+        export.series.append(source.series(SensorKind.GYRO, gyro, "rad/s"))
         if gyro_name != "Gyroscope":
             export.rules.append(f"rotation rate: {gyro.name} (no calibrated Gyroscope.csv)")
     first = gyro_name or next((s for s in MOTION if source.has(s)), None)
@@ -218,12 +296,12 @@ def _acceleration(source: _Source, convention: Convention, export: Export) -> li
     if source.has("TotalAcceleration"):
         total = source.use("TotalAcceleration")
         export.rules.append(f"acceleration: {total.name} (with gravity)")
-        return [_motion(SensorKind.ACC, total, "m/s^2", convention)]
+        return [source.series(SensorKind.ACC, total, "m/s^2", convention=convention)]
     if source.has("Accelerometer") and source.has("Gravity"):
         linear, gravity = source.use("Accelerometer"), source.use("Gravity")
         return [
-            _motion(SensorKind.LINEAR_ACC, linear, "m/s^2", convention),
-            _motion(SensorKind.GRAVITY, gravity, "m/s^2", convention),
+            source.series(SensorKind.LINEAR_ACC, linear, "m/s^2", convention=convention),
+            source.series(SensorKind.GRAVITY, gravity, "m/s^2", convention=convention),
         ]
     if source.has("AccelerometerUncalibrated"):
         raw = source.use("AccelerometerUncalibrated")
@@ -232,16 +310,11 @@ def _acceleration(source: _Source, convention: Convention, export: Export) -> li
             f"acceleration: {raw.name} (raw, with gravity; no Gravity.csv or "
             f"TotalAcceleration.csv), in {why}"
         )
-        return [_motion(SensorKind.ACC, raw, unit, convention)]
+        return [source.series(SensorKind.ACC, raw, unit, convention=convention)]
     if source.has("Accelerometer"):
-        return [_motion(SensorKind.LINEAR_ACC, source.use("Accelerometer"), "m/s^2", convention)]
+        linear = source.use("Accelerometer")
+        return [source.series(SensorKind.LINEAR_ACC, linear, "m/s^2", convention=convention)]
     return []
-
-
-def _motion(kind: SensorKind, sheet: _Sheet, unit: str, convention: Convention) -> Series:
-    return make_series(
-        kind, sheet.t_s, sheet.xyz(), unit=unit, where=sheet.where, convention=convention
-    )
 
 
 def _unit_from_data(sheet: _Sheet, columns: tuple[str, str, str] = XYZ) -> tuple[str, str]:
@@ -331,7 +404,6 @@ def _read_watch(source: _Source, meta: dict[str, str], export: Export) -> None:
     export.rules.append(
         f"gravity and acceleration: {WATCH}.csv in {unit_why.replace('|a|', '|g|')}"
     )
-    t = sheet.t_s
     for kind, cols in (
         (SensorKind.LINEAR_ACC, "linear"),
         (SensorKind.GRAVITY, "gravity"),
@@ -339,11 +411,11 @@ def _read_watch(source: _Source, meta: dict[str, str], export: Export) -> None:
     ):
         columns = _WATCH_COLUMNS[cols]
         export.series.append(
-            make_series(
+            source.series(
                 kind,
-                t,
-                sheet.xyz(columns),
-                unit="rad/s" if kind is SensorKind.GYRO else unit,
+                sheet,
+                "rad/s" if kind is SensorKind.GYRO else unit,
+                columns,
                 where=f"{sheet.where} ({columns[0][:-1]}X..Z)",
                 convention=convention,
             )
@@ -364,7 +436,9 @@ def _header_ok(head: str) -> bool:
     return head.lstrip().lower().startswith(HEADER_START)
 
 
-def _csv_source(container: Container) -> _Source:
+def _csv_source(container: Container, head_only: bool = False) -> _Source:
+    """The CSV members of the export's one recording; ``head_only``: each sheet parsed from its
+    file's first block only (the decisions of a streamed read)."""
     members = _sensor_members(container)
     if not members:
         raise FormatError(
@@ -397,12 +471,12 @@ def _csv_source(container: Container) -> _Source:
     ]
 
     def load(sensor: str) -> _Sheet:
-        return _parse_csv(container, by_sensor[sensor.lower()], sensor)
+        return _parse_csv(container, by_sensor[sensor.lower()], sensor, head_only)
 
     return _Source(names, load, entries, metadata)
 
 
-def _parse_csv(container: Container, member: str, sensor: str) -> _Sheet:
+def _parse_csv(container: Container, member: str, sensor: str, head_only: bool = False) -> _Sheet:
     """One sensor file: the header checked (every file of an export is in the app's one
     dialect: a file in another was re-saved by something else), values by name, time exact."""
     where = container.where(member)
@@ -423,9 +497,17 @@ def _parse_csv(container: Container, member: str, sensor: str) -> _Sheet:
         )
     columns = [c for cols in _WATCH_COLUMNS.values() for c in cols] if sensor == WATCH else XYZ
     # seconds_elapsed is not parsed (a fifth of the work): only its first value is wanted.
-    table = parse_table(source, where, usecols=["time", *columns], int_columns=("time",))
+    usecols = ["time", *columns]
+    if head_only:
+        with container.open(member) as f:
+            tables = iter_tables(f, where, usecols=usecols, int_columns=("time",))
+            table = next(tables, None) or parse_table(
+                data, where, usecols=usecols, int_columns=("time",)
+            )
+    else:
+        table = parse_table(source, where, usecols=usecols, int_columns=("time",))
     ns = table.data[:, 0]
-    return _Sheet(PurePosixPath(member).name, where, ns, table, _first_elapsed(data))
+    return _Sheet(PurePosixPath(member).name, where, ns, table, _first_elapsed(data), member)
 
 
 def _first_elapsed(data: bytes) -> float | None:
@@ -438,19 +520,20 @@ def _first_elapsed(data: bytes) -> float | None:
         return None
 
 
-def _ns_to_s(ns: np.ndarray) -> np.ndarray:
+def _ns_to_s(ns: np.ndarray, whole: float | None = None) -> np.ndarray:
     """Epoch ns to epoch seconds within half a float64 step (1.2e-7 s in 2024).
 
     The app is JavaScript: ``time`` is a float64 printed with its shortest round-trip digits
     padded with zeros (hence the ``...00`` endings), so parsing it as float64 gets the app's
     number back exactly. The whole seconds of the first stamp are taken out exactly (a
     multiple of 1e9 ns is one of the 256 ns step at 1e18, and the difference is exact) before
-    the one rounding; ``ns / 1e9`` would round twice.
+    the one rounding; ``ns / 1e9`` would round twice. ``whole``: those whole seconds when
+    ``ns`` is a later block of a file (its first stamp's, so that blocks match the whole).
     """
     ns = np.asarray(ns, dtype=np.float64)
-    if not len(ns) or not np.isfinite(ns[0]):
+    if whole is None and (not len(ns) or not np.isfinite(ns[0])):
         return ns * 1e-9
-    whole = np.floor(ns[0] / 1e9)
+    whole = np.floor(ns[0] / 1e9) if whole is None else whole
     out = ns - whole * 1e9  # the same three steps, in place after the first
     out *= 1e-9
     out += whole

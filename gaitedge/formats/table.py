@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -58,14 +60,20 @@ class Table:
     def line_of(self, row: int) -> int:
         return self.first_line + row
 
-    def check_forward(self, t_s: np.ndarray, back_s: float = 0.5) -> None:
+    def check_forward(
+        self, t_s: np.ndarray, back_s: float = 0.5, before: float | None = None
+    ) -> None:
         """Refuse a step back in time of more than ``back_s`` (rows out of order, or two
-        recordings in one file); smaller ones are jitter the join's repair absorbs."""
-        back = np.flatnonzero(np.diff(t_s) < -back_s)
+        recordings in one file); smaller ones are jitter the join's repair absorbs. ``before``:
+        the previous block's last time, when this table is a later block of a file."""
+        start = [] if before is None else [before]
+        t = np.concatenate([start, t_s]) if start else t_s
+        back = np.flatnonzero(np.diff(t) < -back_s)
         if len(back):
-            i = int(back[0]) + 1
+            i = int(back[0]) + 1 - len(start)  # the row of t_s that goes back
+            previous = t_s[i - 1] if i else before
             raise FormatError(
-                f"{self.where}:{self.line_of(i)}: time goes back {t_s[i - 1] - t_s[i]:.3f} s "
+                f"{self.where}:{self.line_of(i)}: time goes back {previous - t_s[i]:.3f} s "
                 "(rows out of order, or two recordings in one file)"
             )
 
@@ -125,10 +133,94 @@ def parse_table(
     path = text if isinstance(text, Path) else None
     if path is not None:
         with path.open("rb") as f:
-            head_bytes = f.read(1 << 16)
+            head_bytes = f.read(HEAD_BYTES)
     else:
         data = text.encode("utf-8") if isinstance(text, str) else text
-        head_bytes = data[: 1 << 16]
+        head_bytes = data[:HEAD_BYTES]
+    dialect, header, first = _dialect(
+        head_bytes, where, delimiter, decimal, header_line, skip_after_header, usecols, int_columns
+    )
+    values = _parse_fast(str(path) if path is not None else data, first, dialect)
+    if values is None or _has_nan(values):
+        if path is not None:
+            data = path.read_bytes()
+        values = _checked(data, values, first, 0, dialect)
+    return Table(
+        [header[i] for i in dialect.picked],
+        values,
+        where,
+        first + 1,
+        dialect.delimiter,
+        dialect.decimal,
+    )
+
+
+# Bytes read for the header and the first data row (and the dialect's sniffing).
+HEAD_BYTES = 1 << 16
+# Bytes per block when a table is read in blocks (:func:`iter_tables`): ~50 000 rows.
+BLOCK_BYTES = 1 << 22
+
+
+def iter_tables(
+    stream: IO[bytes],
+    where: str,
+    *,
+    delimiter: str | None = None,
+    decimal: str | None = None,
+    header_line: int = 0,
+    skip_after_header: int = 0,
+    usecols: list[str] | None = None,
+    int_columns: tuple[str, ...] = (),
+    block_bytes: int | None = None,
+) -> Iterator[Table]:
+    """:func:`parse_table` block by block: the same values, rows and refusals (file, line and
+    column), with memory bounded by ``block_bytes`` however long the file (a zip member is
+    read as it is inflated). Every block is whole lines; the header is read from the first.
+
+    Yields:
+        One :class:`Table` per block (``first_line``: the file's line of its row 0).
+    """
+    block_bytes = block_bytes or BLOCK_BYTES
+    head = stream.read(max(HEAD_BYTES, block_bytes))
+    dialect, header, first = _dialect(
+        head, where, delimiter, decimal, header_line, skip_after_header, usecols, int_columns
+    )
+    names = [header[i] for i in dialect.picked]
+    buffer, skip, start = head, first, 0  # start: the file's 0-based line of the block's line 0
+    while True:
+        more = stream.read(block_bytes) if buffer is not None else b""
+        if more:
+            buffer += more
+            cut = buffer.rfind(b"\n") + 1
+            if cut == 0:
+                continue  # no whole line yet
+            block, buffer = buffer[:cut], buffer[cut:]
+        else:
+            block, buffer = buffer, None
+        if block:
+            values = _parse_fast(block, skip, dialect)
+            if values is None or _has_nan(values):
+                values = _checked(block, values, skip, start, dialect)
+            if len(values):
+                row0 = start + skip + 1
+                yield Table(names, values, where, row0, dialect.delimiter, dialect.decimal)
+            start += block.count(b"\n")
+            skip = 0
+        if buffer is None:
+            return
+
+
+def _dialect(
+    head_bytes: bytes,
+    where: str,
+    delimiter: str | None,
+    decimal: str | None,
+    header_line: int,
+    skip_after_header: int,
+    usecols: list[str] | None,
+    int_columns: tuple[str, ...],
+) -> tuple[_Dialect, list[str], int]:
+    """The dialect from a file's start, its header, and the 0-based line of its first row."""
     head = head_bytes.decode("utf-8", errors="replace").splitlines()
     if len(head) <= header_line or not head[header_line].strip():
         raise FormatError(f"{where}: empty file, expected a header line")
@@ -148,17 +240,19 @@ def parse_table(
         picked = [low.index(c.lower()) for c in usecols]
     trailing = head[header_line].rstrip().endswith(delimiter)
     ints = frozenset(low.index(c.lower()) for c in int_columns if c.lower() in low)
-    dialect = _Dialect(len(header), picked, delimiter, decimal, where, trailing, ints)
-    values = _parse_fast(str(path) if path is not None else data, first, dialect)
-    if values is None or _has_nan(values):
-        if path is not None:
-            data = path.read_bytes()
-        lines = _trim(data.decode("utf-8", errors="replace").splitlines()[first:])
-        rows = range(len(lines)) if values is None else np.flatnonzero(np.isnan(values).any(axis=1))
-        checked = _parse_careful([lines[r] for r in rows], dialect, [first + 1 + r for r in rows])
-        if values is None:
-            values = checked
-    return Table([header[i] for i in picked], values, where, first + 1, delimiter, decimal)
+    return _Dialect(len(header), picked, delimiter, decimal, where, trailing, ints), header, first
+
+
+def _checked(
+    data: bytes, values: np.ndarray | None, skip: int, line0: int, d: _Dialect
+) -> np.ndarray:
+    """The careful path over ``data`` (its first ``skip`` lines not rows; ``line0``: the file's
+    0-based line of its line 0): every row when polars refused the text, else the rows it left
+    with an empty cell (NaN where a cell is empty, a FormatError naming the line otherwise)."""
+    lines = _trim(data.decode("utf-8", errors="replace").splitlines()[skip:])
+    rows = range(len(lines)) if values is None else np.flatnonzero(np.isnan(values).any(axis=1))
+    checked = _parse_careful([lines[r] for r in rows], d, [line0 + skip + 1 + r for r in rows])
+    return checked if values is None else values
 
 
 @dataclass(frozen=True)

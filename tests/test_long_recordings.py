@@ -224,6 +224,47 @@ def test_metabase_streams_file_by_file(variant, tmp_path, monkeypatch):
     assert f"{gyro.name}:{edge}: time goes back" in str(whole_error.value)
 
 
+@pytest.mark.parametrize("variant", ["units", "unitless"])
+def test_sensorlog_streams_block_by_block(variant, tmp_path, monkeypatch):
+    """SensorLog's wide CSV block by block: the whole read, bit for bit, with a repeated tick
+    (left out) and then a step back in time (refused, its line named) at a block's edge."""
+    from firmware_bridge.exports import sensorlog as app
+    from gaitedge.formats import table
+
+    demo = read_recording(REPO / "gaitedge" / "assets" / "demo_hapt.csv")
+    path = app.VARIANTS[variant](Recording(demo.timestamp_s[:3000], demo.imu[:3000]), tmp_path)
+    monkeypatch.setattr(table, "BLOCK_BYTES", 8192)
+    text = path.read_text()
+    header = text.split("\n", 1)[0].split(",")
+    clocks = [h for h in header if h.startswith("accelerometerTimestamp")]
+    clock = (clocks or [h for h in header if h.startswith("loggingTime")])[0]
+    with path.open("rb") as f:
+        edge = [b.first_line for b in table.iter_tables(f, "s", usecols=[clock])][10]
+    lines = text.splitlines(keepends=True)
+    lines[edge - 1] = lines[edge - 2]  # the tick before again, as the first row of a block
+    path.write_text("".join(lines))
+    whole = read(path)
+    assert any("repeat the sample before" in r for r in whole.source.rules) or variant != "units"
+    stream = open_chunks(path)
+    assert (stream.format, stream.streamed) == ("sensorlog", True)
+    chunks = list(stream)
+    assert len(chunks) >= 10
+    _assert_same(_joined(chunks), whole)
+    cells = lines[edge - 1].split(",")
+    i = header.index(clock)
+    cells[i] = repr(float(cells[i]) - 5.0)
+    lines[edge - 1] = ",".join(cells)
+    path.write_text("".join(lines))
+    with pytest.raises(FormatError) as whole_error:
+        read(path)
+    with pytest.raises(FormatError) as streamed:
+        list(open_chunks(path))
+    assert str(streamed.value) == str(whole_error.value)
+    assert f"{path.name}:{edge}:" in str(whole_error.value) and "time goes back" in str(
+        whole_error.value
+    )
+
+
 def test_sensor_logger_json_is_read_whole(tmp_path):
     from firmware_bridge.exports import sensorlogger as app
 

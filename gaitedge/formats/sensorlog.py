@@ -24,15 +24,29 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
 
 import numpy as np
 
-from gaitedge.formats.base import Container, Export, FormatError, SensorKind
-from gaitedge.formats.join import Convention, make_series
-from gaitedge.formats.table import parse_table, sniff_delimiter, split_header
+from gaitedge.formats import table as tables
+from gaitedge.formats.base import (
+    Container,
+    Export,
+    FormatError,
+    SensorKind,
+    Series,
+    StreamedExport,
+)
+from gaitedge.formats.join import Convention, SeriesStream, make_series, streamed_export
+from gaitedge.formats.table import (
+    iter_tables,
+    parse_table,
+    sniff_delimiter,
+    split_header,
+)
 
 NAME = "sensorlog"
 TITLE = "SensorLog (iOS, watchOS) wide CSV"
@@ -186,7 +200,51 @@ def _is_number(text: str) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """How :func:`_read` read the file: what a stream reads again, block by block."""
+
+    name: str
+    delimiter: str
+    cols: dict[str, tuple[str, str | None]]
+    chosen: list[_Source]
+    wanted: list[str]
+    own_clocks: bool
+    logging_cell: str
+
+
 def read(container: Container, options) -> Export:
+    return _read(container)[0]
+
+
+def read_chunks(container: Container, options) -> StreamedExport | None:
+    """The CSV block by block (memory bounded by a few blocks), every decision taken as
+    :func:`read` takes it, on the file's first block. None (read whole) when every sensor is
+    stamped by ``loggingTime`` written as text (a date parsed row by row)."""
+    head, plan = _read(container, head_only=True)
+    if not plan.own_clocks and plan.logging_cell not in plan.wanted:
+        return None
+    where = container.where(plan.name)
+    streams = [
+        SeriesStream(s.kind, f"{where} ({s.stem}*)", _pieces(container, plan, s))
+        for s in plan.chosen
+    ]
+    return streamed_export(head, streams, str(container.path), options, HINTS)
+
+
+def _head_text(container: Container, name: str) -> str:
+    """The file's first block (whole lines) as text, as ``Container.read_text`` decodes it."""
+    with container.open(name) as f:
+        data = f.read(tables.BLOCK_BYTES)
+        if len(data) == tables.BLOCK_BYTES:
+            data = data[: data.rfind(b"\n") + 1]
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return container.read_text(name)  # refused there, naming the line
+
+
+def _read(container: Container, head_only: bool = False) -> tuple[Export, _Plan]:
     found = _candidates(container)
     if not found:
         raise FormatError(f"{container.path}: no SensorLog CSV (loggingTime, ... header)")
@@ -196,7 +254,7 @@ def read(container: Container, options) -> Export:
         )
     name = found[0]
     where = container.where(name)
-    text = container.read_text(name)
+    text = _head_text(container, name) if head_only else container.read_text(name)
     first = text.split("\n", 1)[0]
     delimiter = sniff_delimiter(first)
     cols = _columns(split_header(first, delimiter))
@@ -213,6 +271,7 @@ def read(container: Container, options) -> Export:
     if not logging_is_text:
         wanted.append(logging_cell)
     wanted = list(dict.fromkeys(wanted))
+    plan = _Plan(name, delimiter, cols, chosen, wanted, own_clocks, logging_cell)
     table = parse_table(text, where, delimiter=delimiter, usecols=wanted)
     at = {c: i for i, c in enumerate(wanted)}
     if logging_is_text:
@@ -234,19 +293,70 @@ def read(container: Container, options) -> Export:
             "sign: CoreMotion reads -1 G on z lying flat, screen up; acceleration and gravity "
             "negated to Android's convention, rotation rate unchanged"
         )
-    return export
+    return export, plan
 
 
-def _series(source, cols, table, at, t, where, own_clock, rules):
-    """One chosen sensor, its empty ticks and repeated samples left out (and counted)."""
-    cells = [cols[f"{source.stem}{a}"] for a in "XYZ"]
-    units = {u for _, u in cells}
+def _unit(source: _Source, cols: dict, where: str, rules: list[str]) -> str:
+    """The unit of a sensor's three columns (the documented one when the names carry none)."""
+    units = {cols[f"{source.stem}{a}"][1] for a in "XYZ"}
     if len(units) > 1:
         raise FormatError(f"{where}: {source.stem}X..Z have different units: {units}")
     unit = units.pop()
     if unit is None:
         unit = _DOCUMENTED_UNIT[source.unit_kind]
         rules.append(f"{source.stem}*: no unit in the names; SensorLog's documented {unit}")
+    return unit
+
+
+def _pieces(container: Container, plan: _Plan, source: _Source) -> Iterator[Series]:
+    """One sensor block by block, as :func:`_series` makes it of the whole file: rows without
+    a value left out, a step back refused (its line named), a repeated tick left out (compared
+    across the blocks' edges too)."""
+    where = container.where(plan.name)
+    unit = _unit(source, plan.cols, where, [])
+    at = {c: i for i, c in enumerate(plan.wanted)}
+    clock = plan.cols[source.clock][0] if plan.own_clocks else plan.logging_cell
+    axes = [at[plan.cols[f"{source.stem}{a}"][0]] for a in "XYZ"]
+    last_t, last_x = None, None
+    with container.open(plan.name) as f:
+        for table in iter_tables(f, where, delimiter=plan.delimiter, usecols=plan.wanted):
+            t, xyz = table.data[:, at[clock]], table.data[:, axes]
+            keep = np.isfinite(xyz).all(axis=1) & np.isfinite(t)
+            rows = np.flatnonzero(keep)
+            t, xyz = t[keep], xyz[keep]
+            if not len(t):
+                continue
+            with_last = last_t is not None
+            tt = np.concatenate([[last_t], t]) if with_last else t
+            back = np.flatnonzero(np.diff(tt) < -0.5)
+            if len(back):
+                i = int(back[0]) + (0 if with_last else 1)
+                raise FormatError(
+                    f"{where}:{table.line_of(int(rows[i]))}: {source.stem}* time goes back "
+                    f"{tt[back[0]] - t[i]:.3f} s (rows out of order, or two logs in one file)"
+                )
+            if plan.own_clocks:
+                xx = np.concatenate([last_x[None], xyz]) if with_last else xyz
+                again = (np.diff(tt) == 0) & (np.diff(xx, axis=0) == 0).all(axis=1)
+                again = again if with_last else np.concatenate([[False], again])
+                last_t, last_x = t[-1], xyz[-1]
+                t, xyz = t[~again], xyz[~again]
+            else:
+                last_t = t[-1]
+            yield make_series(
+                source.kind,
+                t,
+                xyz,
+                unit=unit,
+                where=f"{where} ({source.stem}*)",
+                convention=Convention.IOS,
+            )
+
+
+def _series(source, cols, table, at, t, where, own_clock, rules):
+    """One chosen sensor, its empty ticks and repeated samples left out (and counted)."""
+    cells = [cols[f"{source.stem}{a}"] for a in "XYZ"]
+    unit = _unit(source, cols, where, rules)
     xyz = table.data[:, [at[c] for c, _ in cells]]
     keep = np.isfinite(xyz).all(axis=1) & np.isfinite(t)
     if (~keep).any():

@@ -265,6 +265,50 @@ def test_sensorlog_streams_block_by_block(variant, tmp_path, monkeypatch):
     )
 
 
+def test_edge_impulse_streams_block_by_block(tmp_path, monkeypatch):
+    from firmware_bridge.exports import edgeimpulse as app
+    from gaitedge.formats import table
+
+    demo = read_recording(REPO / "gaitedge" / "assets" / "demo_hapt.csv")
+    demo = Recording(demo.timestamp_s[:3000], demo.imu[:3000])
+    path = next(iter(app.VARIANTS.values()))(demo, tmp_path)
+    whole = read(path)
+    monkeypatch.setattr(table, "BLOCK_BYTES", 8192)
+    stream = open_chunks(path)
+    assert (stream.format, stream.streamed) == ("edgeimpulse", True)
+    chunks = list(stream)
+    assert len(chunks) >= 10
+    _assert_same(_joined(chunks), whole)
+
+
+@pytest.mark.parametrize("impact", [False, True])
+def test_shimmer_streams_block_by_block(impact, tmp_path, monkeypatch):
+    """Consensys' CSV block by block: the whole read, bit for bit; an impact past the low-noise
+    accelerometer's range late in the file (after the first block) switches both reads to
+    the wide-range one (the stream decides on a first pass over the whole file)."""
+    from firmware_bridge.exports import shimmer as app
+    from gaitedge.formats import table
+
+    demo = read_recording(REPO / "gaitedge" / "assets" / "demo_hapt.csv")
+    imu = demo.imu[:3000].copy()
+    if impact:
+        imu[2900, 0] = 3.5 * 9.80665
+    path = app.VARIANTS["consensys"](Recording(demo.timestamp_s[:3000], imu), tmp_path)
+    whole = read(path)
+    chosen = "Accel_WR" if impact else "Accel_LN"
+    assert any(
+        f"the {'wide-range' if impact else 'low-noise'} accelerometer" in r
+        for r in whole.source.rules
+    )
+    monkeypatch.setattr(table, "BLOCK_BYTES", 8192)
+    stream = open_chunks(path)
+    assert (stream.format, stream.streamed) == ("shimmer", True)
+    chunks = list(stream)
+    assert len(chunks) >= 10
+    _assert_same(_joined(chunks), whole)
+    assert chosen in whole.source.sensors[0].where
+
+
 def test_sensor_logger_json_is_read_whole(tmp_path):
     from firmware_bridge.exports import sensorlogger as app
 

@@ -213,6 +213,18 @@ class Container:
                 "is this the file the app exported?"
             ) from exc
 
+    def read_head_text(self, name: str, n_bytes: int) -> str:
+        """The member's first ``n_bytes`` cut at the last whole line (all of it when shorter),
+        decoded as :meth:`read_text` decodes the whole (a streamed reader's first block)."""
+        with self.open(name) as f:
+            data = f.read(n_bytes)
+            if len(data) == n_bytes and f.read(1):
+                data = data[: data.rfind(b"\n") + 1]
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return self.read_text(name)  # refused there, naming the line
+
     def head(self, name: str, n_bytes: int = 4096) -> str:
         """The start of a member as text, for detection (undecodable bytes replaced)."""
         try:

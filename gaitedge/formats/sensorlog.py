@@ -232,18 +232,6 @@ def read_chunks(container: Container, options) -> StreamedExport | None:
     return streamed_export(head, streams, str(container.path), options, HINTS)
 
 
-def _head_text(container: Container, name: str) -> str:
-    """The file's first block (whole lines) as text, as ``Container.read_text`` decodes it."""
-    with container.open(name) as f:
-        data = f.read(tables.BLOCK_BYTES)
-        if len(data) == tables.BLOCK_BYTES:
-            data = data[: data.rfind(b"\n") + 1]
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return container.read_text(name)  # refused there, naming the line
-
-
 def _read(container: Container, head_only: bool = False) -> tuple[Export, _Plan]:
     found = _candidates(container)
     if not found:
@@ -254,7 +242,11 @@ def _read(container: Container, head_only: bool = False) -> tuple[Export, _Plan]
         )
     name = found[0]
     where = container.where(name)
-    text = _head_text(container, name) if head_only else container.read_text(name)
+    text = (
+        container.read_head_text(name, tables.BLOCK_BYTES)
+        if head_only
+        else container.read_text(name)
+    )
     first = text.split("\n", 1)[0]
     delimiter = sniff_delimiter(first)
     cols = _columns(split_header(first, delimiter))

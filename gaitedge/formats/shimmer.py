@@ -24,12 +24,22 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
-from gaitedge.formats.base import Container, Export, FormatError, SensorKind
-from gaitedge.formats.join import make_series
-from gaitedge.formats.table import parse_table, sniff_delimiter, split_header
+from gaitedge.formats import table as tables
+from gaitedge.formats.base import (
+    Container,
+    Export,
+    FormatError,
+    SensorKind,
+    Series,
+    StreamedExport,
+)
+from gaitedge.formats.join import SeriesStream, make_series, streamed_export
+from gaitedge.formats.table import iter_tables, parse_table, sniff_delimiter, split_header
 from gaitedge.units import STANDARD_GRAVITY_M_S2
 
 NAME = "shimmer"
@@ -119,7 +129,79 @@ def _pick_device(where: str, devices: dict, wanted: str | None) -> str:
     return names[0]
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """How :func:`_read` read the file: what a stream reads again, block by block."""
+
+    name: str
+    where: str
+    delimiter: str
+    header_line: int
+    units_rows: int
+    usecols: list[str]
+    clock_scale: float
+    series: list[tuple[SensorKind, str, str, list[int]]]  # kind, unit, where, table columns
+
+
 def read(container: Container, options) -> Export:
+    return _read(container, options)[0]
+
+
+def read_chunks(container: Container, options) -> StreamedExport | None:
+    """The CSV block by block (memory bounded by a few blocks), every decision as :func:`read`
+    takes it: the header and units on the first block; whether the low-noise accelerometer
+    reaches its range (then the wide-range one is read) on a first pass over the whole file."""
+    head, plan = _read(container, options, head_only=True)
+    if plan.accel_choice is not None:
+        head, plan = _read(container, options, head_only=True, accel=_choose_accel(container, plan))
+    p = plan.plan
+
+    def pieces(kind: SensorKind, unit: str, where: str, cols: list[int]) -> Iterator[Series]:
+        before = None
+        with container.open(p.name) as f:
+            for table in _blocks(f, p):
+                t = table.data[:, 0] * p.clock_scale
+                table.check_forward(t, before=before)
+                before = t[-1]
+                yield make_series(kind, t, table.data[:, cols], unit=unit, where=where)
+
+    streams = [SeriesStream(k, w, pieces(k, u, w, c)) for k, u, w, c in p.series]
+    return streamed_export(head, streams, str(container.path), options, HINTS)
+
+
+def _blocks(f, p: _Plan) -> Iterator:
+    return iter_tables(
+        f,
+        p.where,
+        delimiter=p.delimiter,
+        header_line=p.header_line,
+        skip_after_header=p.units_rows,
+        usecols=p.usecols,
+    )
+
+
+def _choose_accel(container: Container, plan) -> str:
+    """Accel_LN or Accel_WR for the whole file, as :func:`_accelerometer` chooses on it: a pass
+    over the low-noise accelerometer's columns only."""
+    p, (cols, to_m_s2) = plan.plan, plan.accel_choice
+    with container.open(p.name) as f:
+        for table in _blocks(f, p):
+            if (np.abs(table.data[:, cols] * to_m_s2) >= LN_LIMIT_M_S2).any():
+                return "Accel_WR"
+    return "Accel_LN"
+
+
+@dataclass(frozen=True)
+class _Read:
+    plan: _Plan
+    # (the low-noise accelerometer's table columns, its factor to m/s²) when the choice
+    # between it and the wide-range one depends on the whole file; None when made.
+    accel_choice: tuple[list[int], float] | None
+
+
+def _read(
+    container: Container, options, head_only: bool = False, accel: str | None = None
+) -> tuple[Export, _Read]:
     found = [(n, h) for n in container.names if (h := _shimmer_header(container, n))]
     if not found:
         raise FormatError(f"{container.path}: no Consensys CSV (..._Accel_*_CAL columns)")
@@ -128,7 +210,11 @@ def read(container: Container, options) -> Export:
         raise FormatError(f"{container.path}: {len(found)} Consensys CSVs ({names}); give one")
     name, (at, delimiter, header) = found[0]
     where = container.where(name)
-    text = container.read_text(name)
+    text = (
+        container.read_head_text(name, tables.BLOCK_BYTES)
+        if head_only
+        else container.read_text(name)
+    )
     lines = text.splitlines()
     units_row = split_header(lines[at + 1], delimiter) if len(lines) > at + 1 else []
     has_units = bool(units_row) and not _numeric(units_row[0])
@@ -148,15 +234,17 @@ def read(container: Container, options) -> Export:
                 raise FormatError(f"{where}: {device}_{chan} lacks an axis ({sorted(chans[chan])})")
             wanted[chan] = [chans[chan][a] for a in "XYZ"]
     order = [i for cols in wanted.values() for i in cols]
+    usecols = [header[i] for i in order]
     table = parse_table(
         text,
         where,
         delimiter=delimiter,
         header_line=at,
         skip_after_header=1 if has_units else 0,
-        usecols=[header[i] for i in order],
+        usecols=usecols,
     )
-    data = {k: table.data[:, [order.index(i) for i in cols]] for k, cols in wanted.items()}
+    columns = {k: [order.index(i) for i in cols] for k, cols in wanted.items()}
+    data = {k: table.data[:, cols] for k, cols in columns.items()}
 
     def unit(col: int, default: str) -> str:
         return units_row[col].strip() if has_units and col < len(units_row) else default
@@ -173,26 +261,38 @@ def read(container: Container, options) -> Export:
     export = Export(format=NAME, series=[], rules=rules, device=device or None)
     if "Unix" in clock and len(t):
         export.start_epoch_s = float(t[0])
-    acc = _accelerometer(data, chans, unit, rules)
+    made: list[tuple[SensorKind, str, str, list[int]]] = []
+    acc = _accelerometer(data, chans, unit, rules, accel)
     if acc is not None:
         chan, values = acc
         u = unit(wanted[chan][0], _DEFAULT_UNITS[chan])
-        export.series.append(
-            make_series(SensorKind.ACC, t, values, unit=u, where=f"{where} ({device}_{chan})")
-        )
+        w = f"{where} ({device}_{chan})"
+        export.series.append(make_series(SensorKind.ACC, t, values, unit=u, where=w))
+        made.append((SensorKind.ACC, u, w, columns[chan]))
     if "Gyro" in data:
         u = unit(wanted["Gyro"][0], _DEFAULT_UNITS["Gyro"])
-        export.series.append(
-            make_series(SensorKind.GYRO, t, data["Gyro"], unit=u, where=f"{where} ({device}_Gyro)")
-        )
+        w = f"{where} ({device}_Gyro)"
+        export.series.append(make_series(SensorKind.GYRO, t, data["Gyro"], unit=u, where=w))
+        made.append((SensorKind.GYRO, u, w, columns["Gyro"]))
     rules.append("sign: the Shimmer3 reads +1 g on the axis pointing up (Android's): unchanged")
-    return export
+    plan = _Plan(
+        name, where, delimiter, at, 1 if has_units else 0, usecols, _SECONDS[clock_unit], made
+    )
+    choice = None
+    if head_only and accel is None and "Accel_LN" in data and "Accel_WR" in data:
+        ln_unit = unit(chans["Accel_LN"]["X"], "m/(s^2)")
+        choice = (columns["Accel_LN"], STANDARD_GRAVITY_M_S2 if ln_unit == "g" else 1.0)
+    return export, _Read(plan, choice)
 
 
-def _accelerometer(data, chans, unit, rules):
-    """(channel, values) of the accelerometer to read, the choice said in ``rules``."""
+def _accelerometer(data, chans, unit, rules, forced: str | None = None):
+    """(channel, values) of the accelerometer to read, the choice said in ``rules``;
+    ``forced``: the choice made on the whole file already (a streamed read)."""
     if "Accel_LN" not in data and "Accel_WR" not in data:
         return None
+    if forced is not None:
+        rules.append(f"acceleration: {forced}, chosen on the whole file")
+        return forced, data[forced]
     if "Accel_LN" not in data:
         rules.append("acceleration: the wide-range accelerometer (Accel_WR; no Accel_LN exported)")
         return "Accel_WR", data["Accel_WR"]

@@ -270,9 +270,9 @@ def open_chunks(
 ) -> RecordingStream:
     """:func:`read` in chunks: the same samples, in canonical units, one piece at a time.
 
-    gaitedge's CSV, the Axivity ``.cwa`` and the CSVs of Sensor Logger, MetaBase, SensorLog,
-    Shimmer and Edge Impulse stream (memory bounded by a chunk however long the recording;
-    separate files joined as they stream);
+    gaitedge's CSV, the Axivity ``.cwa``, the CSVs of Sensor Logger, MetaBase, SensorLog,
+    Shimmer and Edge Impulse, and a ``--layout`` CSV with a header stream (memory bounded by a
+    chunk however long the recording; separate files joined as they stream);
     other formats are read whole and handed out in chunks of ``chunk_samples``.
 
     Raises:
@@ -285,7 +285,8 @@ def open_chunks(
         name = _choose(container, format)
         mod = _module(name)
         read_chunks = getattr(mod, "read_chunks", None)
-        if read_chunks is not None and options.rate_hz is not None and name != "gaitedge":
+        own_rule = name in ("gaitedge", "csv")  # the canonical CSV takes it; a layout says why not
+        if read_chunks is not None and options.rate_hz is not None and not own_rule:
             raise FormatError(f"{path}: has its own timestamps; do not also give --rate-hz")
         chunks = None if read_chunks is None else read_chunks(container, options)
         if chunks is None:  # read whole (a reader may decline to stream one kind of export)

@@ -54,6 +54,7 @@ import math
 import os
 import re
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -61,9 +62,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gaitedge.formats.base import Container, Export, FormatError, SensorKind, Series
-from gaitedge.formats.join import Convention, make_series
-from gaitedge.formats.table import Table, parse_table, sniff_delimiter, split_header
+from gaitedge.formats import table as tables
+from gaitedge.formats.base import (
+    Container,
+    Export,
+    FormatError,
+    SensorKind,
+    Series,
+    StreamedExport,
+)
+from gaitedge.formats.join import Convention, SeriesStream, make_series, streamed_export
+from gaitedge.formats.table import Table, iter_tables, parse_table, sniff_delimiter, split_header
 from gaitedge.private import write_private
 from gaitedge.units import (
     AccelUnit,
@@ -539,6 +548,8 @@ class _File:
     index: dict[str, int]  # layout column (name or #N) -> column of table.data
     unread: list[str] = field(default_factory=list)
     line_shift: int = 0  # a headerless file is parsed with a header line written in
+    delimiter: str = ","  # as found (or as the layout said), for a stream to read it again
+    usecols: list[str] = field(default_factory=list)
 
     def line(self, row: int) -> int:
         return self.table.line_of(row) + self.line_shift
@@ -549,6 +560,52 @@ class _File:
 
 def read(container: Container, options: ReadOptions) -> Export:
     """Every sensor the layout names, in canonical units and sign, each on its own clock."""
+    return _read(container, options)[0]
+
+
+def read_chunks(container: Container, options: ReadOptions) -> StreamedExport | None:
+    """Each file the layout names block by block (memory bounded by a few blocks), checked as
+    :func:`read` checks it on its first block. None (read whole) for a file without a header
+    line (``header=no``)."""
+    head, files = _read(container, options, head_only=True)
+    layout = load_layout(options.layout)
+    if not layout.has_header:
+        return None
+    streams = [
+        SeriesStream(
+            kind, container.where(member), _pieces(container, member, f, layout, kind, axes)
+        )
+        for member, (f, sensors) in files.items()
+        for kind, axes in sensors
+    ]
+    return streamed_export(head, streams, str(container.path), options)
+
+
+def _pieces(
+    container: Container, member: str, f: _File, layout: Layout, kind: SensorKind, axes: Axes
+) -> Iterator[Series]:
+    """One sensor of one file, block by block, as :func:`_series` makes it of the whole."""
+    where, rows, ignored = container.where(member), 0, []
+    with container.open(member) as stream:
+        blocks = iter_tables(
+            stream,
+            where,
+            delimiter=f.delimiter,
+            decimal=layout.decimal,
+            header_line=layout.skip_lines,
+            usecols=f.usecols,
+        )
+        for table in blocks:
+            block = _File(table, f.index, f.unread, f.line_shift, f.delimiter, f.usecols)
+            yield _series(kind, axes, block, layout, ignored, row0=rows, check_time=False)
+            rows += len(table.data)
+
+
+def _read(
+    container: Container, options: ReadOptions, head_only: bool = False
+) -> tuple[Export, dict[str, tuple[_File, list[tuple[SensorKind, Axes]]]]]:
+    """The export, and per file read: how it was parsed and the sensors it gave; ``head_only``:
+    each file's first block only (a streamed read's checks)."""
     if not options.layout:
         raise FormatError(
             f"{container.path}: --format csv needs a layout saying what each column is, e.g. "
@@ -562,11 +619,13 @@ def read(container: Container, options: ReadOptions) -> Export:
         )
     layout = load_layout(options.layout)
     export = Export(format=NAME, series=[])
+    files: dict[str, tuple[_File, list[tuple[SensorKind, Axes]]]] = {}
     by_member: dict[str, list[tuple[SensorKind, Axes]]] = {}
     for kind, axes in layout.sensors():
         by_member.setdefault(_member(container, axes.file, _key(kind)), []).append((kind, axes))
     for member, sensors in by_member.items():
-        file = _parse(container, member, layout, sensors)
+        file = _parse(container, member, layout, sensors, head_only)
+        files[member] = (file, sensors)
         for kind, axes in sensors:
             export.series.append(_series(kind, axes, file, layout, export.rules))
         if file.unread:
@@ -579,7 +638,7 @@ def read(container: Container, options: ReadOptions) -> Export:
     if others:
         export.rules.append(f"files not named by the layout, not read: {', '.join(others)}")
     _check_scale(layout, export)
-    return export
+    return export, files
 
 
 def _member(container: Container, name: str | None, role: str) -> str:
@@ -614,12 +673,21 @@ def _member(container: Container, name: str | None, role: str) -> str:
 
 
 def _parse(
-    container: Container, member: str, layout: Layout, sensors: list[tuple[SensorKind, Axes]]
+    container: Container,
+    member: str,
+    layout: Layout,
+    sensors: list[tuple[SensorKind, Axes]],
+    head_only: bool = False,
 ) -> _File:
     """Parse the columns ``sensors`` (and the time) read from ``member``, and only those: a text
     column the layout does not name (a label, a local date) is left alone."""
     where = container.where(member)
-    lines = container.read_text(member).splitlines()
+    text = (
+        container.read_head_text(member, tables.BLOCK_BYTES)
+        if head_only
+        else container.read_text(member)
+    )
+    lines = text.splitlines()
     skip = layout.skip_lines
     if len(lines) <= skip or not lines[skip].strip():
         what = "the header" if layout.has_header else "data"
@@ -656,7 +724,7 @@ def _parse(
         raise FormatError(f"{where}:{int(m.group(1)) - 1}:{str(exc)[m.end() :]}") from exc
     index = {c: usecols.index(header[i]) for c, i in picked.items()}
     unread = [h for h in header if h not in usecols]
-    return _File(table, index, unread, line_shift=0 if layout.has_header else -1)
+    return _File(table, index, unread, 0 if layout.has_header else -1, delimiter, usecols)
 
 
 def _resolve(header: list[str], column: str, role: str, where: str) -> int:
@@ -683,13 +751,23 @@ def _resolve(header: list[str], column: str, role: str, where: str) -> int:
     return hits[0]
 
 
-def _series(kind: SensorKind, axes: Axes, file: _File, layout: Layout, rules: list[str]) -> Series:
+def _series(
+    kind: SensorKind,
+    axes: Axes,
+    file: _File,
+    layout: Layout,
+    rules: list[str],
+    row0: int = 0,
+    check_time: bool = True,
+) -> Series:
+    """One sensor of a parsed file (``row0``: the file's row of the table's row 0, when the
+    table is a later block of it; ``check_time``: judge the time unit on these rows)."""
     where, role = file.table.where, _key(kind)
     xyz = np.stack([file.column(c) for c in axes.columns], axis=1)  # [N, 3]
     if layout.time_column is not None:
         t_s = file.column(layout.time_column) * layout.time_unit.seconds
     else:
-        t_s = np.arange(len(xyz)) / layout.rate_hz
+        t_s = (row0 + np.arange(len(xyz))) / layout.rate_hz
     empty = np.isnan(xyz)
     partial = empty.any(axis=1) & ~empty.all(axis=1)
     if partial.any():
@@ -705,7 +783,7 @@ def _series(kind: SensorKind, axes: Axes, file: _File, layout: Layout, rules: li
     if not keep.all():
         rules.append(f"{role}: {int((~keep).sum())} rows of {where} without {role} left out")
     t_s, xyz = t_s[keep], xyz[keep]
-    if layout.time_column is not None and len(t_s) > 1:
+    if check_time and layout.time_column is not None and len(t_s) > 1:
         _check_time(t_s, layout, where, role)
     return make_series(kind, t_s, xyz, unit=axes.unit, where=where, convention=layout.sign)
 

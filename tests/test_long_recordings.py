@@ -309,6 +309,49 @@ def test_shimmer_streams_block_by_block(impact, tmp_path, monkeypatch):
     assert chosen in whole.source.sensors[0].where
 
 
+@pytest.mark.parametrize("variant", ["android-comma-folder", "ios-semicolon-decimal-comma-zip"])
+def test_phyphox_streams_set_by_set(variant, tmp_path, monkeypatch):
+    """A phyphox export block by block: the whole read, bit for bit (padded short columns left
+    out at the end); an empty cell in a block's last row, a complete row after it in the next
+    block, is refused with its line as the whole read refuses it."""
+    from firmware_bridge.exports import phyphox as app
+    from gaitedge.formats import table
+
+    demo = read_recording(REPO / "gaitedge" / "assets" / "demo_hapt.csv")
+    demo = Recording(demo.timestamp_s[:3000], demo.imu[:3000])
+    path = app.VARIANTS[variant](demo, tmp_path)
+    folder = tmp_path / "unzipped"
+    if path.is_file():
+        import zipfile
+
+        with zipfile.ZipFile(path) as z:
+            z.extractall(folder)
+        path = next(p.parent for p in folder.rglob("Gyroscope.csv"))
+    whole = read(path)
+    monkeypatch.setattr(table, "BLOCK_BYTES", 8192)
+    stream = open_chunks(path)
+    assert (stream.format, stream.streamed) == ("phyphox", True)
+    assert stream.start_epoch_s == whole.source.start_epoch_s
+    chunks = list(stream)
+    assert len(chunks) >= 10
+    _assert_same(_joined(chunks), whole)
+    gyro = path / "Gyroscope.csv"
+    with gyro.open("rb") as f:
+        edge = [b.first_line for b in table.iter_tables(f, "g")][10]
+    lines = gyro.read_bytes().split(b"\n")
+    sep = b";" if b";" in lines[0] else (b"\t" if b"\t" in lines[0] else b",")
+    cells = lines[edge - 2].split(sep)
+    cells[2] = b""
+    lines[edge - 2] = sep.join(cells)  # the last row of the block before
+    gyro.write_bytes(b"\n".join(lines))
+    with pytest.raises(FormatError) as whole_error:
+        read(path)
+    with pytest.raises(FormatError) as streamed:
+        list(open_chunks(path))
+    assert str(streamed.value) == str(whole_error.value)
+    assert f"Gyroscope.csv:{edge - 1}:" in str(whole_error.value)
+
+
 def test_sensor_logger_json_is_read_whole(tmp_path):
     from firmware_bridge.exports import sensorlogger as app
 

@@ -270,9 +270,9 @@ def open_chunks(
 ) -> RecordingStream:
     """:func:`read` in chunks: the same samples, in canonical units, one piece at a time.
 
-    gaitedge's CSV, the Axivity ``.cwa``, the CSVs of Sensor Logger, MetaBase, SensorLog,
-    Shimmer and Edge Impulse, and a ``--layout`` CSV with a header stream (memory bounded by a
-    chunk however long the recording; separate files joined as they stream);
+    gaitedge's CSV, the Axivity ``.cwa``, the CSVs of Sensor Logger, phyphox, MetaBase,
+    SensorLog, Shimmer and Edge Impulse, and a ``--layout`` CSV with a header stream (memory
+    bounded by a chunk however long the recording; separate files joined as they stream);
     other formats are read whole and handed out in chunks of ``chunk_samples``.
 
     Raises:

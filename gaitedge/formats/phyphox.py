@@ -25,15 +25,25 @@ What the app writes (``DataExport.java`` on Android, ``ExperimentExportSet.swift
 from __future__ import annotations
 
 import csv
+import dataclasses
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import numpy as np
 
-from gaitedge.formats.base import Container, Export, FormatError, SensorKind, Series
-from gaitedge.formats.join import make_series
-from gaitedge.formats.table import Table, parse_table, sniff_delimiter, split_header
+from gaitedge.formats import table as table_module
+from gaitedge.formats.base import (
+    Container,
+    Export,
+    FormatError,
+    SensorKind,
+    Series,
+    StreamedExport,
+)
+from gaitedge.formats.join import SeriesStream, make_series, streamed_export
+from gaitedge.formats.table import Table, iter_tables, parse_table, sniff_delimiter, split_header
 from gaitedge.units import STANDARD_GRAVITY_M_S2, parse_accel_unit, parse_gyro_unit
 
 NAME = "phyphox"
@@ -235,6 +245,74 @@ def _is_unit(parse, unit: str) -> bool:
 def read(container: Container, options) -> Export:
     """The accelerometer (or linear acceleration + gravity) and gyroscope sets of one phyphox
     export, in canonical units and sign, on the wall clock when ``meta/time.csv`` gives it."""
+    return _read(container)[0]
+
+
+def read_chunks(container: Container, options) -> StreamedExport | None:
+    """Each set's file block by block (memory bounded by a few blocks), every decision as
+    :func:`read` takes it, on each file's first block (a set whose kind the data decide: its
+    first block's median)."""
+    head, plan = _read(container, head_only=True)
+    streams = [
+        SeriesStream(series.kind, series.where, _pieces(container, s, series, plan))
+        for s, series in zip(plan.chosen, head.series, strict=True)
+    ]
+    return streamed_export(head, streams, str(container.path), options, HINTS)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    chosen: list[_Set]
+    rescale: float
+    starts: list[tuple[float, float]]
+
+
+def _pieces(container: Container, s: _Set, made: Series, plan: _Plan) -> Iterator[Series]:
+    """One set block by block, as :func:`_series` makes it of the whole file: rows padded at
+    the end (empty or NaN cells) left out, an incomplete row before a complete one and a step
+    back refused with their lines; ``made``: the series the first block gave (its kind)."""
+    where = container.where(s.member)
+    columns = [s.time, *s.axes]
+    before, pending = None, None  # pending: the first incomplete row not yet judged
+    with container.open(s.member) as f:
+        for table in iter_tables(f, where):
+            cols = table.data[:, columns]
+            complete = np.isfinite(cols).all(axis=1)
+            if complete.any():
+                last = int(np.flatnonzero(complete)[-1]) + 1
+                if pending is None and not complete[:last].all():
+                    row = int(np.argmin(complete[:last]))
+                    col = columns[int(np.argmin(np.isfinite(cols[row])))]
+                    pending = (table.line_of(row), table.header[col])
+                if pending is not None:
+                    raise FormatError(
+                        f"{where}:{pending[0]}: {pending[1]!r} is empty or NaN before the "
+                        "last row (phyphox pads a short column only at the end)"
+                    )
+                t, xyz = cols[:last, 0], cols[:last, 1:]
+                d = np.diff(np.concatenate([[before], t]) if before is not None else t)
+                back = np.flatnonzero(d < -MAX_STEP_BACK_S)
+                if len(back):
+                    i = int(back[0]) + (0 if before is not None else 1)
+                    previous = t[i - 1] if i else before
+                    raise FormatError(
+                        f"{where}:{table.line_of(i)}: time goes back from {previous:.6f} s to "
+                        f"{t[i]:.6f} s (two runs in one file?)"
+                    )
+                before = t[-1]
+                if made.kind is not SensorKind.GYRO:
+                    xyz = xyz * plan.rescale
+                piece = make_series(made.kind, t, xyz, unit=s.unit, where=where)
+                yield _on_wall_clock(piece, plan.starts) if plan.starts else piece
+                complete, cols = complete[last:], cols[last:]
+                table = dataclasses.replace(table, first_line=table.first_line + last)
+            if len(cols) and pending is None:
+                row = 0  # every row left is incomplete: judged when a complete one follows
+                col = columns[int(np.argmin(np.isfinite(cols[row])))]
+                pending = (table.line_of(row), table.header[col])
+
+
+def _read(container: Container, head_only: bool = False) -> tuple[Export, _Plan]:
     rules: list[str] = []
     chosen = _choose(_scan(container, rules), container, rules)
     device = _device(container)
@@ -243,11 +321,17 @@ def read(container: Container, options) -> Export:
     series: list[Series] = []
     for s in chosen:
         if s.member not in tables:
-            tables[s.member] = parse_table(container.read_text(s.member), container.where(s.member))
+            text = (
+                container.read_head_text(s.member, table_module.BLOCK_BYTES)
+                if head_only
+                else container.read_text(s.member)
+            )
+            tables[s.member] = parse_table(text, container.where(s.member))
         series.append(_series(s, tables[s.member], container, rescale, rules))
     times = _meta(container, "time.csv")
     starts, time_dialect = _time_refs(container, times[0]) if times else ([], None)
     _check_dialects(tables, time_dialect, container)
+    plan = _Plan(chosen, rescale, starts)
     if tables:
         rules.insert(0, f"phyphox {platform} export; {_dialect(next(iter(tables.values())))}")
     rules.append(
@@ -260,7 +344,7 @@ def read(container: Container, options) -> Export:
         rules.append(
             f"time: 'Time (s)', seconds since the experiment started ({why}: no wall clock)"
         )
-        return Export(NAME, series, rules, start_epoch_s=None, device=device.get(""))
+        return Export(NAME, series, rules, start_epoch_s=None, device=device.get("")), plan
     rules.append(
         "time: 'Time (s)' (seconds since the experiment started) put on the wall clock, Unix "
         f"seconds, from {container.where(times[0])} (START at {starts[0][1]:.3f})"
@@ -271,7 +355,7 @@ def read(container: Container, options) -> Export:
         )
     )
     series = [_on_wall_clock(s, starts) for s in series]
-    return Export(NAME, series, rules, start_epoch_s=starts[0][1], device=device.get(""))
+    return Export(NAME, series, rules, start_epoch_s=starts[0][1], device=device.get("")), plan
 
 
 def _scan(container: Container, rules: list[str]) -> dict[SensorKind, list[_Set]]:

@@ -182,6 +182,19 @@ MALFORMED = {
     "header": (f"{BASIC} header=maybe", "header=maybe is not yes or no"),
     "header=no by name": (f"{BASIC} header=no", "name columns by position"),
     "column #0": ("time=#1:s acc=#0,#2,#3:g gyro=#4,#5,#6:rad/s", "counted from #1"),
+    # A long-format file (one sensor per row, the same x,y,z columns) read as both sensors.
+    "acc and gyro the same columns": (
+        "time=ms:ms acc=x,y,z:g gyro=x,y,z:deg/s",
+        "column x is named twice (acc and gyro)",
+    ),
+    "one column twice": (
+        "time=t:s acc=a,b,c:g gyro=x,y,x:deg/s",
+        "column x is named twice (gyro)",
+    ),
+    "time as an axis": (
+        "time=t:s acc=a,b,t:g gyro=d,e,f:rad/s",
+        "column t is named twice (time and acc)",
+    ),
     "unknown key": (f"{BASIC} tme=t:s", "unknown key 'tme'"),
     "repeated key": (f"{BASIC} sign=ios sign=android", "sign= given twice"),
     "not key=value": (f"{BASIC} ios", "'ios' is not KEY=VALUE"),

@@ -284,14 +284,25 @@ def test_mixed_dialects_are_refused(android_copy, tmp_path):
 def test_two_devices_need_device(android_copy):
     for f in list(android_copy.iterdir()):
         shutil.copy(f, android_copy / f.name.replace("C42732BE255C", "D5F1A2B3C4E6"))
-    with pytest.raises(
-        FormatError, match=r"2 devices \(C42732BE255C, D5F1A2B3C4E6\); give --device"
-    ):
+    with pytest.raises(FormatError, match=r"2 devices: C42732BE255C, D5F1A2B3C4E6; give --device"):
         read(android_copy)
     rec = read(android_copy, options=ReadOptions(device="d5f1a2b3c4e6"))
     assert len(rec) == 993 and "device D5F1A2B3C4E6" in rec.source.rules[1]
     with pytest.raises(FormatError, match=r"--device 'FFFF' matches none of: C42732BE255C"):
         read(android_copy, options=ReadOptions(device="FFFF"))
+
+
+def test_two_recordings_of_one_board_are_named_by_their_files(android_copy):
+    """A folder of several sessions of one board (MetaBase names each by its session): listed
+    by name, not as one MAC address twice, and picked by a part of it."""
+    for f in list(android_copy.iterdir()):
+        shutil.copy(f, android_copy / f.name.replace(STEM.split("_")[0], "A-rest-sitting", 1))
+    with pytest.raises(FormatError) as refused:
+        read(android_copy)
+    said = str(refused.value)
+    assert "2 recordings of one device (C42732BE255C)" in said and "A-rest-sitting" in said
+    rec = read(android_copy, options=ReadOptions(device="A-rest-sitting"))
+    assert len(rec) == 993
 
 
 def test_truncated_zip_is_refused(android_copy, tmp_path):
@@ -317,3 +328,31 @@ def test_zip_member_errors_name_the_member(android_copy, tmp_path):
     assert zipfile.is_zipfile(shared)
     with pytest.raises(FormatError, match=rf"^{re.escape(f'{shared}:{gyro}')}:3: "):
         read(shared)
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [("Elapsed (s)",), ()],
+    ids=["epoch-elapsed", "epoch-only"],
+)
+def test_metabase5_date_columns_as_chosen(canonical, tmp_path, kept):
+    """MetaBase 5 writes the SDK's table: Epoch, the date columns chosen (local time and
+    elapsed, or fewer: MetaWear-Swift-Combine-SDK's MWDataTable tests show ``Epoch,X,Y,Z`` and
+    ``Epoch,Elapsed (s),X,Y,Z``), then X, Y, Z. Every choice reads the same samples."""
+    full = app.VARIANTS["metabase5"](canonical, tmp_path / "full")
+    short = tmp_path / "short"
+    short.mkdir()
+    for f in full.iterdir():
+        rows = [line.split(",") for line in f.read_text().splitlines()]
+        keep = [i for i, h in enumerate(rows[0]) if i == 0 or h in kept or h in "XYZ"]
+        lines = [",".join(r[i] for i in keep) for r in rows]
+        (short / f.name).write_text("\n".join(lines) + "\n")
+    assert (
+        (short / next(full.iterdir()).name)
+        .read_text()
+        .startswith("Epoch," + "".join(f"{k}," for k in kept) + "X,Y,Z\n")
+    )
+    whole, cut = read(full), read(short)
+    assert "MetaBase 5" in " | ".join(cut.source.rules)
+    np.testing.assert_array_equal(cut.timestamp_s, whole.timestamp_s)
+    np.testing.assert_array_equal(cut.imu, whole.imu)

@@ -286,6 +286,21 @@ def _problem(layout: Layout) -> str | None:
             return f"{_key(kind)}= unit {axes.unit!r} is not one of {', '.join(known.values())}"
     columns = [c for _, a in layout.sensors() for c in a.columns]
     columns += [layout.time_column] if layout.time_column else []
+    named: dict[tuple[str | None, str], str] = {}  # (file, column) -> the role that named it
+    roles = [(_key(k), a.file, c) for k, a in layout.sensors() for c in a.columns]
+    if layout.time_column:
+        # The time column is every file's: a sensor column of any file may not be it.
+        roles = [("time", a.file, layout.time_column) for _, a in layout.sensors()] + roles
+    for role, file, c in roles:
+        key = (file, c.lower())
+        if key in named and not (role == named[key] == "time"):
+            said = role if named[key] == role else f"{named[key]} and {role}"
+            return (
+                f"column {c} is named twice ({said}): each column is one axis of one sensor "
+                "(a long-format file, one sensor per row in the same x,y,z columns, needs one "
+                "file per sensor: acc_file= and gyro_file=)"
+            )
+        named[key] = role
     for c in columns:
         m = _INDEX.match(c)
         if m and int(m.group(1)) < 1:

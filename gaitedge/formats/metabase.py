@@ -5,7 +5,8 @@ Three dialects, told apart by the header (sources: ``mbientlab/MetaWear-MetaBase
 
     iOS/macOS   epoc (ms),timestamp (-0800),elapsed (s),x-axis (g),y-axis (g),z-axis (g)
     Android     epoch (ms),time (-13:00),elapsed (s),x-axis (deg/s),y-axis (deg/s),z-axis (deg/s)
-    MetaBase 5  Epoch,Timestamp (-0800),Elapsed (s),X,Y,Z
+    MetaBase 5  Epoch,Timestamp (-0800),Elapsed (s),X,Y,Z   (also Epoch,Elapsed (s),X,Y,Z and
+                Epoch,X,Y,Z: the date columns are the user's choice in the SDK's table)
 
 * The sensor is in the file name (``..._C42732BE255C_Accelerometer_12.500Hz_1.4.4.csv``, plain
   ``Accelerometer.csv``, or MetaBase 5's ``Gyroscope <date>.csv``); the iOS and Android headers
@@ -55,7 +56,15 @@ HINTS = {
 _DIALECTS = {
     "MetaBase iOS/macOS": (re.compile(r"^epoc \(ms\),timestamp \([^)]*\),elapsed \(s\),"), 1e-3),
     "MetaBase Android": (re.compile(r"^epoch \(ms\),time \([^)]*\),elapsed \(s\),"), 1e-3),
-    "MetaBase 5": (re.compile(r"^Epoch,Timestamp \([^)]*\),Elapsed \(s\),"), 1.0),
+    # MetaBase 5 writes the SDK's table: Epoch, then the date columns chosen (local time,
+    # elapsed; MetaWear-Swift-Combine-SDK MWDataTable), then X, Y, Z.
+    "MetaBase 5": (
+        re.compile(
+            r"^Epoch,(?:Timestamp \([^)]*\),Elapsed \(s\),|(?:Timestamp \([^)]*\),)?"
+            r"(?:Elapsed \(s\),)?(?=X,Y,Z\s*$))"
+        ),
+        1.0,
+    ),
 }
 MIN_RATE_HZ = 20.0  # below it, inspect says so (the model runs at 50 Hz)
 _SENSORS = {"accelerometer": SensorKind.ACC, "gyroscope": SensorKind.GYRO}
@@ -140,6 +149,18 @@ def _label(device: str) -> str:
     return mac.group(0) if mac else (device or "(unnamed)")
 
 
+def _listed(devices: list[str]) -> tuple[str, str]:
+    """The devices in words (each by its MAC address; by its whole file-name part when one
+    board made several recordings), and what they are: devices, or recordings of one."""
+    labels = [_label(d) for d in devices]
+    if len(set(labels)) == len(labels):
+        return ", ".join(labels), f"{len(devices)} devices"
+    shown = ", ".join(d or "(unnamed)" for d in devices)
+    if len(set(labels)) == 1:
+        return shown, f"{len(devices)} recordings of one device ({labels[0]})"
+    return shown, f"{len(devices)} recordings"
+
+
 def _pick_device(container: Container, files: list[_File], wanted: str | None) -> str:
     devices = sorted({f.device for f in files if f.kind is not None})
     if not devices:
@@ -150,16 +171,21 @@ def _pick_device(container: Container, files: list[_File], wanted: str | None) -
         )
     if wanted is not None:
         chosen = [d for d in devices if wanted.lower() in d.lower()]
+        exact = [d for d in devices if wanted.lower() == d.lower()]
+        chosen = exact or chosen
         if len(chosen) != 1:
-            listed = ", ".join(_label(d) for d in devices)
+            listed, _ = _listed(devices)
             why = "matches none" if not chosen else "matches several"
-            raise FormatError(f"{container.path}: --device {wanted!r} {why} of: {listed}")
+            raise FormatError(
+                f"{container.path}: --device {wanted!r} {why} of: {listed} (any part of one "
+                "of these names picks it)"
+            )
         return chosen[0]
     if len(devices) > 1:
-        listed = ", ".join(_label(d) for d in devices)
+        listed, what = _listed(devices)
         raise FormatError(
-            f"{container.path}: MetaBase files of {len(devices)} devices ({listed}); "
-            "give --device with one of them"
+            f"{container.path}: MetaBase files of {what}: {listed}; give --device with (a part "
+            "of) one of these names"
         )
     return devices[0]
 
@@ -168,7 +194,7 @@ def _columns(container: Container, f: _File) -> tuple[list[str], str]:
     """The columns read (time, x, y, z by header name) and the file's unit."""
     where = container.where(f.name)
     axes: dict[str, tuple[str, str | None]] = {}
-    for h in f.header[3:]:
+    for h in f.header[1:]:  # after the time: local time and elapsed (when written), x, y, z
         m = _AXIS.match(h)
         if m:
             axes[m.group("axis").lower()] = (h, m.group("unit"))

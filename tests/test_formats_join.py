@@ -137,3 +137,37 @@ def test_streamed_join_refuses_as_the_whole_join():
         with pytest.raises(FormatError) as streamed:
             _streamed(series, 1000, strict=strict)
         assert str(streamed.value) == str(whole.value)
+
+
+def test_files_of_different_recordings_are_named():
+    """Gravity of one session beside acceleration of another (a real export folder held both):
+    the files and their spans said, not '0 samples'."""
+    from gaitedge.formats.base import FormatError
+
+    t = np.arange(1000) * 0.01
+    lin = make_series(SensorKind.LINEAR_ACC, t, _signal(t, 0.0), unit="m/s^2", where="Acc.csv")
+    grav = make_series(
+        SensorKind.GRAVITY, t + 3.4e5, _signal(t, 1.0), unit="m/s^2", where="Gravity.csv"
+    )
+    gyro = make_series(SensorKind.GYRO, t, _signal(t, 2.0), unit="rad/s", where="Gyro.csv")
+    with pytest.raises(
+        FormatError,
+        match=r"Acc\.csv \(0\.000-9\.990 s\) and Gravity\.csv .* do "
+        r"not overlap in time: files of different recordings\?",
+    ):
+        to_recording(Export("test", [lin, grav, gyro]), "x")
+
+
+def test_a_sensor_below_20_hz_is_said():
+    t_acc, t_gyro = np.arange(100) * 1.0, np.arange(100) * 1.0 + 0.3  # 1 Hz, as exported
+    export = Export(
+        "test",
+        [
+            make_series(SensorKind.ACC, t_acc, _signal(t_acc, 0.0), unit="m/s^2", where="a"),
+            make_series(SensorKind.GYRO, t_gyro, _signal(t_gyro, 1.0), unit="rad/s", where="g"),
+        ],
+    )
+    rules = to_recording(export, "x").source.rules
+    assert "acceleration at 1 Hz, below 20 Hz: read as written, but too slow for the model " in (
+        " | ".join(rules)
+    )

@@ -81,8 +81,8 @@ def test_wild_android_barbell_reads_as_metabase_wrote_it(wild_exports, tmp_path,
     assert src.start_epoch_s == pytest.approx(1547832339.578)
     assert any("file name: 12.500 Hz, firmware 1.4.4" in r for r in src.rules)
     assert (
-        "Accelerometer at 12.5 Hz, below 20 Hz: read as written "
-        "(replay decides whether it is enough)" in src.rules
+        "acceleration at 12.5 Hz, below 20 Hz: read as written, but too slow for the model "
+        "(50 Hz): replay finds gaps, not activity" in src.rules
     )
     # The gyro's stamps are the timeline; those before the acc starts (330 ms) and after it
     # ends are left out, not extrapolated: 1002 - 9.

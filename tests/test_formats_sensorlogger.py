@@ -510,3 +510,25 @@ def test_json_with_a_value_that_is_not_a_number(tmp_path):
     path.write_text(json.dumps(records))
     with pytest.raises(FormatError, match=r"export\.json: record 2 \(Accelerometer\)"):
         read(path)
+
+
+def test_files_renamed_with_a_prefix(wild, demo, tmp_path):
+    """Users put a name before the sensor's (``Back0626WristMotion.csv``, a public swimming
+    set of ~300 such files): read by the name it ends with and the app's header; several such
+    recordings in one folder are refused, naming them."""
+    watch = wild / "sensorlogger_watch-swim-wristmotion"
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy(watch / "WristMotion.csv", one / "Back0626WristMotion.csv")
+    renamed, original = read(one / "Back0626WristMotion.csv"), read(watch)
+    np.testing.assert_array_equal(renamed.imu, original.imu)
+    np.testing.assert_array_equal(read(one).imu, original.imu)
+    shutil.copy(watch / "WristMotion.csv", one / "Breast0626WristMotion.csv")
+    with pytest.raises(FormatError, match=r"several WristMotion files \(Back0626WristMotion"):
+        read(one)
+    phone = app.VARIANTS["android-folder"](demo, tmp_path / "phone")
+    walk = tmp_path / "walk"
+    walk.mkdir()
+    for f in phone.iterdir():
+        shutil.copy(f, walk / (f"walk1{f.name}" if f.name != "Metadata.csv" else f.name))
+    np.testing.assert_array_equal(read(walk).imu, read(phone).imu)

@@ -126,7 +126,7 @@ def test_the_ax6_streams_block_by_block(hapt_experiment, tmp_path, monkeypatch):
 
 
 def test_other_formats_are_read_whole_and_cut(wild_exports):
-    path = wild_exports / "phyphox_android-walk-semicolon-oneplus"  # two CSVs in a folder
+    path = wild_exports / "movesense_imu9-json"  # one JSON document
     stream = open_chunks(path, chunk_samples=500)
     assert not stream.streamed
     _assert_same(_joined(stream), read(path))

@@ -49,6 +49,8 @@ from gaitedge.units import (
 # handling sees the gap as it would live.
 HOLE_INTERVALS = 4.0
 HOLE_MIN_S = 0.05
+# A sensor slower than this is said so by ``inspect`` (the model runs at 50 Hz).
+MIN_RATE_HZ = 20.0
 
 
 class Convention(str, enum.Enum):
@@ -169,6 +171,11 @@ def total_acceleration(linear: Series, gravity: Series, strict: bool = False) ->
     """Acceleration with gravity: linear acceleration plus gravity interpolated onto its stamps."""
     t, lin, _ = _repaired(linear, strict)
     tg, g, _ = _repaired(gravity, strict)
+    if min(t[-1], tg[-1]) <= max(t[0], tg[0]):
+        raise FormatError(
+            f"{linear.where} ({t[0]:.3f}-{t[-1]:.3f} s) and {gravity.where} ({tg[0]:.3f}-"
+            f"{tg[-1]:.3f} s) do not overlap in time: files of different recordings?"
+        )
     g_on, ok = _interp_onto(t, tg, g)
     return Series(
         kind=SensorKind.ACC,
@@ -240,9 +247,16 @@ def to_recording(
     if hi <= lo:
         raise FormatError(
             f"{path}: {acc.where} ({ta[0]:.3f}-{ta[-1]:.3f} s) and {gyro.where} "
-            f"({tg[0]:.3f}-{tg[-1]:.3f} s) do not overlap in time"
+            f"({tg[0]:.3f}-{tg[-1]:.3f} s) do not overlap in time: files of different "
+            "recordings?"
         )
     dt_acc, dt_gyro = _median_dt(ta, da), _median_dt(tg, dg)
+    for what, dt in (("acceleration", dt_acc), ("rotation rate", dt_gyro)):
+        if 1.0 / dt < MIN_RATE_HZ:
+            rules.append(
+                f"{what} at {1.0 / dt:.3g} Hz, below {MIN_RATE_HZ:g} Hz: read as written, but "
+                "too slow for the model (50 Hz): replay finds gaps, not activity"
+            )
     acc_faster = dt_acc <= dt_gyro
     # The faster sensor's stamps are the timeline; the other is interpolated onto those of
     # them it covers (its span, less its holes): both into one [N, 6] array, nothing else

@@ -66,7 +66,6 @@ _DIALECTS = {
         1.0,
     ),
 }
-MIN_RATE_HZ = 20.0  # below it, inspect says so (the model runs at 50 Hz)
 _SENSORS = {"accelerometer": SensorKind.ACC, "gyroscope": SensorKind.GYRO}
 _DEFAULT_UNIT = {SensorKind.ACC: "g", SensorKind.GYRO: "deg/s"}
 # The sensor in a file name (MetaBase's sensor names), with Android's rate and firmware after it.
@@ -299,11 +298,6 @@ def _read(container: Container, options, head_only: bool = False) -> tuple[Expor
         if f.dialect == "MetaBase 5":
             said += " (MetaBase 5 headers carry no unit: the sensor's)"
         rules.append(said)
-        if rate < MIN_RATE_HZ:
-            rules.append(
-                f"{f.sensor} at {rate:.3g} Hz, below {MIN_RATE_HZ:g} Hz: read as written "
-                "(replay decides whether it is enough)"
-            )
         if ties:
             rules.append(
                 f"{f.sensor}: {ties} rows share the previous row's stamp (packed notifications); "

@@ -428,8 +428,19 @@ def _read_watch(source: _Source, meta: dict[str, str], export: Export) -> None:
 
 def _sensor_members(container: Container) -> list[str]:
     """Members named like a Sensor Logger sensor file that start with its header."""
-    names = container.find(*(f"{s}.csv" for s in SENSORS))
+    names = [n for n in container.names if _sensor_of(n) is not None]
     return [n for n in names if _header_ok(container.head(n, 256))]
+
+
+def _sensor_of(name: str) -> str | None:
+    """The sensor a member's name says: ``Gyroscope.csv``, or a name the user put something
+    before (``Back0626WristMotion.csv``: the longest sensor name it ends with); None."""
+    path = PurePosixPath(name)
+    if path.suffix.lower() != ".csv":
+        return None
+    stem = path.stem.lower()
+    ends = [s for s in SENSORS if stem.endswith(s.lower())]
+    return max(ends, key=len) if ends else None
 
 
 def _header_ok(head: str) -> bool:
@@ -452,10 +463,23 @@ def _csv_source(container: Container, head_only: bool = False) -> _Source:
             "give one of them"
         )
     in_folder = [n for n in container.names if str(PurePosixPath(n).parent) == folders[0]]
-    named = {
-        PurePosixPath(n).stem.lower(): n for n in container.find(*(f"{s}.csv" for s in SENSORS))
-    }
-    by_sensor = {k: n for k, n in named.items() if n in in_folder}
+    # A sensor's file by its exact name (its header checked when parsed: a file re-saved in
+    # another dialect is named then), or by a name with a prefix and Sensor Logger's header.
+    exact = {f"{s}.csv".lower() for s in SENSORS}
+    files = [n for n in in_folder if PurePosixPath(n).name.lower() in exact]
+    files += [n for n in members if n in in_folder and n not in files]
+    by_sensor: dict[str, str] = {}
+    for n in files:
+        key = _sensor_of(n).lower()
+        if key in by_sensor:
+            both = sorted(PurePosixPath(m).name for m in files if _sensor_of(m).lower() == key)
+            shown = ", ".join(both[:4]) + (f", ... ({len(both)} files)" if len(both) > 4 else "")
+            raise FormatError(
+                f"{container.path}: holds several {_sensor_of(n)} files ({shown}): several "
+                "recordings, renamed; give one recording's files (a folder or zip of its own, "
+                "or its one CSV)"
+            )
+        by_sensor[key] = n
     empty = [n for n in in_folder if not container.head(n, 16)]
     names = {
         s.lower(): s

@@ -89,6 +89,7 @@ def test_emulated_csv_reads_back_as_canonical(canonical, tmp_path, as_zip):
 
 def test_acceleration_in_g_is_refused_not_read_ten_times_off(canonical, tmp_path):
     path = app.render_csv(canonical, tmp_path)
+    as_written = read(path)
     lines = path.read_text().splitlines()
     rows = [line.split(",") for line in lines[1:]]
     for row in rows:
@@ -97,9 +98,15 @@ def test_acceleration_in_g_is_refused_not_read_ten_times_off(canonical, tmp_path
     with pytest.raises(
         FormatError,
         match=rf"^{re.escape(str(path))}: median \|acceleration\| is 1\.02 m/s², not about 9\.8; "
-        r"Edge Impulse firmware writes m/s² \(is this file in g or mg\?\)$",
+        r"Edge Impulse firmware writes m/s², this file looks like g \(a sketch of its own\): "
+        r"--format csv --layout 'time=timestamp:ms acc=accX,accY,accZ:g "
+        r"gyro=gyrX,gyrY,gyrZ:deg/s' reads it",
     ):
         read(path)
+    # The layout it names reads the file: the canonical acceleration again.
+    layout = "time=timestamp:ms acc=accX,accY,accZ:g gyro=gyrX,gyrY,gyrZ:deg/s"
+    again = read(path, format="csv", options=ReadOptions(layout=layout))
+    np.testing.assert_allclose(again.imu, as_written.imu, rtol=1e-12)
 
 
 def test_text_in_a_number_column_names_file_line_column(canonical, tmp_path):

@@ -120,9 +120,13 @@ def _read(container: Container, head_only: bool = False) -> tuple[Export, tuple[
     try:
         check_gravity_scale(acc, where)
     except ValueError as exc:
+        unit = "g" if "like g" in exc.args[0] else "mg"
+        gyro = " gyro=gyrX,gyrY,gyrZ:deg/s" if has_gyro else ""
         raise FormatError(
-            f"{exc.args[0].split(';')[0]}; Edge Impulse firmware writes m/s² (is this file in "
-            "g or mg?)"
+            f"{exc.args[0].split(';')[0]}; Edge Impulse firmware writes m/s², this file looks "
+            f"like {unit} (a sketch of its own): --format csv --layout 'time=timestamp:ms "
+            f"acc=accX,accY,accZ:{unit}{gyro}' reads it (check the gyroscope's unit: deg/s "
+            "or rad/s)"
         ) from exc
     series = [make_series(SensorKind.ACC, t, acc, unit="m/s^2", where=f"{where} (accX..accZ)")]
     rules.append(

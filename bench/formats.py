@@ -27,7 +27,8 @@ MobiFall together, and each under ``by_dataset``); specificity = daily-activity 
 (the ``sensorlogger`` emulated app's Android folder: ``Accelerometer.csv`` and
 ``TotalAcceleration.csv`` at 100 Hz, ``Gyroscope.csv`` at 400 Hz) over seconds for pandas'
 ``read_csv`` of the same files, best of 5 interleaved rounds each, in the same run; the peak
-resident memory of each (a fresh process) and both libraries' versions beside it.
+resident memory of each (a fresh process), of the streamed read (``stream_peak_rss_mib``:
+``open_chunks``, as replay, summarize and convert read it) and both libraries' versions.
 
 Per variant, besides the answers, what tells a file's fault from the chain's: ``signal_rmse``
 (the read-back against the recording at its own instants, m/s² and rad/s: a unit, sign, axis or
@@ -554,6 +555,12 @@ def parse_vs_pandas(hours: float, work: Path) -> dict:
         "read_peak_rss_mib": _peak_rss_mib(f"read_export(Path({str(folder)!r}), 'sensorlogger')"),
         "pandas_peak_rss_mib": _peak_rss_mib(
             f"[pd.read_csv(f) for f in {[str(f) for f in files]!r}]"
+        ),
+        # The same export as replay, summarize and convert read it: streamed, block by block
+        # (bounded however long the recording; the whole read grows with it).
+        "stream_peak_rss_mib": _peak_rss_mib(
+            f"from gaitedge.formats import open_chunks\n"
+            f"for _ in open_chunks(Path({str(folder)!r})): pass"
         ),
         "files_mib": round(sum(f.stat().st_size for f in files) / 2**20, 1),
         "rows": {f.name: sum(1 for _ in f.open()) - 1 for f in files},

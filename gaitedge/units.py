@@ -37,6 +37,7 @@ _GYRO_TO_RAD_S = {GyroUnit.RAD_S: 1.0, GyroUnit.DEG_S: np.pi / 180.0}
 # Unit names as files write them (lower-cased, spaces removed), to the canonical enums.
 _ACCEL_NAMES = {
     "m/s2": AccelUnit.M_S2, "m/s^2": AccelUnit.M_S2, "m/(s^2)": AccelUnit.M_S2,
+    "m/(sec^2)": AccelUnit.M_S2, "m/sec^2": AccelUnit.M_S2,
     "ms2": AccelUnit.M_S2, "m/s²": AccelUnit.M_S2, "ms^-2": AccelUnit.M_S2,
     "g": AccelUnit.G, "mg": AccelUnit.MG,
 }  # fmt: skip

@@ -214,3 +214,57 @@ def test_wrong_format_and_truncated_zip(fixture_copy, tmp_path):
     shared.write_bytes(shared.read_bytes()[:3000])
     with pytest.raises(FormatError, match=rf"^{re.escape(str(shared))}: "):
         read(shared)
+
+
+# ShimmerCapture (the desktop app before Consensys): four header rows, as a public recording
+# writes them (mxochicale/publications, 2016/PerDis/data/p04/ShimmerData131513042016.csv).
+CAPTURE_HEAD = [
+    ",".join(["Shimmer"] * 20),
+    "Timestamp,Timestamp,Wide Range Accelerometer X,Wide Range Accelerometer X,"
+    "Wide Range Accelerometer Y,Wide Range Accelerometer Y,Wide Range Accelerometer Z,"
+    "Wide Range Accelerometer Z,Gyroscope X,Gyroscope X,Gyroscope Y,Gyroscope Y,Gyroscope Z,"
+    "Gyroscope Z,Magnetometer X,Magnetometer X,Magnetometer Y,Magnetometer Y,Magnetometer Z,"
+    "Magnetometer Z",
+    ",".join(["RAW", "CAL"] * 10),
+    "no units,mSecs,no units,m/(sec^2),no units,m/(sec^2),no units,m/(sec^2),no units,deg/sec,"
+    "no units,deg/sec,no units,deg/sec,no units,local,no units,local,no units,local",
+]
+CAPTURE_ROW = (
+    "3937694,7734.375,-3712,2.2759043532,928,0.5689760883,-15744,9.6529736358,-12,2.0731707317,"
+    "-34,0.7317073171,8,-0.487804878,3,-0.0130434783,-57,-0.247826087,139,-0.6780487805"
+)
+
+
+def test_shimmercapture_csv_reads_its_cal_columns(canonical, tmp_path):
+    """The CAL columns by their channel names, ms of the device clock, m/(sec^2), deg/sec; the
+    RAW columns and the magnetometer never read. The vendor's row reads to its own values."""
+    n = len(canonical)
+    t_ms = 7754.375 + (canonical.timestamp_s - canonical.timestamp_s[0]) * 1e3
+    gyro_dps = np.degrees(canonical.imu[:, 3:])
+    rows = [CAPTURE_ROW] + [
+        ",".join(
+            [str(3937694 + 640 * (i + 1)), repr(float(t_ms[i]))]
+            + [v for a in range(3) for v in ("-1", repr(float(canonical.imu[i, a])))]
+            + [v for a in range(3) for v in ("7", repr(float(gyro_dps[i, a])))]
+            + ["1", "0.1", "2", "0.2", "3", "0.3"]
+        )
+        for i in range(n)
+    ]
+    path = tmp_path / "ShimmerData.csv"
+    path.write_text("\r\n".join(CAPTURE_HEAD + rows) + "\r\n")
+    rec = read(path)
+    assert rec.source.format == "shimmer"
+    assert rec.source.rules[0].startswith("ShimmerCapture CSV")
+    assert rec.source.sensors[0].where.endswith("(Shimmer_Accel_WR)")
+    np.testing.assert_allclose(rec.imu[0, :3], [2.2759043532, 0.5689760883, 9.6529736358])
+    np.testing.assert_allclose(
+        np.degrees(rec.imu[0, 3:]), [2.0731707317, 0.7317073171, -0.487804878]
+    )
+    np.testing.assert_allclose(rec.timestamp_s[0], 7.734375)
+    np.testing.assert_allclose(rec.imu[1:], canonical.imu, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(rec.timestamp_s[1:], t_ms / 1e3, rtol=1e-12)
+    lines = path.read_bytes().decode().split("\r\n")
+    lines[9] = lines[9].replace(",", ",x", 3)
+    path.write_bytes("\r\n".join(lines).encode())
+    with pytest.raises(FormatError, match=r"ShimmerData\.csv:10: column \d+ is not a number"):
+        read(path)

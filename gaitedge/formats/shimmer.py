@@ -43,7 +43,7 @@ from gaitedge.formats.table import iter_tables, parse_table, sniff_delimiter, sp
 from gaitedge.units import STANDARD_GRAVITY_M_S2
 
 NAME = "shimmer"
-TITLE = "Shimmer3 CSV exported by Consensys"
+TITLE = "Shimmer CSV exported by Consensys (or the older ShimmerCapture)"
 NEEDS = (
     "a Consensys CSV with ..._Accel_LN_*_CAL (or Accel_WR) and ..._Gyro_*_CAL columns, "
     "a timestamp and the units row; --device picks one of several sensors"
@@ -61,7 +61,7 @@ _CLOCKS = ("Timestamp_Unix_CAL", "TimestampSync_Unix_CAL", "Timestamp_CAL")
 _CLOCK = re.compile(r"^(?P<device>.*?)_?(?P<clock>" + "|".join(_CLOCKS) + r")$", re.IGNORECASE)
 _DEFAULT_UNITS = {"Accel_LN": "m/(s^2)", "Accel_WR": "m/(s^2)", "Gyro": "deg/s", "clock": "ms"}
 LN_LIMIT_M_S2 = 1.9 * STANDARD_GRAVITY_M_S2  # the low-noise accelerometer's ±2 g, with margin
-_SECONDS = {"ms": 1e-3, "s": 1.0}
+_SECONDS = {"ms": 1e-3, "msecs": 1e-3, "s": 1.0}  # ShimmerCapture writes mSecs
 
 
 def _layout(text_head: str) -> tuple[int, str]:
@@ -74,22 +74,68 @@ def _layout(text_head: str) -> tuple[int, str]:
     return 0, sniff_delimiter(lines[0] if lines else "")
 
 
-def _shimmer_header(container: Container, name: str) -> tuple[int, str, list[str]] | None:
+def _shimmer_header(container: Container, name: str) -> tuple[int, str, list[str], int] | None:
+    """(the header line, the delimiter, the names, rows between the names and the units row:
+    0 for Consensys, 1 for ShimmerCapture's RAW/CAL row), or None."""
     head = container.head(name, 16384)
+    capture = _capture_header(head)
+    if capture is not None:
+        return (*capture, 1)
     at, delimiter = _layout(head)
     lines = head.splitlines()
     if len(lines) <= at:
         return None
     header = split_header(lines[at], delimiter)
     if any(_CHANNEL.match(h) for h in header):
-        return at, delimiter, header
+        return at, delimiter, header, 0
     return None
+
+
+# ShimmerCapture (the older desktop app) writes four header rows: the device of each column,
+# the channel's name, RAW or CAL, and the unit (``mSecs``, ``m/(sec^2)``, ``deg/sec``).
+_CAPTURE_CHANNELS = {
+    "low noise accelerometer": "Accel_LN",
+    "wide range accelerometer": "Accel_WR",
+    "accelerometer": "Accel_LN",  # Shimmer2r: one accelerometer
+    "gyroscope": "Gyro",
+}
+
+
+def _capture_header(head: str) -> tuple[int, str, list[str]] | None:
+    """A ShimmerCapture CSV's names as Consensys would write them (``Shimmer_Accel_WR_X_CAL``,
+    ``Shimmer_Timestamp_CAL``; its RAW columns named ``RAW_<n>``, never read): header line 1
+    (replaced by these names when parsed), then the RAW/CAL row and the units row."""
+    lines = head.splitlines()
+    if len(lines) < 4:
+        return None
+    delimiter = sniff_delimiter(lines[1])
+    devices, names, kinds = (split_header(lines[i], delimiter) for i in range(3))
+    if not kinds or {k.upper() for k in kinds} - {"RAW", "CAL"} or len(names) != len(kinds):
+        return None
+    devices = devices + [""] * (len(names) - len(devices))
+    header = []
+    for i, (device, channel, kind) in enumerate(zip(devices, names, kinds, strict=True)):
+        m = re.match(r"^(?P<name>.*?)\s+(?P<axis>[XYZ])$", channel.strip(), re.IGNORECASE)
+        chan = _CAPTURE_CHANNELS.get(m["name"].lower()) if m else None
+        if kind.upper() != "CAL":
+            header.append(f"RAW_{i}")
+        elif chan is not None:
+            header.append(f"{device}_{chan}_{m['axis'].upper()}_CAL")
+        elif channel.strip().lower() == "timestamp":
+            header.append(f"{device}_Timestamp_CAL")
+        else:
+            header.append(f"CAL_{i}")
+    if not any(_CHANNEL.match(h) for h in header):
+        return None
+    return 1, delimiter, header
 
 
 def detect(container: Container) -> str | None:
     for name in container.names:
         found = _shimmer_header(container, name)
         if found:
+            if found[3]:
+                return f"ShimmerCapture CSV (device, channel, RAW/CAL and units rows) in {name}"
             sep = "a sep= line, " if found[0] else ""
             return f"Consensys CSV ({sep}..._Accel/Gyro_*_CAL columns) in {name}"
     return None
@@ -141,6 +187,7 @@ class _Plan:
     usecols: list[str]
     clock_scale: float
     series: list[tuple[SensorKind, str, str, list[int]]]  # kind, unit, where, table columns
+    capture: bool = False  # ShimmerCapture: its names are not the file's own (read whole)
 
 
 def read(container: Container, options) -> Export:
@@ -152,6 +199,8 @@ def read_chunks(container: Container, options) -> StreamedExport | None:
     takes it: the header and units on the first block; whether the low-noise accelerometer
     reaches its range (then the wide-range one is read) on a first pass over the whole file."""
     head, plan = _read(container, options, head_only=True)
+    if plan.plan.capture:
+        return None
     if plan.accel_choice is not None:
         head, plan = _read(container, options, head_only=True, accel=_choose_accel(container, plan))
     p = plan.plan
@@ -208,20 +257,26 @@ def _read(
     if len(found) > 1:
         names = ", ".join(n for n, _ in found)
         raise FormatError(f"{container.path}: {len(found)} Consensys CSVs ({names}); give one")
-    name, (at, delimiter, header) = found[0]
+    name, (at, delimiter, header, extra) = found[0]
     where = container.where(name)
     text = (
         container.read_head_text(name, tables.BLOCK_BYTES)
         if head_only
         else container.read_text(name)
     )
+    if extra:  # ShimmerCapture: its names row read as the Consensys-style names (same lines)
+        rows = text.split("\n", at + 1)
+        rows[at] = delimiter.join(header)
+        text = "\n".join(rows)
     lines = text.splitlines()
-    units_row = split_header(lines[at + 1], delimiter) if len(lines) > at + 1 else []
+    units_at = at + 1 + extra
+    units_row = split_header(lines[units_at], delimiter) if len(lines) > units_at else []
     has_units = bool(units_row) and not _numeric(units_row[0])
     devices = _channels(header)
     device = _pick_device(where, devices, options.device)
     chans = devices[device]
-    rules = [f"Consensys CSV, delimiter {delimiter!r}, device {device or '(no prefix)'}"]
+    app = "ShimmerCapture" if extra else "Consensys"
+    rules = [f"{app} CSV, delimiter {delimiter!r}, device {device or '(no prefix)'}"]
     if not has_units:
         rules.append("no units row: Consensys' calibrated units (m/(s^2), deg/s, ms)")
     clock = next((c for c in _CLOCKS if c in chans.get("clock", {})), None)
@@ -240,7 +295,7 @@ def _read(
         where,
         delimiter=delimiter,
         header_line=at,
-        skip_after_header=1 if has_units else 0,
+        skip_after_header=(1 if has_units else 0) + extra,
         usecols=usecols,
     )
     columns = {k: [order.index(i) for i in cols] for k, cols in wanted.items()}
@@ -249,7 +304,7 @@ def _read(
     def unit(col: int, default: str) -> str:
         return units_row[col].strip() if has_units and col < len(units_row) else default
 
-    clock_unit = unit(chans["clock"][clock], "ms")
+    clock_unit = unit(chans["clock"][clock], "ms").lower()
     if clock_unit not in _SECONDS:
         raise FormatError(f"{where}: {header[chans['clock'][clock]]} in {clock_unit!r}, not ms")
     t = data["clock"][:, 0] * _SECONDS[clock_unit]
@@ -276,7 +331,15 @@ def _read(
         made.append((SensorKind.GYRO, u, w, columns["Gyro"]))
     rules.append("sign: the Shimmer3 reads +1 g on the axis pointing up (Android's): unchanged")
     plan = _Plan(
-        name, where, delimiter, at, 1 if has_units else 0, usecols, _SECONDS[clock_unit], made
+        name,
+        where,
+        delimiter,
+        at,
+        (1 if has_units else 0) + extra,
+        usecols,
+        _SECONDS[clock_unit],
+        made,
+        capture=bool(extra),
     )
     choice = None
     if head_only and accel is None and "Accel_LN" in data and "Accel_WR" in data:

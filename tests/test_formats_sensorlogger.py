@@ -533,3 +533,13 @@ def test_files_renamed_with_a_prefix(wild, demo, tmp_path):
     for f in phone.iterdir():
         shutil.copy(f, walk / (f"walk1{f.name}" if f.name != "Metadata.csv" else f.name))
     np.testing.assert_array_equal(read(walk).imu, read(phone).imu)
+
+
+def test_a_folder_holding_the_shared_zip_names_it(wild):
+    folder = wild / "sensorlogger_ios-unlabelled-zip-tue"
+    with pytest.raises(
+        FormatError,
+        match=r"holds a zip \(2022-09-26_15-32-56\.zip\) .*give the "
+        r"zip itself: .*2022-09-26_15-32-56\.zip$",
+    ):
+        read(folder)

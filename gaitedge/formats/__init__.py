@@ -130,6 +130,12 @@ def detect(container: Container) -> tuple[str, str]:
         if reason:
             found.append((name, reason))
     if not found:
+        zips = [n for n in container.names if n.lower().endswith(".zip")]
+        if container.kind == "folder" and len(zips) == 1:
+            raise FormatError(
+                f"{container.path}: holds a zip ({zips[0]}) and nothing gaitedge reads beside "
+                f"it; give the zip itself: {container.path / zips[0]}"
+            )
         shown = ", ".join(container.names[:8]) + (" ..." if len(container.names) > 8 else "")
         raise FormatError(
             f"{container.path}: not a format gaitedge knows ({shown}); `gaitedge formats` lists "

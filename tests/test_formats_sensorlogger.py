@@ -543,3 +543,29 @@ def test_a_folder_holding_the_shared_zip_names_it(wild):
         r"zip itself: .*2022-09-26_15-32-56\.zip$",
     ):
         read(folder)
+
+
+def test_shared_stamps_with_a_raw_gyroscope_are_android(demo, tmp_path):
+    """Without Metadata.csv, stamps shared by acceleration and gyroscope say iOS (one CoreMotion
+    update), unless the gyroscope's values are a raw sensor's steps, as only Android reports
+    them (a public export: every value a multiple of 7.63581e-5 rad/s, gravity +9.8 on y: an
+    upright Android phone, which the stamps alone read upside down)."""
+    folder = app.VARIANTS["ios-standardised-folder"](demo, tmp_path / "x")
+    (folder / "Metadata.csv").unlink()
+    ios = read(folder)
+    assert any("iOS inferred" in r and "share 100%" in r for r in ios.source.rules)
+    gyro = folder / "Gyroscope.csv"
+    lines = gyro.read_text().splitlines()
+    step = 7.63581e-5
+    out = [lines[0]]
+    for line in lines[1:]:
+        cells = line.split(",")
+        cells[2:] = [repr(round(float(c) / step) * step) for c in cells[2:]]
+        out.append(",".join(cells))
+    gyro.write_text("\n".join(out) + "\n")
+    android = read(folder)
+    assert any(
+        "android inferred" in r and "whole multiples of 7.63581e-05" in r
+        for r in android.source.rules
+    )
+    np.testing.assert_allclose(android.imu[:, :3], -ios.imu[:, :3])  # the sign, nothing else

@@ -80,6 +80,8 @@ G_OR_M_S2_SPLIT = 3.0
 # CoreMotion delivers acceleration, gravity and rotation rate in one device-motion update; an
 # Android sensor reports its own events (Pixel 6: 12 % of stamps shared by chance).
 SHARED_STAMPS_IOS = 0.9
+# Gyroscope values on one grid (a raw sensor's steps) this often: Android's, whatever the stamps.
+RAW_STEPS_SHARE = 0.95
 
 
 @dataclass(frozen=True)
@@ -370,6 +372,14 @@ def _infer_convention(source: _Source) -> tuple[Convention, str]:
     if acc is not None and source.has("Gyroscope"):
         a, g = source.get(acc), source.get("Gyroscope")
         shared = len(np.intersect1d(a.ns, g.ns)) / max(min(len(a.ns), len(g.ns)), 1)
+        step = _raw_steps(g.xyz())
+        if shared >= SHARED_STAMPS_IOS and step is not None:
+            return Convention.ANDROID, (
+                f"no Metadata.csv; android inferred: {g.name}'s values are whole multiples of "
+                f"{step:.6g} rad/s (a raw sensor's steps, as Android reports them; CoreMotion's "
+                f"are not), although it shares {shared:.0%} of its stamps with {a.name}: "
+                "Android's sign, kept"
+            )
         if shared >= SHARED_STAMPS_IOS:
             extra = ", Gravity and no TotalAcceleration" if source.has("Gravity") else ""
             return Convention.IOS, (
@@ -382,6 +392,28 @@ def _infer_convention(source: _Source) -> tuple[Convention, str]:
             "of their stamps: separate sensor events): Android's sign, kept"
         )
     return Convention.ANDROID, "no Metadata.csv and nothing to infer the platform from: kept"
+
+
+def _raw_steps(xyz: np.ndarray, n: int = 2000) -> float | None:
+    """The step when (nearly) every nonzero value of the first ``n`` rows is a whole multiple
+    of one (a raw sensor's least significant bit times its sensitivity), else None.
+
+    Android delivers the gyroscope's readings as the chip's counts times its sensitivity (a
+    public Sensor Logger export, Android by its sensor: every value a multiple of 7.63581e-5
+    rad/s, ST's 4.375 mdps); CoreMotion's rotation rate is filtered and bias-corrected (the
+    iOS exports in the wild set: 0.1 % of values on any such grid). Calibrated Android
+    gyroscopes subtract a bias and fall off the grid too: the test can tell Android, never
+    iOS."""
+    v = np.abs(xyz[:n].ravel())
+    v = v[np.isfinite(v) & (v > 0)]
+    if len(v) < 50:
+        return None
+    for k in (1, 2, 3, 4, 5, 8):  # the smallest value may be several steps
+        q = v.min() / k
+        r = v / q
+        if np.median(r) < 1e5 and np.mean(np.abs(r - np.round(r)) < 1e-4) >= RAW_STEPS_SHARE:
+            return float(q)
+    return None
 
 
 # --- the watch -----------------------------------------------------------------------------

@@ -277,7 +277,7 @@ def open_chunks(
     """:func:`read` in chunks: the same samples, in canonical units, one piece at a time.
 
     gaitedge's CSV, the Axivity ``.cwa``, the CSVs of Sensor Logger, phyphox, MetaBase,
-    SensorLog, Shimmer and Edge Impulse, and a ``--layout`` CSV with a header stream (memory
+    SensorLog, Shimmer (Consensys) and Edge Impulse, and a ``--layout`` CSV stream (memory
     bounded by a chunk however long the recording; separate files joined as they stream);
     other formats are read whole and handed out in chunks of ``chunk_samples``.
 

@@ -580,12 +580,9 @@ def read(container: Container, options: ReadOptions) -> Export:
 
 def read_chunks(container: Container, options: ReadOptions) -> StreamedExport | None:
     """Each file the layout names block by block (memory bounded by a few blocks), checked as
-    :func:`read` checks it on its first block. None (read whole) for a file without a header
-    line (``header=no``)."""
+    :func:`read` checks it on its first block."""
     head, files = _read(container, options, head_only=True)
     layout = load_layout(options.layout)
-    if not layout.has_header:
-        return None
     streams = [
         SeriesStream(
             kind, container.where(member), _pieces(container, member, f, layout, kind, axes)
@@ -599,21 +596,53 @@ def read_chunks(container: Container, options: ReadOptions) -> StreamedExport | 
 def _pieces(
     container: Container, member: str, f: _File, layout: Layout, kind: SensorKind, axes: Axes
 ) -> Iterator[Series]:
-    """One sensor of one file, block by block, as :func:`_series` makes it of the whole."""
+    """One sensor of one file, block by block, as :func:`_series` makes it of the whole (a
+    file without a header is given the ``#1,#2,...`` line :func:`_parse` writes in, and the
+    line numbers of refusals are the file's own)."""
     where, rows, ignored = container.where(member), 0, []
     with container.open(member) as stream:
+        source = stream if layout.has_header else _WithHeader(stream, layout.skip_lines, f)
         blocks = iter_tables(
-            stream,
+            source,
             where,
             delimiter=f.delimiter,
             decimal=layout.decimal,
             header_line=layout.skip_lines,
             usecols=f.usecols,
         )
-        for table in blocks:
+        while True:
+            try:
+                table = next(blocks, None)
+            except FormatError as exc:  # a line of the parse: the file's own line number
+                m = re.match(rf"^{re.escape(where)}:(\d+):", str(exc))
+                if layout.has_header or not m:
+                    raise
+                line = int(m.group(1)) - 1
+                raise FormatError(f"{where}:{line}:{str(exc)[m.end() :]}") from exc
+            if table is None:
+                return
             block = _File(table, f.index, f.unread, f.line_shift, f.delimiter, f.usecols)
             yield _series(kind, axes, block, layout, ignored, row0=rows, check_time=False)
             rows += len(table.data)
+
+
+class _WithHeader:
+    """A headerless file's bytes with ``#1,#2,...`` written in after its first ``skip`` lines
+    (what :func:`_parse` parses), read as they stream."""
+
+    def __init__(self, stream, skip: int, f: _File):
+        lead = b"".join(stream.readline() for _ in range(skip))
+        names = f.delimiter.join(f"#{i + 1}" for i in range(len(f.usecols) + len(f.unread)))
+        self._head, self._stream = lead + names.encode() + b"\n", stream
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._head:
+            return self._stream.read(n)
+        if n is None or n < 0:
+            out, self._head = self._head, b""
+            return out + self._stream.read()
+        out, self._head = self._head[:n], self._head[n:]
+        return out + (self._stream.read(n - len(out)) if len(out) < n else b"")
 
 
 def _read(

@@ -132,6 +132,27 @@ def test_other_formats_are_read_whole_and_cut(wild_exports):
     _assert_same(_joined(stream), read(path))
 
 
+def _streams_as_read(path, fmt: str, monkeypatch) -> Recording:
+    """``path`` read whole, then streamed in blocks of 8 KiB (dozens per file, every join and
+    check across their edges): the same samples bit for bit, and the same start."""
+    from gaitedge.formats import table
+
+    whole = read(path)
+    monkeypatch.setattr(table, "BLOCK_BYTES", 8192)
+    stream = open_chunks(path)
+    assert (stream.format, stream.streamed) == (fmt, True)
+    assert stream.start_epoch_s == whole.source.start_epoch_s
+    chunks = list(stream)
+    assert len(chunks) >= 10
+    _assert_same(_joined(chunks), whole)
+    return whole
+
+
+def _demo_excerpt(n: int = 3000) -> Recording:
+    demo = read_recording(REPO / "gaitedge" / "assets" / "demo_hapt.csv")
+    return Recording(demo.timestamp_s[:n], demo.imu[:n])
+
+
 SENSOR_LOGGER_WILD = [
     "sensorlogger_android-walk-pixel6",  # TotalAcceleration 400 Hz + Gyroscope 400 Hz, own clocks
     "sensorlogger_ios-standing",  # Accelerometer + Gravity + Gyroscope, iOS sign
@@ -145,19 +166,11 @@ SENSOR_LOGGER_WILD = [
 def test_sensor_logger_streams_file_by_file(wild_exports, name, monkeypatch):
     """Every file read block by block and joined as it streams: the whole read, bit for bit,
     from blocks of 8 KiB (dozens of blocks per file, each join across their edges)."""
-    from gaitedge.formats import table
 
     path = wild_exports / name
     zips = sorted(path.glob("*.zip"))
     path = zips[0] if zips else path
-    whole = read(path)
-    monkeypatch.setattr(table, "BLOCK_BYTES", 8192)
-    stream = open_chunks(path)
-    assert (stream.format, stream.streamed) == ("sensorlogger", True)
-    assert stream.start_epoch_s == whole.source.start_epoch_s
-    chunks = list(stream)
-    assert len(chunks) >= 10
-    _assert_same(_joined(chunks), whole)
+    _streams_as_read(path, "sensorlogger", monkeypatch)
 
 
 def test_sensor_logger_stream_refuses_as_the_whole_read(wild_exports, tmp_path, monkeypatch):
@@ -196,17 +209,9 @@ def test_metabase_streams_file_by_file(variant, tmp_path, monkeypatch):
     from firmware_bridge.exports import metabase as app
     from gaitedge.formats import table
 
-    demo = read_recording(REPO / "gaitedge" / "assets" / "demo_hapt.csv")
-    demo = Recording(demo.timestamp_s[:3000], demo.imu[:3000])
+    demo = _demo_excerpt()
     path = app.VARIANTS[variant](demo, tmp_path)
-    whole = read(path)
-    monkeypatch.setattr(table, "BLOCK_BYTES", 8192)
-    stream = open_chunks(path)
-    assert (stream.format, stream.streamed) == ("metabase", True)
-    assert stream.start_epoch_s == whole.source.start_epoch_s
-    chunks = list(stream)
-    assert len(chunks) >= 10
-    _assert_same(_joined(chunks), whole)
+    _streams_as_read(path, "metabase", monkeypatch)
     gyro = next(p for p in (path.iterdir() if path.is_dir() else [path]) if "Gyro" in p.name)
     with gyro.open("rb") as f:  # the first row of a later block: only `before` sees the step
         time = gyro.read_text().split(",", 1)[0]
@@ -231,8 +236,7 @@ def test_sensorlog_streams_block_by_block(variant, tmp_path, monkeypatch):
     from firmware_bridge.exports import sensorlog as app
     from gaitedge.formats import table
 
-    demo = read_recording(REPO / "gaitedge" / "assets" / "demo_hapt.csv")
-    path = app.VARIANTS[variant](Recording(demo.timestamp_s[:3000], demo.imu[:3000]), tmp_path)
+    path = app.VARIANTS[variant](_demo_excerpt(), tmp_path)
     monkeypatch.setattr(table, "BLOCK_BYTES", 8192)
     text = path.read_text()
     header = text.split("\n", 1)[0].split(",")
@@ -267,18 +271,10 @@ def test_sensorlog_streams_block_by_block(variant, tmp_path, monkeypatch):
 
 def test_edge_impulse_streams_block_by_block(tmp_path, monkeypatch):
     from firmware_bridge.exports import edgeimpulse as app
-    from gaitedge.formats import table
 
-    demo = read_recording(REPO / "gaitedge" / "assets" / "demo_hapt.csv")
-    demo = Recording(demo.timestamp_s[:3000], demo.imu[:3000])
+    demo = _demo_excerpt()
     path = next(iter(app.VARIANTS.values()))(demo, tmp_path)
-    whole = read(path)
-    monkeypatch.setattr(table, "BLOCK_BYTES", 8192)
-    stream = open_chunks(path)
-    assert (stream.format, stream.streamed) == ("edgeimpulse", True)
-    chunks = list(stream)
-    assert len(chunks) >= 10
-    _assert_same(_joined(chunks), whole)
+    _streams_as_read(path, "edgeimpulse", monkeypatch)
 
 
 @pytest.mark.parametrize("impact", [False, True])
@@ -287,26 +283,18 @@ def test_shimmer_streams_block_by_block(impact, tmp_path, monkeypatch):
     accelerometer's range late in the file (after the first block) switches both reads to
     the wide-range one (the stream decides on a first pass over the whole file)."""
     from firmware_bridge.exports import shimmer as app
-    from gaitedge.formats import table
 
-    demo = read_recording(REPO / "gaitedge" / "assets" / "demo_hapt.csv")
-    imu = demo.imu[:3000].copy()
+    demo = _demo_excerpt()
+    imu = demo.imu.copy()
     if impact:
         imu[2900, 0] = 3.5 * 9.80665
-    path = app.VARIANTS["consensys"](Recording(demo.timestamp_s[:3000], imu), tmp_path)
-    whole = read(path)
-    chosen = "Accel_WR" if impact else "Accel_LN"
+    path = app.VARIANTS["consensys"](Recording(demo.timestamp_s, imu), tmp_path)
+    whole = _streams_as_read(path, "shimmer", monkeypatch)
     assert any(
         f"the {'wide-range' if impact else 'low-noise'} accelerometer" in r
         for r in whole.source.rules
     )
-    monkeypatch.setattr(table, "BLOCK_BYTES", 8192)
-    stream = open_chunks(path)
-    assert (stream.format, stream.streamed) == ("shimmer", True)
-    chunks = list(stream)
-    assert len(chunks) >= 10
-    _assert_same(_joined(chunks), whole)
-    assert chosen in whole.source.sensors[0].where
+    assert ("Accel_WR" if impact else "Accel_LN") in whole.source.sensors[0].where
 
 
 @pytest.mark.parametrize("variant", ["android-comma-folder", "ios-semicolon-decimal-comma-zip"])
@@ -317,8 +305,7 @@ def test_phyphox_streams_set_by_set(variant, tmp_path, monkeypatch):
     from firmware_bridge.exports import phyphox as app
     from gaitedge.formats import table
 
-    demo = read_recording(REPO / "gaitedge" / "assets" / "demo_hapt.csv")
-    demo = Recording(demo.timestamp_s[:3000], demo.imu[:3000])
+    demo = _demo_excerpt()
     path = app.VARIANTS[variant](demo, tmp_path)
     folder = tmp_path / "unzipped"
     if path.is_file():
@@ -327,14 +314,7 @@ def test_phyphox_streams_set_by_set(variant, tmp_path, monkeypatch):
         with zipfile.ZipFile(path) as z:
             z.extractall(folder)
         path = next(p.parent for p in folder.rglob("Gyroscope.csv"))
-    whole = read(path)
-    monkeypatch.setattr(table, "BLOCK_BYTES", 8192)
-    stream = open_chunks(path)
-    assert (stream.format, stream.streamed) == ("phyphox", True)
-    assert stream.start_epoch_s == whole.source.start_epoch_s
-    chunks = list(stream)
-    assert len(chunks) >= 10
-    _assert_same(_joined(chunks), whole)
+    _streams_as_read(path, "phyphox", monkeypatch)
     gyro = path / "Gyroscope.csv"
     with gyro.open("rb") as f:
         edge = [b.first_line for b in table.iter_tables(f, "g")][10]
@@ -355,8 +335,7 @@ def test_phyphox_streams_set_by_set(variant, tmp_path, monkeypatch):
 def test_sensor_logger_json_is_read_whole(tmp_path):
     from firmware_bridge.exports import sensorlogger as app
 
-    demo = read_recording(REPO / "gaitedge" / "assets" / "demo_hapt.csv")
-    demo = Recording(demo.timestamp_s[:1000], demo.imu[:1000])
+    demo = _demo_excerpt(1000)
     path = app.VARIANTS["ios-json"](demo, tmp_path)
     stream = open_chunks(path, chunk_samples=300)
     assert (stream.format, stream.streamed) == ("sensorlogger", False)

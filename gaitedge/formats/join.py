@@ -98,19 +98,26 @@ def make_series(
     return Series(kind=kind, t_s=t_s, xyz=values, where=where, unit=unit)
 
 
+def _check_finite(t: np.ndarray, x: np.ndarray, where: str, before: int = 0) -> None:
+    """Refuse a NaN or inf, naming its sample (``before``: samples of the series before
+    these). A non-finite value anywhere makes a sum non-finite: one pass each, the exact test
+    only then."""
+    if not (np.isfinite(t.sum()) and np.isfinite(x.sum())):
+        bad = ~(np.isfinite(t) & np.isfinite(x).all(axis=1))
+        if bad.any():
+            raise FormatError(
+                f"{where}: sample {before + int(np.argmax(bad)) + 1} has a non-finite value "
+                "(NaN/inf)"
+            )
+
+
 def _repaired(series: Series, strict: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The series' stamps and values, stamps strictly increasing (repaired, or refused when
     ``strict``), and the stamps' intervals (``np.diff``, kept for the rate and the holes)."""
     from gaitedge.preprocess import repair_timestamps
 
     t, x = series.t_s, series.xyz
-    # A NaN or inf anywhere makes a sum non-finite: one pass each, the exact test only then.
-    if not (np.isfinite(t.sum()) and np.isfinite(x.sum())):
-        bad = ~(np.isfinite(t) & np.isfinite(x).all(axis=1))
-        if bad.any():
-            raise FormatError(
-                f"{series.where}: sample {int(np.argmax(bad)) + 1} has a non-finite value (NaN/inf)"
-            )
+    _check_finite(t, x, series.where)
     if len(t) < 2:
         raise FormatError(f"{series.where}: {len(t)} sample(s); a recording needs more")
     d = np.diff(t)
@@ -441,13 +448,7 @@ def _repaired_stream(stream: SeriesStream, strict: bool) -> Iterator[tuple[np.nd
     repair, last, seen = TimestampRepair(), -np.inf, 0
     for piece in stream.pieces:
         t, x = piece.t_s, piece.xyz
-        if not (np.isfinite(t.sum()) and np.isfinite(x.sum())):
-            bad = ~(np.isfinite(t) & np.isfinite(x).all(axis=1))
-            if bad.any():
-                raise FormatError(
-                    f"{stream.where}: sample {seen + int(np.argmax(bad)) + 1} has a non-finite "
-                    "value (NaN/inf)"
-                )
+        _check_finite(t, x, stream.where, seen)
         if strict and len(t):
             d = np.diff(t, prepend=last)
             if d.min() <= 0:

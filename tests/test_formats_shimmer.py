@@ -263,8 +263,19 @@ def test_shimmercapture_csv_reads_its_cal_columns(canonical, tmp_path):
     np.testing.assert_allclose(rec.timestamp_s[0], 7.734375)
     np.testing.assert_allclose(rec.imu[1:], canonical.imu, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(rec.timestamp_s[1:], t_ms / 1e3, rtol=1e-12)
+    from gaitedge.formats import open_chunks, table
+
+    with pytest.MonkeyPatch.context() as mp:  # streamed in blocks of 4 KiB: the same samples
+        mp.setattr(table, "BLOCK_BYTES", 4096)
+        stream = open_chunks(path)
+        chunks = list(stream)
+    assert stream.streamed and len(chunks) >= 5
+    np.testing.assert_array_equal(np.concatenate([c.imu for c in chunks]), rec.imu)
+    np.testing.assert_array_equal(np.concatenate([c.timestamp_s for c in chunks]), rec.timestamp_s)
     lines = path.read_bytes().decode().split("\r\n")
     lines[9] = lines[9].replace(",", ",x", 3)
     path.write_bytes("\r\n".join(lines).encode())
     with pytest.raises(FormatError, match=r"ShimmerData\.csv:10: column \d+ is not a number"):
         read(path)
+    with pytest.raises(FormatError, match=r"ShimmerData\.csv:10: column \d+ is not a number"):
+        list(open_chunks(path))

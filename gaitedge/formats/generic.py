@@ -72,7 +72,14 @@ from gaitedge.formats.base import (
     StreamedExport,
 )
 from gaitedge.formats.join import Convention, SeriesStream, make_series, streamed_export
-from gaitedge.formats.table import Table, iter_tables, parse_table, sniff_delimiter, split_header
+from gaitedge.formats.table import (
+    EditedHead,
+    Table,
+    iter_tables,
+    parse_table,
+    sniff_delimiter,
+    split_header,
+)
 from gaitedge.private import write_private
 from gaitedge.units import (
     AccelUnit,
@@ -601,7 +608,11 @@ def _pieces(
     line numbers of refusals are the file's own)."""
     where, rows, ignored = container.where(member), 0, []
     with container.open(member) as stream:
-        source = stream if layout.has_header else _WithHeader(stream, layout.skip_lines, f)
+        if layout.has_header:
+            source = stream
+        else:
+            names = f.delimiter.join(f"#{i + 1}" for i in range(len(f.usecols) + len(f.unread)))
+            source = EditedHead(stream, layout.skip_lines, names)
         blocks = iter_tables(
             source,
             where,
@@ -624,25 +635,6 @@ def _pieces(
             block = _File(table, f.index, f.unread, f.line_shift, f.delimiter, f.usecols)
             yield _series(kind, axes, block, layout, ignored, row0=rows, check_time=False)
             rows += len(table.data)
-
-
-class _WithHeader:
-    """A headerless file's bytes with ``#1,#2,...`` written in after its first ``skip`` lines
-    (what :func:`_parse` parses), read as they stream."""
-
-    def __init__(self, stream, skip: int, f: _File):
-        lead = b"".join(stream.readline() for _ in range(skip))
-        names = f.delimiter.join(f"#{i + 1}" for i in range(len(f.usecols) + len(f.unread)))
-        self._head, self._stream = lead + names.encode() + b"\n", stream
-
-    def read(self, n: int = -1) -> bytes:
-        if not self._head:
-            return self._stream.read(n)
-        if n is None or n < 0:
-            out, self._head = self._head, b""
-            return out + self._stream.read()
-        out, self._head = self._head[:n], self._head[n:]
-        return out + (self._stream.read(n - len(out)) if len(out) < n else b"")
 
 
 def _read(

@@ -39,7 +39,13 @@ from gaitedge.formats.base import (
     StreamedExport,
 )
 from gaitedge.formats.join import SeriesStream, make_series, streamed_export
-from gaitedge.formats.table import iter_tables, parse_table, sniff_delimiter, split_header
+from gaitedge.formats.table import (
+    EditedHead,
+    iter_tables,
+    parse_table,
+    sniff_delimiter,
+    split_header,
+)
 from gaitedge.units import STANDARD_GRAVITY_M_S2
 
 NAME = "shimmer"
@@ -187,7 +193,8 @@ class _Plan:
     usecols: list[str]
     clock_scale: float
     series: list[tuple[SensorKind, str, str, list[int]]]  # kind, unit, where, table columns
-    capture: bool = False  # ShimmerCapture: its names are not the file's own (read whole)
+    capture: bool = False  # ShimmerCapture: its names line is read as ``header``
+    header: tuple[str, ...] = ()
 
 
 def read(container: Container, options) -> Export:
@@ -199,8 +206,6 @@ def read_chunks(container: Container, options) -> StreamedExport | None:
     takes it: the header and units on the first block; whether the low-noise accelerometer
     reaches its range (then the wide-range one is read) on a first pass over the whole file."""
     head, plan = _read(container, options, head_only=True)
-    if plan.plan.capture:
-        return None
     if plan.accel_choice is not None:
         head, plan = _read(container, options, head_only=True, accel=_choose_accel(container, plan))
     p = plan.plan
@@ -219,6 +224,10 @@ def read_chunks(container: Container, options) -> StreamedExport | None:
 
 
 def _blocks(f, p: _Plan) -> Iterator:
+    """The file's blocks (ShimmerCapture's: its channel-names line read as the names made
+    unique, as :func:`_read` parses it)."""
+    if p.capture:
+        f = EditedHead(f, p.header_line, p.delimiter.join(p.header), replace=True)
     return iter_tables(
         f,
         p.where,
@@ -340,6 +349,7 @@ def _read(
         _SECONDS[clock_unit],
         made,
         capture=bool(extra),
+        header=tuple(header),
     )
     choice = None
     if head_only and accel is None and "Accel_LN" in data and "Accel_WR" in data:

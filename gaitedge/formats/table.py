@@ -331,3 +331,25 @@ def _parse_careful(lines: list[str], d: _Dialect, line_numbers: list[int]) -> np
             else:
                 out[r, k] = float(cell.replace(",", ".")) if d.decimal == "," else float(cell)
     return out
+
+
+class EditedHead:
+    """A file's bytes as they stream, with one line written in at line ``at`` (0-based):
+    inserted before it, or in its place (``replace``). Readers that parse a file with a header
+    line of their own making (a headerless layout's ``#1,#2,...``; ShimmerCapture's channel
+    names made unique) stream it through this; line numbers shift by one when inserting."""
+
+    def __init__(self, stream: IO[bytes], at: int, line: str, replace: bool = False):
+        lead = b"".join(stream.readline() for _ in range(at))
+        if replace:
+            stream.readline()
+        self._head, self._stream = lead + line.encode() + b"\n", stream
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._head:
+            return self._stream.read(n)
+        if n is None or n < 0:
+            out, self._head = self._head, b""
+            return out + self._stream.read()
+        out, self._head = self._head[:n], self._head[n:]
+        return out + (self._stream.read(n - len(out)) if len(out) < n else b"")

@@ -269,6 +269,30 @@ def test_sensorlog_streams_block_by_block(variant, tmp_path, monkeypatch):
     )
 
 
+def test_sensorlog_on_its_text_clock_streams(tmp_path, monkeypatch):
+    """A SensorLog CSV whose accelerometer has no clock of its own: every sensor on the text
+    loggingTime, parsed row by row beside the numbers' blocks; the whole read, bit for bit."""
+    from firmware_bridge.exports import sensorlog as app
+
+    path = app.VARIANTS["units"](_demo_excerpt(), tmp_path)
+    rows = [line.split(",") for line in path.read_text().splitlines()]
+    drop = rows[0].index("accelerometerTimestamp_sinceReboot(s)")
+    path.write_text("\n".join(",".join(r[:drop] + r[drop + 1 :]) for r in rows) + "\n")
+    whole = _streams_as_read(path, "sensorlog", monkeypatch)
+    assert "time: loggingTime for every sensor (one has no *Timestamp_sinceReboot)" in (
+        whole.source.rules
+    )
+    lines = path.read_text().splitlines(keepends=True)
+    lines[2500] = "yesterday" + lines[2500][lines[2500].index(",") :]
+    path.write_text("".join(lines))
+    with pytest.raises(FormatError) as whole_error:
+        read(path)
+    with pytest.raises(FormatError) as streamed:
+        list(open_chunks(path))
+    assert str(streamed.value) == str(whole_error.value)
+    assert f"{path.name}:2501: loggingTime 'yesterday' is not a date" in str(whole_error.value)
+
+
 def test_edge_impulse_streams_block_by_block(tmp_path, monkeypatch):
     from firmware_bridge.exports import edgeimpulse as app
 

@@ -219,11 +219,8 @@ def read(container: Container, options) -> Export:
 
 def read_chunks(container: Container, options) -> StreamedExport | None:
     """The CSV block by block (memory bounded by a few blocks), every decision taken as
-    :func:`read` takes it, on the file's first block. None (read whole) when every sensor is
-    stamped by ``loggingTime`` written as text (a date parsed row by row)."""
+    :func:`read` takes it, on the file's first block."""
     head, plan = _read(container, head_only=True)
-    if not plan.own_clocks and plan.logging_cell not in plan.wanted:
-        return None
     where = container.where(plan.name)
     streams = [
         SeriesStream(s.kind, f"{where} ({s.stem}*)", _pieces(container, plan, s))
@@ -300,6 +297,19 @@ def _unit(source: _Source, cols: dict, where: str, rules: list[str]) -> str:
     return unit
 
 
+def _text_clock(container: Container, plan: _Plan, where: str) -> Iterator[float]:
+    """``loggingTime(txt)`` row by row as :func:`_logging_time` reads it, as the file streams
+    (beside the numbers' blocks: one date per row they hold)."""
+    with container.open(plan.name) as f:
+        text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
+        reader = csv.reader(text, delimiter=plan.delimiter)
+        header = next(reader)
+        i = [h.strip() for h in header].index(plan.logging_cell)
+        for line, row in enumerate(reader, start=2):
+            if row:
+                yield _parse_date(row[i] if i < len(row) else "", f"{where}:{line}")
+
+
 def _pieces(container: Container, plan: _Plan, source: _Source) -> Iterator[Series]:
     """One sensor block by block, as :func:`_series` makes it of the whole file: rows without
     a value left out, a step back refused (its line named), a repeated tick left out (compared
@@ -310,9 +320,12 @@ def _pieces(container: Container, plan: _Plan, source: _Source) -> Iterator[Seri
     clock = plan.cols[source.clock][0] if plan.own_clocks else plan.logging_cell
     axes = [at[plan.cols[f"{source.stem}{a}"][0]] for a in "XYZ"]
     last_t, last_x = None, None
+    dates = None if clock in at else _text_clock(container, plan, where)
     with container.open(plan.name) as f:
         for table in iter_tables(f, where, delimiter=plan.delimiter, usecols=plan.wanted):
-            t, xyz = table.data[:, at[clock]], table.data[:, axes]
+            n = len(table.data)
+            t = table.data[:, at[clock]] if dates is None else np.fromiter(dates, float, n)
+            xyz = table.data[:, axes]
             keep = np.isfinite(xyz).all(axis=1) & np.isfinite(t)
             rows = np.flatnonzero(keep)
             t, xyz = t[keep], xyz[keep]
@@ -343,6 +356,8 @@ def _pieces(container: Container, plan: _Plan, source: _Source) -> Iterator[Seri
                 where=f"{where} ({source.stem}*)",
                 convention=Convention.IOS,
             )
+    if dates is not None:
+        dates.close()
 
 
 def _series(source, cols, table, at, t, where, own_clock, rules):

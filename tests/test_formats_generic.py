@@ -457,6 +457,23 @@ def test_headerless_rate_tab_skip(demo, tmp_path):
         _read(path, layout)
 
 
+def test_a_byte_order_mark_with_and_without_a_header(demo, tmp_path):
+    """A BOM before the header, or before the first row of a headerless file: never part of a
+    name or a number (read whole and streamed alike, by _read)."""
+    rows = "\n".join(
+        ",".join(f"{v:.6f}" for v in np.r_[t, row])
+        for t, row in zip(demo.timestamp_s, demo.imu, strict=True)
+    )
+    with_header = tmp_path / "h.csv"
+    with_header.write_bytes(b"\xef\xbb\xbf" + ("t,ax,ay,az,gx,gy,gz\n" + rows + "\n").encode())
+    rec = _read(with_header, "time=t:s acc=ax,ay,az:m/s^2 gyro=gx,gy,gz:rad/s")
+    np.testing.assert_allclose(rec.imu, demo.imu, atol=5e-7)
+    bare = tmp_path / "n.csv"
+    bare.write_bytes(b"\xef\xbb\xbf" + (rows + "\n").encode())
+    again = _read(bare, "time=#1:s acc=#2,#3,#4:m/s^2 gyro=#5,#6,#7:rad/s header=no")
+    np.testing.assert_array_equal(again.imu, rec.imu)
+
+
 def test_interleaved_rows_are_counted(demo, tmp_path):
     # A logger writing one row per sensor event: acc rows and gyro rows, the other cells empty.
     lines = ["t,ax,ay,az,gx,gy,gz"]

@@ -569,3 +569,18 @@ def test_shared_stamps_with_a_raw_gyroscope_are_android(demo, tmp_path):
         for r in android.source.rules
     )
     np.testing.assert_allclose(android.imu[:, :3], -ios.imu[:, :3])  # the sign, nothing else
+
+
+def test_files_saved_with_a_byte_order_mark(wild, tmp_path):
+    """Excel's "CSV UTF-8" starts every file with a BOM: not part of the first name; the same
+    samples whole and streamed as without it."""
+    from gaitedge.formats import open_chunks
+
+    folder = tmp_path / "bom"
+    shutil.copytree(wild / "sensorlogger_android-walk-pixel6", folder)
+    for f in folder.glob("*.csv"):
+        f.write_bytes(b"\xef\xbb\xbf" + f.read_bytes())
+    original = read(wild / "sensorlogger_android-walk-pixel6")
+    np.testing.assert_array_equal(read(folder).imu, original.imu)
+    streamed = np.concatenate([c.imu for c in open_chunks(folder)])
+    np.testing.assert_array_equal(streamed, original.imu)

@@ -544,7 +544,7 @@ def _parse_csv(container: Container, member: str, sensor: str, head_only: bool =
             data = f.read(1 << 16)  # the header and the first row
     else:
         data = source
-    header_line = data[: data.find(b"\n")].decode("utf-8", errors="replace").strip()
+    header_line = data[: data.find(b"\n")].decode("utf-8-sig", errors="replace").strip()
     if not _header_ok(header_line):
         raise FormatError(
             f"{where}:1: header {header_line[:80]!r} is not Sensor Logger's "

@@ -20,6 +20,7 @@ import numpy as np
 from gaitedge.formats.base import FormatError
 
 DELIMITERS = (",", ";", "\t")
+BOM = b"\xef\xbb\xbf"  # UTF-8's byte-order mark, as Excel's "CSV UTF-8" starts a file
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ def parse_table(
             head_bytes = f.read(HEAD_BYTES)
     else:
         data = text.encode("utf-8") if isinstance(text, str) else text
+        data = data.removeprefix(BOM)  # written by Excel's "CSV UTF-8"; not a character
         head_bytes = data[:HEAD_BYTES]
     dialect, header, first = _dialect(
         head_bytes, where, delimiter, decimal, header_line, skip_after_header, usecols, int_columns
@@ -181,7 +183,7 @@ def iter_tables(
         One :class:`Table` per block (``first_line``: the file's line of its row 0).
     """
     block_bytes = block_bytes or BLOCK_BYTES
-    head = stream.read(max(HEAD_BYTES, block_bytes))
+    head = stream.read(max(HEAD_BYTES, block_bytes)).removeprefix(BOM)
     dialect, header, first = _dialect(
         head, where, delimiter, decimal, header_line, skip_after_header, usecols, int_columns
     )
@@ -221,7 +223,7 @@ def _dialect(
     int_columns: tuple[str, ...],
 ) -> tuple[_Dialect, list[str], int]:
     """The dialect from a file's start, its header, and the 0-based line of its first row."""
-    head = head_bytes.decode("utf-8", errors="replace").splitlines()
+    head = head_bytes.decode("utf-8-sig", errors="replace").splitlines()  # a BOM is not a name
     if len(head) <= header_line or not head[header_line].strip():
         raise FormatError(f"{where}: empty file, expected a header line")
     delimiter = delimiter or sniff_delimiter(head[header_line])
@@ -340,10 +342,12 @@ class EditedHead:
     names made unique) stream it through this; line numbers shift by one when inserting."""
 
     def __init__(self, stream: IO[bytes], at: int, line: str, replace: bool = False):
-        lead = b"".join(stream.readline() for _ in range(at))
+        lead = b"".join(stream.readline() for _ in range(at)).removeprefix(BOM)
         if replace:
             stream.readline()
-        self._head, self._stream = lead + line.encode() + b"\n", stream
+        after = stream.read(len(BOM)) if at == 0 else b""  # a BOM before the first row
+        after = b"" if after == BOM else after
+        self._head, self._stream = lead + line.encode() + b"\n" + after, stream
 
     def read(self, n: int = -1) -> bytes:
         if not self._head:

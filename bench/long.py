@@ -143,8 +143,10 @@ def build(path: Path, days: float, root: Path, seed: int = 0) -> dict:
     }
 
 
-def measure(path: Path, png: Path | None) -> dict:
-    """What ``gaitedge summarize`` runs, in this process (pinned to one core by the caller)."""
+def measure(path: Path, png: Path | None, calibrate_first: bool = False) -> dict:
+    """What ``gaitedge summarize`` runs, in this process (pinned to one core by the caller):
+    from a cold start, the mounting calibrated online (``calibrate_first``: a first pass over
+    the whole file calibrates it, as ``summarize --calibrate-first`` does: look-ahead)."""
     from gaitedge.formats import open_chunks
     from gaitedge.runner import calibrate_chunks, open_pipeline
     from gaitedge.summary import WallClock, summarize
@@ -159,11 +161,15 @@ def measure(path: Path, png: Path | None) -> dict:
     start, cpu = time.perf_counter(), time.process_time()
     watcher.start()
     with open_pipeline(None, None) as pipe:
-        pairs = ((c.timestamp_s, c.imu) for c in open_chunks(path))
-        calibrated = calibrate_chunks(pipe, path.name, pairs)
+        calibrated = "online, from a cold start (as summarize runs by default)"
+        if calibrate_first:
+            pairs = ((c.timestamp_s, c.imu) for c in open_chunks(path))
+            calibrated = calibrate_chunks(pipe, path.name, pairs)
         stream = open_chunks(path)
         clock = WallClock.of(float(stream.first.timestamp_s[0]), local_clock=stream.local_clock)
-        summary = summarize(pipe, stream, name="a week of wear (bench/long.py)", clock=clock)
+        summary = summarize(
+            pipe, stream, name="a week of wear (bench/long.py)", clock=clock, device=path.name
+        )
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     done.set()
     if png is not None:
@@ -229,11 +235,17 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON line last")
     parser.add_argument("--png", type=Path, help="also draw the week's picture here")
     parser.add_argument("--keep", type=Path, help="keep the .cwa here instead of a temp file")
+    parser.add_argument(
+        "--calibrate-first",
+        action="store_true",
+        help="calibrate on a first pass over the file (summarize --calibrate-first: look-ahead; "
+        "the figures before 2026-12-07 were taken so)",
+    )
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # the child's mode
     args = parser.parse_args()
     if args.measure is not None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-        run = measure(args.measure, args.png)
+        run = measure(args.measure, args.png, args.calibrate_first)
         print(json.dumps(run))
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -247,6 +259,8 @@ def main() -> None:
             "MKL_NUM_THREADS": "1",
         }
         cmd = [sys.executable, __file__, "--measure", str(path)]
+        if args.calibrate_first:
+            cmd.append("--calibrate-first")
         if args.png is not None:
             cmd += ["--png", str(args.png)]
         child = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)

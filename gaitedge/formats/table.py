@@ -183,14 +183,14 @@ def iter_tables(
         One :class:`Table` per block (``first_line``: the file's line of its row 0).
     """
     block_bytes = block_bytes or BLOCK_BYTES
-    head = stream.read(max(HEAD_BYTES, block_bytes)).removeprefix(BOM)
+    head = _read_full(stream, max(HEAD_BYTES, block_bytes)).removeprefix(BOM)
     dialect, header, first = _dialect(
         head, where, delimiter, decimal, header_line, skip_after_header, usecols, int_columns
     )
     names = [header[i] for i in dialect.picked]
     buffer, skip, start = head, first, 0  # start: the file's 0-based line of the block's line 0
     while True:
-        more = stream.read(block_bytes) if buffer is not None else b""
+        more = _read_full(stream, block_bytes) if buffer is not None else b""
         if more:
             buffer += more
             cut = buffer.rfind(b"\n") + 1
@@ -210,6 +210,17 @@ def iter_tables(
             skip = 0
         if buffer is None:
             return
+
+
+def _read_full(stream: IO[bytes], n: int) -> bytes:
+    """``n`` bytes, or fewer only at the end (a raw or network stream may return less)."""
+    out = stream.read(n)
+    while out and len(out) < n:
+        more = stream.read(n - len(out))
+        if not more:
+            break
+        out += more
+    return out
 
 
 def _dialect(

@@ -148,6 +148,16 @@ def _streams_as_read(path, fmt: str, monkeypatch) -> Recording:
     return whole
 
 
+def _refused_alike(path) -> str:
+    """``path`` refused by the whole read and by the stream with the same one line: that line."""
+    with pytest.raises(FormatError) as whole:
+        read(path)
+    with pytest.raises(FormatError) as streamed:
+        list(open_chunks(path))  # refused on opening or while streaming
+    assert str(streamed.value) == str(whole.value)
+    return str(whole.value)
+
+
 def _demo_excerpt(n: int = 3000) -> Recording:
     demo = read_recording(REPO / "gaitedge" / "assets" / "demo_hapt.csv")
     return Recording(demo.timestamp_s[:n], demo.imu[:n])
@@ -182,24 +192,15 @@ def test_sensor_logger_stream_refuses_as_the_whole_read(wild_exports, tmp_path, 
     from gaitedge.formats import table
 
     monkeypatch.setattr(table, "BLOCK_BYTES", 8192)
-    no_gravity = wild_exports / "sensorlogger_ios-skisim-2legs"
-    with pytest.raises(FormatError) as whole:
-        read(no_gravity)
-    with pytest.raises(FormatError) as streamed:
-        open_chunks(no_gravity)
-    assert str(streamed.value) == str(whole.value)
+    _refused_alike(wild_exports / "sensorlogger_ios-skisim-2legs")
     folder = tmp_path / "pixel6"
     shutil.copytree(wild_exports / "sensorlogger_android-walk-pixel6", folder)
     gyro = folder / "Gyroscope.csv"
     lines = gyro.read_text().splitlines(keepends=True)
     lines[20000] = lines[20000].rsplit(",", 1)[0] + ",abc\n"
     gyro.write_text("".join(lines))
-    with pytest.raises(FormatError) as whole:
-        read(folder)
-    with pytest.raises(FormatError) as streamed:
-        list(open_chunks(folder))  # refused on opening or while streaming: the same line
-    assert str(streamed.value) == str(whole.value)
-    assert "Gyroscope.csv:20001: column 5 is not a number: 'abc'" in str(whole.value)
+    said = _refused_alike(folder)
+    assert "Gyroscope.csv:20001: column 5 is not a number: 'abc'" in said
 
 
 @pytest.mark.parametrize("variant", ["ios", "android", "metabase5"])
@@ -221,12 +222,8 @@ def test_metabase_streams_file_by_file(variant, tmp_path, monkeypatch):
     cells[0] = str(float(cells[0]) - (5000 if variant != "metabase5" else 5))  # 5 s back
     lines[edge - 1] = ",".join(cells)
     gyro.write_text("".join(lines))
-    with pytest.raises(FormatError) as whole_error:
-        read(path)
-    with pytest.raises(FormatError) as streamed:
-        list(open_chunks(path))
-    assert str(streamed.value) == str(whole_error.value)
-    assert f"{gyro.name}:{edge}: time goes back" in str(whole_error.value)
+    said = _refused_alike(path)
+    assert f"{gyro.name}:{edge}: time goes back" in said
 
 
 @pytest.mark.parametrize("variant", ["units", "unitless"])
@@ -247,26 +244,15 @@ def test_sensorlog_streams_block_by_block(variant, tmp_path, monkeypatch):
     lines = text.splitlines(keepends=True)
     lines[edge - 1] = lines[edge - 2]  # the tick before again, as the first row of a block
     path.write_text("".join(lines))
-    whole = read(path)
+    whole = _streams_as_read(path, "sensorlog", monkeypatch)
     assert any("repeat the sample before" in r for r in whole.source.rules) or variant != "units"
-    stream = open_chunks(path)
-    assert (stream.format, stream.streamed) == ("sensorlog", True)
-    chunks = list(stream)
-    assert len(chunks) >= 10
-    _assert_same(_joined(chunks), whole)
     cells = lines[edge - 1].split(",")
     i = header.index(clock)
     cells[i] = repr(float(cells[i]) - 5.0)
     lines[edge - 1] = ",".join(cells)
     path.write_text("".join(lines))
-    with pytest.raises(FormatError) as whole_error:
-        read(path)
-    with pytest.raises(FormatError) as streamed:
-        list(open_chunks(path))
-    assert str(streamed.value) == str(whole_error.value)
-    assert f"{path.name}:{edge}:" in str(whole_error.value) and "time goes back" in str(
-        whole_error.value
-    )
+    said = _refused_alike(path)
+    assert f"{path.name}:{edge}:" in said and "time goes back" in said
 
 
 def test_sensorlog_on_its_text_clock_streams(tmp_path, monkeypatch):
@@ -285,12 +271,8 @@ def test_sensorlog_on_its_text_clock_streams(tmp_path, monkeypatch):
     lines = path.read_text().splitlines(keepends=True)
     lines[2500] = "yesterday" + lines[2500][lines[2500].index(",") :]
     path.write_text("".join(lines))
-    with pytest.raises(FormatError) as whole_error:
-        read(path)
-    with pytest.raises(FormatError) as streamed:
-        list(open_chunks(path))
-    assert str(streamed.value) == str(whole_error.value)
-    assert f"{path.name}:2501: loggingTime 'yesterday' is not a date" in str(whole_error.value)
+    said = _refused_alike(path)
+    assert f"{path.name}:2501: loggingTime 'yesterday' is not a date" in said
 
 
 def test_edge_impulse_streams_block_by_block(tmp_path, monkeypatch):
@@ -348,12 +330,8 @@ def test_phyphox_streams_set_by_set(variant, tmp_path, monkeypatch):
     cells[2] = b""
     lines[edge - 2] = sep.join(cells)  # the last row of the block before
     gyro.write_bytes(b"\n".join(lines))
-    with pytest.raises(FormatError) as whole_error:
-        read(path)
-    with pytest.raises(FormatError) as streamed:
-        list(open_chunks(path))
-    assert str(streamed.value) == str(whole_error.value)
-    assert f"Gyroscope.csv:{edge - 1}:" in str(whole_error.value)
+    said = _refused_alike(path)
+    assert f"Gyroscope.csv:{edge - 1}:" in said
 
 
 def test_sensor_logger_json_is_read_whole(tmp_path):

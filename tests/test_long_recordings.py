@@ -172,6 +172,26 @@ SENSOR_LOGGER_WILD = [
 ]
 
 
+def test_a_zip_member_is_never_inflated_whole_when_streamed(wild_exports, monkeypatch):
+    """The shared zip streams: its sensor files are read block by block, the first block for
+    the decisions included (a whole member in memory is what streaming exists to avoid)."""
+    from gaitedge.formats.base import Container
+
+    path = next((wild_exports / "sensorlogger_ios-unlabelled-zip-tue").glob("*.zip"))
+    whole = read(path)
+
+    read_bytes = Container.read_bytes
+
+    def refuse(self, name):  # Metadata.csv (a header and one row) is read whole, as it may be
+        assert name.endswith("Metadata.csv"), f"{name} inflated whole"
+        return read_bytes(self, name)
+
+    monkeypatch.setattr(Container, "read_bytes", refuse)
+    stream = open_chunks(path)
+    assert stream.streamed
+    _assert_same(_joined(list(stream)), whole)
+
+
 @pytest.mark.parametrize("name", SENSOR_LOGGER_WILD)
 def test_sensor_logger_streams_file_by_file(wild_exports, name, monkeypatch):
     """Every file read block by block and joined as it streams: the whole read, bit for bit,

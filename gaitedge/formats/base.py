@@ -213,13 +213,18 @@ class Container:
                 "is this the file the app exported?"
             ) from exc
 
-    def read_head_text(self, name: str, n_bytes: int) -> str:
-        """The member's first ``n_bytes`` cut at the last whole line (all of it when shorter),
-        decoded as :meth:`read_text` decodes the whole (a streamed reader's first block)."""
+    def read_head(self, name: str, n_bytes: int) -> bytes:
+        """The member's first ``n_bytes`` cut at the last whole line (all of it when shorter):
+        a streamed reader's first block, read without inflating the rest of a zip member."""
         with self.open(name) as f:
             data = f.read(n_bytes)
             if len(data) == n_bytes and f.read(1):
                 data = data[: data.rfind(b"\n") + 1]
+        return data
+
+    def read_head_text(self, name: str, n_bytes: int) -> str:
+        """:meth:`read_head` decoded as :meth:`read_text` decodes the whole."""
+        data = self.read_head(name, n_bytes)
         try:
             return data.decode("utf-8-sig")
         except UnicodeDecodeError:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
+from gaitedge.formats import table as tables
 from gaitedge.formats.base import (
     Container,
     Export,
@@ -104,13 +105,8 @@ def _read(container: Container, head_only: bool = False) -> tuple[Export, tuple[
     low = [h.lower() for h in header]
     has_gyro = all(g.lower() in low for g in _GYRO)
     wanted = ["timestamp", *_ACC, *(_GYRO if has_gyro else ())]
-    if head_only:
-        with container.open(name) as f:
-            table = next(iter_tables(f, where, usecols=wanted), None)
-        if table is None:
-            table = parse_table(container.read_text(name), where, usecols=wanted)
-    else:
-        table = parse_table(container.read_text(name), where, usecols=wanted)
+    text = container.read_head(name, tables.BLOCK_BYTES) if head_only else container.read_text(name)
+    table = parse_table(text, where, usecols=wanted)
     t = table.data[:, 0] * 1e-3
     rules = ["time: timestamp, ms from the start"]
     unused = [h for h in header if h.lower() not in {w.lower() for w in wanted}]

@@ -30,6 +30,7 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
+from gaitedge.formats import table as tables
 from gaitedge.formats.base import (
     Container,
     Export,
@@ -215,13 +216,12 @@ def _read_one(
     the file's first block only (a streamed read's decisions)."""
     where = container.where(f.name)
     usecols, unit = _columns(container, f)
-    if head_only:
-        with container.open(f.name) as stream:
-            table = next(iter_tables(stream, where, delimiter=",", usecols=usecols), None)
-        if table is None:
-            raise FormatError(f"{where}: 0 rows; a recording needs more")
-    else:
-        table = parse_table(container.read_text(f.name), where, delimiter=",", usecols=usecols)
+    text = (
+        container.read_head(f.name, tables.BLOCK_BYTES)
+        if head_only
+        else container.read_text(f.name)
+    )
+    table = parse_table(text, where, delimiter=",", usecols=usecols)
     if len(table.data) < 2:
         raise FormatError(f"{where}: {len(table.data)} rows; a recording needs more")
     t = table.data[:, 0] * _DIALECTS[f.dialect][1]

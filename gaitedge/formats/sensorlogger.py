@@ -31,6 +31,7 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
+from gaitedge.formats import table as tables
 from gaitedge.formats.base import (
     Container,
     Export,
@@ -536,14 +537,17 @@ def _parse_csv(container: Container, member: str, sensor: str, head_only: bool =
     """One sensor file: the header checked (every file of an export is in the app's one
     dialect: a file in another was re-saved by something else), values by name, time exact."""
     where = container.where(member)
-    # A folder's file is parsed from disk by polars; a zip member is inflated into memory.
+    # A folder's file is parsed from disk by polars; a zip member is inflated into memory (a
+    # streamed read's first block only: never the rest of the member).
     local = container.local_path(member)
-    source = local if local is not None else container.read_bytes(member)
-    if local is not None:
+    if head_only:
+        source = data = container.read_head(member, tables.BLOCK_BYTES)
+    elif local is not None:
+        source = local
         with local.open("rb") as f:
-            data = f.read(1 << 16)  # the header and the first row
+            data = f.read(tables.HEAD_BYTES)  # the header and the first row
     else:
-        data = source
+        source = data = container.read_bytes(member)
     header_line = data[: data.find(b"\n")].decode("utf-8-sig", errors="replace").strip()
     if not _header_ok(header_line):
         raise FormatError(
@@ -553,15 +557,7 @@ def _parse_csv(container: Container, member: str, sensor: str, head_only: bool =
         )
     columns = [c for cols in _WATCH_COLUMNS.values() for c in cols] if sensor == WATCH else XYZ
     # seconds_elapsed is not parsed (a fifth of the work): only its first value is wanted.
-    usecols = ["time", *columns]
-    if head_only:
-        with container.open(member) as f:
-            tables = iter_tables(f, where, usecols=usecols, int_columns=("time",))
-            table = next(tables, None) or parse_table(
-                data, where, usecols=usecols, int_columns=("time",)
-            )
-    else:
-        table = parse_table(source, where, usecols=usecols, int_columns=("time",))
+    table = parse_table(source, where, usecols=["time", *columns], int_columns=("time",))
     ns = table.data[:, 0]
     return _Sheet(PurePosixPath(member).name, where, ns, table, _first_elapsed(data), member)
 

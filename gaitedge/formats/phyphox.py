@@ -43,7 +43,14 @@ from gaitedge.formats.base import (
     StreamedExport,
 )
 from gaitedge.formats.join import SeriesStream, make_series, streamed_export
-from gaitedge.formats.table import Table, iter_tables, parse_table, sniff_delimiter, split_header
+from gaitedge.formats.table import (
+    Table,
+    iter_tables,
+    parse_table,
+    sniff_delimiter,
+    split_header,
+    step_back,
+)
 from gaitedge.units import STANDARD_GRAVITY_M_S2, parse_accel_unit, parse_gyro_unit
 
 NAME = "phyphox"
@@ -290,15 +297,7 @@ def _pieces(container: Container, s: _Set, made: Series, plan: _Plan) -> Iterato
                         "last row (phyphox pads a short column only at the end)"
                     )
                 t, xyz = cols[:last, 0], cols[:last, 1:]
-                d = np.diff(np.concatenate([[before], t]) if before is not None else t)
-                back = np.flatnonzero(d < -MAX_STEP_BACK_S)
-                if len(back):
-                    i = int(back[0]) + (0 if before is not None else 1)
-                    previous = t[i - 1] if i else before
-                    raise FormatError(
-                        f"{where}:{table.line_of(i)}: time goes back from {previous:.6f} s to "
-                        f"{t[i]:.6f} s (two runs in one file?)"
-                    )
+                _refuse_step_back(t, table, where, before)
                 before = t[-1]
                 if made.kind is not SensorKind.GYRO:
                     xyz = xyz * plan.rescale
@@ -444,6 +443,18 @@ def _platform(device: dict[str, str], chosen: list[_Set], rules: list[str]) -> t
     return "Android", 1.0
 
 
+def _refuse_step_back(t: np.ndarray, table: Table, where: str, before: float | None = None) -> None:
+    """Refuse a step back of more than :data:`MAX_STEP_BACK_S` (two runs in one file), naming
+    its line (``before``: the previous block's last stamp)."""
+    found = step_back(t, MAX_STEP_BACK_S, before)
+    if found is not None:
+        i, previous = found
+        raise FormatError(
+            f"{where}:{table.line_of(i)}: time goes back from {previous:.6f} s to {t[i]:.6f} s "
+            "(two runs in one file?)"
+        )
+
+
 def _series(
     s: _Set, table: Table, container: Container, rescale: float, rules: list[str]
 ) -> Series:
@@ -466,13 +477,7 @@ def _series(
             "than the others, padded by phyphox) left out"
         )
     t, xyz = cols[:last, 0], cols[:last, 1:]
-    back = np.flatnonzero(np.diff(t) < -MAX_STEP_BACK_S)
-    if len(back):
-        i = int(back[0]) + 1
-        raise FormatError(
-            f"{where}:{table.line_of(i)}: time goes back from {t[i - 1]:.6f} s to {t[i]:.6f} s "
-            "(two runs in one file?)"
-        )
+    _refuse_step_back(t, table, where)
     n_still = int((np.diff(t) <= 0).sum())
     if n_still:
         rules.append(

@@ -46,6 +46,7 @@ from gaitedge.formats.table import (
     parse_table,
     sniff_delimiter,
     split_header,
+    step_back,
 )
 
 NAME = "sensorlog"
@@ -310,6 +311,26 @@ def _text_clock(container: Container, plan: _Plan, where: str) -> Iterator[float
                 yield _parse_date(row[i] if i < len(row) else "", f"{where}:{line}")
 
 
+def _refuse_step_back(
+    t: np.ndarray,
+    table,
+    rows: np.ndarray,
+    where: str,
+    source: _Source,
+    before: float | None = None,
+) -> None:
+    """Refuse a sensor's step back of more than 0.5 s (rows out of order, or two logs in one
+    file), naming its line (``rows``: each stamp's row of ``table``; ``before``: the previous
+    block's last stamp)."""
+    found = step_back(t, 0.5, before)
+    if found is not None:
+        i, previous = found
+        raise FormatError(
+            f"{where}:{table.line_of(int(rows[i]))}: {source.stem}* time goes back "
+            f"{previous - t[i]:.3f} s (rows out of order, or two logs in one file)"
+        )
+
+
 def _pieces(container: Container, plan: _Plan, source: _Source) -> Iterator[Series]:
     """One sensor block by block, as :func:`_series` makes it of the whole file: rows without
     a value left out, a step back refused (its line named), a repeated tick left out (compared
@@ -331,15 +352,9 @@ def _pieces(container: Container, plan: _Plan, source: _Source) -> Iterator[Seri
             t, xyz = t[keep], xyz[keep]
             if not len(t):
                 continue
+            _refuse_step_back(t, table, rows, where, source, last_t)
             with_last = last_t is not None
             tt = np.concatenate([[last_t], t]) if with_last else t
-            back = np.flatnonzero(np.diff(tt) < -0.5)
-            if len(back):
-                i = int(back[0]) + (0 if with_last else 1)
-                raise FormatError(
-                    f"{where}:{table.line_of(int(rows[i]))}: {source.stem}* time goes back "
-                    f"{tt[back[0]] - t[i]:.3f} s (rows out of order, or two logs in one file)"
-                )
             if plan.own_clocks:
                 xx = np.concatenate([last_x[None], xyz]) if with_last else xyz
                 again = (np.diff(tt) == 0) & (np.diff(xx, axis=0) == 0).all(axis=1)
@@ -370,13 +385,7 @@ def _series(source, cols, table, at, t, where, own_clock, rules):
         rules.append(f"{source.stem}*: {int((~keep).sum())} rows without a value left out")
     rows = np.flatnonzero(keep)
     t, xyz = t[keep], xyz[keep]
-    back = np.flatnonzero(np.diff(t) < -0.5)
-    if len(back):
-        i = int(back[0]) + 1
-        raise FormatError(
-            f"{where}:{table.line_of(int(rows[i]))}: {source.stem}* time goes back "
-            f"{t[i - 1] - t[i]:.3f} s (rows out of order, or two logs in one file)"
-        )
+    _refuse_step_back(t, table, rows, where, source)
     if own_clock and len(t) > 1:
         again = np.concatenate(
             [[False], (np.diff(t) == 0) & (np.diff(xyz, axis=0) == 0).all(axis=1)]

@@ -67,16 +67,27 @@ class Table:
         """Refuse a step back in time of more than ``back_s`` (rows out of order, or two
         recordings in one file); smaller ones are jitter the join's repair absorbs. ``before``:
         the previous block's last time, when this table is a later block of a file."""
-        start = [] if before is None else [before]
-        t = np.concatenate([start, t_s]) if start else t_s
-        back = np.flatnonzero(np.diff(t) < -back_s)
-        if len(back):
-            i = int(back[0]) + 1 - len(start)  # the row of t_s that goes back
-            previous = t_s[i - 1] if i else before
+        found = step_back(t_s, back_s, before)
+        if found is not None:
+            i, previous = found
             raise FormatError(
                 f"{self.where}:{self.line_of(i)}: time goes back {previous - t_s[i]:.3f} s "
                 "(rows out of order, or two recordings in one file)"
             )
+
+
+def step_back(
+    t_s: np.ndarray, back_s: float, before: float | None = None
+) -> tuple[int, float] | None:
+    """The first row of ``t_s`` stamped more than ``back_s`` before the stamp preceding it
+    (``before``: the previous block's last one, when ``t_s`` is a later block), and that
+    preceding stamp; None when time never goes back so far."""
+    d = np.diff(t_s) if before is None else np.diff(t_s, prepend=before)
+    back = np.flatnonzero(d < -back_s)
+    if not len(back):
+        return None
+    i = int(back[0]) + (1 if before is None else 0)
+    return i, float(t_s[i - 1] if i else before)
 
 
 def sniff_delimiter(header_line: str) -> str:

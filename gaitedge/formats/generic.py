@@ -58,7 +58,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
@@ -624,12 +624,8 @@ def _pieces(
         while True:
             try:
                 table = next(blocks, None)
-            except FormatError as exc:  # a line of the parse: the file's own line number
-                m = re.match(rf"^{re.escape(where)}:(\d+):", str(exc))
-                if layout.has_header or not m:
-                    raise
-                line = int(m.group(1)) - 1
-                raise FormatError(f"{where}:{line}:{str(exc)[m.end() :]}") from exc
+            except FormatError as exc:
+                _raise_own_line(exc, where, layout)
             if table is None:
                 return
             block = _File(table, f.index, f.unread, f.line_shift, f.delimiter, f.usecols)
@@ -754,13 +750,19 @@ def _parse(
             usecols=usecols,
         )
     except FormatError as exc:
-        m = re.match(rf"^{re.escape(where)}:(\d+):", str(exc))
-        if layout.has_header or not m:
-            raise
-        raise FormatError(f"{where}:{int(m.group(1)) - 1}:{str(exc)[m.end() :]}") from exc
+        _raise_own_line(exc, where, layout)
     index = {c: usecols.index(header[i]) for c, i in picked.items()}
     unread = [h for h in header if h not in usecols]
     return _File(table, index, unread, 0 if layout.has_header else -1, delimiter, usecols)
+
+
+def _raise_own_line(exc: FormatError, where: str, layout: Layout) -> NoReturn:
+    """Raise a parse refusal naming the file's own line: a headerless file is parsed with a
+    header line written in, one line above its first."""
+    m = re.match(rf"^{re.escape(where)}:(\d+):", str(exc))
+    if layout.has_header or not m:
+        raise exc
+    raise FormatError(f"{where}:{int(m.group(1)) - 1}:{str(exc)[m.end() :]}") from exc
 
 
 def _resolve(header: list[str], column: str, role: str, where: str) -> int:

@@ -207,9 +207,17 @@ def test_shipped_layouts_and_bad_layouts(tmp_path):
     np.testing.assert_allclose(samples.imu[0], [0, 0, STANDARD_GRAVITY_M_S2, np.pi / 2, 0, 0])
     uart = GattProfile(load_layout("nordic-uart-csv"))
     tx = uart.layout.chars[0].uuid
-    assert uart.decode(tx, b"0,0,1,0,0,") == []  # a line split across notifications
+    # Subscribed mid-line: the tail of "-0.12345,0,1,0,0,0" has six cells but a wrong first
+    # one; nothing before the first newline is used, and it is not a decoder error.
+    assert uart.decode(tx, b"45,0,1,0,") == []
+    assert uart.decode(tx, b"0,0\n0,0,1,0,0,") == []  # a line split across notifications
     (samples,) = uart.decode(tx, b"0\n1,0,0,0,0,0\nbroken line\n0,1")
-    assert len(samples.imu) == 2 and uart.stats.dropped[DropReason.MALFORMED] == 1
+    np.testing.assert_allclose(samples.imu[:, 2], [STANDARD_GRAVITY_M_S2, 0])
+    assert uart.stats.dropped == {DropReason.MALFORMED: 1}
+    uart.reset()  # a reconnect: the stream is joined mid-line again
+    assert uart.decode(tx, b"0,0,1,0,0,0\n") == []
+    (samples,) = uart.decode(tx, b"0,0,2,0,0,0\n")
+    np.testing.assert_allclose(samples.imu[0, 2], 2 * STANDARD_GRAVITY_M_S2)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"service": "x", "rate_hz": 50, "characteristics": [
         {"uuid": "a", "struct": "<3f", "fields": ["acc_x", "acc_y"]}]}))  # fmt: skip

@@ -155,6 +155,7 @@ class GattProfile(Profile):
             self.services = SERVICES
         self.pairer = Pairer()
         self._text: dict[str, str] = {}
+        self._in_step: set[str] = set()  # text characteristics past their first newline
 
     def _use(self, layout: Layout) -> None:
         from gaitedge.mounting import parse_axis_map
@@ -167,7 +168,7 @@ class GattProfile(Profile):
 
     def reset(self) -> None:
         self.pairer.reset()
-        self._text = {}
+        self._text, self._in_step = {}, set()
 
     async def start(self, link: GattLink) -> None:
         if self.layout is None:
@@ -208,6 +209,16 @@ class GattProfile(Profile):
                 return None
             return np.array(list(struct.iter_unpack(char.struct_format, payload)), dtype=float)
         text = self._text.get(char.uuid, "") + payload.decode("ascii", errors="replace")
+        if char.uuid not in self._in_step:
+            # Subscribed (or reconnected) mid-stream: what comes before the first newline may
+            # be the tail of a line (its first cells cut: a wrong number, not a refusal), so
+            # it is never used; lines count from the first newline on.
+            cut = text.find("\n")
+            if cut < 0:
+                self._text[char.uuid] = ""
+                return None
+            text = text[cut + 1 :]
+            self._in_step.add(char.uuid)
         *lines, rest = text.replace("\r", "").split("\n")
         self._text[char.uuid] = rest[-256:]  # a line never ends: keep it bounded
         rows = []

@@ -354,14 +354,60 @@ def test_phyphox_streams_set_by_set(variant, tmp_path, monkeypatch):
     assert f"Gyroscope.csv:{edge - 1}:" in said
 
 
-def test_sensor_logger_json_is_read_whole(tmp_path):
-    from firmware_bridge.exports import sensorlogger as app
+@pytest.mark.parametrize("indent", [2, None])
+def test_sensor_logger_json_streams_sensor_by_sensor(indent, tmp_path, monkeypatch):
+    """The JSON export (one array of string-valued records grouped by sensor, as the app writes
+    it, and the same on one line) streams a block of each sensor's records at a time: the
+    whole read, bit for bit; a truncated export, a record that is not JSON far into a sensor's
+    run, and a missing comma at a block's edge are refused alike, naming the line."""
+    import json
 
-    demo = _demo_excerpt(1000)
-    path = app.VARIANTS["ios-json"](demo, tmp_path)
-    stream = open_chunks(path, chunk_samples=300)
-    assert (stream.format, stream.streamed) == ("sensorlogger", False)
-    _assert_same(_joined(stream), read(path))
+    from firmware_bridge.exports import sensorlogger as app
+    from gaitedge.formats import table
+
+    path = app.VARIANTS["ios-json"](_demo_excerpt(), tmp_path)
+    records = json.loads(path.read_text())
+    path.write_text(json.dumps(records, indent=indent))
+    whole = _streams_as_read(path, "sensorlogger", monkeypatch)
+    assert len(whole.timestamp_s) > 2500
+    monkeypatch.setattr(table, "BLOCK_BYTES", 8192)
+
+    text = path.read_text()
+    path.write_text(text[: len(text) - 300])  # cut within the last record
+    said = _refused_alike(path)
+    assert "not valid JSON: expected ']' after the last record" in said
+    gyro = next(i for i, r in enumerate(records) if r["sensor"] == "Gyroscope")
+    at = text.index(f'"{records[gyro + 2000]["time"]}"')
+    end = text.index("}", at)
+    path.write_text(text[:end] + text[end + 1 :])  # a record far into the file, its brace lost
+    said = _refused_alike(path)
+    line = text[:end].count("\n") + 1  # where json stops: the next record's "{"
+    assert f"{path.name}:{line + (1 if indent else 0)}: not valid JSON: Expecting" in said
+    records[gyro + 5]["z"] = "n/a"
+    path.write_text(json.dumps(records, indent=indent))
+    said = _refused_alike(path)
+    assert f"record {gyro + 6} (Gyroscope)" in said
+
+
+def test_sensor_logger_json_holds_blocks_not_the_array(tmp_path, monkeypatch):
+    """Neither read decodes the whole array: json decodes one block of records at a time."""
+    import json
+
+    from firmware_bridge.exports import sensorlogger as app
+    from gaitedge.formats import table
+
+    path = app.VARIANTS["ios-json"](_demo_excerpt(), tmp_path)
+    monkeypatch.setattr(table, "BLOCK_BYTES", 8192)
+    loads, sizes = json.loads, []
+
+    def counted(data, *args, **kwargs):
+        sizes.append(len(data))
+        return loads(data, *args, **kwargs)
+
+    monkeypatch.setattr(json, "loads", counted)
+    read(path)
+    list(open_chunks(path))
+    assert len(sizes) > 50 and max(sizes) < 3 * 8192, (len(sizes), max(sizes))
 
 
 def test_convert_streams_and_leaves_nothing_half_written(phone_csv, tmp_path):

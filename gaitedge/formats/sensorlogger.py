@@ -22,12 +22,14 @@ vendor-formats.md §A1), each honoured here:
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import IO
 
 import numpy as np
 
@@ -215,13 +217,17 @@ def read_chunks(container: Container, options) -> StreamedExport | None:
     """The CSV export piece by piece (``gaitedge.formats.open_chunks``): every decision
     :func:`read` makes (files, sign, units) taken on each file's first block, checked by the
     join on those blocks, then each file read block by block and joined as it streams; memory
-    is bounded by a few blocks however long the recording. None (read whole) for the JSON
-    export, and when the opening blocks alone cannot be joined (sensors that start far apart)."""
+    is bounded by a few blocks however long the recording; the JSON export likewise, a block of
+    each sensor's records at a time. None (read whole) when the opening blocks alone cannot be
+    joined (sensors that start far apart)."""
     if container.kind == "file" and _looks_like_json(container):
-        return None
-    source = _csv_source(container, head_only=True)
+        source = _json_source(container, head_only=True)
+        pieces = functools.partial(_json_pieces, container, source.runs)
+    else:
+        source = _csv_source(container, head_only=True)
+        pieces = functools.partial(_pieces, container)
     head = _export(container, options, source)
-    streams = [SeriesStream(p.kind, p.where, _pieces(container, p)) for p in source.plans]
+    streams = [SeriesStream(p.kind, p.where, pieces(p)) for p in source.plans]
     return streamed_export(head, streams, str(container.path), options, HINTS)
 
 
@@ -243,6 +249,25 @@ def _pieces(container: Container, plan: _Plan) -> Iterator[Series]:
                 where=plan.where,
                 convention=plan.convention,
             )
+
+
+def _json_pieces(
+    container: Container, runs: dict[str, list[_Run]], plan: _Plan
+) -> Iterator[Series]:
+    """A planned series of the JSON export, block by block from its sensor's records."""
+    first = plan.sheet.ns
+    whole = np.floor(first[0] / 1e9) if len(first) and np.isfinite(first[0]) else None
+    sensor = plan.sheet.name
+    for index, records in _json_blocks(container, runs[sensor]):
+        sheet = _json_sheet(index, records, sensor, container.where(container.names[0]))
+        yield make_series(
+            plan.kind,
+            _ns_to_s(sheet.ns, whole),
+            sheet.xyz(plan.columns),
+            unit=plan.unit,
+            where=plan.where,
+            convention=plan.convention,
+        )
 
 
 def _export(container: Container, options, source: _Source) -> Export:
@@ -618,44 +643,221 @@ def _start_epoch_s(meta: dict[str, str], sheet: _Sheet) -> float | None:
 
 # --- JSON ----------------------------------------------------------------------------------
 
+# A record's sensor (the scan that finds each sensor's run of records without decoding them).
+_SENSOR_KEY = re.compile(rb'"sensor"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+@dataclass
+class _Run:
+    """Consecutive records of one sensor in the JSON array: from the ``{`` of its first
+    (byte ``start``, the file's 0-based line ``line``, the array's record ``index``) to the
+    next run's first (``stop``; None: the end of the file, the array's ``]``)."""
+
+    sensor: str
+    start: int
+    line: int
+    index: int
+    count: int = 0
+    stop: int | None = None
+
 
 def _looks_like_json(container: Container) -> bool:
     head = container.head(container.names[0], 2048).lstrip()
     return head.startswith("[") and '"sensor"' in head and '"seconds_elapsed"' in head
 
 
-def _json_source(container: Container) -> _Source:
-    """The JSON export: one array of records, every value a string, grouped by ``sensor``."""
+def _json_runs(container: Container, name: str) -> list[_Run]:
+    """Each run of one sensor's records, from one pass over the bytes (no record decoded: a
+    run's records are counted by their ``"sensor"`` keys, and the next run found by the first
+    record of another sensor)."""
+    runs: list[_Run] = []
+    token, back = b'"sensor"', 256  # back: bytes kept before `done` (a record's "{" is there)
+    pos, line, buffer, done, raw = 0, 0, b"", 0, None  # pos, line: of buffer[0]
+    with container.open(name) as f:
+        while True:
+            more = tables.read_full(f, tables.BLOCK_BYTES)
+            buffer += more
+            safe = max(0, len(buffer) - 1024) if more else len(buffer)  # a match may go past
+            while True:
+                m = (_SENSOR_KEY if raw is None else _other_sensor(raw)).search(buffer, done)
+                whole = m is not None and m.end() <= safe
+                # The run's records before the next run, or before `safe` (a key cut there is
+                # counted in the next round).
+                end = m.start() if m is not None else safe
+                if runs:
+                    runs[-1].count += buffer.count(token, done, end)
+                    done = end if m is not None else max(done, safe - len(token) + 1)
+                if not whole:
+                    break
+                start = buffer.rfind(b"{", 0, m.start())
+                if start < 0:
+                    raise FormatError(
+                        f"{container.where(name)}: not valid JSON near byte "
+                        f"{pos + m.start()}: a sensor outside a record"
+                    )
+                index = runs[-1].index + runs[-1].count if runs else 0
+                if runs:
+                    runs[-1].stop = pos + start
+                at_line = line + buffer.count(b"\n", 0, start)
+                raw = m.group(1)
+                runs.append(_Run(_json_string(raw), pos + start, at_line, index, count=1))
+                done = m.end()
+            if not more:
+                return runs
+            keep = max(0, done - back)
+            line += buffer.count(b"\n", 0, keep)
+            pos, buffer, done = pos + keep, buffer[keep:], done - keep
+
+
+@functools.lru_cache(maxsize=64)
+def _other_sensor(raw: bytes) -> re.Pattern:
+    """A record's sensor key with a sensor other than ``raw``."""
+    return re.compile(rb'"sensor"\s*:\s*"(?!' + re.escape(raw) + rb'")((?:[^"\\]|\\.)*)"')
+
+
+def _json_string(raw: bytes) -> str:
+    try:
+        return str(json.loads(b'"' + raw + b'"'))
+    except ValueError:
+        return raw.decode("utf-8", errors="replace")
+
+
+def _json_records(
+    stream: IO[bytes], where: str, run: _Run, block_bytes: int | None = None
+) -> Iterator[tuple[int, list[dict]]]:
+    """A run's records, block by block (each block's whole records decoded by ``json`` in one
+    call), as (the array's index of the first, records); a stream positioned at the run's
+    start.
+
+    The run ends with the next run's leading comma, or with the array's ``]`` (the last run);
+    anything else there, or a block that is not valid JSON, is refused naming the line."""
+    block_bytes = block_bytes or tables.BLOCK_BYTES
+    left = None if run.stop is None else run.stop - run.start
+    closing = b"]" if run.stop is None else b","
+    buffer, line, index, first = b"", run.line, run.index, True
+    while True:
+        n = block_bytes if left is None else min(block_bytes, left)
+        more = tables.read_full(stream, n) if n > 0 else b""
+        if left is not None:
+            left -= len(more)
+        buffer += more
+        if more:
+            cut = buffer.rfind(b"}") + 1  # records are flat: every } ends one
+            if cut == 0:
+                continue
+            segment, buffer = buffer[:cut], buffer[cut:]
+        else:
+            segment, buffer = buffer, b""
+        body = segment.lstrip()
+        at = line + segment[: len(segment) - len(body)].count(b"\n")  # lines before body
+        body = body.rstrip()
+        if not more:  # the run's end: its closing comma, or the array's ]
+            if not body.endswith(closing):
+                found = body[-20:].decode("utf-8", errors="replace")
+                end = at + body.count(b"\n") + 1
+                raise FormatError(
+                    f"{where}:{end}: not valid JSON: expected "
+                    f"{closing.decode()!r} after the last record, found {found!r} (a truncated "
+                    "export?)"
+                )
+            body = body[: -len(closing)].rstrip()
+        if not first and body:
+            if not body.startswith(b","):
+                raise FormatError(f"{where}:{at + 1}: not valid JSON: Expecting ',' delimiter")
+            body = b" " + body[1:]
+        records = _json_loads(b"[" + body + b"]", where, at) if body else []
+        try:
+            sensors = {str(rec["sensor"]) for rec in records}
+        except (TypeError, KeyError, IndexError):
+            sensors = set()
+        if records and sensors != {run.sensor}:
+            k = next(k for k, r in enumerate(records) if _json_sensor(r) != run.sensor)
+            raise FormatError(f"{where}: record {index + k + 1} has no sensor")
+        if records:
+            yield index, records
+        index, line, first = index + len(records), line + segment.count(b"\n"), False
+        if not more:
+            return
+
+
+def _json_loads(data: bytes, where: str, line: int) -> list:
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{where}:{line + exc.lineno}: not valid JSON: {exc.msg}") from exc
+
+
+def _json_sensor(record: object) -> str | None:
+    value = record.get("sensor") if isinstance(record, dict) else None
+    return None if value is None else str(value)
+
+
+def _json_blocks(
+    container: Container, runs: list[_Run], head_only: bool = False
+) -> Iterator[tuple[int, list[dict]]]:
+    """The records of a sensor's runs in order, block by block (``head_only``: its first
+    block only)."""
     name = container.names[0]
     where = container.where(name)
-    try:
-        records = json.loads(container.read_text(name))
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"{where}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
-    if not isinstance(records, list):
-        raise FormatError(f"{where}: expected a JSON array of records")
-    groups: dict[str, list[tuple[int, dict]]] = {}
-    for i, rec in enumerate(records):
-        if not isinstance(rec, dict) or "sensor" not in rec:
-            raise FormatError(f"{where}: record {i + 1} has no sensor")
-        groups.setdefault(str(rec["sensor"]), []).append((i, rec))
+    for run in runs:
+        with container.open(name) as f:
+            f.seek(run.start)
+            for block in _json_records(f, where, run):
+                yield block
+                if head_only:
+                    return
+
+
+def _json_source(container: Container, head_only: bool = False) -> _Source:
+    """The JSON export: one array of records, every value a string, grouped by ``sensor``
+    (read sensor by sensor, a block of records at a time: never the whole array as objects;
+    ``head_only``: each sensor's first block, the decisions of a streamed read)."""
+    name = container.names[0]
+    where = container.where(name)
+    runs = _json_runs(container, name)
+    if not runs:
+        raise FormatError(f"{where}: expected a JSON array of records with a sensor each")
+    by_sensor: dict[str, list[_Run]] = {}
+    for run in runs:
+        by_sensor.setdefault(run.sensor, []).append(run)
     wanted = {s.lower(): s for s in SENSORS}
-    names = {k.lower(): k for k in groups if k.lower() in wanted}
+    names = {k.lower(): k for k in by_sensor if k.lower() in wanted}
     entries = [
-        (k.lower() if k.lower() in wanted else None, f"{k} ({len(v)} records)")
-        for k, v in groups.items()
+        (k.lower() if k.lower() in wanted else None, f"{k} ({sum(r.count for r in v)} records)")
+        for k, v in by_sensor.items()
     ]
 
     def load(sensor: str) -> _Sheet:
-        return _json_sheet(groups[sensor], sensor, where)
+        blocks = _json_blocks(container, by_sensor[sensor], head_only)
+        sheets = [_json_sheet(index, records, sensor, where) for index, records in blocks]
+        return _joined_sheets(sheets)
 
-    return _Source(names, load, entries)
+    source = _Source(names, load, entries)
+    source.runs = by_sensor  # type: ignore[attr-defined]
+    return source
 
 
-def _json_sheet(rows: list[tuple[int, dict]], sensor: str, where: str) -> _Sheet:
-    """One sensor's records: numpy parses each key's strings in one call; a record it refuses
-    is found and named."""
-    first = rows[0][1]
+def _joined_sheets(sheets: list[_Sheet]) -> _Sheet:
+    """A sensor's sheets of consecutive blocks as one (they share its keys)."""
+    first = sheets[0]
+    if len(sheets) == 1:
+        return first
+    for sheet in sheets[1:]:
+        if sheet.table.header != first.table.header:
+            raise FormatError(
+                f"{sheet.where}: records with keys {sheet.table.header}, earlier ones "
+                f"{first.table.header}"
+            )
+    data = np.concatenate([s.table.data for s in sheets])
+    table = Table(first.table.header, data, first.where, 1, ",", ".")
+    ns = np.concatenate([s.ns for s in sheets])
+    return _Sheet(first.name, first.where, ns, table, first.first_elapsed_s)
+
+
+def _json_sheet(index: int, records: list[dict], sensor: str, where: str) -> _Sheet:
+    """One sensor's records (the array's ``index`` of the first): numpy parses each key's
+    strings in one call; a record it refuses is found and named."""
+    first = records[0]
     at = f"{where} ({sensor})"
     wanted = [c for cols in _WATCH_COLUMNS.values() for c in cols] if sensor == WATCH else XYZ
     missing = [c for c in ("time", *wanted) if c not in first]
@@ -665,10 +867,10 @@ def _json_sheet(rows: list[tuple[int, dict]], sensor: str, where: str) -> _Sheet
     columns = []
     for key in ["time", *header]:
         try:
-            columns.append(np.array([rec[key] for _, rec in rows], dtype=np.float64))
+            columns.append(np.array([rec[key] for rec in records], dtype=np.float64))
         except (KeyError, ValueError, TypeError) as exc:
-            i = next(i for i, rec in rows if not _is_number(rec.get(key)))
-            raise FormatError(f"{where}: record {i + 1} ({sensor}): {key}: {exc}") from exc
+            k = next(k for k, rec in enumerate(records) if not _is_number(rec.get(key)))
+            raise FormatError(f"{where}: record {index + k + 1} ({sensor}): {key}: {exc}") from exc
     ns, data = columns[0], np.stack(columns[1:], axis=1)  # [N], [N, len(header)]
     table = Table(header, data, at, 1, ",", ".")
     elapsed = float(data[0, -1]) if header[-1] == "seconds_elapsed" else None

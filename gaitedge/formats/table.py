@@ -194,14 +194,14 @@ def iter_tables(
         One :class:`Table` per block (``first_line``: the file's line of its row 0).
     """
     block_bytes = block_bytes or BLOCK_BYTES
-    head = _read_full(stream, max(HEAD_BYTES, block_bytes)).removeprefix(BOM)
+    head = read_full(stream, max(HEAD_BYTES, block_bytes)).removeprefix(BOM)
     dialect, header, first = _dialect(
         head, where, delimiter, decimal, header_line, skip_after_header, usecols, int_columns
     )
     names = [header[i] for i in dialect.picked]
     buffer, skip, start = head, first, 0  # start: the file's 0-based line of the block's line 0
     while True:
-        more = _read_full(stream, block_bytes) if buffer is not None else b""
+        more = read_full(stream, block_bytes) if buffer is not None else b""
         if more:
             buffer += more
             cut = buffer.rfind(b"\n") + 1
@@ -223,7 +223,7 @@ def iter_tables(
             return
 
 
-def _read_full(stream: IO[bytes], n: int) -> bytes:
+def read_full(stream: IO[bytes], n: int) -> bytes:
     """``n`` bytes, or fewer only at the end (a raw or network stream may return less)."""
     out = stream.read(n)
     while out and len(out) < n:

@@ -126,11 +126,13 @@ re-aligns when the sensor slips. Training aligned every subject's recordings wit
 estimate, so the model learned the aligned stream with the estimator's residual error."""
     elif chain.mounting == "vertical":
         text = """Worn in any orientation, useful from a cold start: the chain turns only "up" to
-body x (`gaitedge.mounting.VerticalEstimator`: the mean acceleration of the first 0.5 s, then the
-mean acceleration while walking, re-aligned when the sensor slips); the heading is left arbitrary
-and the model does not need it (trained on windows turned by a uniformly random angle about the
-vertical, plus the up estimate's tilt error). Activity is reported from the first window, no
-walking needed; a cold start while lying takes that posture as upright until the wearer walks.
+body x (`gaitedge.mounting.VerticalEstimator`: the mean acceleration of the first 0.5 s, then of
+the first still 2 s (the wearer's first posture: a device handled before it is clipped on moves),
+then the mean acceleration while walking, re-aligned when the sensor slips); the heading is left
+arbitrary and the model does not need it (trained on windows turned by a uniformly random angle
+about the vertical, plus the up estimate's tilt error). Activity is reported from the first
+window, no walking needed; a cold start while lying takes that posture as upright until the
+wearer walks.
 Training ran the chain on every recording from a cold start, as a device meets it."""
     else:
         text = "The sensor frame is HAPT's: +x points up along the body when upright."
@@ -421,9 +423,10 @@ def render(
             "walking), `gaitedge listen` and `replay` run it beside the default model (no "
             "`--model`, no `--mount` given) and report its activity, marked "
             '`"mounting": "cold start"`; it needs only the vertical, known from the first '
-            "0.5 s, and was trained with every heading. From the calibration on the default "
-            "model alone decides. Before it, its fall vote stands in for the default model's "
-            "(which sees an unaligned frame) beside impact + orientation change"
+            "0.5 s (then from the first still 2 s), and was trained with every heading. From "
+            "the calibration on the default model alone decides. Before it, its fall vote "
+            "stands in for the default model's (which sees an unaligned frame) beside impact + "
+            "orientation change"
         )
     elif not gyro:
         role = (
@@ -441,11 +444,11 @@ def render(
     info = "`gaitedge info`" if default else f"`gaitedge info {stem}.onnx`"
     reference = f", with its FP32 reference `{stem}-fp32.onnx`" if chosen != "fp32" else ""
     if chain.mounting == "vertical":  # nothing to calibrate first: always from a cold start
-        start_words = "from a cold start (the vertical from the first 0.5 s of each recording)"
+        start_words = "from a cold start (the vertical from the first still 2 s of each recording)"
         starts_line = (
             "How the mounting starts: this model needs only the vertical, taken from the first "
-            "0.5 s of each recording (re-taken from the first walking), so every figure below "
-            "is from a cold start; there is no look-ahead to compare with."
+            "0.5 s of each recording, then from its first still 2 s (re-taken from the walking), "
+            "so every figure below is from a cold start; there is no look-ahead to compare with."
         )
     else:
         start_words = "calibrated first (look-ahead)"

@@ -380,7 +380,13 @@ def _rotations(states: np.ndarray) -> np.ndarray:
 # Vertical mounting (chain ``mounting="vertical"``): only "up" is estimated; the heading is left
 # to a model trained with random rotations about the vertical.
 QUICK_UP_S = 0.5  # the cold-start up estimate: mean low-passed acceleration of the first 0.5 s
-VERTICAL_VERSION = 1  # bumped when the vertical estimator's decisions change (cached windows)
+# A still block (the walking estimator's 2 s): every axis' standard deviation below this (20 mg;
+# quiet standing sways less, a device in the hand or being clipped on moves more).
+STILL_STD_M_S2 = 0.2
+# Walking this long outweighs a still block's up (a device handled before it is clipped on can
+# pass a block or two as walking).
+WALKING_UP_S = 10.0
+VERTICAL_VERSION = 2  # bumped when the vertical estimator's decisions change (cached windows)
 
 
 def rotation_to_up(up: np.ndarray) -> np.ndarray:
@@ -401,14 +407,17 @@ class VerticalEstimator:
     uniformly random rotations about the vertical, ``train.augment``).
 
     * Cold start: up = the first sample's low-passed acceleration, then the mean of the first
-      :data:`QUICK_UP_S` of the stream, kept until the wearer walks. Known from the first
-      sample on (:attr:`calibrated`), so activity is decided from the first window. A device
-      handled before it is clipped on keeps that handling's up until walking: HAPT's
-      recordings start so (3-23 s before the first label, 50-90 degrees from the standing up
-      in 7 of 8 validation experiments), and its protocol has the postures before the walks.
+      :data:`QUICK_UP_S` of the stream, then (:attr:`settled`) the mean of the first still
+      2-s block (every axis' standard deviation below :data:`STILL_STD_M_S2`), kept until the
+      wearer walks. Known from the first sample on (:attr:`calibrated`), so activity is
+      decided from the first window. The still block is what the wearer's first posture
+      gives: a device handled before it is clipped on moves (HAPT's recordings start so, 3-23
+      s before the first label: the first 0.5 s is 45-86 degrees from the standing up in 7 of
+      8 validation experiments, the first still block 0.3-4.2 degrees).
     * While walking: up = the walking estimate of :class:`MountingEstimator` (the mean
       acceleration of walking blocks, re-aligned when the sensor slips), which replaces the
-      cold-start one from the first walking block (2 s).
+      cold-start one from the first walking block (2 s), or once a still block has set up,
+      after :data:`WALKING_UP_S` of walking (handling passes a block or two as walking).
 
     A cold start while sitting or lying takes that posture's gravity as up (gravity alone cannot
     tell a lying wearer from another mounting), so postures read as upright until the wearer
@@ -424,6 +433,8 @@ class VerticalEstimator:
         self._quick_sum = np.zeros(3)
         self._quick_n = 0
         self.up: np.ndarray | None = None  # the cold-start estimate
+        self.settled = False  # up from a still block (not only the first 0.5 s)
+        self._still = np.zeros((3, 3))  # this block's sum, sum of squares; n (row 2, col 0)
         self._rotation = np.eye(3)
         self._refresh()
 
@@ -447,7 +458,7 @@ class VerticalEstimator:
 
     def up_source(self) -> str:
         """Where up comes from now: ``walking``, ``cold start`` or ``unknown``."""
-        if self.walking.long.weight > 0:
+        if self._walking_up():
             return "walking"
         return "cold start" if self.up is not None else "unknown"
 
@@ -469,13 +480,37 @@ class VerticalEstimator:
             self._quick_n += len(acc)
             if self._quick_n in (1, self.quick) and np.linalg.norm(self._quick_sum) > 0:
                 self.up = self._quick_sum / np.linalg.norm(self._quick_sum)
+        settling = not self.settled and len(acc) > 0
+        if settling:
+            self._still[0] += acc.sum(axis=0)
+            self._still[1] += np.einsum("ij,ij->j", acc, acc)
+            self._still[2, 0] += len(acc)
         weight = self.walking.long.weight
         self.walking.update(acc)
-        if self._quick_n <= self.quick or self.walking.long.weight != weight:
+        settled = settling and self.walking.boundary() == self.walking.block and self._settle()
+        if self._quick_n <= self.quick or self.walking.long.weight != weight or settled:
             self._refresh()
 
+    def _settle(self) -> bool:
+        """At the end of a block: whether it was still (then up is its mean, kept)."""
+        total, squares, n = self._still[0].copy(), self._still[1].copy(), self._still[2, 0]
+        self._still[:] = 0.0
+        if n < self.walking.block or self._quick_n < self.quick:
+            return False  # a block begun before the stream, or within the first 0.5 s
+        mean = total / n
+        if (squares / n - mean**2 >= STILL_STD_M_S2**2).any() or not np.linalg.norm(mean) > 0:
+            return False
+        self.up, self.settled = mean / np.linalg.norm(mean), True
+        return True
+
+    def _walking_up(self) -> bool:
+        """Whether up is the walking estimate's (else the cold start's)."""
+        if self.settled:
+            return bool(self.walking.long.walking_s >= WALKING_UP_S)
+        return bool(self.walking.long.weight > 0)
+
     def _refresh(self) -> None:
-        if self.walking.long.weight > 0:
+        if self._walking_up():
             self._rotation = rotation_to_up(self.walking.long.up)
         elif self.up is not None:
             self._rotation = rotation_to_up(self.up)
@@ -491,6 +526,7 @@ class VerticalEstimator:
         if up is not None:
             est.up = np.asarray(up, np.float64).reshape(3)
             est._quick_n = est.quick  # a stored estimate: no cold start
+            est.settled = True
         est._refresh()
         return est
 

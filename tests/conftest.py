@@ -9,6 +9,15 @@ CI run that lost its data or its MQTT broker cannot pass by skipping.
 from __future__ import annotations
 
 import os
+
+# The suite runs on two workers (pytest-xdist, one per core): each keeps to one thread, so that a
+# training test's thread pools never crowd out a real-time test beside it (a browser, a BLE
+# link). Set before numpy, torch or polars start their pools.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _pool in ("OMP", "MKL", "OPENBLAS"):
+        os.environ.setdefault(f"{_pool}_NUM_THREADS", "1")
+    os.environ.setdefault("POLARS_MAX_THREADS", "1")
+
 from pathlib import Path
 from typing import NoReturn
 

@@ -98,7 +98,7 @@ def test_replay_calibrates_online_unless_told_to_look_ahead(hapt_experiment, tmp
         else:
             assert cold and min(a["t"] for a in cold) < 10, cold
             assert max(a["t"] for a in cold) <= first[False] + 1.0
-            assert {a["model"] for a in cold} == {"gaitedge-vertical 0.4.0"}
+            assert {a["model"] for a in cold} == {"gaitedge-vertical 0.4.1"}
             assert "activity before that came from the cold-start model" in result.stderr
             assert "(p=" in result.stdout and ", cold start)" in result.stdout  # the timeline
         online_line = "the mounting calibrated online at t=" in result.stderr

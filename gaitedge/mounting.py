@@ -383,10 +383,14 @@ QUICK_UP_S = 0.5  # the cold-start up estimate: mean low-passed acceleration of 
 # A still block (the walking estimator's 2 s): every axis' standard deviation below this (20 mg;
 # quiet standing sways less, a device in the hand or being clipped on moves more).
 STILL_STD_M_S2 = 0.2
+# ... and all axes' together at least this (3 mg): a worn device sways (the first still block of
+# every HAPT and SisFall recording checked: 0.07 or more), one resting on a table shows only its
+# noise (a phone's or an AX6's: 1-2 mg an axis), and a table's up is no wearer's.
+WORN_STD_M_S2 = 0.03
 # Walking this long outweighs a still block's up (a device handled before it is clipped on can
 # pass a block or two as walking).
 WALKING_UP_S = 10.0
-VERTICAL_VERSION = 2  # bumped when the vertical estimator's decisions change (cached windows)
+VERTICAL_VERSION = 3  # bumped when the vertical estimator's decisions change (cached windows)
 
 
 def rotation_to_up(up: np.ndarray) -> np.ndarray:
@@ -408,12 +412,13 @@ class VerticalEstimator:
 
     * Cold start: up = the first sample's low-passed acceleration, then the mean of the first
       :data:`QUICK_UP_S` of the stream, then (:attr:`settled`) the mean of the first still
-      2-s block (every axis' standard deviation below :data:`STILL_STD_M_S2`), kept until the
-      wearer walks. Known from the first sample on (:attr:`calibrated`), so activity is
-      decided from the first window. The still block is what the wearer's first posture
-      gives: a device handled before it is clipped on moves (HAPT's recordings start so, 3-23
-      s before the first label: the first 0.5 s is 45-86 degrees from the standing up in 7 of
-      8 validation experiments, the first still block 0.3-4.2 degrees).
+      2-s block of a worn device (every axis' standard deviation below :data:`STILL_STD_M_S2`,
+      all together above :data:`WORN_STD_M_S2`), kept until the wearer walks. Known from the
+      first sample on (:attr:`calibrated`), so activity is decided from the first window. The
+      still block is what the wearer's first posture gives: a device handled before it is
+      clipped on moves (HAPT's recordings start so, 3-23 s before the first label: the first
+      0.5 s is 45-86 degrees from the standing up in 7 of 8 validation experiments, the first
+      still block 0.3-4.2 degrees).
     * While walking: up = the walking estimate of :class:`MountingEstimator` (the mean
       acceleration of walking blocks, re-aligned when the sensor slips), which replaces the
       cold-start one from the first walking block (2 s), or once a still block has set up,
@@ -498,7 +503,10 @@ class VerticalEstimator:
         if n < self.walking.block or self._quick_n < self.quick:
             return False  # a block begun before the stream, or within the first 0.5 s
         mean = total / n
-        if (squares / n - mean**2 >= STILL_STD_M_S2**2).any() or not np.linalg.norm(mean) > 0:
+        var = squares / n - mean**2
+        if (var >= STILL_STD_M_S2**2).any() or var.sum() < WORN_STD_M_S2**2:
+            return False  # moving, or resting unworn
+        if not np.linalg.norm(mean) > 0:
             return False
         self.up, self.settled = mean / np.linalg.norm(mean), True
         return True

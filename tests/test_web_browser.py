@@ -222,7 +222,13 @@ def test_live_fall_alert_reaches_the_page_within_a_second_and_a_dropped_link_sho
                 items = browser.find_elements(By.CSS_SELECTOR, '#alerts li[data-type="fall"]')
                 return [i for i in items if float(i.get_attribute("data-t")) == fall["t"]]
 
-            item = poll(shown, 5)[0]
+            try:
+                item = poll(shown, 5)[0]
+            except AssertionError:  # say what the page had instead (a rare miss under load)
+                items = browser.find_elements(By.CSS_SELECTOR, "#alerts li")
+                state = browser.find_element(By.ID, "connection").get_attribute("data-state")
+                seen = [(i.get_attribute("data-type"), i.get_attribute("data-t")) for i in items]
+                raise AssertionError(f"fall {fall} not on the page ({state}): {seen}") from None
             shown_s = int(item.get_attribute("data-shown-ms")) / 1000
             lag = shown_s - written_s
             print(f"fall alert (t={fall['t']}) on the page {lag:.3f} s after the pipeline's")

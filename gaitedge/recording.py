@@ -78,10 +78,15 @@ class Recording:
 
     @property
     def median_rate_hz(self) -> float:
-        """The median sample rate; 0 for fewer than two samples."""
+        """The median sample rate; where most stamps are tied (a phone's batches), the mean rate
+        over the span; 0 for fewer than two samples or no span."""
         if len(self) < 2:
             return 0.0
-        return float(1.0 / np.median(np.diff(self.timestamp_s)))
+        step = float(np.median(np.diff(self.timestamp_s)))
+        if step > 0:
+            return 1.0 / step
+        span = self.duration_s
+        return (len(self) - 1) / span if span > 0 else 0.0
 
 
 @dataclass(frozen=True)

@@ -161,3 +161,20 @@ def test_unit_converters_refuse_counts_without_scale():
     # SisFall's ADXL345: 256 counts = 1 g
     assert accel_to_m_s2(256, "counts", g_per_count=1 / 256) == pytest.approx(9.80665)
     assert gyro_to_rad_s(1000, "counts", dps_per_count=0.061) == pytest.approx(np.deg2rad(61))
+
+
+def test_rate_of_batched_stamps_is_the_mean_rate_without_a_warning(hapt_experiment):
+    """A phone that stamps its samples in batches of five (most stamps tied): the rate replay
+    reports is the span's mean rate, not a division by zero on stderr."""
+    import warnings
+
+    from gaitedge.recording import Recording
+
+    t, imu, _ = hapt_experiment
+    batched = np.repeat(t[::5], 5)[: len(t)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rate = Recording(batched, imu).median_rate_hz
+        assert Recording(np.zeros(3), imu[:3]).median_rate_hz == 0.0  # no span
+    assert rate == pytest.approx(50.0 * (len(t) - 1) / (len(t) - 5), rel=1e-3)
+    assert Recording(t, imu).median_rate_hz == pytest.approx(50.0)

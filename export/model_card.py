@@ -127,8 +127,9 @@ estimate, so the model learned the aligned stream with the estimator's residual 
     elif chain.mounting == "vertical":
         text = """Worn in any orientation, useful from a cold start: the chain turns only "up" to
 body x (`gaitedge.mounting.VerticalEstimator`: the mean acceleration of the first 0.5 s, then of
-the first still 2 s (the wearer's first posture: a device handled before it is clipped on moves),
-then the mean acceleration while walking, re-aligned when the sensor slips); the heading is left
+the first still 2 s that sway as a worn device does (the wearer's first posture: a device handled
+before it is clipped on moves, one resting on a table does not sway), then the mean acceleration
+while walking, re-aligned when the sensor slips); the heading is left
 arbitrary and the model does not need it (trained on windows turned by a uniformly random angle
 about the vertical, plus the up estimate's tilt error). Activity is reported from the first
 window, no walking needed; a cold start while lying takes that posture as upright until the

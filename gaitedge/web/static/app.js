@@ -181,15 +181,22 @@ function handle(msg) {
     document.getElementById("session").textContent = `${s.command} · ${s.model} · ${(s.devices || []).join(", ")}`;
     document.getElementById("review").hidden = s.duration_s == null;
   }
-  for (const [name, d] of Object.entries(msg.devices)) {
-    const dev = deviceView(name);
-    appendSamples(dev, d.samples, msg.kind === "snapshot");
-    if (d.status) dev.status = d.status;
-    dev.link = d.link;
-  }
+  // Alerts first: a message's alerts come once, and a fault drawing a device must not lose them.
   msg.alerts.forEach(addAlert);
-  state.devices.forEach(renderDevice);
-  drawTimeline();
+  for (const [name, d] of Object.entries(msg.devices)) {
+    guarded(() => {
+      const dev = deviceView(name);
+      appendSamples(dev, d.samples, msg.kind === "snapshot");
+      if (d.status) dev.status = d.status;
+      dev.link = d.link;
+    });
+  }
+  state.devices.forEach((dev) => guarded(() => renderDevice(dev)));
+  guarded(drawTimeline);
+}
+
+function guarded(draw) {
+  try { draw(); } catch (err) { console.error(err); }
 }
 
 function connect() {

@@ -439,7 +439,7 @@ class VerticalEstimator:
         self._quick_n = 0
         self.up: np.ndarray | None = None  # the cold-start estimate
         self.settled = False  # up from a still block (not only the first 0.5 s)
-        self._still = np.zeros((3, 3))  # this block's sum, sum of squares; n (row 2, col 0)
+        self._still_sum, self._still_squares, self._still_n = np.zeros(3), np.zeros(3), 0
         self._rotation = np.eye(3)
         self._refresh()
 
@@ -486,10 +486,10 @@ class VerticalEstimator:
             if self._quick_n in (1, self.quick) and np.linalg.norm(self._quick_sum) > 0:
                 self.up = self._quick_sum / np.linalg.norm(self._quick_sum)
         settling = not self.settled and len(acc) > 0
-        if settling:
-            self._still[0] += acc.sum(axis=0)
-            self._still[1] += np.einsum("ij,ij->j", acc, acc)
-            self._still[2, 0] += len(acc)
+        if settling:  # this block's moments
+            self._still_sum += acc.sum(axis=0)
+            self._still_squares += np.einsum("ij,ij->j", acc, acc)
+            self._still_n += len(acc)
         weight = self.walking.long.weight
         self.walking.update(acc)
         settled = settling and self.walking.boundary() == self.walking.block and self._settle()
@@ -498,8 +498,8 @@ class VerticalEstimator:
 
     def _settle(self) -> bool:
         """At the end of a block: whether it was still (then up is its mean, kept)."""
-        total, squares, n = self._still[0].copy(), self._still[1].copy(), self._still[2, 0]
-        self._still[:] = 0.0
+        total, squares, n = self._still_sum, self._still_squares, self._still_n
+        self._still_sum, self._still_squares, self._still_n = np.zeros(3), np.zeros(3), 0
         if n < self.walking.block or self._quick_n < self.quick:
             return False  # a block begun before the stream, or within the first 0.5 s
         mean = total / n

@@ -124,6 +124,25 @@ class _Plan:
     where: str
     convention: Convention
 
+    def series(self, ns: np.ndarray, xyz: np.ndarray, whole: float | None = None) -> Series:
+        """The series of rows ``ns`` (epoch ns), ``xyz``; ``whole``: the clock's whole seconds
+        when these rows are a later block (:func:`_ns_to_s`)."""
+        return make_series(
+            self.kind,
+            _ns_to_s(ns, whole),
+            xyz,
+            unit=self.unit,
+            where=self.where,
+            convention=self.convention,
+        )
+
+    @property
+    def whole_s(self) -> float | None:
+        """The whole seconds of the sheet's first stamp, as :func:`_ns_to_s` takes them for the
+        whole file (so that its blocks match the whole)."""
+        ns = self.sheet.ns
+        return float(np.floor(ns[0] / 1e9)) if len(ns) and np.isfinite(ns[0]) else None
+
 
 class _Source:
     """The sensors of one recording (CSV members of one folder, or JSON groups), parsed when
@@ -154,11 +173,9 @@ class _Source:
         convention: Convention = Convention.ANDROID,
     ) -> Series:
         """One series from a sheet's columns (recorded, so that a stream makes it again)."""
-        where = where or sheet.where
-        self.plans.append(_Plan(kind, sheet, columns, unit, where, convention))
-        return make_series(
-            kind, sheet.t_s, sheet.xyz(columns), unit=unit, where=where, convention=convention
-        )
+        plan = _Plan(kind, sheet, columns, unit, where or sheet.where, convention)
+        self.plans.append(plan)
+        return plan.series(sheet.ns, sheet.xyz(columns))
 
     def has(self, sensor: str) -> bool:
         return sensor.lower() in self.names
@@ -207,7 +224,7 @@ def detect(container: Container) -> str | None:
 
 def read(container: Container, options) -> Export:
     if container.kind == "file" and _looks_like_json(container):
-        source = _json_source(container)
+        source = _json_source(container, _json_runs(container))
     else:
         source = _csv_source(container)
     return _export(container, options, source)
@@ -221,8 +238,9 @@ def read_chunks(container: Container, options) -> StreamedExport | None:
     each sensor's records at a time. None (read whole) when the opening blocks alone cannot be
     joined (sensors that start far apart)."""
     if container.kind == "file" and _looks_like_json(container):
-        source = _json_source(container, head_only=True)
-        pieces = functools.partial(_json_pieces, container, source.runs)
+        runs = _json_runs(container)
+        source = _json_source(container, runs, head_only=True)
+        pieces = functools.partial(_json_pieces, container, runs)
     else:
         source = _csv_source(container, head_only=True)
         pieces = functools.partial(_pieces, container)
@@ -232,42 +250,24 @@ def read_chunks(container: Container, options) -> StreamedExport | None:
 
 
 def _pieces(container: Container, plan: _Plan) -> Iterator[Series]:
-    """A planned series, block by block from its file (the clock's whole seconds: the first
-    stamp's, as :func:`_ns_to_s` takes them for the whole file)."""
-    sheet = plan.sheet
-    whole = np.floor(sheet.ns[0] / 1e9) if len(sheet.ns) and np.isfinite(sheet.ns[0]) else None
+    """A planned series, block by block from its file."""
+    sheet, whole = plan.sheet, plan.whole_s
     columns = ["time", *plan.columns]
     with container.open(sheet.member) as f:
         for table in iter_tables(
             f, container.where(sheet.member), usecols=columns, int_columns=("time",)
         ):
-            yield make_series(
-                plan.kind,
-                _ns_to_s(table.data[:, 0], whole),
-                table.data[:, 1:4],
-                unit=plan.unit,
-                where=plan.where,
-                convention=plan.convention,
-            )
+            yield plan.series(table.data[:, 0], table.data[:, 1:4], whole)
 
 
 def _json_pieces(
     container: Container, runs: dict[str, list[_Run]], plan: _Plan
 ) -> Iterator[Series]:
     """A planned series of the JSON export, block by block from its sensor's records."""
-    first = plan.sheet.ns
-    whole = np.floor(first[0] / 1e9) if len(first) and np.isfinite(first[0]) else None
-    sensor = plan.sheet.name
+    sensor, whole = plan.sheet.name, plan.whole_s
     for index, records in _json_blocks(container, runs[sensor]):
         sheet = _json_sheet(index, records, sensor, container.where(container.names[0]))
-        yield make_series(
-            plan.kind,
-            _ns_to_s(sheet.ns, whole),
-            sheet.xyz(plan.columns),
-            unit=plan.unit,
-            where=plan.where,
-            convention=plan.convention,
-        )
+        yield plan.series(sheet.ns, sheet.xyz(plan.columns), whole)
 
 
 def _export(container: Container, options, source: _Source) -> Export:
@@ -666,10 +666,11 @@ def _looks_like_json(container: Container) -> bool:
     return head.startswith("[") and '"sensor"' in head and '"seconds_elapsed"' in head
 
 
-def _json_runs(container: Container, name: str) -> list[_Run]:
-    """Each run of one sensor's records, from one pass over the bytes (no record decoded: a
-    run's records are counted by their ``"sensor"`` keys, and the next run found by the first
-    record of another sensor)."""
+def _json_runs(container: Container) -> dict[str, list[_Run]]:
+    """Each sensor's runs of records, in order, from one pass over the bytes (no record
+    decoded: a run's records are counted by their ``"sensor"`` keys, and the next run found by
+    the first record of another sensor)."""
+    name = container.names[0]
     runs: list[_Run] = []
     token, back = b'"sensor"', 256  # back: bytes kept before `done` (a record's "{" is there)
     pos, line, buffer, done, raw = 0, 0, b"", 0, None  # pos, line: of buffer[0]
@@ -703,7 +704,10 @@ def _json_runs(container: Container, name: str) -> list[_Run]:
                 runs.append(_Run(_json_string(raw), pos + start, at_line, index, count=1))
                 done = m.end()
             if not more:
-                return runs
+                by_sensor: dict[str, list[_Run]] = {}
+                for run in runs:
+                    by_sensor.setdefault(run.sensor, []).append(run)
+                return by_sensor
             keep = max(0, done - back)
             line += buffer.count(b"\n", 0, keep)
             pos, buffer, done = pos + keep, buffer[keep:], done - keep
@@ -808,18 +812,16 @@ def _json_blocks(
                     return
 
 
-def _json_source(container: Container, head_only: bool = False) -> _Source:
+def _json_source(
+    container: Container, by_sensor: dict[str, list[_Run]], head_only: bool = False
+) -> _Source:
     """The JSON export: one array of records, every value a string, grouped by ``sensor``
-    (read sensor by sensor, a block of records at a time: never the whole array as objects;
-    ``head_only``: each sensor's first block, the decisions of a streamed read)."""
-    name = container.names[0]
-    where = container.where(name)
-    runs = _json_runs(container, name)
-    if not runs:
+    (read sensor by sensor from its runs, :func:`_json_runs`, a block of records at a time:
+    never the whole array as objects; ``head_only``: each sensor's first block, the decisions
+    of a streamed read)."""
+    where = container.where(container.names[0])
+    if not by_sensor:
         raise FormatError(f"{where}: expected a JSON array of records with a sensor each")
-    by_sensor: dict[str, list[_Run]] = {}
-    for run in runs:
-        by_sensor.setdefault(run.sensor, []).append(run)
     wanted = {s.lower(): s for s in SENSORS}
     names = {k.lower(): k for k in by_sensor if k.lower() in wanted}
     entries = [
@@ -832,9 +834,7 @@ def _json_source(container: Container, head_only: bool = False) -> _Source:
         sheets = [_json_sheet(index, records, sensor, where) for index, records in blocks]
         return _joined_sheets(sheets)
 
-    source = _Source(names, load, entries)
-    source.runs = by_sensor  # type: ignore[attr-defined]
-    return source
+    return _Source(names, load, entries)
 
 
 def _joined_sheets(sheets: list[_Sheet]) -> _Sheet:

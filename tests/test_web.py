@@ -144,8 +144,17 @@ def _fall(t: float) -> Alert:
     return Alert(t=t, t_event=t - 0.8, type=AlertType.FALL, label="fall", p=0.97, device="dev")
 
 
+def _browser_json(data: bytes) -> dict:
+    """As a browser's ``JSON.parse`` reads: ``NaN`` and ``Infinity`` are not JSON."""
+
+    def refuse(name: str):
+        raise ValueError(f"{name} is not JSON: JSON.parse would refuse the whole message")
+
+    return json.loads(data, parse_constant=refuse)
+
+
 class EventReader:
-    """A real SSE client on a thread: collects the decoded messages."""
+    """A real SSE client on a thread: collects the messages, decoded as a browser would."""
 
     def __init__(self, server: WebServer) -> None:
         self.sock = socket.create_connection(("127.0.0.1", server.port))
@@ -160,12 +169,12 @@ class EventReader:
             *events, self._buffer = self._buffer.split(b"\n\n")
             for event in events:
                 if event.startswith(b"data: "):
-                    self.messages.append(json.loads(event[6:]))
+                    self.messages.append(_browser_json(event[6:]))
                 elif b"\r\n\r\n" in event:  # the response head
                     head, _, rest = event.partition(b"\r\n\r\n")
                     assert head.startswith(b"HTTP/1.1 200"), head
                     if rest.startswith(b"data: "):
-                        self.messages.append(json.loads(rest[6:]))
+                        self.messages.append(_browser_json(rest[6:]))
 
     def wait(self, predicate, timeout_s: float = 5.0) -> dict:
         deadline = time.monotonic() + timeout_s
@@ -194,6 +203,31 @@ def test_the_event_stream_pushes_samples_status_and_alerts(serve):
     # A client that joins later gets the recent picture at once.
     late = EventReader(server).wait(lambda m: m["kind"] == "snapshot")
     assert late["alerts"][0]["t"] == 0.9 and len(late["devices"]["dev"]["samples"]["t"]) == 50
+
+
+def test_a_status_without_a_latency_yet_does_not_lose_the_alert_beside_it(serve):
+    """Before a device's first window its latency is NaN; Python's json writes ``NaN``, which
+    the browser refuses, losing the whole message with the fall alert in it (a CI run lost
+    the first fall of a live stream this way). Non-finite numbers go as null."""
+    from gaitedge.status import DeviceStatus
+
+    hub = Hub({"command": "test"})
+    server = serve(hub, push_hz=20)
+    reader = EventReader(server)
+    reader.wait(lambda m: m["kind"] == "snapshot")
+    status = DeviceStatus("dev", 0.0, None, 0.0, 0, 0, 0, latency_p95_ms=float("nan"))
+    hub.set_status([status])
+    hub.add_samples("dev", np.arange(3) / 50.0, np.array([[np.nan] * 6, [1.0] * 6, [np.inf] * 6]))
+    hub.add_alert(_fall(0.9))
+    update = reader.wait(lambda m: m["kind"] == "update" and m["alerts"])
+    assert update["alerts"][0]["t"] == 0.9
+    dev = update["devices"]["dev"]
+    assert dev["status"]["latency_p95_ms"] is None
+    assert dev["samples"]["imu"][0][:3] == [None, 1.0, None]  # acc_x of the three samples
+    late = EventReader(server).wait(lambda m: m["kind"] == "snapshot")  # and on connect
+    assert late["alerts"][0]["t"] == 0.9 and late["devices"]["dev"]["status"]["device"] == "dev"
+    _, body = get(server, "/api/snapshot")
+    assert _browser_json(body)["alerts"][0]["t"] == 0.9
 
 
 def test_a_slow_client_is_resynced_and_never_holds_the_others_up(serve):

@@ -21,6 +21,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -310,9 +311,7 @@ class WebServer:
         if url.path == "/events":
             return await self._events(writer)
         if url.path == "/api/snapshot":
-            return _reply(
-                writer, HTTPStatus.OK, json.dumps(self.hub.snapshot()), "application/json"
-            )
+            return _reply(writer, HTTPStatus.OK, to_json(self.hub.snapshot()), "application/json")
         if url.path == "/api/signal":
             return self._signal(writer, query)
         name = "index.html" if url.path == "/" else url.path.removeprefix("/static/")
@@ -339,7 +338,7 @@ class WebServer:
             body = self.signal(query.get("device", ""), t0, t1)
         except (KeyError, ValueError) as exc:
             return _reply(writer, HTTPStatus.BAD_REQUEST, f"signal: {exc}")
-        return _reply(writer, HTTPStatus.OK, json.dumps(body), "application/json")
+        return _reply(writer, HTTPStatus.OK, to_json(body), "application/json")
 
     async def _events(self, writer: asyncio.StreamWriter) -> None:
         if len(self._clients) >= self.max_clients:
@@ -378,8 +377,28 @@ def _given_token(headers: dict, query: dict) -> str | None:
     return None
 
 
+def to_json(message: object) -> str:
+    """JSON a browser can parse: a non-finite number (a latency before the first window, a NaN
+    sample) as ``null``. Python writes ``NaN``, which ``JSON.parse`` refuses: the whole message
+    (and the alerts in it) would be lost on the page."""
+    try:
+        return json.dumps(message, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(message), separators=(",", ":"), allow_nan=False)
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _event(message: dict) -> bytes:
-    return b"data: " + json.dumps(message, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + to_json(message).encode() + b"\n\n"
 
 
 def _reply(

@@ -297,8 +297,10 @@ def test_first_csv_row_without_a_stamp(tmp_path):
     text = "\n".join([rows[0], "," + rows[1].split(",", 1)[1], *rows[2:]]) + "\n"
     with pytest.raises(FormatError, match=r"acc\.csv:2: the first row has no timestamp"):
         reader.parse_csv(text, "acc.csv", SensorKind.ACC)
-    with pytest.raises(FormatError, match=r"acc\.csv:2: timestamp '5990x' is not ms of uptime"):
+    with pytest.raises(FormatError, match=r"acc\.csv:2: column 1 is not a number: '5990x'"):
         reader.parse_csv(VENDOR_CSV.replace("599025762", "5990x"), "acc.csv", SensorKind.ACC)
+    with pytest.raises(FormatError, match=r"acc\.csv:2: timestamp 599025762.5 is not ms of upt"):
+        reader.parse_csv(VENDOR_CSV.replace("599025762", "599025762.5"), "acc.csv", SensorKind.ACC)
 
 
 def test_csv_without_acc_or_gyro_in_its_name(canonical, tmp_path):

@@ -5,6 +5,7 @@ fall detector equals the per-window one it skips work for."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,11 +126,99 @@ def test_the_ax6_streams_block_by_block(hapt_experiment, tmp_path, monkeypatch):
     _assert_same(_joined(chunks), whole)
 
 
-def test_other_formats_are_read_whole_and_cut(wild_exports):
-    path = wild_exports / "movesense_imu9-json"  # one JSON document
-    stream = open_chunks(path, chunk_samples=500)
+def test_an_export_a_reader_declines_to_stream_is_read_whole_and_cut(wild_exports, monkeypatch):
+    """A reader may decline to stream an export (its ``read_chunks`` gives None: sensors whose
+    first blocks cannot be joined, say): it is read whole and handed out in pieces."""
+    from gaitedge.formats import movesense
+
+    path = wild_exports / "movesense_imu9-json"
+    monkeypatch.setattr(movesense, "read_chunks", lambda container, options: None)
+    stream = open_chunks(path, chunk_samples=4000)
     assert not stream.streamed
-    _assert_same(_joined(stream), read(path))
+    chunks = list(stream)
+    assert [len(c) for c in chunks] == [4000, 4000, 2000]
+    _assert_same(_joined(chunks), read(path))
+
+
+MOVESENSE = ["wild-imu9", "wild-zip", "imu6-json", "csv-folder", "jsonl-folder"]
+
+
+def _movesense(variant: str, wild_exports, tmp_path):
+    import shutil
+
+    from firmware_bridge.exports import movesense as app
+
+    if variant == "wild-imu9":
+        return wild_exports / "movesense_imu9-json" / "MovesenseLog_2_625.json"
+    if variant == "wild-zip":
+        return shutil.make_archive(
+            str(tmp_path / "log"), "zip", wild_exports / "movesense_imu9-json"
+        )
+    render = {**app.VARIANTS, "jsonl-folder": app.render_showcase_jsonl}[variant]
+    return render(_demo_excerpt(), tmp_path)
+
+
+def _small_movesense_blocks(monkeypatch) -> None:
+    """Blocks of 50 packets and 8 KiB: dozens per file, a packet cut by a block's edge."""
+    from gaitedge.formats import movesense, table
+
+    monkeypatch.setattr(movesense, "PACKETS_PER_BLOCK", 50)
+    monkeypatch.setattr(movesense, "BLOCK_BYTES", 8192)
+    monkeypatch.setattr(table, "BLOCK_BYTES", 8192)
+
+
+@pytest.mark.parametrize("variant", MOVESENSE)
+def test_movesense_streams_in_two_passes(variant, wild_exports, tmp_path, monkeypatch):
+    """Every Movesense export (the Meas JSON, the Showcase CSVs and JSON lines) streams: a first
+    pass checks every packet and finds the rate the whole file's stamps imply, the second hands
+    out the samples; the whole read (default blocks), bit for bit, from blocks of 50 packets."""
+    path = _movesense(variant, wild_exports, tmp_path)
+    _small_movesense_blocks(monkeypatch)
+    whole = _streams_as_read(path, "movesense", monkeypatch)
+    assert len(whole) >= 2900
+
+
+@pytest.mark.parametrize("variant", ["wild-imu9", "csv-folder", "jsonl-folder"])
+def test_movesense_stream_refuses_as_the_whole_read(variant, wild_exports, tmp_path, monkeypatch):
+    """A stamp back in time far into a file, and a file cut short: refused when the stream is
+    opened (the first pass reads every packet), with the whole read's line."""
+    import json
+    import shutil
+
+    src = Path(_movesense(variant, wild_exports, tmp_path / "src"))
+    path = tmp_path / "export"
+    if src.is_dir():
+        shutil.copytree(src, path)
+    else:
+        path.mkdir()
+        shutil.copy(src, path)
+    _small_movesense_blocks(monkeypatch)
+    target = sorted(path.iterdir(), key=lambda p: "gyro" not in p.name)[0]
+    text = target.read_text()
+    if variant == "wild-imu9":
+        doc = json.loads(text)
+        doc["Meas"]["IMU9"][700]["Timestamp"] = 100
+        target.write_text(json.dumps(doc))
+        expect = "Meas/IMU9 packet 701: Timestamp 100 ms is not after"
+    else:
+        lines = text.splitlines(keepends=True)
+        k = next(i for i in range(len(lines) // 2, len(lines)) if not lines[i].startswith(","))
+        stamp = "100" if variant == "csv-folder" else None
+        if stamp:
+            lines[k] = stamp + lines[k][lines[k].index(",") :]
+        else:
+            event = json.loads(lines[k])
+            event["gyroscope"]["Timestamp"] = 100
+            lines[k] = json.dumps(event, separators=(",", ":")) + "\n"
+        target.write_text("".join(lines))
+        expect = f"{target.name}:{k + 1}: Timestamp 100 ms is not after"
+    with pytest.raises(FormatError) as opened:
+        open_chunks(path)
+    assert expect in str(opened.value)
+    assert _refused_alike(path) == str(opened.value)
+    if target.suffix == ".json":  # JSON cut inside a packet (a CSV cut at a row is a CSV)
+        target.write_text(text[: len(text) * 2 // 3])
+        assert f"{target.name}:" in _refused_alike(path)
 
 
 def _streams_as_read(path, fmt: str, monkeypatch) -> Recording:

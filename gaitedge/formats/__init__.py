@@ -276,10 +276,13 @@ def open_chunks(
 ) -> RecordingStream:
     """:func:`read` in chunks: the same samples, in canonical units, one piece at a time.
 
-    gaitedge's CSV, the Axivity ``.cwa``, the CSVs of Sensor Logger, phyphox, MetaBase,
-    SensorLog, Shimmer (Consensys) and Edge Impulse, and a ``--layout`` CSV stream (memory
-    bounded by a chunk however long the recording; separate files joined as they stream);
-    other formats are read whole and handed out in chunks of ``chunk_samples``.
+    Every format streams (memory bounded by a block however long the recording; separate
+    files joined as they stream): gaitedge's CSV, the Axivity ``.cwa``, the CSVs of Sensor
+    Logger, phyphox, MetaBase, SensorLog, Shimmer (Consensys) and Edge Impulse, Sensor
+    Logger's JSON, Movesense's Meas JSON and Showcase recordings (two passes: the rate its
+    stamps imply is the whole file's), and a ``--layout`` CSV. An export a reader declines to
+    stream (its first blocks cannot be joined on their own) is read whole and handed out in
+    chunks of ``chunk_samples``.
 
     Raises:
         FormatError: as :func:`read`, when the stream is opened (the first chunk is read

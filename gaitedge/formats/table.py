@@ -117,6 +117,7 @@ def parse_table(
     skip_after_header: int = 0,
     usecols: list[str] | None = None,
     int_columns: tuple[str, ...] = (),
+    sparse: tuple[str, ...] = (),
 ) -> Table:
     """Parse a whole file into a :class:`Table`.
 
@@ -137,6 +138,8 @@ def parse_table(
             columns such as a local date) are not read. Default: all.
         int_columns: columns written as integers (epoch nanoseconds): parsed as such, which
             is faster than as floats, and returned as float64 like the rest.
+        sparse: columns whose cells are mostly empty by design (a stamp only on each packet's
+            first row): empty there is NaN, and such a row is not read again line by line.
 
     Raises:
         FormatError: no header, a row with more or fewer cells than the header, a cell that is
@@ -151,10 +154,18 @@ def parse_table(
         data = data.removeprefix(BOM)  # written by Excel's "CSV UTF-8"; not a character
         head_bytes = data[:HEAD_BYTES]
     dialect, header, first = _dialect(
-        head_bytes, where, delimiter, decimal, header_line, skip_after_header, usecols, int_columns
+        head_bytes,
+        where,
+        delimiter,
+        decimal,
+        header_line,
+        skip_after_header,
+        usecols,
+        int_columns,
+        sparse,
     )
     values = _parse_fast(str(path) if path is not None else data, first, dialect)
-    if values is None or _has_nan(values):
+    if _needs_care(values, dialect):
         if path is not None:
             data = path.read_bytes()
         values = _checked(data, values, first, 0, dialect)
@@ -184,6 +195,7 @@ def iter_tables(
     skip_after_header: int = 0,
     usecols: list[str] | None = None,
     int_columns: tuple[str, ...] = (),
+    sparse: tuple[str, ...] = (),
     block_bytes: int | None = None,
 ) -> Iterator[Table]:
     """:func:`parse_table` block by block: the same values, rows and refusals (file, line and
@@ -196,7 +208,15 @@ def iter_tables(
     block_bytes = block_bytes or BLOCK_BYTES
     head = read_full(stream, max(HEAD_BYTES, block_bytes)).removeprefix(BOM)
     dialect, header, first = _dialect(
-        head, where, delimiter, decimal, header_line, skip_after_header, usecols, int_columns
+        head,
+        where,
+        delimiter,
+        decimal,
+        header_line,
+        skip_after_header,
+        usecols,
+        int_columns,
+        sparse,
     )
     names = [header[i] for i in dialect.picked]
     buffer, skip, start = head, first, 0  # start: the file's 0-based line of the block's line 0
@@ -212,7 +232,7 @@ def iter_tables(
             block, buffer = buffer, None
         if block:
             values = _parse_fast(block, skip, dialect)
-            if values is None or _has_nan(values):
+            if _needs_care(values, dialect):
                 values = _checked(block, values, skip, start, dialect)
             if len(values):
                 row0 = start + skip + 1
@@ -243,6 +263,7 @@ def _dialect(
     skip_after_header: int,
     usecols: list[str] | None,
     int_columns: tuple[str, ...],
+    sparse: tuple[str, ...] = (),
 ) -> tuple[_Dialect, list[str], int]:
     """The dialect from a file's start, its header, and the 0-based line of its first row."""
     head = head_bytes.decode("utf-8-sig", errors="replace").splitlines()  # a BOM is not a name
@@ -264,7 +285,9 @@ def _dialect(
         picked = [low.index(c.lower()) for c in usecols]
     trailing = head[header_line].rstrip().endswith(delimiter)
     ints = frozenset(low.index(c.lower()) for c in int_columns if c.lower() in low)
-    return _Dialect(len(header), picked, delimiter, decimal, where, trailing, ints), header, first
+    sparse_at = frozenset(low.index(c.lower()) for c in sparse if c.lower() in low)
+    dialect = _Dialect(len(header), picked, delimiter, decimal, where, trailing, ints, sparse_at)
+    return dialect, header, first
 
 
 def _checked(
@@ -274,7 +297,8 @@ def _checked(
     0-based line of its line 0): every row when polars refused the text, else the rows it left
     with an empty cell (NaN where a cell is empty, a FormatError naming the line otherwise)."""
     lines = _trim(data.decode("utf-8", errors="replace").splitlines()[skip:])
-    rows = range(len(lines)) if values is None else np.flatnonzero(np.isnan(values).any(axis=1))
+    dense = values[:, d.dense] if values is not None and d.sparse else values
+    rows = range(len(lines)) if values is None else np.flatnonzero(np.isnan(dense).any(axis=1))
     checked = _parse_careful([lines[r] for r in rows], d, [line0 + skip + 1 + r for r in rows])
     return checked if values is None else values
 
@@ -288,6 +312,12 @@ class _Dialect:
     where: str
     trailing: bool  # every line ends with the delimiter (Shimmer): one more, empty, column
     ints: frozenset[int] = frozenset()  # columns parsed as integers
+    sparse: frozenset[int] = frozenset()  # columns empty on most rows by design
+
+    @property
+    def dense(self) -> list[int]:
+        """Positions (in ``picked``) of the columns a row must fill."""
+        return [k for k, i in enumerate(self.picked) if i not in self.sparse]
 
 
 def _trim(lines: list[str]) -> list[str]:
@@ -331,6 +361,16 @@ def _parse_fast(data: bytes | str, first: int, d: _Dialect) -> np.ndarray | None
             out[a : a + n, k] = column.slice(a, n).to_numpy()
             a += n
     return out
+
+
+def _needs_care(values: np.ndarray | None, d: _Dialect) -> bool:
+    """Whether polars' values need the careful path: it refused the text, or left a cell empty
+    (NaN) in a column that is not sparse."""
+    if values is None:
+        return True
+    if not d.sparse:
+        return _has_nan(values)
+    return any(_has_nan(values[:, k]) for k in d.dense)
 
 
 def _has_nan(values: np.ndarray) -> bool:

@@ -228,18 +228,25 @@ def _parse_numeric_fast(text: str, n_columns: int) -> np.ndarray | None:
     return _parse_numeric_body(text.split("\n", 1)[1] if "\n" in text else "", n_columns)
 
 
-def _parse_numeric_body(body: str, n_columns: int) -> np.ndarray | None:
-    """Rows without the header (a whole file's, or a block's of :func:`iter_recording`)."""
-    body = body.replace("\r", "").strip()
-    if not body or ",," in body or "\n\n" in body:
+def _parse_numeric_body(body: str | bytes, n_columns: int) -> np.ndarray | None:
+    """Rows without the header (a whole file's, or a block's of :class:`CsvChunks`), parsed
+    by polars' CSV reader (4x numpy's ``fromstring`` on this path, the same doubles: both
+    round correctly); None when any row is not ``n_columns`` numbers (an empty field, a blank
+    line, text)."""
+    import polars as pl
+
+    data = body.encode() if isinstance(body, str) else body
+    data = (data.replace(b"\r", b"") if b"\r" in data else data).strip()
+    if not data or b",," in data or b"\n\n" in data:
         return None
+    schema = {f"c{i}": pl.Float64 for i in range(n_columns)}
     try:
-        flat = np.fromstring(body.replace("\n", ","), sep=",")
-    except ValueError:  # a field that is not a number
+        frame = pl.read_csv(data, has_header=False, schema=schema, truncate_ragged_lines=False)
+    except (pl.exceptions.PolarsError, ValueError):  # text, or a row with more fields
         return None
-    if len(flat) != (body.count("\n") + 1) * n_columns:
-        return None
-    return flat.reshape(-1, n_columns)
+    if frame.height != data.count(b"\n") + 1 or any(frame.null_count().row(0)):
+        return None  # a row with fewer fields, or an empty one at a line's end
+    return frame.to_numpy()
 
 
 def _parse_rows(rows, header, layout: _Layout, numeric: list[int], where: str, first_line=2):
@@ -413,7 +420,7 @@ class CsvChunks:
         self._line += text.count("\n")
         data = None
         if layout.label_index is None and layout.device_index is None:
-            data = _parse_numeric_body(text, len(self.header))
+            data = _parse_numeric_body(raw, len(self.header))
         if data is not None:
             data, labels, devices = data[:, self._numeric], [], []
         else:

@@ -82,6 +82,35 @@ def test_malformed_files_are_refused_with_the_line(tmp_path, body, message):
         read_recording(path, strict="timestamp" in message)
 
 
+def test_the_fast_parse_reads_what_the_row_by_row_parse_reads(tmp_path):
+    """Numbers as writers print them (exponents, a sign, 17 digits, integers, CRLF, spaces
+    around a cell): the one-call parse (polars) gives Python's own float() of each cell, in
+    the whole read and in chunks; rows it cannot take (an empty cell, a blank line, a cell
+    past the header) go to the row-by-row parse, which names the line."""
+    from gaitedge.recording import CsvChunks, _parse_numeric_body
+
+    rows = [
+        "0,1.5e-3,-2.25E+1,+3,9.80665,0.017453292519943295,-0",
+        "0.02,1e5,2,3.000000000000001,4, 5 ,6",
+        "0.04,-0.0,1.7976931348623157e308,2.2250738585072014e-308,1,2,3",
+    ]
+    path = write(tmp_path, HEADER + "\r\n" + "\r\n".join(rows) + "\r\n")
+    want = np.array([[float(c) for c in r.split(",")] for r in rows])
+    np.testing.assert_array_equal(
+        _parse_numeric_body("\n".join(rows[:1] + rows[2:]), 7), want[[0, 2]]
+    )
+    rec = read_recording(path)
+    np.testing.assert_array_equal(rec.timestamp_s, want[:, 0])
+    np.testing.assert_array_equal(rec.imu, want[:, 1:])
+    chunks = list(CsvChunks(path, chunk_bytes=40))
+    np.testing.assert_array_equal(np.concatenate([c.imu for c in chunks]), want[:, 1:])
+    for bad in ("0,1,,3,4,5,6", "0,1,2,3,4,5,6\n\n0.02,1,2,3,4,5,6", "0,1,2,3,4,5,6,7", "0,1,2"):
+        assert _parse_numeric_body(bad, 7) is None, bad
+    path = write(tmp_path, HEADER + "\n" + rows[0] + "\n0.02,1,2,3,4,5,6,7\n")
+    with pytest.raises(RecordingError, match=r"rec.csv:3: expected 7 fields, got 8"):
+        read_recording(path)
+
+
 def test_tied_and_backward_stamps_are_repaired_unless_strict(tmp_path):
     body = "0,1,2,3,4,5,6\n0.04,1,2,3,4,5,6\n0.04,2,2,3,4,5,6\n0.03,3,2,3,4,5,6\n0.1,1,2,3,4,5,6\n"
     path = write(tmp_path, HEADER + "\n" + body)

@@ -480,11 +480,13 @@ class VerticalEstimator:
 
     def update(self, acc: np.ndarray) -> None:
         """Feed [M] samples of low-passed acceleration (sensor frame), M <= boundary()."""
+        quick_up = False  # up set from the first sample or the first 0.5 s
         if self._quick_n < self.quick and len(acc):
             self._quick_sum += acc.sum(axis=0)
             self._quick_n += len(acc)
             if self._quick_n in (1, self.quick) and np.linalg.norm(self._quick_sum) > 0:
                 self.up = self._quick_sum / np.linalg.norm(self._quick_sum)
+                quick_up = True
         settling = not self.settled and len(acc) > 0
         if settling:  # this block's moments
             self._still_sum += acc.sum(axis=0)
@@ -493,8 +495,8 @@ class VerticalEstimator:
         weight = self.walking.long.weight
         self.walking.update(acc)
         settled = settling and self.walking.boundary() == self.walking.block and self._settle()
-        if self._quick_n <= self.quick or self.walking.long.weight != weight or settled:
-            self._refresh()
+        if quick_up or self.walking.long.weight != weight or settled:
+            self._refresh()  # only when up may have changed (a rotation per call cost ~1/6 live)
 
     def _settle(self) -> bool:
         """At the end of a block: whether it was still (then up is its mean, kept)."""

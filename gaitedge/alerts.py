@@ -394,9 +394,10 @@ class FallDetector:
         is passed over (most windows of a long recording), and only the windows :meth:`update`
         sees are de-normalised."""
         alerts = []
-        quiet = self._quiet(windows, chain)  # [K]
-        segment = windows.segment
         last = len(windows) - 1
+        # [K]; the last window is never passed over, so a single window (live) needs none.
+        quiet = self._quiet(windows, chain) if last > 0 else np.zeros(len(windows), bool)
+        segment = windows.segment
         scale, offset = _denormalization(chain)
         for i in range(len(windows)):
             if quiet[i] and self._pending is None and i < last and segment[i + 1] == segment[i]:

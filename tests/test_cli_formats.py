@@ -106,6 +106,7 @@ APP_EXPORTS = [
     ("sensorlog", "units"),
     ("shimmer", "consensys"),
     ("edgeimpulse", "csv"),
+    ("physicstoolbox", "multi-semicolon-decimal-comma"),
     ("axivity", "ax6"),
     ("movesense", "imu6-json"),
 ]

@@ -22,6 +22,7 @@ MODULES = (
     "firmware_bridge.exports.sensorlog",
     "firmware_bridge.exports.shimmer",
     "firmware_bridge.exports.edgeimpulse",
+    "firmware_bridge.exports.physicstoolbox",
     "firmware_bridge.exports.axivity",
     "firmware_bridge.exports.movesense",
 )

@@ -70,6 +70,7 @@ FORMATS: dict[str, str] = {
     "movesense": "gaitedge.formats.movesense",
     "shimmer": "gaitedge.formats.shimmer",
     "edgeimpulse": "gaitedge.formats.edgeimpulse",
+    "physicstoolbox": "gaitedge.formats.physicstoolbox",
     "actigraph": "gaitedge.formats.actigraph",
     "csv": "gaitedge.formats.generic",
 }

@@ -79,7 +79,12 @@ def test_emulated_csv_reads_back_as_canonical(canonical, tmp_path, as_zip):
     path = app.render_csv(canonical, tmp_path)
     assert path.read_text().startswith("timestamp,accX,accY,accZ,gyrX,gyrY,gyrZ\n0,")
     if as_zip:
-        path = Path(shutil.make_archive(str(tmp_path / "shared"), "zip", root_dir=tmp_path))
+        # Archived beside the folder, never into it (the zip would take itself in).
+        path = Path(
+            shutil.make_archive(
+                str(tmp_path.parent / f"{tmp_path.name}-shared"), "zip", root_dir=tmp_path
+            )
+        )
     back = read(path)
     assert back.source.format == "edgeimpulse"
     assert back.median_rate_hz == pytest.approx(62.5)
@@ -125,7 +130,9 @@ def test_wrong_format_truncated_zip_and_two_files(canonical, tmp_path):
     shutil.copy(path, tmp_path / "second.csv")
     with pytest.raises(FormatError, match=r"2 Edge Impulse CSVs \(edgeimpulse\.csv, second\.csv\)"):
         read(tmp_path)
-    shared = Path(shutil.make_archive(str(tmp_path / "z"), "zip", root_dir=tmp_path))
+    shared = Path(
+        shutil.make_archive(str(tmp_path.parent / f"{tmp_path.name}-z"), "zip", root_dir=tmp_path)
+    )
     shared.write_bytes(shared.read_bytes()[:5000])
     with pytest.raises(FormatError, match=rf"^{re.escape(str(shared))}: "):
         read(shared)

@@ -23,9 +23,9 @@ from firmware_bridge.exports._common import G, gravity_split, resample
 from gaitedge.recording import Recording
 
 HEADER = ("time", "gFx", "gFy", "gFz", "ax", "ay", "az", "wx", "wy", "wz", "p")
-# (columns of the row, rate, first report after the recording's start, jitter, seed)
-_CLOCKS = {"gforce": (100.0, 0.0788, 0.002, 1), "linear": (100.0, 0.0813, 0.002, 2)}
-_GYRO_CLOCK = (60.0, 0.35, 0.003, 3)
+# Each sensor's clock, in the row's column order (g-force, linear, gyroscope): rate (Hz), first
+# report after the recording's start (s), jitter (s), seed.
+_CLOCKS = ((100.0, 0.0788, 0.002, 1), (100.0, 0.0813, 0.002, 2), (60.0, 0.35, 0.003, 3))
 
 
 def _rows(rec: Recording) -> tuple[np.ndarray, np.ndarray]:
@@ -33,13 +33,11 @@ def _rows(rec: Recording) -> tuple[np.ndarray, np.ndarray]:
     10 values [R, 10] (each sensor's last report held, zeros before its first)."""
     linear, _ = gravity_split(rec.timestamp_s, rec.imu[:, :3])
     sensors = []
-    for (rate, offset, jitter, seed), values in (
-        (_CLOCKS["gforce"], rec.imu[:, :3] / G),
-        (_CLOCKS["linear"], linear),
-        (_GYRO_CLOCK, rec.imu[:, 3:]),
-    ):
-        t, x = resample(rec.timestamp_s, values, rate, jitter_s=jitter, offset_s=offset, seed=seed)
-        sensors.append((t, x))
+    values = (rec.imu[:, :3] / G, linear, rec.imu[:, 3:])
+    for (rate, offset, jitter, seed), x in zip(_CLOCKS, values, strict=True):
+        sensors.append(
+            resample(rec.timestamp_s, x, rate, jitter_s=jitter, offset_s=offset, seed=seed)
+        )
     times = np.unique(np.concatenate([t for t, _ in sensors]))
     out = np.zeros((len(times), 10))
     out[:, 9] = 1013.25

@@ -232,7 +232,8 @@ def _read(container: Container, head_only: bool = False) -> tuple[Export, _File]
         )
     if any(s.kind is SensorKind.ACC for s in f.sensors):
         rules.append("sign: Android's (+1 g up on the g-force meter), unchanged")
-    unused = [h for h in f.header if h not in f.wanted()]
+    wanted = set(f.wanted())
+    unused = [h for h in f.header if h not in wanted]
     if unused:
         rules.append(f"columns not read: {', '.join(unused)}")
     return Export(format=NAME, series=series, rules=rules), f

@@ -1,6 +1,6 @@
 """Real devices: the shipped model and the runtime on held-out data sent the way devices send it.
 
-    python bench/devices.py --json [--model M.onnx] [--quick]
+    python bench/devices.py --json [--model M.onnx] [--quick] [--online-only]
 
 Held-out HAPT subjects (activity) and held-out SisFall subjects (falls), plus MobiFall's phone in
 a trouser pocket (never trained on; its 9 subjects with walking), re-rendered as:
@@ -49,6 +49,9 @@ Last line: one JSON object with ``canonical_activity_f1``, ``worst_activity_f1_d
   standing start of D15/D16, MobiFall's STD trial). ``mounting_errors`` gives tilt and heading
   error distributions at calibrated, 2 min in and at the end, per dataset; per-trial rows in
   ``mounting_error_trials``.
+
+``--online-only`` measures these cold-start figures alone (the rendered conditions above take
+hours on 2 cores): the keys that come from the conditions are then absent.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import hashlib
 import json
 import logging
 import sys
@@ -71,7 +75,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._data import data_root
 from gaitedge import datasets as ds
 from gaitedge.alerts import AlertType
-from gaitedge.engine import cold_start_model, load_engine
+from gaitedge.engine import DEFAULT_MODEL, cold_start_model, load_engine
 from gaitedge.metrics import confusion_matrix, f1_per_class, macro_f1
 from gaitedge.mounting import MountStore
 from gaitedge.pipeline import Pipeline
@@ -716,6 +720,7 @@ def run(
     with_mobifall: bool,
     calibrate_first: bool = False,
     cold_start: bool = True,
+    online_only: bool = False,
 ) -> dict:
     global CALIBRATE_FIRST, COLD_START
     CALIBRATE_FIRST = calibrate_first
@@ -735,6 +740,8 @@ def run(
         hapt = [r for r in hapt if r.subject in hapt_test[:3]]
         sisfall = sisfall[::4]
         mobi = mobi[::3]
+    if online_only:
+        return _online_only(engine, hapt, sisfall, root, quick, model or DEFAULT_MODEL)
     rows = []
     for cond in conditions(quick):
         t0 = time.perf_counter()
@@ -796,6 +803,45 @@ def run(
     }
 
 
+def _online_only(engine, hapt, sisfall, root: Path, quick: bool, model: Path) -> dict:
+    """``--online-only``: the issue-22 figures from a cold start (online activity and falls,
+    mounting errors) on the same subjects, without the rendered conditions (hours on 2 cores);
+    the keys that come from the conditions are absent, never filled in."""
+    contract = engine.contract
+    t0 = time.perf_counter()
+    n_mountings = 1 if quick else 3
+    online = online_activity(engine, hapt, n_mountings)
+    falls_online = online_falls(engine, sisfall, 1)
+    errors = mounting_errors(contract.chain, root, quick)
+    every = errors["summary"]["all"]
+    return {
+        "model": contract.name,
+        "model_version": contract.model_version,
+        "model_sha256": _sha256(model),
+        "cold_start_model_sha256": _sha256(COLD_START) if COLD_START is not None else None,
+        "hop_samples": contract.chain.hop_samples,
+        "mounting": contract.chain.mounting,
+        "hapt_subjects": sorted({r.subject for r in hapt}),
+        "sisfall_subjects": sorted({r.subject for r in sisfall}),
+        "quick": quick,
+        "online_only": True,
+        "mounting_start": "cold",
+        "cold_start_model": COLD_START.name if COLD_START is not None else None,
+        "cold_start_activity_f1": online["cold_start_activity_f1"],
+        "calibrated_20s_activity_f1": online["calibrated_20s_activity_f1"],
+        "heading_error_p90_deg": every.get("heading_at_calibrated_p90_deg"),
+        "online_activity": online | {"mountings_per_experiment": n_mountings},
+        "online_falls": falls_online,
+        "mounting_errors": errors["summary"],
+        "mounting_error_trials": errors["trials"],
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", type=Path, default=None, help="bundle (default: the shipped one)")
@@ -811,13 +857,25 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="no cold-start model beside a calibrating device (activity held back meanwhile)",
     )
+    p.add_argument(
+        "--online-only",
+        action="store_true",
+        help="only the figures from a cold start (online activity and falls, mounting errors)",
+    )
     p.add_argument("--json", action="store_true", help="only the JSON line")
     args = p.parse_args(argv)
+    if args.online_only and args.calibrate_first:
+        p.error("--online-only measures from a cold start; --calibrate-first does not apply")
     logging.basicConfig(level=logging.WARNING if args.json else logging.INFO)
     result = run(
-        args.model, args.quick, not args.no_mobifall, args.calibrate_first, not args.no_cold_start
+        args.model,
+        args.quick,
+        not args.no_mobifall,
+        args.calibrate_first,
+        not args.no_cold_start,
+        args.online_only,
     )
-    if not args.json:
+    if not args.json and not args.online_only:
         for row in result["conditions"]:
             print(row)
     print(json.dumps(result))

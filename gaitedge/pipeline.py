@@ -348,9 +348,14 @@ class Pipeline:
         cfg = cold.contract.chain
         mounting = Mounting.for_chain(cfg, cfg.mounting, None)
         # No fall rules of its own: its fall vote goes to the device's (``cold_fall``).
-        return self._new_state(
+        companion = self._new_state(
             device, cold, mounting, None, engine=cold, units_checked=True, parent=state
         )
+        # It sees the device's samples in the same calls (``_chain``), so where the stages up
+        # to the filters are the same it takes the device chain's filtered pieces: a
+        # calibrating device costs one chain's front, not two.
+        state.chain.keep_front = companion.chain.shares_front_with(state.chain)
+        return companion
 
     def engine_for(self, device: str, imu: np.ndarray | None) -> Engine:
         """The model a device whose samples look like ``imu`` runs: the pipeline's, or for a
@@ -446,13 +451,20 @@ class Pipeline:
                 # (their fall votes are asked for), so a large chunk's alerts keep the order
                 # small live chunks give them.
                 start, fed = fed, fed + len(t)
+                follows = state.chain.keep_front
                 if ready_at is not None:  # this device's own model takes over
                     state.companion = None
                     state.cold_fall.clear()
-                if fed > start:
+                if fed > start and follows:  # the same samples: the filtered pieces reused
+                    c0 = time.perf_counter()
+                    cw = companion.chain.follow(state.chain)
+                    self._made(made, companion, cw, c0, chunk.host_rx_s, t)
+                elif fed > start:
                     cut = slice(start, fed)
                     for ct, cw, c0 in feed_chain(companion.chain, chunk.t_s[cut], chunk.imu[cut]):
                         self._made(made, companion, cw, c0, chunk.host_rx_s, ct)
+                if state.companion is None:
+                    state.chain.keep_front, state.chain.front = False, []
             made += piece
         est = state.chain.mounting.estimator
         online = est is not None and not est.restored  # calibrated online, from nothing

@@ -675,6 +675,11 @@ class StreamingChain:
         self._last_in_t: float | None = None
         # Up to the mounting estimate only, no windows (:func:`calibrate_stream`).
         self.estimate_only = False
+        # Keep each call's filtered pieces in ``front`` for a chain that follows this one
+        # (:meth:`follow`); ``front_samples_in``: the samples that call took.
+        self.keep_front = False
+        self.front: list[tuple[ResampledPiece, np.ndarray | None, np.ndarray | None]] = []
+        self.front_samples_in = 0
         self.stats = ChainStats()
         if self._repair is not None:
             self.stats.repair = self._repair.stats
@@ -697,6 +702,7 @@ class StreamingChain:
         windows."""
         t, imu = self._validate(t, imu)
         self.stats.samples_in += len(t)
+        self.front_samples_in = len(t)
         if len(t):
             self._last_in_t = (
                 float(t[-1]) if self._last_in_t is None else max(self._last_in_t, float(t[-1]))
@@ -720,27 +726,75 @@ class StreamingChain:
     def _resample(self, t: np.ndarray, imu: np.ndarray) -> Windows:
         self._resampler.t0_offset_s = self._antialias.group_delay_s
         parts = []
+        front = [] if self.keep_front else None
         for piece in self._resampler.process(t, imu):
             if piece.new_segment:
                 self._start_segment(piece)
             if not len(piece.t):
+                if front is not None and piece.new_segment:
+                    front.append((piece, None, None))
                 continue
             if self.estimate_only:  # the low-passed acceleration is all the estimate needs
                 self._estimate(self._lowpass.process(piece.x[:, :3]))
                 self.stats.samples_out += len(piece.t)
                 continue
-            features = self._features(piece.x)
-            self.stats.samples_out += len(features)
-            out = self._windower.push(piece.t, features)
+            lp = self._lowpass.process(piece.x)  # [M, 6], or [M, 3] without a gyroscope
+            gravity = self._gravity.process(lp[:, :3])  # [M, 3]
+            if front is not None:
+                front.append((piece, lp, gravity))
+            out = self._back(piece.t, lp, gravity)
             if len(out):
                 parts.append(out)
-        self.stats.bridged_gaps = self._antialias.bridged_gaps
-        self.stats.input_rate_hz = self._antialias.input_rate_hz
+        if front is not None:
+            self.front = front
+        return self._done(parts, self._antialias)
+
+    def _back(self, t: np.ndarray, lp: np.ndarray, gravity: np.ndarray) -> Windows:
+        """The stages after the filters (mounting, features, normalisation) and the windows."""
+        features = self._features(lp, gravity)
+        self.stats.samples_out += len(features)
+        return self._windower.push(t, features)
+
+    def _done(self, parts: list[Windows], antialias: AntiAlias) -> Windows:
+        self.stats.bridged_gaps = antialias.bridged_gaps
+        self.stats.input_rate_hz = antialias.input_rate_hz
         if not parts:
             return Windows.empty(self.cfg.window_samples, self.cfg.n_channels)
         out = Windows.concat(parts)
         self.stats.windows += len(out)
         return out
+
+    def shares_front_with(self, other: StreamingChain) -> bool:
+        """Whether ``other``'s stages up to the filters are this chain's (the same rate,
+        filters, gap rule, repair, input channels and bad-sample policy), so that
+        :meth:`follow` gives what :meth:`process` would."""
+        a, b = self.cfg, other.cfg
+        same = ("sample_rate_hz", "lowpass_order", "lowpass_cutoff_hz", "gravity_order")
+        same += ("gravity_cutoff_hz", "max_gap_s")
+        return (
+            all(getattr(a, k) == getattr(b, k) for k in same)
+            and (self.policy, self.strict, self.n_inputs)
+            == (other.policy, other.strict, other.n_inputs)
+            and not (self.estimate_only or other.estimate_only)
+        )
+
+    def follow(self, leader: StreamingChain) -> Windows:
+        """The windows :meth:`process` would make of the samples ``leader`` took in its last
+        call, from the filtered pieces it kept (:attr:`keep_front`) instead of filtering them
+        again: a cold-start model's chain beside its device's, fed the same samples, runs its
+        own mounting, features and windows only (:meth:`shares_front_with` must hold, and this
+        chain must take every call's samples this way from its first). Its own stages before
+        the filters stay unused."""
+        self.stats.samples_in += leader.front_samples_in
+        parts = []
+        for piece, lp, gravity in leader.front:
+            if piece.new_segment:
+                self._start_segment(piece)
+            if lp is not None:
+                out = self._back(piece.t, lp, gravity)
+                if len(out):
+                    parts.append(out)
+        return self._done(parts, leader._antialias)
 
     def _start_segment(self, piece: ResampledPiece) -> None:
         if self.stats.segments:
@@ -754,10 +808,9 @@ class StreamingChain:
         if self.mounting.estimator is not None:
             self.mounting.estimator.new_segment()
 
-    def _features(self, x: np.ndarray) -> np.ndarray:
-        lp = self._lowpass.process(x)  # [M, 6], or [M, 3] without a gyroscope
+    def _features(self, lp: np.ndarray, gravity: np.ndarray) -> np.ndarray:
+        """Features of the low-passed samples ``lp`` and their gravity (never written to)."""
         acc = lp[:, :3]
-        gravity = self._gravity.process(acc)  # [M, 3]
         vectors = [acc, gravity] + ([lp[:, 3:]] if self.n_inputs == 6 else [])
         if self.mounting.estimator is not None or self.mounting.fixed is not None:
             vectors = self._rotate(*vectors)

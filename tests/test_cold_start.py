@@ -211,3 +211,42 @@ def test_a_large_chunk_sends_its_alerts_in_the_order_live_chunks_do(data_root):
         live = alerts(rec, 20)  # 0.1 s of SisFall's 200 Hz
         assert [(a.type, a.label) for a in fast] == [(a.type, a.label) for a in live]
     assert checked >= 3
+
+
+def test_the_cold_start_model_reuses_its_devices_filtered_samples(hapt_experiment, monkeypatch):
+    """The shipped models on a real recording in live 4-sample frames: the cold-start model's
+    chain takes the device chain's filtered pieces (one front for two models while the device
+    calibrates) and raises, bit for bit, what it raises filtering the samples itself; once the
+    device has calibrated its chain keeps no pieces."""
+    from gaitedge.engine import DEFAULT_MODEL
+    from gaitedge.preprocess import StreamingChain
+    from gaitedge.sources.base import SampleChunk
+
+    main, cold = load_engine(DEFAULT_MODEL), load_engine(cold_start_model())
+    t, x, _ = hapt_experiment
+    t, x = t[:15000], x[:15000]  # calibrates (walking) after ~2.5 min of postures
+    follow = StreamingChain.follow
+    calls = []
+    monkeypatch.setattr(
+        StreamingChain, "follow", lambda s, leader: calls.append(1) or follow(s, leader)
+    )
+
+    def alerts(share: bool):
+        if not share:
+            monkeypatch.setattr(StreamingChain, "shares_front_with", lambda s, o: False)
+        sink = ListSink()
+        with Pipeline(main, FanOut([sink]), cold_start_engine=lambda: cold) as pipe:
+            for a in range(0, len(t), 4):
+                pipe.process(SampleChunk("dev", t[a : a + 4], x[a : a + 4], 0.0))
+            pipe.finish()
+            state = pipe.devices["dev"]
+        return [(a.t, a.type, a.label, a.p, a.extra.get("mounting")) for a in sink.alerts], state
+
+    shared, state = alerts(True)
+    assert len(calls) > 1000 and state.calibrated_at_s is not None
+    assert state.companion is None and not state.chain.keep_front and not state.chain.front
+    n = len(calls)
+    alone, _ = alerts(False)
+    assert len(calls) == n  # filtered its own samples
+    assert shared == alone
+    assert sum(m == "cold start" for *_, m in shared) >= 2

@@ -264,3 +264,51 @@ def test_streaming_memory_does_not_grow():
     tracemalloc.stop()
     grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
     assert grown < 50_000, f"memory grew by {grown} bytes over 15000 samples"
+
+
+@pytest.mark.parametrize("sizes", [[4], [1, 7, 50], [333]])
+def test_a_following_chain_makes_the_windows_of_its_own_front(hapt_experiment, sizes):
+    """A chain that takes another's filtered pieces (``follow``: the cold-start model beside
+    its device) gives, bit for bit, the windows it makes filtering the same samples itself: a
+    real recording at 104 Hz in an unaligned mounting, with a gap that starts a new segment and
+    a run of tied stamps, in live and large chunks; each with its own mounting estimate
+    (automatic and vertical) and normalisation."""
+    t, x, _ = hapt_experiment
+    r = np.linalg.qr(np.arange(9.0).reshape(3, 3) + np.eye(3))[0]  # an unaligned mounting
+    t, x = t[:4000], np.concatenate([x[:4000, :3] @ r.T, x[:4000, 3:] @ r.T], axis=1)
+    t = t * (50.0 / 104.0)  # the same samples, stamped as a 104 Hz device sends them
+    t[2000:] += 3.0  # a gap past max_gap_s: a new segment
+    t[500:505] = t[500]  # tied stamps (a batched delivery)
+    leader_cfg = ChainConfig(window_samples=64, hop_samples=10, mounting="auto")
+    own_cfg = ChainConfig(window_samples=64, hop_samples=10, mounting="vertical")
+    own_cfg = own_cfg.with_normalization(np.full(9, 0.1), np.full(9, 2.0))
+    leader, follower, alone = (StreamingChain(c) for c in (leader_cfg, own_cfg, own_cfg))
+    assert follower.shares_front_with(leader)
+    leader.keep_front = True
+    got, want, i, k = [], [], 0, 0
+    while i < len(t):
+        n = sizes[k % len(sizes)]
+        leader.process(t[i : i + n], x[i : i + n])
+        got.append(follower.follow(leader))
+        want.append(alone.process(t[i : i + n], x[i : i + n]))
+        i, k = i + n, k + 1
+    got, want = (preprocess.Windows.concat([p for p in w if len(p)]) for w in (got, want))
+    assert len(want) > 150 and len(set(want.segment)) == 2  # both sides of the gap
+    np.testing.assert_array_equal(got.data, want.data)
+    np.testing.assert_array_equal(got.t_end_s, want.t_end_s)
+    np.testing.assert_array_equal(got.segment, want.segment)
+    assert follower.mounting.calibrated == alone.mounting.calibrated
+    assert (follower.stats.samples_in, follower.stats.samples_out, follower.stats.windows) == (
+        alone.stats.samples_in,
+        alone.stats.samples_out,
+        alone.stats.windows,
+    )
+    assert follower.stats.segments == alone.stats.segments == 2
+
+
+def test_chains_with_other_filters_do_not_share_a_front():
+    base = StreamingChain(ChainConfig())
+    assert base.shares_front_with(StreamingChain(ChainConfig(mounting="vertical")))
+    assert not base.shares_front_with(StreamingChain(ChainConfig(lowpass_cutoff_hz=15.0)))
+    assert not base.shares_front_with(StreamingChain(ChainConfig(), BadSamplePolicy.DROP))
+    assert not base.shares_front_with(StreamingChain(ChainConfig(), strict=True))

@@ -8,9 +8,11 @@ every variant of every emulated app (``firmware_bridge.exports``: each writes th
 recording as that app exports it, to a zip, a folder or a file), read back through
 ``gaitedge.formats.read(path)`` (the path a user gives, the format detected) and replayed with
 the shipped model exactly as ``gaitedge replay --fast`` does, by ``bench/devices.py``'s pieces:
-the pipeline fed by a ``ReplaySource``, the mounting each subject's recordings calibrate, the
-sample-level activity macro-F1 over the 6 basic HAPT activities, fall trials scored by whether
-they raise a fall alert. The ``gaitedge`` row is the canonical CSV of the same recordings
+the pipeline fed by a ``ReplaySource``, the mounting from a cold start (nothing stored,
+calibrated online, no look-ahead) with the shipped cold-start model beside the device until it
+has calibrated (``--no-cold-start``: the default model alone), the sample-level activity
+macro-F1 over the 6 basic HAPT activities, fall trials scored by whether they raise a fall
+alert. The ``gaitedge`` row is the canonical CSV of the same recordings
 (``gaitedge convert``'s output) read the same way; every drop is against it.
 
 How much: :data:`FULL` (45 min of recordings per variant) or :data:`QUICK` (``--quick``);
@@ -69,12 +71,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import devices
 from bench._data import data_root, hapt_signal
 from bench.devices import Condition, activity_f1, fall_scores
 from firmware_bridge import exports
 from gaitedge import datasets as ds
 from gaitedge import formats
-from gaitedge.engine import load_engine
+from gaitedge.engine import cold_start_model, load_engine
 from gaitedge.mounting import rotation_angle_deg
 from gaitedge.recording import Recording, write_recording
 
@@ -582,6 +585,9 @@ class Plan:
     quick: bool
     only: frozenset[str] | None
     log_level: int = logging.WARNING
+    # As `gaitedge replay` runs the shipped model: the shipped cold-start model beside a device
+    # whose mounting calibrates (none for a --model given, as replay).
+    cold_start: bool = True
 
 
 _WORKER: dict = {}
@@ -591,11 +597,16 @@ def _start(plan: Plan) -> None:
     """A worker's engine, recordings and variants, loaded once per process."""
     logging.basicConfig(level=plan.log_level)
     variants, _ = available_variants(plan.only, warn=False)
+    devices.COLD_START = _cold_start(plan)
     _WORKER.update(
         engine=load_engine(plan.model),
         data=held_out(data_root(), plan.quick),
         variants={CANONICAL: (canonical_csv, CANONICAL), **variants},
     )
+
+
+def _cold_start(plan: Plan) -> Path | None:
+    return cold_start_model() if plan.cold_start and plan.model is None else None
 
 
 def _job(name: str) -> tuple[str, dict | None, str | None]:
@@ -614,9 +625,16 @@ def _job(name: str) -> tuple[str, dict | None, str | None]:
     return name, row, None
 
 
-def run(model: Path | None, quick: bool, only: set[str] | None = None, jobs: int = 1) -> dict:
+def run(
+    model: Path | None,
+    quick: bool,
+    only: set[str] | None = None,
+    jobs: int = 1,
+    cold_start: bool = True,
+) -> dict:
     """Every variant scored (``jobs`` processes), then the parse speed measured alone."""
-    plan = Plan(model, quick, frozenset(only) if only else None, logging.getLogger().level)
+    level = logging.getLogger().level
+    plan = Plan(model, quick, frozenset(only) if only else None, level, cold_start)
     variants, missing = available_variants(plan.only)
     names = [CANONICAL, *variants]
     if jobs <= 1:
@@ -643,7 +661,13 @@ def run(model: Path | None, quick: bool, only: set[str] | None = None, jobs: int
     engine = load_engine(model)
     data = held_out(data_root(), quick)
     result = _summary(engine, data, rows, missing, failed, parse)
-    return result | {"quick": quick, "only": sorted(only) if only else None, "jobs": jobs}
+    cold = _cold_start(plan)
+    return result | {
+        "quick": quick,
+        "only": sorted(only) if only else None,
+        "jobs": jobs,
+        "cold_start_model": cold.name if cold is not None else None,
+    }
 
 
 def _summary(engine, data, rows, missing, failed, parse) -> dict:
@@ -710,11 +734,16 @@ def main(argv: list[str] | None = None) -> None:
         "--only", default=None, help="comma-separated apps or variants (sensorlogger,phyphox-...)"
     )
     p.add_argument("--jobs", type=int, default=os.cpu_count(), help="processes (default: cores)")
+    p.add_argument(
+        "--no-cold-start",
+        action="store_true",
+        help="the default model alone (no cold-start model beside a calibrating device)",
+    )
     p.add_argument("--json", action="store_true", help="only the JSON line")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.json else logging.INFO)
     only = set(args.only.split(",")) if args.only else None
-    result = run(args.model, args.quick, only, args.jobs)
+    result = run(args.model, args.quick, only, args.jobs, not args.no_cold_start)
     if not args.json:
         for name, row in result["formats"].items():
             print(name, row)

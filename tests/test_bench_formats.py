@@ -77,9 +77,15 @@ def test_a_late_export_on_its_own_clock_scores_as_the_canonical_csv(quick, tmp_p
 
 
 def test_quick_run_prints_the_json_the_issue_asks_for(quick, data_root, monkeypatch, capsys):
+    from bench import devices
+
     monkeypatch.setenv("GAITEDGE_DATA_ROOT", str(data_root))
+    # One process (--jobs 1): the run sets the cold-start model here; put back afterwards.
+    monkeypatch.setattr(devices, "COLD_START", None)
     bench.main(["--quick", "--json", "--only", ONE_VARIANT, "--jobs", "1"])
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # Scored as `replay` runs the shipped model: the shipped cold-start model beside it.
+    assert out["cold_start_model"] == "gaitedge-vertical.onnx" == devices.COLD_START.name
     for key in ("formats", "worst_activity_f1_drop", "worst_fall_sensitivity_drop",
                 "parse_vs_pandas", "canonical", "missing", "failed", "machine"):  # fmt: skip
         assert key in out

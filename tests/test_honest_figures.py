@@ -238,3 +238,21 @@ def test_readme_quotes_the_committed_cold_start_run():
     assert f"`bench/results/devices-online.json`): {f1:.3f}" in readme
     assert f"from the calibration (≥ 20 s) {ready:.3f} against {whole:.3f}" in readme
     assert f1 >= 0.93 and abs(ready - whole) <= 0.02  # issue 22's targets
+
+
+def test_readme_quotes_the_committed_formats_run():
+    """The formats' drops in README are one committed ``bench/formats.py`` run, scored as
+    ``replay`` runs the shipped models (cold, the cold-start model beside), every variant read."""
+    import json
+
+    run = json.loads((ROOT / "bench/results/formats.json").read_text())
+    assert run["complete"] and not run["quick"] and run["only"] is None
+    assert run["cold_start_model"] == "gaitedge-vertical.onnx"
+    apps = {name.split("-")[0] for name in run["formats"]}
+    act, fall = run["worst_activity_f1_drop"], run["worst_fall_sensitivity_drop"]
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert (
+        f"worst drop {act:.3f} activity macro-F1 and {fall:.3f} fall sensitivity, one trial at "
+        f"the impact threshold, over every variant of {len(apps)} apps and wearables" in readme
+    )
+    assert act <= 0.02 and fall <= 0.02  # issue 18's targets

@@ -535,14 +535,27 @@ def test_files_renamed_with_a_prefix(wild, demo, tmp_path):
     np.testing.assert_array_equal(read(walk).imu, read(phone).imu)
 
 
-def test_a_folder_holding_the_shared_zip_names_it(wild):
+def test_a_folder_holding_the_shared_zip_reads_the_zip(wild, tmp_path):
+    """The wild export as it was downloaded: a folder holding the app's zip and nothing else a
+    format reads; the folder reads as the zip (streamed too), and the recording names the zip.
+    Beside something a format reads, the folder is read as it is."""
+    from gaitedge.formats import open_chunks
+
     folder = wild / "sensorlogger_ios-unlabelled-zip-tue"
-    with pytest.raises(
-        FormatError,
-        match=r"holds a zip \(2022-09-26_15-32-56\.zip\) .*give the "
-        r"zip itself: .*2022-09-26_15-32-56\.zip$",
-    ):
-        read(folder)
+    shared = folder / "2022-09-26_15-32-56.zip"
+    rec, want = read(folder), read(shared)
+    np.testing.assert_array_equal(rec.imu, want.imu)
+    np.testing.assert_array_equal(rec.timestamp_s, want.timestamp_s)
+    assert rec.source.path == str(shared) and len(rec) > 1000
+    with open_chunks(folder, format="sensorlogger") as stream:
+        streamed = np.concatenate([c.imu for c in stream])
+    np.testing.assert_array_equal(streamed, want.imu)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copy(shared, mixed / shared.name)
+    (mixed / "notes.zip").write_bytes(shared.read_bytes())  # two zips: which one is not guessed
+    with pytest.raises(FormatError, match="not a format gaitedge knows"):
+        read(mixed)
 
 
 def test_shared_stamps_with_a_raw_gyroscope_are_android(demo, tmp_path):

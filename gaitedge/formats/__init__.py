@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ from gaitedge.formats.base import (
     StreamedExport,
 )
 from gaitedge.recording import Recording
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "FORMATS",
@@ -131,12 +134,6 @@ def detect(container: Container) -> tuple[str, str]:
         if reason:
             found.append((name, reason))
     if not found:
-        zips = [n for n in container.names if n.lower().endswith(".zip")]
-        if container.kind == "folder" and len(zips) == 1:
-            raise FormatError(
-                f"{container.path}: holds a zip ({zips[0]}) and nothing gaitedge reads beside "
-                f"it; give the zip itself: {container.path / zips[0]}"
-            )
         shown = ", ".join(container.names[:8]) + (" ..." if len(container.names) > 8 else "")
         raise FormatError(
             f"{container.path}: not a format gaitedge knows ({shown}); `gaitedge formats` lists "
@@ -156,6 +153,25 @@ def _with_source(rec: Recording, name: str, path: str) -> Recording:
         "acceleration + rotation rate", path, "m/s², rad/s", len(rec), rec.median_rate_hz
     )
     return dataclasses.replace(rec, source=SourceInfo(name, path, (sensor,), ()))
+
+
+def _open(path: str | os.PathLike, format: str | None) -> tuple[Container, str]:  # noqa: A002
+    """The container to read and its format (:func:`_choose`): ``path`` itself, or for a
+    folder that holds the zip an app shared and nothing a format reads beside it, that zip
+    (logged: the folder a download or a file manager put it in)."""
+    container = Container(path)
+    try:
+        zips = [n for n in container.names if n.lower().endswith(".zip")]
+        if container.kind == "folder" and len(zips) == 1:
+            names = [format] if format is not None else list(FORMATS)
+            if not any(_module(n).detect(container) for n in names if n in FORMATS):
+                container.close()
+                log.info("%s: reading the zip it holds, %s", path, zips[0])
+                container = Container(container.path / zips[0])
+        return container, _choose(container, format)
+    except BaseException:
+        container.close()
+        raise
 
 
 def _choose(container: Container, format: str | None) -> str:  # noqa: A002 - --format
@@ -194,17 +210,17 @@ def read(
     from gaitedge.formats.join import to_recording
 
     options = options or ReadOptions()
-    with Container(path) as container:
-        name = _choose(container, format)
+    container, name = _open(path, format)
+    with container:
         mod = _module(name)
         result = mod.read(container, options)
         if isinstance(result, Recording):
-            return _with_source(result, name, str(Path(path)))
+            return _with_source(result, name, str(container.path))
         if options.rate_hz is not None:
             raise FormatError(f"{path}: has its own timestamps; do not also give --rate-hz")
         return to_recording(
             result,
-            str(Path(path)),
+            str(container.path),
             strict=options.strict,
             hints=getattr(mod, "HINTS", None),
             accelerometer_only=options.accelerometer_only,
@@ -290,9 +306,8 @@ def open_chunks(
             then); ``RecordingError`` for a bad row further on, while iterating.
     """
     options = options or ReadOptions()
-    container = Container(path)
+    container, name = _open(path, format)
     try:
-        name = _choose(container, format)
         mod = _module(name)
         read_chunks = getattr(mod, "read_chunks", None)
         own_rule = name in ("gaitedge", "csv")  # the canonical CSV takes it; a layout says why not
@@ -301,7 +316,7 @@ def open_chunks(
         chunks = None if read_chunks is None else read_chunks(container, options)
         if chunks is None:  # read whole (a reader may decline to stream one kind of export)
             container.close()
-            rec = read(path, format=name, options=options)
+            rec = read(container.path, format=name, options=options)
             start = getattr(rec.source, "start_epoch_s", None)
             rest, container, streamed = _pieces(rec, chunk_samples), None, False
         elif isinstance(chunks, StreamedExport):

@@ -58,6 +58,30 @@ def test_replay_is_paced_without_drift():
     assert chunks[0].new_connection and not chunks[1].new_connection
 
 
+def test_paced_replay_cuts_the_same_chunks_however_the_consumer_keeps_up():
+    """Paced chunks are fixed slices of the recording's time, so a replay says the same on
+    every run: a consumer that stalls now and then (a slow machine) gets the same chunks, the
+    ones it fell behind on at once; a stamp that steps back still goes, with its slice."""
+    rec = recording(2.0)
+    rec.timestamp_s[60:63] = rec.timestamp_s[40]  # a clock that stepped back 0.4 s, briefly
+
+    async def run(stall_every: int) -> list[tuple[float, int]]:
+        got, source = [], ReplaySource(recording=rec, speed=4.0, tick_s=0.02)
+        async with source:
+            async for chunk in source.chunks():
+                got.append((float(chunk.t_s[0]), len(chunk.t_s)))
+                if stall_every and len(got) % stall_every == 0:
+                    time.sleep(0.05)  # blocks the loop, as a slow pipeline does
+        return got
+
+    steady = asyncio.run(run(0))
+    assert asyncio.run(run(3)) == steady
+    assert sum(n for _, n in steady) == len(rec)
+    sizes = [n for _, n in steady]
+    assert sizes.count(4) >= len(sizes) - 2  # 0.08 s of 50 Hz a slice
+    assert sizes[14] == 7  # the stepped-back stamps went with the slice of the newest before
+
+
 def test_replay_fast_yields_everything_in_big_chunks():
     rec = recording(60.0)
     chunks = asyncio.run(collect(ReplaySource(recording=rec, fast=True, fast_chunk_samples=1000)))

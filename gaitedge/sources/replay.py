@@ -26,9 +26,10 @@ FAST_CHUNK_SAMPLES = 1 << 14
 class ReplaySource:
     """Yields a recording in chunks.
 
-    Paced: the number of samples due is recomputed from the wall clock each tick
-    (``due = samples with t <= speed * elapsed - sent``), so pacing never drifts however long
-    the replay. ``fast=True`` yields large chunks as fast as the consumer takes them.
+    Paced: the recording in fixed slices of its own time (``tick_s * speed``), each sent when
+    the wall clock since the start reaches its end, so pacing never drifts however long the
+    replay and the chunks are the same on every run. ``fast=True`` yields large chunks as fast
+    as the consumer takes them.
 
     Args:
         path: a recording in any format ``gaitedge.formats`` reads (streamed in chunks); or
@@ -110,11 +111,16 @@ class ReplaySource:
             await asyncio.sleep(0)
 
     async def _paced_bounds(self, t: np.ndarray, start: float) -> AsyncIterator[tuple[int, int]]:
-        sent = 0
+        """Fixed slices of the recording's time, ``tick_s * speed`` each, every one sent when
+        the wall clock reaches its end (at once while behind): the chunks, and so what the
+        pipeline makes of them, are the same on every run however the machine keeps up."""
+        step, sent = self.tick_s * self.speed, 0
+        t = np.maximum.accumulate(t)  # a stamp that steps back goes with the newest before it
         while sent < len(t):
-            elapsed = (time.monotonic() - start) * self.speed
-            due = int(np.searchsorted(t, elapsed, side="right"))
-            if due > sent:
-                yield sent, due
-                sent = due
-            await asyncio.sleep(self.tick_s)
+            end = (np.floor(t[sent] / step) + 1.0) * step  # the slice of the next sample
+            wait = start + end / self.speed - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            due = max(int(np.searchsorted(t, end, side="left")), sent + 1)
+            yield sent, due
+            sent = due

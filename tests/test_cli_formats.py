@@ -102,6 +102,7 @@ APP_EXPORTS = [
     ("sensorlogger", "ios-zip"),
     ("sensorlogger", "android-folder"),
     ("phyphox", "ios-semicolon-decimal-comma-zip"),
+    ("phyphox", "android-xlsx"),
     ("metabase", "android"),
     ("sensorlog", "units"),
     ("shimmer", "consensys"),

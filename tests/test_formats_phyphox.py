@@ -353,7 +353,7 @@ def test_variant_reads_back_as_the_canonical_recording(walk, tmp_path, variant):
     the 9.81 factor (0.034 %: 3e-3 m/s²) each fail."""
     platform = variant.split("-")[0]
     path = app.VARIANTS[variant](walk, tmp_path)
-    assert path.suffix == (".zip" if variant.endswith("zip") else "")
+    assert path.suffix == {"zip": ".zip", "xlsx": ".xlsx"}.get(variant.split("-")[-1], "")
     rec = formats.read(path)
     src = rec.source
     assert src.format == "phyphox"
@@ -544,3 +544,101 @@ def test_paused_and_resumed_runs_each_from_their_start(tmp_path):
                                            7.012908332e-2]) + gaps  # fmt: skip
     assert acc.t_s == pytest.approx(want, abs=1e-6)
     assert any("2 runs (paused, resumed)" in r for r in ex.rules)
+
+
+# --- 5. the Excel export (the dialog's first choice) -----------------------------------------
+
+
+def _sheets(path: Path) -> dict[str, list[list]]:
+    """Every sheet's rows as gaitedge's workbook reader hands them to the CSV readers."""
+    from gaitedge.formats import workbook
+
+    with Container(path) as c:
+        book = workbook.WorkbookContainer(c, workbook.kind_of(c))
+        return {n[:-4]: [list(r) for r in book._rows(n[:-4])] for n in book.names}
+
+
+def test_excel_exports_read_as_the_csv_export_whole_and_streamed(walk, tmp_path):
+    """Android's own xlsx writer (emulated from ``XlsxWriter.java``), iOS's libxlsxwriter (its
+    Python original, XlsxWriter, writes the file) and Android's older HSSF ``.xls`` (xlwt
+    writes it): the samples of the same export as CSV (which rounds to 10 significant digits),
+    the two Android workbooks identical to each other (full doubles), streamed as read whole."""
+    out = {}
+    for name, write in (
+        ("android-csv", app.VARIANTS["android-comma-zip"]),
+        ("android-xlsx", app.VARIANTS["android-xlsx"]),
+        ("android-xls", app.write_xls),
+        ("ios-csv", app.VARIANTS["ios-comma-zip"]),
+        ("ios-xlsx", app.VARIANTS["ios-xlsx"]),
+    ):
+        (tmp_path / name).mkdir()
+        path = write(walk, tmp_path / name)
+        out[name] = rec = formats.read(path)
+        with formats.open_chunks(path, chunk_samples=500) as stream:
+            np.testing.assert_array_equal(np.concatenate([c.imu for c in stream]), rec.imu)
+        assert rec.source.format == "phyphox"
+        if "csv" not in name:
+            book = "xls" if name.endswith("xls") else "xlsx"
+            assert rec.source.rules[0].endswith(f"export; Excel (.{book}), a sheet per set")
+    np.testing.assert_array_equal(out["android-xls"].imu, out["android-xlsx"].imu)
+    np.testing.assert_array_equal(out["android-xls"].timestamp_s, out["android-xlsx"].timestamp_s)
+    for platform in ("android", "ios"):
+        excel, csv = out[f"{platform}-xlsx"], out[f"{platform}-csv"]
+        assert len(excel) == len(csv) > 1000
+        # the timeline sensor's own samples to the CSV's rounding; the other sensor is
+        # interpolated onto those stamps, which the CSV rounds (up to 1e-5 rad/s here)
+        np.testing.assert_allclose(excel.imu[:, :3], csv.imu[:, :3], rtol=1e-8, atol=1e-8)
+        np.testing.assert_allclose(excel.imu[:, 3:], csv.imu[:, 3:], rtol=0, atol=1e-4)
+        np.testing.assert_allclose(excel.timestamp_s, csv.timestamp_s, rtol=0, atol=1e-6)
+        assert excel.source.start_epoch_s == app.START_UNIX_S  # the Metadata Time sheet
+
+
+def test_excel_sheets_read_as_a_third_party_reader_reads_them(walk, tmp_path):
+    """openpyxl (the package index's xlsx reader) reads the same cells from both xlsx files
+    (phyphox's own writer's, emulated, and libxlsxwriter's, written by its Python original):
+    numbers as numbers, phyphox's ``NaN`` padding as text, iOS's as an empty cell."""
+    import openpyxl
+
+    for variant in ("android-xlsx", "ios-xlsx"):
+        (tmp_path / variant).mkdir()
+        path = app.VARIANTS[variant](walk, tmp_path / variant)
+        ours = _sheets(path)
+        book = openpyxl.load_workbook(path, read_only=True)
+        theirs = {ws.title: [list(r) for r in ws.iter_rows(values_only=True)] for ws in book}
+        book.close()
+        assert list(ours) == list(theirs) == [
+            "Accelerometer", "Gyroscope", "Metadata Device", "Metadata Time"
+        ]  # fmt: skip
+        for name, rows in theirs.items():
+            width = max(len(r) for r in rows)
+            padded = [r + [None] * (width - len(r)) for r in ours[name]]
+            assert padded == [[None if v is None else v for v in r] for r in rows], name
+        last = ours["Gyroscope"][-1]
+        assert last[0] == ("NaN" if variant == "android-xlsx" else None)  # the padded row
+        assert ours["Metadata Time"][1][:2] == ["START", 0.0]
+
+
+def test_a_damaged_or_foreign_workbook_is_one_line(walk, tmp_path):
+    path = app.VARIANTS["android-xlsx"](walk, tmp_path)
+    cut = tmp_path / "cut.xlsx"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(FormatError, match="truncated or damaged zip"):
+        formats.read(cut)
+    import xlsxwriter
+
+    other = tmp_path / "budget.xlsx"
+    book = xlsxwriter.Workbook(str(other))
+    book.add_worksheet("Costs").write_row(0, 0, ["item", "EUR"])
+    book.close()
+    with pytest.raises(FormatError, match=r"not a format gaitedge knows \(Costs\.csv\)"):
+        formats.read(other)
+    text = tmp_path / "text.xlsx"
+    book = xlsxwriter.Workbook(str(text))
+    sheet = book.add_worksheet("Accelerometer")
+    sheet.write_row(0, 0, ["Time (s)", "Acceleration x (m/s^2)", "Acceleration y (m/s^2)",
+                           "Acceleration z (m/s^2)"])  # fmt: skip
+    sheet.write_row(1, 0, [0.01, 0.1, 9.8, 0.2])
+    sheet.write_row(2, 0, [0.02, "abc", 9.8, 0.2])
+    book.close()
+    with pytest.raises(FormatError, match=r"text\.xlsx:Accelerometer\.csv:3: .*not a number"):
+        formats.read(text, options=ReadOptions(accelerometer_only=True))

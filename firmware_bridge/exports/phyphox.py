@@ -24,6 +24,8 @@ and Unix time ``START_UNIX_S`` plus that.
 
 from __future__ import annotations
 
+import csv
+import functools
 import zipfile
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -226,6 +228,185 @@ def _render(
     return path
 
 
+# --- the Excel export -----------------------------------------------------------------------
+
+
+def _java_double(v: float) -> str:
+    """Java's ``Double.toString``, which phyphox's own xlsx writer puts in ``<v>``: decimal from
+    1e-3 up to 1e7 (``0.0367``, ``12.0``), else ``1.5E-4`` / ``1.2E7``."""
+    if v == 0 or 1e-3 <= abs(v) < 1e7:
+        text = repr(float(v))
+        return text if "e" not in text else f"{float(v):.17f}".rstrip("0")
+    mantissa, exp = f"{v:.16e}".split("e")
+    mantissa = mantissa.rstrip("0")
+    return f"{mantissa}0E{int(exp)}" if mantissa.endswith(".") else f"{mantissa}E{int(exp)}"
+
+
+def _excel_rows(platform: str, sets: dict, end_s: float) -> dict[str, list[list]]:
+    """Sheet name -> rows (header first) of str / float / None cells, as the app fills its
+    workbook: a set per sheet (a shorter column: Android the text ``NaN``, iOS no cell), then
+    ``Metadata Device`` and ``Metadata Time`` (numbers as numbers)."""
+    sheets: dict[str, list[list]] = {}
+    for name, (header, columns) in sets.items():
+        rows: list[list] = [list(header)]
+        for r in range(max(len(c) for c in columns)):
+            pad = "NaN" if platform == "android" else None
+            rows.append([float(c[r]) if r < len(c) else pad for c in columns])
+        sheets[name] = rows
+    meta = _meta(platform, ",", ".", end_s)
+    device = list(csv.reader(meta["meta/device.csv"].splitlines()))
+    sheets["Metadata Device"] = device  # property, value: text
+    time = list(csv.reader(meta["meta/time.csv"].splitlines()))
+    sheets["Metadata Time"] = time[:1] + [[e, float(x), float(u), w] for e, x, u, w in time[1:]]
+    return sheets
+
+
+def _write_phyphox_xlsx(path: Path, sheets: dict[str, list[list]]) -> None:
+    """What phyphox's own ``XlsxWriter.java`` (Android, since 2025) writes: a zip of XML with
+    inline strings (the header bold: style 1), no cell or row references, numbers as
+    ``Double.toString``; the content types, the workbook, its relationships and the styles
+    written last (the sheets stream first)."""
+    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    head = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    pkg = "http://schemas.openxmlformats.org/package/2006/relationships"
+
+    def text(value: str, bold: bool) -> str:
+        value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        style = ' s="1"' if bold else ""
+        return f'<c t="inlineStr"{style}><is><t xml:space="preserve">{value}</t></is></c>'
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        zf.writestr(
+            "_rels/.rels",
+            f'{head}<Relationships xmlns="{pkg}"><Relationship Id="rId1" Type="{rel}/'
+            'officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        )
+        for i, rows in enumerate(sheets.values(), start=1):
+            body = []
+            for r, row in enumerate(rows):
+                cells = [
+                    text(v, r == 0) if isinstance(v, str) else f"<c><v>{_java_double(v)}</v></c>"
+                    for v in row
+                ]
+                body.append("<row>" + "".join(cells) + "</row>")
+            zf.writestr(
+                f"xl/worksheets/sheet{i}.xml",
+                f"{head}<worksheet {ns}><sheetData>{''.join(body)}</sheetData></worksheet>",
+            )
+        names = "".join(
+            f'<sheet name="{n}" sheetId="{i}" r:id="rId{i}"/>'
+            for i, n in enumerate(sheets, start=1)
+        )
+        zf.writestr(
+            "xl/workbook.xml",
+            f'{head}<workbook {ns} xmlns:r="{rel}"><sheets>{names}</sheets></workbook>',
+        )
+        links = "".join(
+            f'<Relationship Id="rId{i}" Type="{rel}/worksheet" Target="worksheets/sheet{i}.xml"/>'
+            for i in range(1, len(sheets) + 1)
+        )
+        zf.writestr(
+            "xl/_rels/workbook.xml.rels",
+            f'{head}<Relationships xmlns="{pkg}">{links}<Relationship Id="rId{len(sheets) + 1}"'
+            f' Type="{rel}/styles" Target="styles.xml"/></Relationships>',
+        )
+        types = "http://schemas.openxmlformats.org/package/2006/content-types"
+        office = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+        parts = "".join(
+            f'<Override PartName="/xl/worksheets/sheet{i}.xml" ContentType="{office}.worksheet'
+            '+xml"/>'
+            for i in range(1, len(sheets) + 1)
+        )
+        zf.writestr(
+            "[Content_Types].xml",
+            f'{head}<Types xmlns="{types}"><Default Extension="rels" ContentType="application/'
+            'vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" '
+            f'ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType='
+            f'"{office}.sheet.main+xml"/>{parts}<Override PartName="/xl/styles.xml" ContentType='
+            f'"{office}.styles+xml"/></Types>',
+        )
+        fonts = (
+            '<fonts count="2"><font><sz val="11"/><name val="Calibri"/></font><font><b/>'
+            '<sz val="11"/><name val="Calibri"/></font></fonts>'
+        )
+        xfs = (
+            '<cellXfs count="2"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+            '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
+            "</cellXfs>"
+        )
+        rest = (
+            '<fills count="2"><fill><patternFill patternType="none"/></fill><fill><patternFill '
+            'patternType="gray125"/></fill></fills><borders count="1"><border><left/><right/>'
+            '<top/><bottom/><diagonal/></border></borders><cellStyleXfs count="1"><xf '
+            'numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+        )
+        named = (
+            '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
+        )
+        zf.writestr(
+            "xl/styles.xml", f"{head}<styleSheet {ns}>{fonts}{rest}{xfs}{named}</styleSheet>"
+        )
+
+
+def _write_libxlsxwriter(path: Path, sheets: dict[str, list[list]]) -> None:
+    """What iOS writes through libxlsxwriter: written by its Python original, XlsxWriter (the
+    same author and XML: shared strings, cell references, the header bold, a cell not written
+    left out)."""
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(str(path), {"nan_inf_to_errors": True})
+    bold = book.add_format({"bold": True})
+    for name, rows in sheets.items():
+        sheet = book.add_worksheet(name)
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row):
+                if value is not None:
+                    sheet.write(r, c, value, bold if r == 0 else None)
+    book.close()
+
+
+def _write_hssf_xls(path: Path, sheets: dict[str, list[list]]) -> None:
+    """What Android wrote through Apache POI's HSSF before 2025 (``DataExport.ExcelFormat`` of
+    that time): a binary ``.xls`` (BIFF8, written by xlwt), as many rows as a set's first
+    (time) column holds, ``NaN`` text for a shorter column, and the device sheet's header cell
+    misspelled ``proeprty`` (vendor-formats.md §A2). A set past the format's 65 536 rows made
+    the app's export fail (POI refuses the row; the workbook was never written): refused."""
+    import xlwt
+
+    book = xlwt.Workbook()
+    bold = xlwt.easyxf("font: bold on")
+    for name, rows in sheets.items():
+        if not name.startswith("Metadata "):
+            rows = rows[: 1 + sum(1 for row in rows[1:] if not isinstance(row[0], str))]
+        if len(rows) > 65_536:
+            raise ValueError(f"{name}: {len(rows)} rows; phyphox's .xls export fails past 65536")
+        sheet = book.add_sheet(name)
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row):
+                if r == 0 and name == "Metadata Device" and value == "property":
+                    value = "proeprty"
+                if value is not None:
+                    sheet.write(r, c, value, bold if r == 0 else xlwt.Style.default_style)
+    book.save(str(path))
+
+
+_EXCEL_WRITERS = {
+    "xlsx": _write_phyphox_xlsx,
+    "libxlsxwriter": _write_libxlsxwriter,
+    "xls": _write_hssf_xls,
+}
+
+
+def _render_excel(recording: Recording, out_dir: Path, *, platform: str, workbook: str) -> Path:
+    sets = _sets(recording, platform, linear_gravity=False)
+    end_s = max(float(np.nanmax(c[0])) for _, c in sets.values()) + 0.05
+    stamp = datetime.fromtimestamp(START_UNIX_S, _TZ).strftime("%Y-%m-%d %H-%M-%S")
+    path = out_dir / f"Gait {platform} {stamp}.{'xls' if workbook == 'xls' else 'xlsx'}"
+    _EXCEL_WRITERS[workbook](path, _excel_rows(platform, sets, end_s))
+    return path
+
+
 def _variant(**kw) -> Callable[[Recording, Path], Path]:
     return lambda recording, out_dir: _render(recording, out_dir, **kw)
 
@@ -241,3 +422,9 @@ VARIANTS: dict[str, Callable[[Recording, Path], Path]] = {
 VARIANTS["ios-linear-gravity-zip"] = _variant(
     platform="ios", dialect="comma", container="zip", linear_gravity=True
 )
+# The Excel export (the dialog's first choice): Android's own xlsx writer (2025 on) and iOS's
+# libxlsxwriter. Android's HSSF .xls of before is :func:`write_xls` (not a variant: the bench's
+# recordings run past the 65 536 rows at which that export failed).
+VARIANTS["android-xlsx"] = functools.partial(_render_excel, platform="android", workbook="xlsx")
+VARIANTS["ios-xlsx"] = functools.partial(_render_excel, platform="ios", workbook="libxlsxwriter")
+write_xls = functools.partial(_render_excel, platform="android", workbook="xls")

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from gaitedge.formats import workbook
 from gaitedge.formats.base import (
     Container,
     Export,
@@ -168,6 +169,9 @@ def _open(path: str | os.PathLike, format: str | None) -> tuple[Container, str]:
                 container.close()
                 log.info("%s: reading the zip it holds, %s", path, zips[0])
                 container = Container(container.path / zips[0])
+        kind = workbook.kind_of(container)
+        if kind is not None:  # an app's Excel export: its sheets as the CSVs they stand for
+            container = workbook.WorkbookContainer(container, kind)
         return container, _choose(container, format)
     except BaseException:
         container.close()

@@ -1,4 +1,4 @@
-"""phyphox (RWTH Aachen) CSV exports, Android and iOS.
+"""phyphox (RWTH Aachen) exports, Android and iOS: CSV and Excel.
 
 What the app writes (``DataExport.java`` on Android, ``ExperimentExportSet.swift`` and
 ``ExperimentExport.swift`` on iOS; ``vendor-formats.md`` §A2):
@@ -20,6 +20,8 @@ What the app writes (``DataExport.java`` on Android, ``ExperimentExportSet.swift
   clock: each ``START`` row gives the experiment time and the Unix time at which a run began.
 * Android's sign convention on both platforms (iOS multiplies CoreMotion's g by -9.81), m/s² and
   rad/s.
+* the Excel export (the export dialog's first choice): a sheet per set plus ``Metadata Device``
+  and ``Metadata Time``, read as the CSVs they stand for (``gaitedge.formats.workbook``).
 """
 
 from __future__ import annotations
@@ -54,10 +56,14 @@ from gaitedge.formats.table import (
 from gaitedge.units import STANDARD_GRAVITY_M_S2, parse_accel_unit, parse_gyro_unit
 
 NAME = "phyphox"
-TITLE = "phyphox (RWTH Aachen, Android and iOS): CSV export in any of its five dialects"
+TITLE = (
+    "phyphox (RWTH Aachen, Android and iOS): CSV export in any of its five dialects, or the "
+    "Excel export (.xlsx, the older .xls)"
+)
 NEEDS = (
     "Accelerometer.csv (or Linear Acceleration/Accelerometer.csv + Gravity.csv) and "
-    "Gyroscope.csv of one simple experiment: the zip, its folder; meta/time.csv optional"
+    "Gyroscope.csv of one simple experiment: the zip, its folder; meta/time.csv optional; or "
+    "the Excel workbook with those sheets"
 )
 _SIMPLE = (
     "in phyphox, create a simple experiment (+, 'Simple experiment') with Accelerometer and "
@@ -134,13 +140,20 @@ def _csv_members(container: Container) -> list[str]:
     return [n for n in container.names if n.lower().endswith(".csv")]
 
 
+# The Excel export's sheets for meta/device.csv and meta/time.csv (gaitedge.formats.workbook).
+_META_SHEETS = {"device.csv": "metadata device.csv", "time.csv": "metadata time.csv"}
+
+
 def _is_meta(name: str) -> bool:
     path = PurePosixPath(name)
+    if len(path.parts) == 1 and name.lower() in _META_SHEETS.values():
+        return True
     return len(path.parts) > 1 and path.parent.name.lower() == "meta"
 
 
 def _meta(container: Container, basename: str) -> list[str]:
-    return [n for n in container.find(basename) if _is_meta(n)]
+    names = [n for n in container.find(basename) if _is_meta(n)]
+    return names or [n for n in container.names if n.lower() == _META_SHEETS[basename]]
 
 
 def _header_line(container: Container, name: str) -> str | None:
@@ -332,7 +345,11 @@ def _read(container: Container, head_only: bool = False) -> tuple[Export, _Plan]
     _check_dialects(tables, time_dialect, container)
     plan = _Plan(chosen, rescale, starts)
     if tables:
-        rules.insert(0, f"phyphox {platform} export; {_dialect(next(iter(tables.values())))}")
+        if container.kind == "workbook":  # gaitedge.formats.workbook: its sheets as CSVs
+            how = f"Excel (.{container.workbook}), a sheet per set"
+        else:
+            how = _dialect(next(iter(tables.values())))
+        rules.insert(0, f"phyphox {platform} export; {how}")
     rules.append(
         "sign: as written: phyphox writes Android's convention on both platforms (flat, screen "
         "up: +9.8 m/s² on z; on iOS it multiplies CoreMotion's g by -9.81); m/s² and rad/s "

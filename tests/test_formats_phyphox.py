@@ -642,3 +642,43 @@ def test_a_damaged_or_foreign_workbook_is_one_line(walk, tmp_path):
     book.close()
     with pytest.raises(FormatError, match=r"text\.xlsx:Accelerometer\.csv:3: .*not a number"):
         formats.read(text, options=ReadOptions(accelerometer_only=True))
+
+
+def test_workbook_rows_match_openpyxl_across_blocks(tmp_path):
+    """The sheet reader against openpyxl on what writers do beyond phyphox's own files: shared
+    strings, cell references with gaps, rows left out, escaped text; and phyphox's writer's
+    rows of numbers (read in one pass) broken by rows of text in the middle of a sheet, across
+    the reader's 1 MiB blocks."""
+    import openpyxl
+
+    rng = np.random.default_rng(3)
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Data"
+    sheet.append(["Time (s)", "x & y", 'a "b", c'])
+    for i in range(20_000):
+        sheet.append([i / 100, float(rng.normal()), float(rng.normal())])
+    sheet.cell(row=20_003, column=1, value=1.5)
+    sheet.cell(row=20_003, column=3, value="gap")  # B left out; row 20 002 too
+    for i in range(10):
+        sheet.append([float(i), None, 2.0])
+    written = tmp_path / "openpyxl.xlsx"
+    book.save(written)
+
+    rows = [["Time (s)", "X", "Y"]] + [
+        [i / 100, float(rng.normal()), 1e-5 * i] for i in range(30_000)
+    ]
+    rows[15_000] = ["NaN", "NaN", 0.5]
+    minimal = tmp_path / "minimal.xlsx"
+    app._write_phyphox_xlsx(minimal, {"Sheet A": rows})
+
+    for path in (written, minimal):
+        theirs = openpyxl.load_workbook(path, read_only=True)
+        want = [list(r) for r in theirs.worksheets[0].iter_rows(values_only=True)]
+        theirs.close()
+        got = next(iter(_sheets(path).values()))
+        width = max(len(r) for r in want)
+        pad = [r + [None] * (width - len(r)) for r in got]
+        assert len(pad) == len(want) > 20_000
+        mismatch = [i for i, (a, b) in enumerate(zip(pad, want, strict=True)) if a != b]
+        assert not mismatch, (mismatch[:3], pad[mismatch[0]], want[mismatch[0]])

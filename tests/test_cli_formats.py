@@ -110,6 +110,7 @@ APP_EXPORTS = [
     ("physicstoolbox", "multi-semicolon-decimal-comma"),
     ("axivity", "ax6"),
     ("movesense", "imu6-json"),
+    ("sensorsdatalogger", "zip"),
 ]
 
 

@@ -25,6 +25,7 @@ MODULES = (
     "firmware_bridge.exports.physicstoolbox",
     "firmware_bridge.exports.axivity",
     "firmware_bridge.exports.movesense",
+    "firmware_bridge.exports.sensorsdatalogger",
 )
 
 Renderer = Callable[[Recording, Path], Path]

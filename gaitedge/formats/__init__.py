@@ -75,6 +75,7 @@ FORMATS: dict[str, str] = {
     "shimmer": "gaitedge.formats.shimmer",
     "edgeimpulse": "gaitedge.formats.edgeimpulse",
     "physicstoolbox": "gaitedge.formats.physicstoolbox",
+    "sensorsdatalogger": "gaitedge.formats.sensorsdatalogger",
     "actigraph": "gaitedge.formats.actigraph",
     "csv": "gaitedge.formats.generic",
 }
@@ -299,7 +300,8 @@ def open_chunks(
 
     Every format streams (memory bounded by a block however long the recording; separate
     files joined as they stream): gaitedge's CSV, the Axivity ``.cwa``, the CSVs of Sensor
-    Logger, phyphox, MetaBase, SensorLog, Shimmer (Consensys) and Edge Impulse, Sensor
+    Logger, phyphox (its Excel export too), MetaBase, SensorLog, Shimmer (Consensys), Edge
+    Impulse and Physics Toolbox, Sensors Data Logger's text files, Sensor
     Logger's JSON, Movesense's Meas JSON and Showcase recordings (two passes: the rate its
     stamps imply is the whole file's), and a ``--layout`` CSV. An export a reader declines to
     stream (its first blocks cannot be joined on their own) is read whole and handed out in

@@ -759,10 +759,10 @@ def _parse(
 def _raise_own_line(exc: FormatError, where: str, layout: Layout) -> NoReturn:
     """Raise a parse refusal naming the file's own line: a headerless file is parsed with a
     header line written in, one line above its first."""
-    m = re.match(rf"^{re.escape(where)}:(\d+):", str(exc))
-    if layout.has_header or not m:
+    own = tables.own_line(exc, where, 0 if layout.has_header else 1)
+    if own is exc:
         raise exc
-    raise FormatError(f"{where}:{int(m.group(1)) - 1}:{str(exc)[m.end() :]}") from exc
+    raise own from exc
 
 
 def _resolve(header: list[str], column: str, role: str, where: str) -> int:

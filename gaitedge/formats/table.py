@@ -243,6 +243,15 @@ def iter_tables(
             return
 
 
+def own_line(exc: FormatError, where: str, shift: int) -> FormatError:
+    """A parse refusal naming the file's own line, for a file parsed with ``shift`` lines
+    written in above its rows (a header of the reader's making, :class:`EditedHead`)."""
+    m = re.match(rf"^{re.escape(where)}:(\d+):", str(exc))
+    if not m or not shift:
+        return exc
+    return FormatError(f"{where}:{int(m.group(1)) - shift}:{str(exc)[m.end() :]}")
+
+
 def read_full(stream: IO[bytes], n: int) -> bytes:
     """``n`` bytes, or fewer only at the end (a raw or network stream may return less)."""
     out = stream.read(n)

@@ -755,12 +755,8 @@ def run(
         rows.append(row)
     canon = rows[0]
     t0 = time.perf_counter()
-    n_mountings = 1 if quick else 3
-    online = online_activity(engine, hapt, n_mountings)
-    falls_online = online_falls(engine, sisfall, 1)
-    errors = mounting_errors(contract.chain, root, quick)
+    online = _cold_start_figures(engine, hapt, sisfall, root, quick)
     log.info("online figures: %.0f s", time.perf_counter() - t0)
-    every = errors["summary"]["all"]
     return {
         "model": contract.name,
         "model_version": contract.model_version,
@@ -791,29 +787,36 @@ def run(
         "cold_start_model": COLD_START.name if COLD_START is not None else None,
         "conditions": rows,
         # issue 22: a live device from a cold start in random real mountings (online_activity)
-        "cold_start_activity_f1": online["cold_start_activity_f1"],
-        "calibrated_20s_activity_f1": online["calibrated_20s_activity_f1"],
-        "heading_error_p90_deg": every.get("heading_at_calibrated_p90_deg"),
-        "online_activity": online | {"mountings_per_experiment": n_mountings},
-        "online_falls": falls_online,
-        "mounting_errors": errors["summary"],
-        "mounting_error_trials": errors["trials"],
+        **online,
         # issue 22 item 6: real 100/200 Hz input (8 trials, not a sensitivity estimate)
         "sisfall_originals": sisfall_originals(engine, root),
     }
 
 
-def _online_only(engine, hapt, sisfall, root: Path, quick: bool, model: Path) -> dict:
-    """``--online-only``: the issue-22 figures from a cold start (online activity and falls,
-    mounting errors) on the same subjects, without the rendered conditions (hours on 2 cores);
-    the keys that come from the conditions are absent, never filled in."""
-    contract = engine.contract
-    t0 = time.perf_counter()
+def _cold_start_figures(engine, hapt, sisfall, root: Path, quick: bool) -> dict:
+    """The issue-22 figures from a cold start: online activity (random real mountings) and
+    falls, and the mounting errors against the data's own references."""
     n_mountings = 1 if quick else 3
     online = online_activity(engine, hapt, n_mountings)
-    falls_online = online_falls(engine, sisfall, 1)
-    errors = mounting_errors(contract.chain, root, quick)
-    every = errors["summary"]["all"]
+    errors = mounting_errors(engine.contract.chain, root, quick)
+    return {
+        "cold_start_activity_f1": online["cold_start_activity_f1"],
+        "calibrated_20s_activity_f1": online["calibrated_20s_activity_f1"],
+        "heading_error_p90_deg": errors["summary"]["all"].get("heading_at_calibrated_p90_deg"),
+        "online_activity": online | {"mountings_per_experiment": n_mountings},
+        "online_falls": online_falls(engine, sisfall, 1),
+        "mounting_errors": errors["summary"],
+        "mounting_error_trials": errors["trials"],
+    }
+
+
+def _online_only(engine, hapt, sisfall, root: Path, quick: bool, model: Path) -> dict:
+    """``--online-only``: :func:`_cold_start_figures` on the same subjects, without the
+    rendered conditions (hours on 2 cores); the keys that come from the conditions are absent,
+    never filled in."""
+    contract = engine.contract
+    t0 = time.perf_counter()
+    online = _cold_start_figures(engine, hapt, sisfall, root, quick)
     return {
         "model": contract.name,
         "model_version": contract.model_version,
@@ -827,13 +830,7 @@ def _online_only(engine, hapt, sisfall, root: Path, quick: bool, model: Path) ->
         "online_only": True,
         "mounting_start": "cold",
         "cold_start_model": COLD_START.name if COLD_START is not None else None,
-        "cold_start_activity_f1": online["cold_start_activity_f1"],
-        "calibrated_20s_activity_f1": online["calibrated_20s_activity_f1"],
-        "heading_error_p90_deg": every.get("heading_at_calibrated_p90_deg"),
-        "online_activity": online | {"mountings_per_experiment": n_mountings},
-        "online_falls": falls_online,
-        "mounting_errors": errors["summary"],
-        "mounting_error_trials": errors["trials"],
+        **online,
         "seconds": round(time.perf_counter() - t0, 1),
     }
 

@@ -682,3 +682,21 @@ def test_workbook_rows_match_openpyxl_across_blocks(tmp_path):
         assert len(pad) == len(want) > 20_000
         mismatch = [i for i, (a, b) in enumerate(zip(pad, want, strict=True)) if a != b]
         assert not mismatch, (mismatch[:3], pad[mismatch[0]], want[mismatch[0]])
+
+
+def test_referenced_rows_are_read_in_one_pass_only_when_whole():
+    """libxlsxwriter's rows of numbers become CSV lines at once only when each row follows the
+    one before and fills every column from A; otherwise the sheet is read cell by cell."""
+    from gaitedge.formats.workbook import _referenced_csv
+
+    def row(n: int, cells: str = "ABC") -> str:
+        body = "".join(f'<c r="{c}{n}"><v>{n}.{i}</v></c>' for i, c in enumerate(cells))
+        return f'<row r="{n}" spans="1:3">{body}</row>'
+
+    assert _referenced_csv(row(2) + row(3), 2, 3) == "2.0,2.1,2.2\n3.0,3.1,3.2\n"
+    assert _referenced_csv(row(2) + row(4), 2, 3) is None  # a row left out
+    assert _referenced_csv(row(2) + row(2), 2, 3) is None  # a row twice
+    assert _referenced_csv(row(3), 2, 3) is None  # not where the sheet is
+    assert _referenced_csv(row(2) + row(3, "AC"), 2, 3) is None  # a cell left out
+    assert _referenced_csv(row(2, "ABD"), 2, 3) is None  # past the header's columns
+    assert _referenced_csv(row(2).replace("<c r=", '<c s="2" r=', 1), 2, 3) is None  # styled

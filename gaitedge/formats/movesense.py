@@ -33,6 +33,7 @@ import contextlib
 import dataclasses
 import functools
 import io
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -723,9 +724,34 @@ def _file_blocks(container: Container, name: str, form: str, kind: SensorKind):
 
 
 def _meas_file_blocks(container: Container, name: str, key: str, kind: SensorKind):
+    for block in _meas_file_block_pairs(container, name, key):
+        yield block[kind]
+
+
+class _SharedPass:
+    """Both sensors of one Meas key (IMU6, IMU9: acceleration and rotation rate in the same
+    packets) from one decode per pass: the first sensor to ask starts a pass over the file,
+    the other's stream of that pass is kept for it (``itertools.tee``: the blocks one stream is
+    ahead of the other stay buffered, a few while the join takes the two side by side). Each
+    pass decodes the JSON once where a pass per sensor decoded it twice."""
+
+    def __init__(self, container: Container, name: str, key: str) -> None:
+        self._open = functools.partial(_meas_file_block_pairs, container, name, key)
+        self._waiting: dict[SensorKind, Iterator[Packets]] = {}
+
+    def blocks(self, kind: SensorKind) -> Iterator[Packets]:
+        if kind in self._waiting:
+            return self._waiting.pop(kind)
+        mine, theirs = itertools.tee(self._open(), 2)
+        other = SensorKind.GYRO if kind is SensorKind.ACC else SensorKind.ACC
+        self._waiting = {other: (block[other] for block in theirs)}
+        return (block[kind] for block in mine)
+
+
+def _meas_file_block_pairs(container: Container, name: str, key: str):
     with container.open(name) as f:
         for _, block in _meas_blocks(f, container.where(name), {}, {key}):
-            yield block[kind]
+            yield block
 
 
 def _survey(container: Container, options, keep: bool = False) -> tuple[list[_Sensor], list[str]]:
@@ -758,8 +784,13 @@ def _survey(container: Container, options, keep: bool = False) -> tuple[list[_Se
             what, key_of, extra = _meas_export(blocks, seen, where, tally)
         rules.append(f"Meas/{what} packets of {where}")
         rules += [f"{e} not used" for e in extra]
+        shared = len(key_of) == 2 and len(set(key_of.values())) == 1
+        pass_ = _SharedPass(container, name, next(iter(key_of.values()))) if shared else None
         for kind, key in key_of.items():
-            blocks = functools.partial(_meas_file_blocks, container, name, key, kind)
+            if pass_ is not None:  # IMU6 / IMU9: one decode per pass for both sensors
+                blocks = functools.partial(pass_.blocks, kind)
+            else:
+                blocks = functools.partial(_meas_file_blocks, container, name, key, kind)
             sources[kind] = (where, blocks)
     else:
         for kind, (name, form) in _showcase_files(container, streams, csvs, options, rules).items():

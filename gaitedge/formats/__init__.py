@@ -157,18 +157,22 @@ def _with_source(rec: Recording, name: str, path: str) -> Recording:
     return dataclasses.replace(rec, source=SourceInfo(name, path, (sensor,), ()))
 
 
+# What an app shares as one file that a folder may hold alone: a zip, an Excel workbook.
+_SHARED_FILES = (".zip", ".xlsx", ".xls")
+
+
 def _open(path: str | os.PathLike, format: str | None) -> tuple[Container, str]:  # noqa: A002
     """The container to read and its format (:func:`_choose`): ``path`` itself, or for a
-    folder that holds the zip an app shared and nothing a format reads beside it, that zip
-    (logged: the folder a download or a file manager put it in)."""
+    folder that holds the zip (or Excel workbook) an app shared and nothing a format reads
+    beside it, that file (logged: the folder a download or a file manager put it in)."""
     container = Container(path)
     try:
-        zips = [n for n in container.names if n.lower().endswith(".zip")]
+        zips = [n for n in container.names if n.lower().endswith(_SHARED_FILES)]
         if container.kind == "folder" and len(zips) == 1:
             names = [format] if format is not None else list(FORMATS)
             if not any(_module(n).detect(container) for n in names if n in FORMATS):
                 container.close()
-                log.info("%s: reading the zip it holds, %s", path, zips[0])
+                log.info("%s: reading the file it holds, %s", path, zips[0])
                 container = Container(container.path / zips[0])
         kind = workbook.kind_of(container)
         if kind is not None:  # an app's Excel export: its sheets as the CSVs they stand for

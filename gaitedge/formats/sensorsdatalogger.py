@@ -117,7 +117,9 @@ def _blocks(container: Container, name: str, head_only: bool = False) -> Iterato
                 if head_only:
                     return
         except FormatError as exc:
-            raise tables.own_line(exc, where, 0 if comment else 1) from exc
+            if comment:  # the header took the comment's place: the file's own lines
+                raise
+            raise tables.own_line(exc, where, 1) from exc
 
 
 def _series(kind: SensorKind, unit: str, data: np.ndarray, where: str) -> Series:

@@ -582,6 +582,7 @@ def test_excel_exports_read_as_the_csv_export_whole_and_streamed(walk, tmp_path)
         if "csv" not in name:
             book = "xls" if name.endswith("xls") else "xlsx"
             assert rec.source.rules[0].endswith(f"export; Excel (.{book}), a sheet per set")
+            assert rec.source.rules[1].startswith("units: the Metadata Device sheet says")
     np.testing.assert_array_equal(out["android-xls"].imu, out["android-xlsx"].imu)
     np.testing.assert_array_equal(out["android-xls"].timestamp_s, out["android-xlsx"].timestamp_s)
     for platform in ("android", "ios"):
@@ -702,3 +703,22 @@ def test_referenced_rows_are_read_in_one_pass_only_when_whole():
     assert _referenced_csv(row(2) + row(3, "AC"), 2, 3) is None  # a cell left out
     assert _referenced_csv(row(2, "ABD"), 2, 3) is None  # past the header's columns
     assert _referenced_csv(row(2).replace("<c r=", '<c s="2" r=', 1), 2, 3) is None  # styled
+
+
+def test_a_workbook_with_namespace_prefixes_reads_the_same(walk, tmp_path):
+    """Writers that prefix the spreadsheet namespace (``<x:row>``, ``<x:c>``: the .NET SDK's
+    habit) give the same rows, read cell by cell."""
+    path = app.VARIANTS["android-xlsx"](walk, tmp_path)
+    prefixed = tmp_path / "prefixed.xlsx"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(prefixed, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename.startswith("xl/worksheets/"):
+                text = data.decode()
+                text = text.replace('xmlns="', 'xmlns:x="', 1)
+                text = re.sub(r"<(/?)(worksheet|sheetData|row|c|v|is|t)\b", r"<\1x:\2", text)
+                data = text.encode()
+            dst.writestr(item, data)
+    want, got = _sheets(path), _sheets(prefixed)
+    assert got == want and len(got["Accelerometer"]) > 1000
+    np.testing.assert_array_equal(formats.read(prefixed).imu, formats.read(path).imu)

@@ -432,6 +432,9 @@ def _device(container: Container) -> dict[str, str]:
     props = {r[0].strip(): r[1].strip() for r in rows if len(r) >= 2}
     brand, model = props.get("deviceBrand", ""), props.get("deviceModel", "")
     props[""] = " ".join(p for p in (brand, model) if p) or "unknown device"
+    # where it was read: the zip's meta/device.csv, or the Excel export's sheet
+    sheet = PurePosixPath(names[0]).name.lower() == _META_SHEETS["device.csv"]
+    props[" from"] = "the Metadata Device sheet" if sheet else "meta/device.csv"
     return props
 
 
@@ -441,7 +444,7 @@ def _platform(device: dict[str, str], chosen: list[_Set], rules: list[str]) -> t
     brand, model = device.get("deviceBrand", ""), device.get("deviceModel", "")
     if brand or model:
         ios = brand.lower() == "apple" or model.lower().startswith(("iphone", "ipad", "ipod"))
-        told = f"meta/device.csv says {device['']} ({'iOS' if ios else 'Android'})"
+        told = f"{device[' from']} says {device['']} ({'iOS' if ios else 'Android'})"
     elif any(s.ios_header for s in chosen if s.kind is not SensorKind.GYRO):
         ios, told = True, "iOS (its simple experiment's header, 'X (m/s^2)')"
     else:

@@ -725,37 +725,40 @@ class StreamingChain:
 
     def _resample(self, t: np.ndarray, imu: np.ndarray) -> Windows:
         self._resampler.t0_offset_s = self._antialias.group_delay_s
-        parts = []
-        front = [] if self.keep_front else None
+        front = []  # the filtered pieces: (piece, low-passed, gravity); None for an empty one
         for piece in self._resampler.process(t, imu):
             if piece.new_segment:
-                self._start_segment(piece)
-            if not len(piece.t):
-                if front is not None and piece.new_segment:
-                    front.append((piece, None, None))
-                continue
+                self._lowpass.reset()
+                self._gravity.reset()
             if self.estimate_only:  # the low-passed acceleration is all the estimate needs
-                self._estimate(self._lowpass.process(piece.x[:, :3]))
-                self.stats.samples_out += len(piece.t)
+                if piece.new_segment:
+                    self._start_segment(piece)
+                if len(piece.t):
+                    self._estimate(self._lowpass.process(piece.x[:, :3]))
+                    self.stats.samples_out += len(piece.t)
+            elif len(piece.t):
+                lp = self._lowpass.process(piece.x)  # [M, 6], or [M, 3] without a gyroscope
+                front.append((piece, lp, self._gravity.process(lp[:, :3])))  # gravity [M, 3]
+            elif piece.new_segment:
+                front.append((piece, None, None))
+        if self.keep_front:
+            self.front = front
+        return self._windows(front, self._antialias)
+
+    def _windows(self, front: list, antialias: AntiAlias) -> Windows:
+        """The stages after the filters (mounting, features, normalisation) and the windows,
+        for the filtered pieces of one call (this chain's own, or a leader's: :meth:`follow`)."""
+        parts = []
+        for piece, lp, gravity in front:
+            if piece.new_segment:
+                self._start_segment(piece)
+            if lp is None:
                 continue
-            lp = self._lowpass.process(piece.x)  # [M, 6], or [M, 3] without a gyroscope
-            gravity = self._gravity.process(lp[:, :3])  # [M, 3]
-            if front is not None:
-                front.append((piece, lp, gravity))
-            out = self._back(piece.t, lp, gravity)
+            features = self._features(lp, gravity)
+            self.stats.samples_out += len(features)
+            out = self._windower.push(piece.t, features)
             if len(out):
                 parts.append(out)
-        if front is not None:
-            self.front = front
-        return self._done(parts, self._antialias)
-
-    def _back(self, t: np.ndarray, lp: np.ndarray, gravity: np.ndarray) -> Windows:
-        """The stages after the filters (mounting, features, normalisation) and the windows."""
-        features = self._features(lp, gravity)
-        self.stats.samples_out += len(features)
-        return self._windower.push(t, features)
-
-    def _done(self, parts: list[Windows], antialias: AntiAlias) -> Windows:
         self.stats.bridged_gaps = antialias.bridged_gaps
         self.stats.input_rate_hz = antialias.input_rate_hz
         if not parts:
@@ -786,24 +789,15 @@ class StreamingChain:
         chain must take every call's samples this way from its first). Its own stages before
         the filters stay unused."""
         self.stats.samples_in += leader.front_samples_in
-        parts = []
-        for piece, lp, gravity in leader.front:
-            if piece.new_segment:
-                self._start_segment(piece)
-            if lp is not None:
-                out = self._back(piece.t, lp, gravity)
-                if len(out):
-                    parts.append(out)
-        return self._done(parts, leader._antialias)
+        return self._windows(leader.front, leader._antialias)
 
     def _start_segment(self, piece: ResampledPiece) -> None:
+        """A new segment after the filters (their reset is the front's: :meth:`_resample`)."""
         if self.stats.segments:
             t_new = float(piece.t[0]) if len(piece.t) else float("nan")
             self.stats.gaps.append(t_new)
             log.info("gap in the stream: new segment at t=%.3f s", t_new)
         self.stats.segments += 1
-        self._lowpass.reset()
-        self._gravity.reset()
         self._windower.reset()
         if self.mounting.estimator is not None:
             self.mounting.estimator.new_segment()

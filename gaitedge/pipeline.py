@@ -451,11 +451,10 @@ class Pipeline:
                 # (their fall votes are asked for), so a large chunk's alerts keep the order
                 # small live chunks give them.
                 start, fed = fed, fed + len(t)
-                follows = state.chain.keep_front
                 if ready_at is not None:  # this device's own model takes over
                     state.companion = None
                     state.cold_fall.clear()
-                if fed > start and follows:  # the same samples: the filtered pieces reused
+                if fed > start and state.chain.keep_front:  # the same samples: reuse the pieces
                     c0 = time.perf_counter()
                     cw = companion.chain.follow(state.chain)
                     self._made(made, companion, cw, c0, chunk.host_rx_s, t)
@@ -463,7 +462,7 @@ class Pipeline:
                     cut = slice(start, fed)
                     for ct, cw, c0 in feed_chain(companion.chain, chunk.t_s[cut], chunk.imu[cut]):
                         self._made(made, companion, cw, c0, chunk.host_rx_s, ct)
-                if state.companion is None:
+                if state.companion is None:  # nothing follows the device's chain any more
                     state.chain.keep_front, state.chain.front = False, []
             made += piece
         est = state.chain.mounting.estimator

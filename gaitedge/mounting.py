@@ -196,6 +196,14 @@ class MountingEstimator:
         """The current body-from-sensor rotation (identity before any walking)."""
         return self._rotation
 
+    def samples_to_calibrated(self) -> int:
+        """The fewest samples still to come before :attr:`calibrated` can turn true: whole
+        walking blocks, less what the current block holds (0 once calibrated)."""
+        if self.calibrated:
+            return 0
+        blocks = math.ceil((CALIBRATED_WALKING_S - self.long.walking_s) / BLOCK_S - 1e-9)
+        return max(1, blocks * self.block - self._n)
+
     def new_segment(self) -> None:
         """A gap: the partial block is dropped (no block spans a gap)."""
         self._n = 0

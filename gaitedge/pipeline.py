@@ -10,6 +10,8 @@ status and sinks) are run by ``gaitedge.runner``.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -55,16 +57,75 @@ def feed_chain(chain: StreamingChain, t_s, imu):
     ``perf_counter`` before it). A calibrated (or fixed) mounting takes the chunk whole; while
     it calibrates the chunk goes in pieces of :data:`CALIBRATING_PIECE_S`, so the windows of
     each piece can be told apart by ``chain.mounting.calibrated`` after it, however large the
-    chunk (``replay --fast``, ``gaitedge evaluate``): no look-ahead beyond one piece."""
+    chunk (``replay --fast``, ``gaitedge evaluate``): no look-ahead beyond one piece.
+
+    Pieces the mounting cannot calibrate in go in one call (:func:`_sure_uncalibrated`): their
+    windows are all uncalibrated, as piece by piece; so does the rest of the chunk once it has
+    calibrated (it stays calibrated). That is checked, not assumed: when the
+    mounting did calibrate in such a call the chain is put back as it was before it and the
+    pieces go one by one, so the windows and their flags are those of the pieces always."""
     t = np.asarray(t_s, np.float64)
     if chain.mounting.calibrated or len(t) < 2:
         t0 = time.perf_counter()
         yield t, chain.process(t, imu), t0
         return
     cuts = np.flatnonzero(np.diff(np.floor((t - t[0]) / CALIBRATING_PIECE_S))) + 1
-    for a, b in zip((0, *cuts), (*cuts, len(t)), strict=True):
+    starts, ends = np.array((0, *cuts)), np.array((*cuts, len(t)))
+    steps = np.flatnonzero(np.diff(t) < 0)  # t[i + 1] < t[i]
+    p, repeat = 0, False
+    while p < len(starts):
+        if chain.mounting.calibrated:  # calibrated: the rest of the chunk goes whole
+            t0 = time.perf_counter()
+            yield t[starts[p] :], chain.process(t[starts[p] :], imu[starts[p] :]), t0
+            return
+        q = p if repeat else _sure_uncalibrated(chain, t, starts, ends, steps, p)
+        a, b = starts[p], ends[q]
+        before = copy.deepcopy(chain) if q > p else None
         t0 = time.perf_counter()
-        yield t[a:b], chain.process(t[a:b], imu[a:b]), t0
+        with _quiet(repeat):
+            windows = chain.process(t[a:b], imu[a:b])
+        if before is not None and chain.mounting.calibrated:  # not so: back, piece by piece
+            chain.__dict__.update(before.__dict__)
+            repeat_until, repeat = q, True
+            continue
+        yield t[a:b], windows, t0
+        p = q + 1
+        repeat = repeat and p <= repeat_until
+
+
+# Input beyond what the mounting needs, allowed for samples the chain releases late (timestamp
+# repair's held-back run, an opening run spread back) when pieces are fed in one call.
+CALIBRATION_MARGIN_S = 1.0
+
+
+def _sure_uncalibrated(chain: StreamingChain, t: np.ndarray, starts, ends, steps, p: int) -> int:
+    """The last piece from ``p`` on through which ``chain``'s mounting cannot have calibrated:
+    its estimator still needs more samples (at the chain's rate) than these pieces span, less
+    :data:`CALIBRATION_MARGIN_S`, on a clock that does not step back (``steps``: where ``t``
+    does). ``p`` when unknown."""
+    need = getattr(chain.mounting.estimator, "samples_to_calibrated", None)
+    if p == len(starts) - 1:  # the last piece (a live chunk's only one)
+        return p
+    span_s = need() / chain.cfg.sample_rate_hz - CALIBRATION_MARGIN_S if need else 0.0
+    if span_s <= 2 * CALIBRATING_PIECE_S:
+        return p
+    a = starts[p]
+    back = steps[np.searchsorted(steps, a)] if len(steps) and steps[-1] >= a else len(t) - 1
+    last = int(np.searchsorted(ends, back + 1, side="right")) - 1  # no step back within
+    if last <= p:
+        return p
+    return max(p, p - 1 + int(np.searchsorted(t[ends[p : last + 1] - 1], t[a] + span_s)))
+
+
+@contextlib.contextmanager
+def _quiet(on: bool):
+    """The chain's log lines silenced while pieces it already went through go again."""
+    chain_log = logging.getLogger(StreamingChain.__module__)
+    was, chain_log.disabled = chain_log.disabled, on or chain_log.disabled
+    try:
+        yield
+    finally:
+        chain_log.disabled = was
 
 
 class LatencyHistogram:
@@ -543,14 +604,20 @@ class Pipeline:
                 )
                 at += n
         self.stats.latency["engine"].add(time.perf_counter() - t1)
-        alerts: list[Alert] = []
+        # Each device's alerts, with its cold-start companion's, go to the sinks in time order:
+        # a large chunk's two models decide one after the other, as no live chunk would.
+        devices: dict[int, list[Alert]] = {}
         for m, share in zip(made, shares, strict=True):
-            alerts += self._decide(m, share)
+            devices.setdefault(id(m.state.parent or m.state), []).extend(self._decide(m, share))
         made.clear()
+        alerts = [a for group in devices.values() for a in sorted(group, key=lambda a: a.t)]
+        for alert in alerts:
+            self.sinks.send(alert)
         return alerts
 
     def _decide(self, made: _Made, probs: dict[str, np.ndarray]) -> list[Alert]:
-        """Alert logic, sinks and counters for one chain call's windows and their scores."""
+        """Alert logic and counters for one chain call's windows and their scores; returns the
+        alerts for the sinks."""
         t2 = time.perf_counter()
         state, windows = made.state, made.windows
         state.calibrated, state.input_rate_hz = made.calibrated, made.input_rate_hz
@@ -569,8 +636,6 @@ class Pipeline:
             return []
         state.windows += len(windows)
         self.stats.windows += len(windows)
-        for alert in alerts:
-            self.sinks.send(alert)
         self.stats.alerts += len(alerts)
         return alerts
 
@@ -617,8 +682,6 @@ class Pipeline:
         if companion.activity_label is not None:
             parent.activity_label = companion.activity_label
             parent.activity_p = companion.activity_p
-        for alert in out:
-            self.sinks.send(alert)
         self.stats.alerts += len(out)
         parent.companion_alerts += len(out)
         return out

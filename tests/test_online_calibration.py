@@ -15,10 +15,12 @@ from bench.devices import orientation_errors, step_axis
 from gaitedge.alerts import AlertType
 from gaitedge.cli import app
 from gaitedge.engine import DEFAULT_MODEL, load_engine
-from gaitedge.pipeline import CALIBRATING_PIECE_S, Pipeline
+from gaitedge.pipeline import CALIBRATING_PIECE_S, Pipeline, feed_chain
+from gaitedge.preprocess import StreamingChain
 from gaitedge.recording import Recording, write_recording
 from gaitedge.sinks import FanOut, ListSink
 from gaitedge.sources.base import SampleChunk
+from gaitedge.windows import Windows
 
 runner = CliRunner()
 
@@ -55,6 +57,67 @@ def test_a_large_chunk_releases_no_activity_from_before_calibration(engine, hapt
         assert all("mounting" not in a.extra for a in activity)
     labels = [(a.label, round(a.t)) for a in whole if a.type is AlertType.ACTIVITY]
     assert labels == [(a.label, round(a.t)) for a in live if a.type is AlertType.ACTIVITY]
+
+
+def _piece_by_piece(chain, t, x):
+    """The reference: each :data:`CALIBRATING_PIECE_S` of input its own chain call, its windows
+    flagged with the mounting's state after it."""
+    cuts = np.flatnonzero(np.diff(np.floor((t - t[0]) / CALIBRATING_PIECE_S))) + 1
+    for a, b in zip((0, *cuts), (*cuts, len(t)), strict=True):
+        windows = chain.process(t[a:b], x[a:b])
+        yield windows, np.full(len(windows), chain.mounting.calibrated)
+
+
+def _fed(chain, t, x, chunk: int, feed):
+    parts, flags = [], []
+    for a in range(0, len(t), chunk):
+        for windows, calibrated in feed(chain, t[a : a + chunk], x[a : a + chunk]):
+            parts.append(windows)
+            flags.append(calibrated)
+    return Windows.concat(parts), np.concatenate(flags), len(parts)
+
+
+def _feed_chain(chain, t, x):
+    for _, windows, _ in feed_chain(chain, t, x):
+        yield windows, np.full(len(windows), chain.mounting.calibrated)
+
+
+@pytest.mark.parametrize("margin_s", [None, -40.0])
+def test_pieces_the_mounting_cannot_calibrate_in_go_whole(engine, hapt_experiment, margin_s,
+                                                          monkeypatch):  # fmt: skip
+    """While the mounting calibrates, ``feed_chain`` gives every window and its calibrated
+    flag as 0.5-s pieces would, in far fewer chain calls: on HAPT experiment 1 (postures, then
+    walking), clean and as a phone sends it (10-ms stamps: ties; a 3-s loss; a clock that steps
+    back 100 s), in 1-min and 7-min chunks. With a margin that lets the pieces overrun the
+    moment it calibrates (-40 s), the chain is put back and the pieces go one by one: the same
+    windows again."""
+    from gaitedge import pipeline
+
+    if margin_s is not None:
+        monkeypatch.setattr(pipeline, "CALIBRATION_MARGIN_S", margin_s)
+    t, x, _ = hapt_experiment
+    t, x = t[:21000], x[:21000]
+    t_phone = np.round(t, 2)
+    t_phone[12000:] -= 100.0
+    keep = (t < 100) | (t >= 103)
+    calls = []
+    process = StreamingChain.process
+    monkeypatch.setattr(StreamingChain, "process", lambda s, *a: calls.append(1) or process(s, *a))
+    for tt, xx in ((t, x), (t_phone[keep], x[keep])):
+        for chunk in (3000, 21000):
+            cfg = engine.contract.chain
+            ref, ref_flags, n_ref = _fed(StreamingChain(cfg), tt, xx, chunk, _piece_by_piece)
+            calls.clear()
+            got, flags, n_got = _fed(StreamingChain(cfg), tt, xx, chunk, _feed_chain)
+            assert ref_flags.any() and not ref_flags.all()  # it calibrates in the stream
+            np.testing.assert_array_equal(flags, ref_flags)
+            np.testing.assert_array_equal(got.t_end_s, ref.t_end_s)
+            np.testing.assert_array_equal(got.segment, ref.segment)
+            np.testing.assert_allclose(got.data, ref.data, rtol=0, atol=1e-9)
+            if margin_s is None:  # no call undone, a tenth of the calls
+                assert len(calls) == n_got < n_ref / 10, (len(calls), n_got, n_ref)
+            else:
+                assert len(calls) > n_got  # a call was undone
 
 
 def test_a_stream_that_never_walks_gets_activity_at_its_end(engine, hapt_experiment):

@@ -5,10 +5,14 @@
 Builds one hour from UCI HAPT (experiments back to back, timestamps continuous at 50 Hz), writes
 it as a recording CSV, and replays it with the same library calls as ``gaitedge replay --fast``
 (CSV parse, chain, batched engine, alerts, sinks), in the shipped chunks
-(``FAST_CHUNK_SAMPLES``) and, as the baseline in the same run, in the 4096-sample chunks of
-before (``--rounds`` runs of each, interleaved; the best of each is reported). Last line:
-``{"realtime_factor", "realtime_factor_cpu", "windows", "rss_growth_mb", ...}``; RSS growth is
-measured between 10 % of the stream and its end, so it shows growth over time, not start-up.
+(``FAST_CHUNK_SAMPLES``) with a large engine call's batches on ``batch_threads`` threads
+(``gaitedge.runner.fast_batch_threads``: the cores there are, at most 4) and, as baselines in
+the same run, in the 4096-sample chunks of before and with the engine on one thread
+(``realtime_factor_one_thread``) (``--rounds`` runs of each, interleaved; the best of each is
+reported). Last line: ``{"realtime_factor", "realtime_factor_cpu", "windows",
+"rss_growth_mb", ...}`` (``realtime_factor``: recording time over wall time; ``_cpu``: over the
+process's CPU time, all threads); RSS growth is measured between 10 % of the stream and its
+end, so it shows growth over time, not start-up.
 
 Also measures live cost, as frames arrive from devices (4-sample frames, one tick per frame):
 one device (``sensors_per_core_live``), and ``--devices`` devices side by side, each tick's
@@ -34,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._data import hapt_signal, rss_mb
 from gaitedge.recording import Recording, read_recording, write_recording
-from gaitedge.runner import measure_live, open_pipeline
+from gaitedge.runner import fast_batch_threads, measure_live, open_pipeline
 from gaitedge.sources import ReplaySource
 from gaitedge.sources.replay import FAST_CHUNK_SAMPLES
 
@@ -42,11 +46,15 @@ RATE_HZ = 50.0
 BEFORE_CHUNK_SAMPLES = 4096  # replay --fast's chunks before (the baseline)
 
 
-def replay_fast(model: Path | None, csv: Path, n: int, chunk_samples: int) -> dict:
-    """The `replay --fast` session of ``csv`` (``n`` samples), with RSS sampled during it."""
+def replay_fast(
+    model: Path | None, csv: Path, n: int, chunk_samples: int, batch_threads: int | None = None
+) -> dict:
+    """The `replay --fast` session of ``csv`` (``n`` samples), with RSS sampled during it: its
+    engine calls on ``batch_threads`` (default: as `gaitedge replay --fast` runs them)."""
     import asyncio
 
-    pipeline = open_pipeline(model, None)
+    threads = fast_batch_threads() if batch_threads is None else batch_threads
+    pipeline = open_pipeline(model, None, batch_threads=threads)
     start, cpu = time.perf_counter(), time.process_time()
     source = ReplaySource(csv, fast=True, fast_chunk_samples=chunk_samples)
     rss = []
@@ -102,12 +110,19 @@ def main() -> None:
         parse_start = time.perf_counter()
         read_recording(csv)
         parse_s = time.perf_counter() - parse_start
-        runs: dict[int, list[dict]] = {FAST_CHUNK_SAMPLES: [], BEFORE_CHUNK_SAMPLES: []}
+        # (chunk samples, engine threads): as shipped, the chunks of before, one engine thread
+        shipped, one_thread = (FAST_CHUNK_SAMPLES, None), (FAST_CHUNK_SAMPLES, 1)
+        runs: dict[tuple, list[dict]] = {
+            shipped: [],
+            (BEFORE_CHUNK_SAMPLES, None): [],
+            one_thread: [],
+        }
         for _ in range(args.rounds):
-            for chunk_samples, done in runs.items():
-                done.append(replay_fast(args.model, csv, len(t), chunk_samples))
-    fast = best(runs[FAST_CHUNK_SAMPLES], "cpu_s")
-    before = best(runs[BEFORE_CHUNK_SAMPLES], "cpu_s")
+            for (chunk_samples, threads), done in runs.items():
+                done.append(replay_fast(args.model, csv, len(t), chunk_samples, threads))
+    fast = best(runs[shipped], "wall_s")
+    before = best(runs[(BEFORE_CHUNK_SAMPLES, None)], "cpu_s")
+    single = best(runs[one_thread], "wall_s")
     m = int(args.live_minutes * 60 * RATE_HZ)
     live = live_cost(args.model, t[: 10 * 60 * 50], x[: 10 * 60 * 50])
     many: dict[bool, list[dict]] = {False: [], True: []}
@@ -122,6 +137,9 @@ def main() -> None:
         "realtime_factor_cpu": round(hour_s / fast["cpu_s"], 1),
         "fast_chunk_samples": FAST_CHUNK_SAMPLES,
         "realtime_factor_cpu_4096": round(hour_s / before["cpu_s"], 1),
+        "batch_threads": fast_batch_threads(),
+        "realtime_factor_one_thread": round(hour_s / single["wall_s"], 1),
+        "realtime_factor_cpu_one_thread": round(hour_s / single["cpu_s"], 1),
         "windows": fast["windows"],
         "rss_growth_mb": round(fast["rss_growth_mb"], 2),
         "wall_s": round(fast["wall_s"], 3),

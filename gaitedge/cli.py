@@ -411,18 +411,20 @@ def _logging(verbose: int, quiet: bool) -> None:
 
 def _session(
     model, sinks, *, record=None, mount=None, mount_file=None, strict=False, provider="cpu",
-    acc_range_g=None, warn_unwritable_mount_file=False, shadow=False,
+    acc_range_g=None, warn_unwritable_mount_file=False, shadow=False, fast=False,
 ):  # fmt: skip
-    """Open a pipeline, turning every user error into one clear line and a non-zero exit."""
+    """Open a pipeline, turning every user error into one clear line and a non-zero exit
+    (``fast``: a file as fast as it goes, its large engine calls on the cores there are)."""
     from gaitedge.bundle import ContractError
     from gaitedge.engine import EngineUnavailableError
-    from gaitedge.runner import open_pipeline
+    from gaitedge.runner import fast_batch_threads, open_pipeline
 
     try:
         return open_pipeline(
             model, sinks, echo=typer.echo, record=record, mount=mount, mount_file=mount_file,
             strict=strict, provider=provider, acc_range_g=acc_range_g,
             warn_unwritable_mount_file=warn_unwritable_mount_file, shadow=shadow,
+            batch_threads=fast_batch_threads() if fast else 1,
         )  # fmt: skip
     except (ContractError, EngineUnavailableError, ValueError, OSError) as exc:
         raise fail(str(exc)) from exc
@@ -711,6 +713,7 @@ def replay(
         model, sinks, mount=mount,
         mount_file=mount_file, strict=strict, provider=provider, acc_range_g=acc_range_g,
         warn_unwritable_mount_file=True,  # replay goes on; it only loses the saving
+        fast=fast,
     )  # fmt: skip
     with (
         session as pipe,
@@ -846,7 +849,9 @@ def summarize(
         )  # fmt: skip
     except SummaryError as exc:
         raise fail(str(exc)) from exc
-    with _session(model, None, mount=mount, mount_file=mount_file, strict=strict) as pipe:
+    with _session(
+        model, None, mount=mount, mount_file=mount_file, strict=strict, fast=True
+    ) as pipe:
         try:
             if calibrate_first:
                 calibrate_chunks(pipe, name, _pairs(None, recording, rate_hz, read))

@@ -202,6 +202,7 @@ class OnnxEngine:
         *,
         intra_op_threads: int = 1,
         provider: Provider | str = Provider.CPU,
+        batch_threads: int = 1,
     ) -> None:
         try:
             import onnxruntime as ort
@@ -232,6 +233,8 @@ class OnnxEngine:
             )
         self.heads = list(self.contract.heads)
         self._outputs = [self.contract.output_name(h) for h in self.heads]
+        self.batch_threads = max(1, int(batch_threads))
+        self._pool = None
         missing = set(self._outputs) - {o.name for o in self.session.get_outputs()}
         if missing:
             raise ContractError(f"{self.path}: graph lacks outputs {sorted(missing)}")
@@ -245,9 +248,37 @@ class OnnxEngine:
         name, step = self.contract.input_name, self.MAX_BATCH
         if len(x) <= step:
             return dict(zip(self.heads, self.session.run(self._outputs, {name: x}), strict=True))
-        parts = [self.session.run(self._outputs, {name: x[i : i + step]}) for i in
-                 range(0, len(x), step)]  # fmt: skip
+
+        if self.batch_threads > 1:  # batches of one size, a whole number of rounds
+            rounds = -(-len(x) // (step * self.batch_threads))
+            step = -(-len(x) // (rounds * self.batch_threads))
+
+        def run(i: int) -> list[np.ndarray]:
+            return self.session.run(self._outputs, {name: x[i : i + step]})
+
+        parts = list(self._threads().map(run, range(0, len(x), step)))
         return {h: np.concatenate([p[k] for p in parts]) for k, h in enumerate(self.heads)}
+
+    def _threads(self):
+        """Where a large call's batches run: in turn, or with ``batch_threads`` > 1 that many
+        at once (ONNX Runtime releases the GIL while it runs one; ``replay --fast``)."""
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = (
+                ThreadPoolExecutor(self.batch_threads, thread_name_prefix="gaitedge-engine")
+                if self.batch_threads > 1
+                else _InTurn()
+            )
+        return self._pool
+
+
+class _InTurn:
+    """``map`` in the calling thread (one batch after the other)."""
+
+    @staticmethod
+    def map(fn, items):
+        return map(fn, items)
 
 
 def import_cudart() -> ModuleType:
@@ -456,12 +487,16 @@ def load_engine(
     *,
     intra_op_threads: int = 1,
     provider: Provider | str = Provider.CPU,
+    batch_threads: int = 1,
 ) -> Engine:
     """Open a model: ``.onnx`` with ONNX Runtime on ``provider``, ``.engine``/``.plan`` with
     TensorRT; a bare file name that is not in the working directory names a shipped bundle
     (``gaitedge-tiny.onnx``). Raises ContractError (bad bundle) or EngineUnavailableError
-    (library/GPU missing)."""
+    (library/GPU missing). ``batch_threads``: a call of more than ``OnnxEngine.MAX_BATCH``
+    windows runs its batches that many at once (``replay --fast``)."""
     path = model_path(path)
     if path.suffix in ENGINE_SUFFIXES:
         return TensorRTEngine(path)
-    return OnnxEngine(path, intra_op_threads=intra_op_threads, provider=provider)
+    return OnnxEngine(
+        path, intra_op_threads=intra_op_threads, provider=provider, batch_threads=batch_threads
+    )

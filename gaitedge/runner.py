@@ -69,6 +69,7 @@ def open_pipeline(
     provider: str = "cpu",
     acc_range_g: float | None = None,
     shadow: bool = False,
+    batch_threads: int = 1,
 ) -> Pipeline:
     """A ready pipeline (a context manager: leaving it closes the sinks and the recording).
 
@@ -78,17 +79,20 @@ def open_pipeline(
     or with ``warn_unwritable_mount_file`` one logged warning and a store that is only read
     (``replay`` goes on). ``provider``: see ``gaitedge.engine.Provider``. ``sinks=None``: no
     sinks at all, not even stdout (``bench`` times the pipeline alone). ``shadow``: run the host
-    model beside devices that decide on their own (``Pipeline``).
+    model beside devices that decide on their own (``Pipeline``). ``batch_threads``: a large
+    engine call's batches that many at once (``replay --fast``: :func:`fast_batch_threads`).
 
     Raises ContractError, EngineUnavailableError (GPU stack missing), ValueError (a malformed
     sink option, axis map or mount file) or OSError (``MqttRefusedError``: a broker that
     refused the login or the certificate) before anything runs.
     """
     store = _mount_store(mount_file, mount, warn_unwritable_mount_file)
-    engine = load_engine(model, intra_op_threads=intra_op_threads, provider=provider)
+    opening = {"intra_op_threads": intra_op_threads, "provider": provider}
+    opening["batch_threads"] = batch_threads
+    engine = load_engine(model, **opening)
     options = {"mount": mount, "mount_store": store, "strict": strict, "acc_range_g": acc_range_g}
-    options |= _acc_only_options(model, intra_op_threads, provider)
-    options |= _cold_start_options(model, mount, intra_op_threads, provider)
+    options |= _acc_only_options(model, opening)
+    options |= _cold_start_options(model, mount, opening)
     options["shadow"] = shadow
     if sinks is None:
         return Pipeline(engine, FanOut([]), **options)
@@ -125,7 +129,21 @@ def open_pipeline(
         raise
 
 
-def _acc_only_options(model, intra_op_threads: int, provider: str) -> dict:
+# Cores a fast replay's engine calls use at most.
+FAST_BATCH_THREADS = 4
+
+
+def fast_batch_threads() -> int:
+    """Threads for a fast replay's large engine calls: the cores this process may run on, at
+    most :data:`FAST_BATCH_THREADS` (a live tick's call is one batch and runs alone)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(FAST_BATCH_THREADS, cores))
+
+
+def _acc_only_options(model, opening: dict) -> dict:
     """Devices without a gyroscope run the shipped accelerometer-only bundle when no model was
     given (opened on the first such device); else the pipeline refuses them, saying why."""
     if model is not None:
@@ -133,13 +151,10 @@ def _acc_only_options(model, intra_op_threads: int, provider: str) -> dict:
     acc = accelerometer_only_model()
     if acc is None:
         return {"no_gyroscope_hint": "no accelerometer-only model is installed"}
-    opener = functools.partial(
-        load_engine, acc, intra_op_threads=intra_op_threads, provider=provider
-    )
-    return {"acc_only_engine": opener}
+    return {"acc_only_engine": functools.partial(load_engine, acc, **opening)}
 
 
-def _cold_start_options(model, mount: str | None, intra_op_threads: int, provider: str) -> dict:
+def _cold_start_options(model, mount: str | None, opening: dict) -> dict:
     """While a device's automatic mounting calibrates, the shipped cold-start bundle reports
     its activity (opened on the first such device) when no model and no mounting were given."""
     if model is not None or mount not in (None, "auto"):
@@ -147,10 +162,7 @@ def _cold_start_options(model, mount: str | None, intra_op_threads: int, provide
     cold = cold_start_model()
     if cold is None:
         return {}
-    opener = functools.partial(
-        load_engine, cold, intra_op_threads=intra_op_threads, provider=provider
-    )
-    return {"cold_start_engine": opener}
+    return {"cold_start_engine": functools.partial(load_engine, cold, **opening)}
 
 
 def _mount_store(path: Path | None, mount: str | None, warn_only: bool):

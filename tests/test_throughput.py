@@ -69,6 +69,29 @@ def test_split_engine_batches_are_one_call():
         np.testing.assert_allclose(p[[0, -1]], single, atol=1e-6)
 
 
+def test_a_large_call_on_two_threads_gives_what_one_gives(hapt_experiment, monkeypatch):
+    """``replay --fast``'s engine (``batch_threads``): the windows of 10 min of real HAPT data
+    in one call run as batches on two threads at once and give, bit for bit and in order, the
+    probabilities of one thread."""
+    import threading
+
+    from gaitedge.preprocess import StreamingChain
+
+    t, x, _ = hapt_experiment
+    one, two = load_engine(), load_engine(batch_threads=2)
+    windows = StreamingChain(one.contract.chain).process(t[:30000], x[:30000]).data
+    run, threads = two.session.run, set()
+    monkeypatch.setattr(
+        two.session, "run", lambda *a: threads.add(threading.get_ident()) or run(*a)
+    )
+    assert len(windows) > 4 * one.MAX_BATCH
+    for n in (one.MAX_BATCH + 1, len(windows)):
+        want, got = one.predict(windows[:n]), two.predict(windows[:n])
+        for head in want:
+            np.testing.assert_array_equal(got[head], want[head])
+    assert len(threads) == 2 and threading.get_ident() not in threads
+
+
 def _ticks(streams: dict[str, tuple[np.ndarray, np.ndarray]], frame: int):
     """Each device's 4-sample frames, tick by tick (device d starts d + 1 samples late, so
     their windows fall due in different ticks)."""

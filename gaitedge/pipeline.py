@@ -196,6 +196,10 @@ class DeviceState:
     # device's fall rules while it calibrates: the cold-start model's vote stands in for the
     # model gate its own unaligned model cannot give.
     cold_fall: dict[float, float] = field(default_factory=dict)
+    # Live chunks held back while they cannot complete a window (``Pipeline._wait``), and the
+    # newest stamp this device sent.
+    waiting: list[SampleChunk] = field(default_factory=list)
+    newest_t_s: float = -np.inf
 
 
 @dataclass
@@ -499,6 +503,14 @@ class Pipeline:
                 state.companion.chain.reset()
         if not state.units_checked:
             self._check_units(state, chunk)
+        if self._wait(state, chunk):
+            return alerts
+        self._feed(state, self._with_waiting(state, chunk), made)
+        return alerts
+
+    def _feed(self, state: DeviceState, chunk: SampleChunk, made: list[_Made]) -> None:
+        """A chunk through its device's chain (and its cold-start companion's); the windows
+        join ``made``."""
         ready_at = None  # when this device's mounting reported calibrated in this chunk
         companion, fed = state.companion, 0  # samples of this chunk the companion has seen
         for t, windows, t0 in feed_chain(state.chain, chunk.t_s, chunk.imu):
@@ -530,7 +542,36 @@ class Pipeline:
         online = est is not None and not est.restored  # calibrated online, from nothing
         if ready_at is not None and state.calibrated_at_s is None and online:
             state.calibrated_at_s = ready_at
-        return alerts
+
+    def _wait(self, state: DeviceState, chunk: SampleChunk) -> bool:
+        """Hold ``chunk`` back when it surely completes no window (a calibrated chain of its
+        own, no companion or shadow: :meth:`~gaitedge.preprocess.StreamingChain.makes_no_window`
+        on its stamps after the newest this device sent); the chunk that can goes through the
+        chain with the held ones in one call: the same windows, made as soon as they could be,
+        in fewer calls (live 4-sample frames at hop 10: about one call in 2.5)."""
+        t = chunk.t_s
+        if not len(t):
+            return False
+        newest, state.newest_t_s = state.newest_t_s, max(state.newest_t_s, float(t[-1]))
+        if state.companion is not None or state.shadow is not None:
+            return False
+        chain = state.chain
+        if not chain.mounting.calibrated or not chain.makes_no_window(t, newest):
+            return False
+        if not np.isfinite(chunk.imu).all():  # refused or dropped now, as ever
+            return False
+        state.waiting.append(chunk)
+        state.last_t_s = float(t[-1])
+        return True
+
+    @staticmethod
+    def _with_waiting(state: DeviceState, chunk: SampleChunk) -> SampleChunk:
+        """``chunk`` after the ones held back for it (:meth:`_wait`)."""
+        if not state.waiting:
+            return chunk
+        held, state.waiting = [*state.waiting, chunk], []
+        t = np.concatenate([c.t_s for c in held])
+        return replace(chunk, t_s=t, imu=np.concatenate([c.imu for c in held]))
 
     def finish(self, device: str | None = None) -> list[Alert]:
         """The end of a stream (``device``, or every one): release what the chain holds back
@@ -539,6 +580,10 @@ class Pipeline:
         for name, state in self.devices.items():
             if device is not None and name != device:
                 continue
+            if state.waiting:  # the chunks held back for a window that will not come
+                made: list[_Made] = []
+                self._feed(state, self._with_waiting(state, state.waiting.pop()), made)
+                alerts += self._score(made)
             t0 = time.perf_counter()
             alerts += self._windows(state, state.chain.flush(), t0, time.monotonic(), ())
             alerts += self._uncalibrated_activity(name, state)

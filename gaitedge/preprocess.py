@@ -291,6 +291,11 @@ class TimestampRepair:
         """Release the held samples (end of a recording)."""
         return self._release()
 
+    @property
+    def offset(self) -> float:
+        """What is added to the device's stamps since its last clock reset."""
+        return self._offset
+
     def _block(self, t_raw: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t = t_raw + self._offset
         newest = -np.inf if self._held_t is None else self._held_t
@@ -539,6 +544,11 @@ class Resampler:
     def last_t(self) -> float | None:
         return self._last_t
 
+    @property
+    def next_grid_s(self) -> float:
+        """The time of the grid point the next sample will be interpolated at (its segment)."""
+        return self._t0 + self._k / self.rate_hz
+
     def process(self, t: np.ndarray, x: np.ndarray) -> list[ResampledPiece]:
         """Resample a validated chunk (strictly increasing ``t``, finite ``x``)."""
         if not len(t):
@@ -695,6 +705,32 @@ class StreamingChain:
     @property
     def segment(self) -> int:
         return self._windower.segment
+
+    def makes_no_window(self, t: np.ndarray, newest: float) -> bool:
+        """Whether stamps ``t`` [N], fed after samples whose newest stamp is ``newest``, surely
+        complete no window: they go on from ``newest`` (no step back, so no clock reset), and
+        every sample the resampler could then have lies before the grid point that ends the
+        next window. Timestamp repair holds the newest run of equal stamps back until a later
+        stamp comes, so those are the samples up to the last stamp before ``t``'s final run.
+        A caller may hold such samples back and feed them with the chunk that can complete a
+        window (``Pipeline``): the same windows, in fewer calls."""
+        resampler = self._resampler
+        if resampler.last_t is None or self.estimate_only or not len(t) or t[0] < newest:
+            return False
+        if len(t) > 1 and (np.diff(t) < 0).any():
+            return False
+        if self._repair is None:
+            released, offset = float(t[-1]), 0.0
+        else:
+            final_run = int(np.searchsorted(t, t[-1]))  # t is sorted
+            released = float(t[final_run - 1]) if final_run else newest
+            offset = self._repair.offset
+        end = resampler.next_grid_s + (self._windower.samples_to_window - 1) / resampler.rate_hz
+        return released + offset < end - self._DUE_MARGIN_S
+
+    # Kept off the grid point: a stamp this close may reach it in rounding (epoch seconds carry
+    # ~0.2 µs); the cost of the margin is, at most, one chain call sooner than needed.
+    _DUE_MARGIN_S = 1e-5
 
     def process(self, t: np.ndarray, imu: np.ndarray) -> Windows:
         """Feed [N] timestamps (s) and [N, 6] samples (m/s², rad/s), or [N, 3]

@@ -82,6 +82,11 @@ class Windower:
             return w
         return w + -(-(c + 1 - w) // h) * h
 
+    @property
+    def samples_to_window(self) -> int:
+        """Samples still to come until the next window ends (at least 1)."""
+        return self._first_end() - self._count
+
     def push(self, t: np.ndarray, y: np.ndarray) -> Windows:
         """Append [M] times and [M, C] samples; return the windows they complete."""
         m = len(y)

@@ -30,6 +30,7 @@ under the policy above.
 from __future__ import annotations
 
 import enum
+import itertools
 import json
 import logging
 import math
@@ -715,18 +716,23 @@ class StreamingChain:
         A caller may hold such samples back and feed them with the chunk that can complete a
         window (``Pipeline``): the same windows, in fewer calls."""
         resampler = self._resampler
-        if resampler.last_t is None or self.estimate_only or not len(t) or t[0] < newest:
+        n = len(t)
+        if resampler.last_t is None or self.estimate_only or not n:
             return False
-        if len(t) > 1 and (np.diff(t) < 0).any():
-            return False
+        # Python floats: a live frame is a few samples, where numpy's per-call cost dominates.
+        i, last = n - 1, float(t[-1])
         if self._repair is None:
-            released, offset = float(t[-1]), 0.0
+            released, offset = last, 0.0
         else:
-            final_run = int(np.searchsorted(t, t[-1]))  # t is sorted
-            released = float(t[final_run - 1]) if final_run else newest
+            while i and float(t[i - 1]) == last:  # the final run of equal stamps
+                i -= 1
+            released = float(t[i - 1]) if i else newest
             offset = self._repair.offset
         end = resampler.next_grid_s + (self._windower.samples_to_window - 1) / resampler.rate_hz
-        return released + offset < end - self._DUE_MARGIN_S
+        if not released + offset < end - self._DUE_MARGIN_S:
+            return False
+        stamps = t.tolist()
+        return newest <= stamps[0] and all(a <= b for a, b in itertools.pairwise(stamps))
 
     # Kept off the grid point: a stamp this close may reach it in rounding (epoch seconds carry
     # ~0.2 µs); the cost of the margin is, at most, one chain call sooner than needed.

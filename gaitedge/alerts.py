@@ -168,6 +168,8 @@ class ActivitySmoother:
         t_end = np.asarray(t_end, np.float64)
         if not len(probs):
             return []
+        if len(probs) == 1:  # a live window: the same, without the batch's array set-up
+            return self._one(float(np.asarray(t_start)[0]), float(t_end[0]), probs)
         best = probs.argmax(axis=1)  # [K]
         confident = probs[np.arange(len(best)), best] >= self.cfg.min_prob
         votes = np.concatenate([self._votes, np.where(confident, best, _ABSTAIN)])  # [H+K]
@@ -185,6 +187,24 @@ class ActivitySmoother:
                 continue
             self.current = label
             alerts.append(self._alert(label, h + i, votes, centre, p_all, float(t_end[i])))
+        keep = max(len(votes) - self._n_keep, 0)
+        self._votes, self._centre, self._p = votes[keep:], centre[keep:], p_all[keep:]
+        return alerts
+
+    def _one(self, t_start: float, t_end: float, probs: np.ndarray) -> list[Alert]:
+        """:meth:`update_batch` of one window (``probs`` [1, n_act] float64). The kept votes
+        are fewer than ``n``, so with this one they are all of its last ``n``."""
+        row = probs[0]
+        best = int(row.argmax())
+        vote = best if row[best] >= self.cfg.min_prob else _ABSTAIN
+        h = len(self._votes)
+        votes = np.append(self._votes, vote)
+        centre = np.append(self._centre, (t_start + t_end) / 2)
+        p_all = np.concatenate([self._p, probs])
+        alerts = []
+        if vote != _ABSTAIN and vote != self.current and int((votes == vote).sum()) >= self.cfg.k:
+            self.current = vote
+            alerts.append(self._alert(vote, h, votes, centre, p_all, t_end))
         keep = max(len(votes) - self._n_keep, 0)
         self._votes, self._centre, self._p = votes[keep:], centre[keep:], p_all[keep:]
         return alerts
@@ -302,11 +322,17 @@ def denormalize(windows: Windows | np.ndarray, chain: ChainConfig) -> np.ndarray
     return data * np.asarray(chain.norm_std) + np.asarray(chain.norm_mean)
 
 
+@functools.lru_cache(maxsize=16)  # per window in a live stream; a model has one chain
 def _denormalization(chain: ChainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """``(std, mean)`` such that ``data * std + mean`` is :func:`denormalize` (float64)."""
+    """``(std, mean)`` such that ``data * std + mean`` is :func:`denormalize` (float64; read
+    only: one pair per chain is shared)."""
     if chain.norm_mean is None:
-        return np.ones(chain.n_channels), np.zeros(chain.n_channels)
-    return np.asarray(chain.norm_std), np.asarray(chain.norm_mean)
+        pair = np.ones(chain.n_channels), np.zeros(chain.n_channels)
+    else:
+        pair = np.array(chain.norm_std, np.float64), np.array(chain.norm_mean, np.float64)
+    for a in pair:
+        a.flags.writeable = False
+    return pair
 
 
 def _axes(channels: Sequence[str], prefix: str) -> np.ndarray | None:
@@ -368,10 +394,23 @@ class FallDetector:
         segment: int = 0,
     ) -> Alert | None:
         """One window: ``raw`` [W, C] de-normalised chain output; ``p_fall`` the model's."""
+        return self._update(t_start, t_end, p_fall, np.asarray(raw, np.float64), segment)
+
+    def _update(
+        self,
+        t_start: float,
+        t_end: float,
+        p_fall: float,
+        data: np.ndarray,
+        segment: int,
+        scaling: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> Alert | None:
+        """:meth:`update`, ``data`` de-normalised as ``data * scale + offset`` (``scaling``)
+        where its samples are new (the rest is never looked at)."""
         if self._segment is not None and segment != self._segment:
             self.reset()
         self._segment = segment
-        t_new, a_new = self._append(t_start, t_end, np.asarray(raw, np.float64))
+        t_new, a_new = self._append(t_start, t_end, data, scaling)
         if not len(t_new):
             return None
         self._look_for_impact(t_new, a_new, p_fall)
@@ -398,16 +437,17 @@ class FallDetector:
         # [K]; the last window is never passed over, so a single window (live) needs none.
         quiet = self._quiet(windows, chain) if last > 0 else np.zeros(len(windows), bool)
         segment = windows.segment
-        scale, offset = _denormalization(chain)
+        scaling = _denormalization(chain)
         for i in range(len(windows)):
             if quiet[i] and self._pending is None and i < last and segment[i + 1] == segment[i]:
                 continue
-            alert = self.update(
+            alert = self._update(
                 float(windows.t_start_s[i]),
                 float(windows.t_end_s[i]),
                 float(p_fall[i]),
-                windows.data[i] * scale + offset,
+                windows.data[i],
                 int(windows.segment[i]),
+                scaling,
             )
             if alert is not None:
                 alerts.append(alert)
@@ -444,7 +484,11 @@ class FallDetector:
         )
 
     def _append(
-        self, t_start: float, t_end: float, raw: np.ndarray
+        self,
+        t_start: float,
+        t_end: float,
+        raw: np.ndarray,
+        scaling: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Add the window's unseen samples to the history; return their times and |a| (g)."""
         t = np.linspace(t_start, t_end, len(raw))  # windows lie on the chain's uniform grid
@@ -452,6 +496,8 @@ class FallDetector:
         last = self._t[-1] + 0.5 * (t[1] - t[0]) if len(self._t) else -np.inf
         j = int(np.searchsorted(t, last, side="right"))  # t[j:] > last: the new samples
         t, raw = t[j:], raw[j:]
+        if scaling is not None:  # de-normalised here: only the new samples
+            raw = raw * scaling[0] + scaling[1]
         gravity = raw[:, self._gravity]
         # The low-passed total acceleration, not body_acc: the slow gravity filter lags a
         # fall's orientation change by seconds, and that lag would read as motion.

@@ -380,9 +380,18 @@ class FallDetector:
     def reset(self) -> None:
         """Start a new segment: forget samples and any pending impact."""
         self._segment: int | None = None
-        self._t = np.zeros(0)  # [H] sample times (s)
-        self._a = np.zeros((0, 3))  # [H, 3] total acceleration (g)
-        self._g = np.zeros((0, 3))  # [H, 3] gravity estimate (g)
+        # The history lives in buffers that grow at their end and drop at their start, so a
+        # live window (a few new samples) writes those only: [lo, hi) is the history.
+        if not hasattr(self, "_buf_t"):
+            self._buf_t, self._buf_a, self._buf_g = (
+                np.zeros(256),
+                np.zeros((256, 3)),
+                np.zeros((256, 3)),
+            )
+        self._lo = self._hi = 0
+        self._t = self._buf_t[:0]  # [H] sample times (s)
+        self._a = self._buf_a[:0]  # [H, 3] total acceleration (g)
+        self._g = self._buf_g[:0]  # [H, 3] gravity estimate (g)
         self._pending: _Impact | None = None
 
     def update(
@@ -504,10 +513,29 @@ class FallDetector:
         acc = raw[:, self._acc] if self._acc is not None else raw[:, self._body] + gravity
         if len(t):  # keep the history from history_s before the newest sample (times increase)
             keep = int(np.searchsorted(self._t, t[-1] - self.cfg.history_s, side="left"))
-            self._t = np.concatenate([self._t[keep:], t])
-            self._a = np.concatenate([self._a[keep:], acc / STANDARD_GRAVITY_M_S2])
-            self._g = np.concatenate([self._g[keep:], gravity / STANDARD_GRAVITY_M_S2])
+            self._keep(keep, t, acc / STANDARD_GRAVITY_M_S2, gravity / STANDARD_GRAVITY_M_S2)
         return t, np.sqrt((acc * acc).sum(axis=1)) / STANDARD_GRAVITY_M_S2
+
+    def _keep(self, drop: int, t: np.ndarray, acc_g: np.ndarray, gravity_g: np.ndarray) -> None:
+        """The history without its first ``drop`` samples, with ``t`` and its rows after it."""
+        lo, hi, m = self._lo + drop, self._hi, len(t)
+        if hi + m > len(self._buf_t):  # no room at the end: move the history to the start
+            n, size = hi - lo, len(self._buf_t)
+            if n + m > size // 2:
+                size = 2 * (n + m)
+            for name in ("_buf_t", "_buf_a", "_buf_g"):
+                old = getattr(self, name)
+                new = old if size == len(old) else np.zeros((size, *old.shape[1:]))
+                new[:n] = old[lo:hi]  # overlapping moves are safe in numpy
+                setattr(self, name, new)
+            lo, hi = 0, n
+        self._buf_t[hi : hi + m] = t
+        self._buf_a[hi : hi + m] = acc_g
+        self._buf_g[hi : hi + m] = gravity_g
+        self._lo, self._hi = lo, hi + m
+        self._t, self._a, self._g = (
+            self._buf_t[lo : hi + m], self._buf_a[lo : hi + m], self._buf_g[lo : hi + m]
+        )  # fmt: skip
 
     def _look_for_impact(self, t_new: np.ndarray, a_new: np.ndarray, p_fall: float) -> None:
         i = int(np.argmax(a_new))

@@ -505,19 +505,19 @@ class Pipeline:
             self._check_units(state, chunk)
         if self._wait(state, chunk):
             return alerts
-        self._feed(state, self._with_waiting(state, chunk), made)
+        self._feed(state, *self._with_waiting(state, chunk), made)
         return alerts
 
-    def _feed(self, state: DeviceState, chunk: SampleChunk, made: list[_Made]) -> None:
+    def _feed(self, state: DeviceState, t_s, imu, host_rx_s: float, made: list[_Made]) -> None:
         """A chunk through its device's chain (and its cold-start companion's); the windows
         join ``made``."""
         ready_at = None  # when this device's mounting reported calibrated in this chunk
         companion, fed = state.companion, 0  # samples of this chunk the companion has seen
-        for t, windows, t0 in feed_chain(state.chain, chunk.t_s, chunk.imu):
+        for t, windows, t0 in feed_chain(state.chain, t_s, imu):
             if ready_at is None and state.chain.mounting.calibrated and len(t):
                 ready_at = float(t[-1])
             piece: list[_Made] = []
-            self._made(piece, state, windows, t0, chunk.host_rx_s, t)
+            self._made(piece, state, windows, t0, host_rx_s, t)
             if state.companion is not None:
                 # The cold-start model sees the same samples, up to the moment this device
                 # calibrated; its windows of each piece are scored just before the device's
@@ -530,11 +530,11 @@ class Pipeline:
                 if fed > start and state.chain.keep_front:  # the same samples: reuse the pieces
                     c0 = time.perf_counter()
                     cw = companion.chain.follow(state.chain)
-                    self._made(made, companion, cw, c0, chunk.host_rx_s, t)
+                    self._made(made, companion, cw, c0, host_rx_s, t)
                 elif fed > start:
                     cut = slice(start, fed)
-                    for ct, cw, c0 in feed_chain(companion.chain, chunk.t_s[cut], chunk.imu[cut]):
-                        self._made(made, companion, cw, c0, chunk.host_rx_s, ct)
+                    for ct, cw, c0 in feed_chain(companion.chain, t_s[cut], imu[cut]):
+                        self._made(made, companion, cw, c0, host_rx_s, ct)
                 if state.companion is None:  # nothing follows the device's chain any more
                     state.chain.keep_front, state.chain.front = False, []
             made += piece
@@ -565,13 +565,13 @@ class Pipeline:
         return True
 
     @staticmethod
-    def _with_waiting(state: DeviceState, chunk: SampleChunk) -> SampleChunk:
-        """``chunk`` after the ones held back for it (:meth:`_wait`)."""
+    def _with_waiting(state: DeviceState, chunk: SampleChunk) -> tuple:
+        """``(t_s, imu, host_rx_s)`` of ``chunk`` after those held back for it (:meth:`_wait`)."""
         if not state.waiting:
-            return chunk
+            return chunk.t_s, chunk.imu, chunk.host_rx_s
         held, state.waiting = [*state.waiting, chunk], []
         t = np.concatenate([c.t_s for c in held])
-        return replace(chunk, t_s=t, imu=np.concatenate([c.imu for c in held]))
+        return t, np.concatenate([c.imu for c in held]), chunk.host_rx_s
 
     def finish(self, device: str | None = None) -> list[Alert]:
         """The end of a stream (``device``, or every one): release what the chain holds back
@@ -582,7 +582,7 @@ class Pipeline:
                 continue
             if state.waiting:  # the chunks held back for a window that will not come
                 made: list[_Made] = []
-                self._feed(state, self._with_waiting(state, state.waiting.pop()), made)
+                self._feed(state, *self._with_waiting(state, state.waiting.pop()), made)
                 alerts += self._score(made)
             t0 = time.perf_counter()
             alerts += self._windows(state, state.chain.flush(), t0, time.monotonic(), ())

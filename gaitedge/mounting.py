@@ -47,6 +47,8 @@ from gaitedge.private import private_dir, write_private
 from gaitedge.units import STANDARD_GRAVITY_M_S2
 
 BLOCK_S = 2.0
+_FIRST = np.zeros(1, np.int64)  # feed's starts when the rotation holds for the whole input
+_FIRST.flags.writeable = False
 CALIBRATED_WALKING_S = 20.0
 MOUNTING_MODES = ("none", "auto", "vertical")
 
@@ -232,6 +234,9 @@ class MountingEstimator:
         decisions and, to rounding, the same rotations as :meth:`update` (pinned by a test)."""
         acc = np.asarray(acc, np.float64)
         m, n = len(acc), self.block
+        if 0 < m < self.boundary():  # no block ends in it (a live chunk, most of the time)
+            self.update(acc)
+            return _FIRST, self._rotation[None]
         starts, rots = [0], [self._rotation]
         i = min(m, self.boundary()) if self._n else 0
         if i:

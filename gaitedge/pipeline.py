@@ -544,19 +544,31 @@ class Pipeline:
             state.calibrated_at_s = ready_at
 
     def _wait(self, state: DeviceState, chunk: SampleChunk) -> bool:
-        """Hold ``chunk`` back when it surely completes no window (a calibrated chain of its
-        own, no companion or shadow: :meth:`~gaitedge.preprocess.StreamingChain.makes_no_window`
-        on its stamps after the newest this device sent); the chunk that can goes through the
-        chain with the held ones in one call: the same windows, made as soon as they could be,
-        in fewer calls (live 4-sample frames at hop 10: about one call in 2.5)."""
+        """Hold ``chunk`` back when it surely completes no window
+        (:meth:`~gaitedge.preprocess.StreamingChain.makes_no_window` on its stamps after the
+        newest this device sent) and changes nothing a window is flagged with: a calibrating
+        mounting still needs more samples than the next window (so it does not calibrate in
+        them, and the cold-start companion is fed them as before), and the companion's next
+        window is no nearer. The chunk that can goes through the chains with the held ones in
+        one call: the same windows and flags, made as soon as they could be, in fewer calls
+        (live 4-sample frames at hop 10: about one call in 2.5)."""
         t = chunk.t_s
         if not len(t):
             return False
         newest, state.newest_t_s = state.newest_t_s, max(state.newest_t_s, float(t[-1]))
-        if state.companion is not None or state.shadow is not None:
-            return False
         chain = state.chain
-        if not chain.mounting.calibrated or not chain.makes_no_window(t, newest):
+        if state.shadow is not None or not chain.makes_no_window(t, newest):
+            return False
+        if not chain.mounting.calibrated:
+            need = getattr(chain.mounting.estimator, "samples_to_calibrated", None)
+            if need is None or need() < chain.samples_to_window:
+                return False
+        companion = state.companion
+        if companion is not None and not (
+            companion.chain.samples_to_window >= chain.samples_to_window
+            if chain.keep_front  # it follows this chain's grid
+            else companion.chain.makes_no_window(t, newest)
+        ):
             return False
         if not np.isfinite(chunk.imu).all():  # refused or dropped now, as ever
             return False

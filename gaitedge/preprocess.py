@@ -707,6 +707,11 @@ class StreamingChain:
     def segment(self) -> int:
         return self._windower.segment
 
+    @property
+    def samples_to_window(self) -> int:
+        """Samples at the chain's rate still to come until its next window ends."""
+        return self._windower.samples_to_window
+
     def makes_no_window(self, t: np.ndarray, newest: float) -> bool:
         """Whether stamps ``t`` [N], fed after samples whose newest stamp is ``newest``, surely
         complete no window: they go on from ``newest`` (no step back, so no clock reset), and
@@ -728,7 +733,7 @@ class StreamingChain:
                 i -= 1
             released = float(t[i - 1]) if i else newest
             offset = self._repair.offset
-        end = resampler.next_grid_s + (self._windower.samples_to_window - 1) / resampler.rate_hz
+        end = resampler.next_grid_s + (self.samples_to_window - 1) / resampler.rate_hz
         if not released + offset < end - self._DUE_MARGIN_S:
             return False
         stamps = t.tolist()

@@ -242,7 +242,8 @@ def test_the_cold_start_model_reuses_its_devices_filtered_samples(hapt_experimen
         return [(a.t, a.type, a.label, a.p, a.extra.get("mounting")) for a in sink.alerts], state
 
     shared, state = alerts(True)
-    assert len(calls) > 1000 and state.calibrated_at_s is not None
+    # ~1900 frames before it calibrates, most held until one completes a window
+    assert len(calls) > 600 and state.calibrated_at_s is not None
     assert state.companion is None and not state.chain.keep_front and not state.chain.front
     n = len(calls)
     alone, _ = alerts(False)

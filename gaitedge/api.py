@@ -292,12 +292,12 @@ def analyse(
     """
     from gaitedge.engine import load_engine
     from gaitedge.mounting import MountStore
-    from gaitedge.runner import calibrate_recording, stream
+    from gaitedge.runner import calibrate_recording, fast_batch_threads, stream
     from gaitedge.sources import ReplaySource
 
     rec = _read(recording, device)
     name = device or (Path(recording).name if not isinstance(recording, Recording) else "recording")
-    engine = load_engine(model)
+    engine = load_engine(model, batch_threads=fast_batch_threads())  # as `replay --fast`
     log_ = _WindowLog(dict(engine.contract.heads))
     sink = ListSink()
     store = MountStore(Path(mount_file)) if mount_file is not None else None

@@ -49,7 +49,9 @@ from gaitedge.windows import Windows
 log = logging.getLogger(__name__)
 
 STAGES = ("chain", "engine", "alerts", "end_to_end")
-CALIBRATING_PIECE_S = 0.5  # input fed per chain call while the mounting calibrates
+# While a mounting calibrates, a chunk's windows are flagged as if fed in pieces of this much
+# input (the resolution of the moment it calibrated; :func:`feed_chain`).
+CALIBRATING_PIECE_S = 0.5
 
 
 def feed_chain(chain: StreamingChain, t_s, imu):
@@ -250,10 +252,11 @@ class Pipeline:
     before :data:`CALIBRATED_WALKING_S` of walking; a mode that needs only the vertical reports
     it as soon as its estimator knows the vertical; fixed and ``none`` always), activity alerts
     are held back and a fall is raised on frame-independent evidence alone (impact +
-    orientation change). While it calibrates the chain is fed in pieces of at most
-    :data:`CALIBRATING_PIECE_S` of input, so a large chunk (``replay --fast``) releases no
-    activity from before the moment it calibrated (``DeviceState.calibrated_at_s``) beyond
-    that resolution: a replay says what a live device would have said. A stream that ends (or
+    orientation change). While it calibrates a chunk's windows are told apart as pieces of
+    :data:`CALIBRATING_PIECE_S` of input would tell them (:func:`feed_chain`), so a large chunk
+    (``replay --fast``) releases no activity from before the moment it calibrated
+    (``DeviceState.calibrated_at_s``) beyond that resolution: a replay says what a live device
+    would have said. A stream that ends (or
     reconnects) with activity held back all along gets one activity alert at its end
     (:meth:`finish`): the label most of the held-back windows voted for, with
     ``extra={"mounting": "uncalibrated", "windows": K}`` so that no consumer mistakes it for a

@@ -155,7 +155,21 @@ class FirmwareDevice:
         raise FirmwareError(f"QEMU did not open a pty: {line.decode(errors='replace').strip()}")
 
     def reader_attached(self) -> bool:
-        """True once another process (or file) holds an exclusive lock on the pty."""
+        """True once another process (or file) holds an exclusive lock on the pty. Read from
+        ``/proc/locks``, which takes no lock: a probe that takes one, even for a moment, makes
+        a reader's exclusive open that falls in that moment fail (pyserial's ``exclusive=True``
+        does not wait), and a first open that fails ends ``listen``."""
+        st = os.stat(self.path)
+        key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        try:
+            with open("/proc/locks") as f:
+                held = [line.split() for line in f if "->" not in line]  # "->": a waiter
+        except OSError:
+            return self._lock_probe()
+        return any(len(cells) > 5 and cells[1] == "FLOCK" and cells[5] == key for cells in held)
+
+    def _lock_probe(self) -> bool:
+        """:meth:`reader_attached` where there is no ``/proc/locks``: try the lock ourselves."""
         fd = os.open(self.path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -124,3 +124,34 @@ def test_device_decisions_equal_replay_and_the_shadow_agrees(
         "windows": results, "disagreements": 0, "class_disagreements": 0,
         "alert_disagreements": 0, "device_only": 0, "host_only": 0,
     }  # fmt: skip
+
+
+def test_the_device_sees_its_reader_without_taking_the_lock(monkeypatch):
+    """``FirmwareDevice.reader_attached`` reads ``/proc/locks``: a probe that took the pty's
+    lock itself, even for a moment, made the serial source's exclusive open that fell in that
+    moment fail, and a first open that fails ends the listen (one CI run lost the test so)."""
+    import fcntl
+    import os
+    import pty
+
+    import serial
+
+    from firmware_bridge.firmware_loop import FirmwareDevice
+
+    if not os.path.exists("/proc/locks"):
+        pytest.skip("no /proc/locks (not Linux)")
+    main, follower = pty.openpty()
+    device = FirmwareDevice.__new__(FirmwareDevice)  # the probe needs only the pty's path
+    device.path = os.ttyname(follower)
+    monkeypatch.setattr(fcntl, "flock", lambda *a: pytest.fail("the probe took a lock"))
+    try:
+        assert not device.reader_attached()
+        monkeypatch.undo()  # pyserial's exclusive open takes its flock
+        port = serial.Serial(device.path, exclusive=True)
+        monkeypatch.setattr(fcntl, "flock", lambda *a: pytest.fail("the probe took a lock"))
+        assert device.reader_attached()
+        port.close()
+        assert not device.reader_attached()
+    finally:
+        os.close(main)
+        os.close(follower)

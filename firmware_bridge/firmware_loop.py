@@ -190,7 +190,9 @@ class FirmwareDevice:
         """Start once a reader has opened the port; FirmwareError if none comes in time."""
         deadline = time.monotonic() + timeout_s
         while not self.reader_attached():
-            if time.monotonic() > deadline or self.proc.poll() is not None:
+            if self.proc.poll() is not None:
+                raise FirmwareError(f"QEMU exited ({self.proc.returncode}) before a reader came")
+            if time.monotonic() > deadline:
                 raise FirmwareError(f"no reader opened {self.path} in {timeout_s:.0f} s")
             time.sleep(0.02)
         time.sleep(0.05)  # the reader's open() flushes input: let it finish first

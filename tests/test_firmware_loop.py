@@ -51,7 +51,13 @@ def _listen(elf: Path, imu_bin: bytes, workdir: Path, alerts: Path, timeout_s: f
     async def run(device: FirmwareDevice, pipe) -> tuple[int, int, int]:
         source = SerialSource(device.path, watchdog_s=30.0)
         task = asyncio.ensure_future(stream(pipe, source))
-        await asyncio.to_thread(device.start_when_opened, 30.0)
+        started = asyncio.ensure_future(asyncio.to_thread(device.start_when_opened, 30.0))
+        await asyncio.wait([started, task], return_when=asyncio.FIRST_COMPLETED)
+        if task.done():  # the source ended before the device started: say why
+            started.cancel()
+            task.result()
+            raise AssertionError("the stream ended before the device started")
+        await started
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:  # until the host has every frame the firmware says it sent

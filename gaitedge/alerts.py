@@ -319,7 +319,8 @@ def denormalize(windows: Windows | np.ndarray, chain: ChainConfig) -> np.ndarray
     data = windows.data if isinstance(windows, Windows) else np.asarray(windows)
     if chain.norm_mean is None:
         return np.asarray(data, np.float64)
-    return data * np.asarray(chain.norm_std) + np.asarray(chain.norm_mean)
+    std, mean = _denormalization(chain)
+    return data * std + mean
 
 
 @functools.lru_cache(maxsize=16)  # per window in a live stream; a model has one chain
@@ -370,6 +371,13 @@ class FallDetector:
                 f"got {list(channels)}"
             )
         self._last_alert_t = -np.inf
+        # The history lives in buffers that grow at their end and drop at their start, so a
+        # live window (a few new samples) writes those only: [_lo, _hi) is the history.
+        self._buf_t, self._buf_a, self._buf_g = (
+            np.zeros(256),
+            np.zeros((256, 3)),
+            np.zeros((256, 3)),
+        )
         # False while the mounting is calibrating: the model sees an unaligned frame, so a fall
         # is raised on frame-independent evidence alone (impact + confirmation).
         self.model_gate = True
@@ -380,14 +388,6 @@ class FallDetector:
     def reset(self) -> None:
         """Start a new segment: forget samples and any pending impact."""
         self._segment: int | None = None
-        # The history lives in buffers that grow at their end and drop at their start, so a
-        # live window (a few new samples) writes those only: [lo, hi) is the history.
-        if not hasattr(self, "_buf_t"):
-            self._buf_t, self._buf_a, self._buf_g = (
-                np.zeros(256),
-                np.zeros((256, 3)),
-                np.zeros((256, 3)),
-            )
         self._lo = self._hi = 0
         self._t = self._buf_t[:0]  # [H] sample times (s)
         self._a = self._buf_a[:0]  # [H, 3] total acceleration (g)

@@ -256,29 +256,21 @@ class OnnxEngine:
         def run(i: int) -> list[np.ndarray]:
             return self.session.run(self._outputs, {name: x[i : i + step]})
 
-        parts = list(self._threads().map(run, range(0, len(x), step)))
+        starts = range(0, len(x), step)
+        pool = self._threads()
+        parts = list(pool.map(run, starts)) if pool else [run(i) for i in starts]
         return {h: np.concatenate([p[k] for p in parts]) for k, h in enumerate(self.heads)}
 
     def _threads(self):
-        """Where a large call's batches run: in turn, or with ``batch_threads`` > 1 that many
-        at once (ONNX Runtime releases the GIL while it runs one; ``replay --fast``)."""
-        if self._pool is None:
+        """With ``batch_threads`` > 1, the threads a large call's batches run on, that many at
+        once (ONNX Runtime releases the GIL while it runs one; ``replay --fast``); else None."""
+        if self._pool is None and self.batch_threads > 1:
             from concurrent.futures import ThreadPoolExecutor
 
-            self._pool = (
-                ThreadPoolExecutor(self.batch_threads, thread_name_prefix="gaitedge-engine")
-                if self.batch_threads > 1
-                else _InTurn()
+            self._pool = ThreadPoolExecutor(
+                self.batch_threads, thread_name_prefix="gaitedge-engine"
             )
         return self._pool
-
-
-class _InTurn:
-    """``map`` in the calling thread (one batch after the other)."""
-
-    @staticmethod
-    def map(fn, items):
-        return map(fn, items)
 
 
 def import_cudart() -> ModuleType:

@@ -105,10 +105,10 @@ def _sure_uncalibrated(chain: StreamingChain, t: np.ndarray, starts, ends, steps
     its estimator still needs more samples (at the chain's rate) than these pieces span, less
     :data:`CALIBRATION_MARGIN_S`, on a clock that does not step back (``steps``: where ``t``
     does). ``p`` when unknown."""
-    need = getattr(chain.mounting.estimator, "samples_to_calibrated", None)
     if p == len(starts) - 1:  # the last piece (a live chunk's only one)
         return p
-    span_s = need() / chain.cfg.sample_rate_hz - CALIBRATION_MARGIN_S if need else 0.0
+    need = chain.mounting.samples_to_calibrated()
+    span_s = need / chain.cfg.sample_rate_hz - CALIBRATION_MARGIN_S if need else 0.0
     if span_s <= 2 * CALIBRATING_PIECE_S:
         return p
     a = starts[p]
@@ -562,10 +562,9 @@ class Pipeline:
         chain = state.chain
         if state.shadow is not None or not chain.makes_no_window(t, newest):
             return False
-        if not chain.mounting.calibrated:
-            need = getattr(chain.mounting.estimator, "samples_to_calibrated", None)
-            if need is None or need() < chain.samples_to_window:
-                return False
+        need = chain.mounting.samples_to_calibrated()
+        if need is None or 0 < need < chain.samples_to_window:  # it may calibrate meanwhile
+            return False
         companion = state.companion
         if companion is not None and not (
             companion.chain.samples_to_window >= chain.samples_to_window

@@ -623,6 +623,14 @@ class Mounting:
     def calibrated(self) -> bool:
         return self.estimator is None or self.estimator.calibrated
 
+    def samples_to_calibrated(self) -> int | None:
+        """The fewest samples (at the chain's rate) still to come before :attr:`calibrated`
+        can turn true: 0 once it is, None when the estimator cannot say (then any sample may)."""
+        if self.calibrated:
+            return 0
+        need = getattr(self.estimator, "samples_to_calibrated", None)
+        return None if need is None else need()
+
     @classmethod
     def for_chain(cls, cfg: ChainConfig, mode: str | None = None, estimator=None) -> Mounting:
         """``mode``: None (the contract's), ``none``, ``auto``, ``vertical`` or an axis map like

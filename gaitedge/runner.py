@@ -87,8 +87,9 @@ def open_pipeline(
     refused the login or the certificate) before anything runs.
     """
     store = _mount_store(mount_file, mount, warn_unwritable_mount_file)
-    opening = {"intra_op_threads": intra_op_threads, "provider": provider}
-    opening["batch_threads"] = batch_threads
+    opening = {
+        "intra_op_threads": intra_op_threads, "provider": provider, "batch_threads": batch_threads
+    }  # fmt: skip
     engine = load_engine(model, **opening)
     options = {"mount": mount, "mount_store": store, "strict": strict, "acc_range_g": acc_range_g}
     options |= _acc_only_options(model, opening)

@@ -8,19 +8,27 @@ import numpy as np
 import pytest
 
 from gaitedge.formats.base import Export, SensorKind
-from gaitedge.formats.join import HOLE_INTERVALS, make_series, to_recording
+from gaitedge.formats.join import (
+    HOLE_INTERVALS,
+    INTERP_BLOCK,
+    PARALLEL_INTERP_FROM,
+    make_series,
+    to_recording,
+)
 
 
 def _signal(t: np.ndarray, phase: float) -> np.ndarray:
     return np.stack([np.sin(t + phase), np.cos(2 * t + phase), 9.8 + 0.1 * t], axis=1)
 
 
+@pytest.mark.parametrize("seconds", [10.0, 400.0])  # 400 s: the long join (threads, blocks)
 @pytest.mark.parametrize("with_hole", [True, False])
-def test_join_is_its_definition(with_hole):
-    t_acc = np.arange(0.0, 10.0, 0.01) + 0.0037  # 100 Hz, starts after the gyroscope
+def test_join_is_its_definition(with_hole, seconds):
+    t_acc = np.arange(0.0, seconds, 0.01) + 0.0037  # 100 Hz, starts after the gyroscope
     if with_hole:
         t_acc = t_acc[(t_acc < 4.0) | (t_acc > 4.5)]  # 0.5 s missing: 50 intervals, a hole
-    t_gyro = np.arange(-0.1, 10.2, 0.0025)  # 400 Hz, runs past the accelerometer at both ends
+    t_gyro = np.arange(-0.1, seconds + 0.2, 0.0025)  # 400 Hz, past the accelerometer both ends
+    assert (len(t_gyro) > max(PARALLEL_INTERP_FROM, 2 * INTERP_BLOCK)) == (seconds > 10)
     acc, gyro = _signal(t_acc, 0.3), _signal(t_gyro, 1.1) * 0.01
     export = Export(
         format="test",
@@ -49,6 +57,11 @@ def test_join_is_its_definition(with_hole):
     assert ("accelerometer has a hole" in rules) == with_hole
     if with_hole:
         assert f"{int(in_hole.sum())} samples left out where the accelerometer" in rules
+    # Each sensor's rate as inspect reports it: its intervals less its holes, over their sum.
+    for info, t in zip(rec.source.sensors, (t_acc, t_gyro), strict=True):
+        d = np.diff(t)
+        ok = d <= max(HOLE_INTERVALS * np.median(d), 0.05)
+        assert info.rate_hz == pytest.approx(ok.sum() / d[ok].sum(), rel=1e-9)
 
 
 # --- the same join, streamed (stream_recording) ------------------------------------------------

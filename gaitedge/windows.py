@@ -2,7 +2,8 @@
 
 Each segment's windows cover samples ``[i*hop, i*hop + window)``; a segment break (a gap in the
 stream) resets the count, so no window spans a gap. Memory is fixed: the buffer keeps the last
-``window_samples - 1`` samples, and only the windows a chunk completes are materialised.
+``window_samples - 1`` samples (with room for a few windows' samples after them), and only the
+windows a chunk completes are materialised.
 """
 
 from __future__ import annotations
@@ -62,13 +63,21 @@ class Windower:
         self.window_samples = window_samples
         self.hop_samples = hop_samples
         self.n_channels = n_channels
-        history = window_samples - 1
-        self._hist = np.zeros((history, n_channels), np.float32)  # [W-1, C]
-        self._hist_t = np.zeros(history)  # [W-1]
+        # The last W-1 samples at [_lo, _lo + W-1) of a buffer with room after them: a chunk
+        # that fits is written after them in place (a live frame: no copy of the history);
+        # one that does not is joined to them, and they move to the buffer's start.
+        self._history = window_samples - 1
+        self._size = self._history + self.ROOM_WINDOWS * window_samples
+        self._buf = np.zeros((self._size, n_channels), np.float32)  # [size, C]
+        self._buf_t = np.zeros(self._size)  # [size]
+        self._lo = 0
         self._offsets = np.arange(window_samples)
         self._count = 0
         self.segment = 0
         self._empty = Windows.empty(window_samples, n_channels)
+
+    # Room after the history, in windows (a fixed size: memory does not grow with a chunk).
+    ROOM_WINDOWS = 4
 
     def reset(self) -> None:
         """Start a new segment: no later window reaches back across this point."""
@@ -77,7 +86,11 @@ class Windower:
 
     def _first_end(self) -> int:
         """Sample count (1-based, within the segment) at which the next window ends."""
-        w, h, c = self.window_samples, self.hop_samples, self._count
+        return self._first_end_of(self._count)
+
+    def _first_end_of(self, c: int) -> int:
+        """:meth:`_first_end` after ``c`` samples of the segment."""
+        w, h = self.window_samples, self.hop_samples
         if c + 1 <= w:
             return w
         return w + -(-(c + 1 - w) // h) * h
@@ -90,37 +103,39 @@ class Windower:
     def push(self, t: np.ndarray, y: np.ndarray) -> Windows:
         """Append [M] times and [M, C] samples; return the windows they complete."""
         m = len(y)
-        c, w = self._count, self.window_samples
-        ends = np.arange(self._first_end(), c + m + 1, self.hop_samples)
-        if len(ends):
-            # Sample number s of the segment sits at index (W - 2 + s - c) of the joined
-            # array, so the window ending at sample e starts at index e - c - 1.
-            joined = np.concatenate([self._hist, y.astype(np.float32, copy=False)])
-            joined_t = np.concatenate([self._hist_t, t])
-            starts = ends - c - 1
-            data = joined[starts[:, None] + self._offsets]  # [K, W, C]
-            out = Windows(
-                data=data,
-                t_start_s=joined_t[starts],
-                t_end_s=joined_t[starts + w - 1],
-                segment=np.full(len(ends), self.segment, np.int64),
+        c, w, history, lo = self._count, self.window_samples, self._history, self._lo
+        # Sample number s of the segment sits at index (W - 2 + s - c) of the history joined
+        # with the chunk, so the window ending at sample e starts at index e - c - 1.
+        if lo + history + m <= self._size:
+            self._buf[lo + history : lo + history + m] = y
+            self._buf_t[lo + history : lo + history + m] = t
+            joined = self._buf[lo : lo + history + m]
+            joined_t = self._buf_t[lo : lo + history + m]
+            self._lo = lo + m
+        else:
+            joined = np.concatenate(
+                [self._buf[lo : lo + history], y.astype(np.float32, copy=False)]
             )
-        else:
-            out = self._empty
-        self._remember(t, y)
+            joined_t = np.concatenate([self._buf_t[lo : lo + history], t])
+            self._buf[:history] = joined[len(joined) - history :]
+            self._buf_t[:history] = joined_t[len(joined) - history :]
+            self._lo = 0
         self._count += m
-        return out
-
-    def _remember(self, t: np.ndarray, y: np.ndarray) -> None:
-        keep = len(self._hist)
-        m = len(y)
-        if keep == 0:
-            return
-        if m >= keep:
-            self._hist[:] = y[m - keep :]
-            self._hist_t[:] = t[m - keep :]
-        else:
-            self._hist[:-m] = self._hist[m:]
-            self._hist[-m:] = y
-            self._hist_t[:-m] = self._hist_t[m:]
-            self._hist_t[-m:] = t
+        first = self._first_end_of(c)
+        if first > c + m:
+            return self._empty
+        if first + self.hop_samples > c + m:  # one window (a live frame's): slices, copied
+            s = first - c - 1
+            return Windows(
+                data=joined[None, s : s + w].copy(),
+                t_start_s=joined_t[s : s + 1].copy(),
+                t_end_s=joined_t[s + w - 1 : s + w].copy(),
+                segment=np.full(1, self.segment, np.int64),
+            )
+        starts = np.arange(first, c + m + 1, self.hop_samples) - c - 1
+        return Windows(
+            data=joined[starts[:, None] + self._offsets],  # [K, W, C]
+            t_start_s=joined_t[starts],
+            t_end_s=joined_t[starts + w - 1],
+            segment=np.full(len(starts), self.segment, np.int64),
+        )

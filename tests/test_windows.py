@@ -10,12 +10,14 @@ from hypothesis import strategies as st
 from gaitedge.windows import Windower
 
 
-def push_all(w: Windower, y: np.ndarray, sizes: list[int]):
+def push_all(w: Windower, y: np.ndarray, sizes: list[int], times: list | None = None):
     out, i, k = [np.zeros((0, w.window_samples, w.n_channels), np.float32)], 0, 0
     while i < len(y):
         n = sizes[k % len(sizes)]
         res = w.push(np.arange(i, min(i + n, len(y))) * 1.0, y[i : i + n])
         out.append(res.data)
+        if times is not None:
+            times += zip(res.t_start_s.tolist(), res.t_end_s.tolist(), strict=True)
         i, k = i + n, k + 1
     return np.concatenate(out)
 
@@ -28,11 +30,14 @@ def push_all(w: Windower, y: np.ndarray, sizes: list[int]):
     sizes=st.lists(st.integers(1, 90), min_size=1, max_size=8),
 )
 def test_windows_are_the_expected_slices_for_any_chunking(window, hop, n, sizes):
+    # Chunks smaller and larger than the room after the history (written in place, or joined).
     y = np.arange(n * 2, dtype=np.float32).reshape(n, 2)
-    got = push_all(Windower(window, hop, 2), y, sizes)
+    times: list = []
+    got = push_all(Windower(window, hop, 2), y, sizes, times)
     starts = range(0, n - window + 1, hop)
     expected = np.array([y[s : s + window] for s in starts]).reshape(-1, window, 2)
     np.testing.assert_array_equal(got, expected)
+    assert times == [(float(s), float(s + window - 1)) for s in starts]
 
 
 def test_reset_restarts_the_count_and_numbers_segments():

@@ -500,11 +500,8 @@ class FallDetector:
         scaling: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Add the window's unseen samples to the history; return their times and |a| (g)."""
-        t = np.linspace(t_start, t_end, len(raw))  # windows lie on the chain's uniform grid
-        # Half a sample of tolerance: the grid times are recomputed, not copied.
-        last = self._t[-1] + 0.5 * (t[1] - t[0]) if len(self._t) else -np.inf
-        j = int(np.searchsorted(t, last, side="right"))  # t[j:] > last: the new samples
-        t, raw = t[j:], raw[j:]
+        t, j = self._new_times(t_start, t_end, len(raw))
+        raw = raw[j:]
         if scaling is not None:  # de-normalised here: only the new samples
             raw = raw * scaling[0] + scaling[1]
         gravity = raw[:, self._gravity]
@@ -515,6 +512,37 @@ class FallDetector:
             keep = int(np.searchsorted(self._t, t[-1] - self.cfg.history_s, side="left"))
             self._keep(keep, t, acc / STANDARD_GRAVITY_M_S2, gravity / STANDARD_GRAVITY_M_S2)
         return t, np.sqrt((acc * acc).sum(axis=1)) / STANDARD_GRAVITY_M_S2
+
+    def _new_times(self, t_start: float, t_end: float, w: int) -> tuple[np.ndarray, int]:
+        """The times of a window's samples later than the history's newest (with half a
+        sample of tolerance: the grid times are recomputed, not copied), and the index of the
+        first. Windows lie on the chain's uniform grid: the times are ``np.linspace(t_start,
+        t_end, w)``'s, bit for bit (``i * step + t_start``, the last ``t_end``), made for the
+        new samples only."""
+        step = (t_end - t_start) / (w - 1) if w > 1 else 0.0
+        if step == 0.0 or not np.isfinite(step):  # linspace's own special cases
+            t = np.linspace(t_start, t_end, w)
+            last = self._t[-1] + 0.5 * (t[1] - t[0]) if len(self._t) and w > 1 else -np.inf
+            j = int(np.searchsorted(t, last, side="right"))
+            return t[j:], j
+
+        def at(i: int) -> float:
+            return t_end if i == w - 1 else i * step + t_start
+
+        j = 0
+        if len(self._t):
+            last = float(self._t[-1]) + 0.5 * (at(1) - t_start)
+            # Where linspace's times pass ``last`` (searchsorted's side="right"): a guess, then
+            # the exact place by the same arithmetic.
+            j = min(max(int((last - t_start) / step) + 1, 0), w) if last >= t_start else 0
+            while j > 0 and at(j - 1) > last:
+                j -= 1
+            while j < w and at(j) <= last:
+                j += 1
+        t = np.arange(j, w) * step + t_start
+        if j < w:
+            t[-1] = t_end
+        return t, j
 
     def _keep(self, drop: int, t: np.ndarray, acc_g: np.ndarray, gravity_g: np.ndarray) -> None:
         """The history without its first ``drop`` samples, with ``t`` and its rows after it."""

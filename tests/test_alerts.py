@@ -257,3 +257,28 @@ def test_denormalize_undoes_the_chain_normalisation() -> None:
     normed = ChainConfig(hop_samples=10, norm_mean=(0.5,) * n, norm_std=(3.0,) * n)
     raw = denormalize(run_offline(normed, t, imu), normed)
     np.testing.assert_allclose(raw, run_offline(CHAIN, t, imu).data, atol=1e-5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    w=st.integers(2, 300),
+    t0=st.sampled_from([0.0, -12.34, 987.654321, 1.7e9 + 0.123]),
+    dt=st.sampled_from([0.02, 0.01, 1 / 51.2, 0.3333]),
+    stretch=st.floats(-1e-9, 1e-9),
+    at=st.integers(0, 299),
+    nudge=st.sampled_from([None, 0.0, 1e-12, -1e-12, 0.5, -0.5, 0.49999, 3.0]),
+)
+def test_a_windows_new_times_are_linspaces_after_the_history(w, t0, dt, stretch, at, nudge):
+    """The fall detector makes only a window's new times: they must be np.linspace's, and
+    the new ones those past the history's newest (half a sample of tolerance) as a search
+    of the whole linspace finds them."""
+    t1 = t0 + (w - 1) * dt * (1 + stretch)
+    ref = np.linspace(t0, t1, w)
+    det = FallDetector(CHAIN.channels)
+    newest = None if nudge is None else float(ref[at % w]) + nudge * dt
+    det._t = np.array([] if newest is None else [newest])
+    last = -np.inf if newest is None else newest + 0.5 * (ref[1] - ref[0])
+    j = int(np.searchsorted(ref, last, side="right"))
+    t, first = det._new_times(t0, t1, w)
+    assert first == j
+    np.testing.assert_array_equal(t, ref[j:])

@@ -300,7 +300,11 @@ class TimestampRepair:
     def _block(self, t_raw: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t = t_raw + self._offset
         newest = -np.inf if self._held_t is None else self._held_t
-        if t[0] > newest and (len(t) == 1 or (np.diff(t) > 0).all()):
+        if len(t) <= self.LOOP_SAMPLES:  # a live frame's: Python floats (b > a iff b - a > 0)
+            stamps = t.tolist()
+            if stamps[0] > newest and all(a < b for a, b in itertools.pairwise(stamps)):
+                return self._increasing(t, x)
+        elif t[0] > newest and (np.diff(t) > 0).all():
             return self._increasing(t, x)
         if len(t) < self.LOOP_SAMPLES:
             return self._loop(t_raw, x)
@@ -318,11 +322,22 @@ class TimestampRepair:
                 self._dt = (float(t[0]) - self._held_t) / len(self._held_x)
             elif len(t) > 1:
                 self._dt = float(t[1]) - float(t[0])
-        out_t, out_x = self._release()
+        if self._held_t is not None and len(self._held_x) == 1:
+            # One held sample (the usual case): released at its own stamp, as _release does.
+            out_t = np.empty(len(t))
+            out_t[0] = self._held_t
+            out_t[1:] = t[:-1]
+            out_x = np.concatenate([self._held_x, x[:-1]])
+        else:
+            released_t, released_x = self._release()
+            out_t = np.concatenate([released_t, t[:-1]])
+            out_x = np.concatenate([released_x, x[:-1]])
         if len(t) > 1:
             self._prev = float(t[-2])
+        elif self._held_t is not None:  # the one held sample, released above
+            self._prev = self._held_t
         self._held_t, self._held_x = float(t[-1]), x[-1:].copy()
-        return np.concatenate([out_t, t[:-1]]), np.concatenate([out_x, x[:-1]])
+        return out_t, out_x
 
     def _runs(
         self, t: np.ndarray, x: np.ndarray, before: np.ndarray
@@ -445,6 +460,8 @@ class AntiAlias:
 
     ORDER = 4
     CUTOFF_FRACTION = 0.45  # of the model's sample rate
+    # Up to this many samples a call's gap count runs on Python floats (a live frame's).
+    FEW_SAMPLES = 64
 
     def __init__(self, model_rate_hz: float, max_gap_s: float, n_inputs: int = 6) -> None:
         self.model_rate_hz = float(model_rate_hz)
@@ -498,6 +515,18 @@ class AntiAlias:
 
     def _filter_segments(self, t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not len(t):
+            return t, x
+        if self._filter is None and len(t) <= self.FEW_SAMPLES:
+            # No filter (a slow input): only the bridged gaps to count. A live frame's few
+            # stamps as Python floats (the same differences), where numpy's per-call cost
+            # would dominate.
+            limit, prev, bridged = 1.5 / self.input_rate_hz, self._last_t, 0
+            for stamp in t.tolist():
+                if prev is not None and limit < stamp - prev <= self.max_gap_s:
+                    bridged += 1
+                prev = stamp
+            self.bridged_gaps += bridged
+            self._last_t = prev
             return t, x
         prev = np.concatenate(([self._last_t], t[:-1])) if self._last_t is not None else None
         dt = t - prev if prev is not None else np.concatenate(([np.inf], np.diff(t)))
@@ -561,7 +590,11 @@ class Resampler:
             tt = np.concatenate(([self._last_t], t))
             xx = np.concatenate((self._last_x[None], x))
             new = False
-        cuts = np.flatnonzero(np.diff(tt) > self.max_gap_s) + 1
+        if len(tt) <= AntiAlias.FEW_SAMPLES:  # a live frame's: Python floats, no numpy calls
+            stamps = tt.tolist()
+            cuts = [i for i in range(1, len(stamps)) if stamps[i] - stamps[i - 1] > self.max_gap_s]
+        else:
+            cuts = (np.flatnonzero(np.diff(tt) > self.max_gap_s) + 1).tolist()
         pieces = []
         for i, (a, b) in enumerate(zip((0, *cuts), (*cuts, len(tt)), strict=True)):
             if i > 0:
@@ -586,9 +619,11 @@ class Resampler:
             return ResampledPiece(new, tg, np.repeat(xx, len(tg), axis=0))
         j = np.searchsorted(tt, tg, side="right") - 1
         np.minimum(j, len(tt) - 2, out=j)
-        w = ((tg - tt[j]) / (tt[j + 1] - tt[j]))[:, None]
+        j1 = j + 1
+        t0 = tt[j]
+        w = ((tg - t0) / (tt[j1] - t0))[:, None]
         x0 = xx[j]
-        return ResampledPiece(new, tg, x0 + w * (xx[j + 1] - x0))
+        return ResampledPiece(new, tg, x0 + w * (xx[j1] - x0))
 
 
 @dataclass

@@ -217,6 +217,28 @@ def test_latency_histogram_percentiles():
     assert np.isnan(LatencyHistogram().percentile_ms(50))
 
 
+def test_latency_histogram_batches_are_the_values_one_by_one():
+    """Values wait and go into the histogram in batches of distinct values with counts: every
+    quantile, the count, the minimum and maximum are those of recording them one by one (read
+    mid-batch, at a batch's end and after several)."""
+    from hdrh.histogram import HdrHistogram
+
+    rng = np.random.default_rng(3)
+    latencies = np.concatenate([rng.lognormal(-7.5, 0.8, 9000), [1e-7, 0.0015, 250.0]])
+    h, one_by_one = LatencyHistogram(), HdrHistogram(1, 100_000_000, 2)
+    for n, v in enumerate(latencies, start=1):
+        h.add(float(v))
+        one_by_one.record_value(max(1, min(round(float(v) * 1e6), 100_000_000)))
+        if n in (100, LatencyHistogram.BATCH, 2 * LatencyHistogram.BATCH + 7, len(latencies)):
+            for q in (0, 1, 25, 50, 90, 95, 99, 99.9, 100):
+                assert h.percentile_ms(q) == one_by_one.get_value_at_percentile(q) / 1e3
+            assert h._hdr.total_count == one_by_one.total_count == h.total == n
+            assert (h._hdr.min_value, h._hdr.max_value) == (
+                one_by_one.min_value,
+                one_by_one.max_value,
+            )
+
+
 def test_a_device_whose_acceleration_is_not_in_m_s2_is_refused(bundle, hapt_experiment):
     """Data in g reaching a model that expects m/s² is refused with a reason, not scored."""
     from gaitedge.sources import SampleChunk

@@ -198,8 +198,8 @@ class ActivitySmoother:
         best = int(row.argmax())
         vote = best if row[best] >= self.cfg.min_prob else _ABSTAIN
         h = len(self._votes)
-        votes = np.append(self._votes, vote)
-        centre = np.append(self._centre, (t_start + t_end) / 2)
+        votes = np.concatenate((self._votes, np.array([vote], self._votes.dtype)))
+        centre = np.concatenate((self._centre, np.array([(t_start + t_end) / 2])))
         p_all = np.concatenate([self._p, probs])
         alerts = []
         if vote != _ABSTAIN and vote != self.current and int((votes == vote).sum()) >= self.cfg.k:
@@ -336,11 +336,14 @@ def _denormalization(chain: ChainConfig) -> tuple[np.ndarray, np.ndarray]:
     return pair
 
 
-def _axes(channels: Sequence[str], prefix: str) -> np.ndarray | None:
+def _axes(channels: Sequence[str], prefix: str) -> np.ndarray | slice | None:
+    """Where x, y, z of ``prefix`` are among the channels: a slice when they are side by side
+    in that order (a view, no copy, per window), else their indices."""
     names = [f"{prefix}_{a}" for a in "xyz"]
     if not all(n in channels for n in names):
         return None
-    return np.array([list(channels).index(n) for n in names])
+    at = [list(channels).index(n) for n in names]
+    return slice(at[0], at[0] + 3) if at == list(range(at[0], at[0] + 3)) else np.array(at)
 
 
 class FallDetector:

@@ -832,7 +832,7 @@ class Pipeline:
             state.held_counts = state.held_p = state.held_since_s = None  # calibrated now
             p = probs["activity"]
             # Smoothing never votes across a gap: each new segment starts afresh.
-            cuts = np.flatnonzero(np.diff(windows.segment)) + 1
+            cuts = np.flatnonzero(np.diff(windows.segment)) + 1 if len(windows) > 1 else ()
             for a, b in zip((0, *cuts), (*cuts, len(windows)), strict=True):
                 if windows.segment[a] != state.segment:
                     state.activity.reset()

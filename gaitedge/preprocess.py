@@ -426,6 +426,15 @@ class TimestampRepair:
         return out, x
 
 
+def _all_finite(t: np.ndarray, x: np.ndarray) -> bool:
+    """Whether every stamp and value is finite: a sum of each first (a NaN or inf anywhere
+    makes it non-finite; finite almost always), the exact test only when a sum is not (it may
+    have overflowed)."""
+    if math.isfinite(float(t.sum())) and math.isfinite(float(x.sum())):
+        return True
+    return bool(np.isfinite(x).all() and np.isfinite(t).all())
+
+
 def repair_timestamps(
     t: np.ndarray, x: np.ndarray, reset_s: float = 0.5, segment_gap_s: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray, RepairStats]:
@@ -934,7 +943,9 @@ class StreamingChain:
             r = self.mounting.fixed.T
             return [v @ r for v in vectors]
         if hasattr(est, "feed"):  # whole blocks at once (gaitedge.mounting)
-            xyz = np.stack(vectors, axis=1)  # [M, 2 or 3 vectors, 3]
+            xyz = np.empty((len(acc), len(vectors), 3))  # [M, 2 or 3 vectors, 3]
+            for k, v in enumerate(vectors):  # np.stack's copy, without its set-up
+                xyz[:, k] = v
             for a in range(0, len(acc), self.ROTATE_SAMPLES):
                 part = xyz[a : a + self.ROTATE_SAMPLES]
                 starts, rots = est.feed(part[:, 0])
@@ -967,8 +978,8 @@ class StreamingChain:
         if self.policy is BadSamplePolicy.RAISE:
             self._check(t, imu, last if self.strict else None)
             return t, imu
-        finite = np.isfinite(imu).all(axis=1) & np.isfinite(t)
-        if not finite.all():
+        finite = None if _all_finite(t, imu) else np.isfinite(imu).all(axis=1) & np.isfinite(t)
+        if finite is not None and not finite.all():
             self.stats.dropped_nonfinite += int((~finite).sum())
             log.warning("dropped %d non-finite samples", (~finite).sum())
             t, imu = t[finite], imu[finite]
@@ -984,7 +995,7 @@ class StreamingChain:
 
     @staticmethod
     def _check(t: np.ndarray, imu: np.ndarray, last: float | None) -> None:
-        if not (np.isfinite(imu).all() and np.isfinite(t).all()):
+        if not _all_finite(t, imu):
             finite = np.isfinite(imu).all(axis=1) & np.isfinite(t)
             i = int(np.argmin(finite))
             raise ChainInputError(f"sample {i} of the chunk (t={t[i]!r}) is not finite")

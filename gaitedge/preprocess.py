@@ -426,6 +426,26 @@ class TimestampRepair:
         return out, x
 
 
+def _whole_blocks(select: list[int], n_inputs: int) -> list[int] | None:
+    """The channel selection as whole blocks of the available channels (acc, body_acc,
+    gravity, [gyro], acc_norm, [gyro_norm]: their indices, in order), or None when it picks
+    parts of a block or reorders within one."""
+    widths = [3, 3, 3] + ([3, 1, 1] if n_inputs == 6 else [1])
+    starts = [sum(widths[:b]) for b in range(len(widths))]
+    blocks, i = [], 0
+    if not select:
+        return None
+    while i < len(select):
+        if select[i] not in starts:
+            return None
+        b = starts.index(select[i])
+        if select[i : i + widths[b]] != list(range(select[i], select[i] + widths[b])):
+            return None
+        blocks.append(b)
+        i += widths[b]
+    return blocks
+
+
 def _all_finite(t: np.ndarray, x: np.ndarray) -> bool:
     """Whether every stamp and value is finite: a sum of each first (a NaN or inf anywhere
     makes it non-finite; finite almost always), the exact test only when a sum is not (it may
@@ -729,6 +749,7 @@ class StreamingChain:
         available = AVAILABLE_CHANNELS if self.n_inputs == 6 else ACC_ONLY_CHANNELS
         self._select = np.array([available.index(c) for c in cfg.channels])
         self._needs_norms = any(c.endswith("_norm") for c in cfg.channels)
+        self._blocks = _whole_blocks(self._select.tolist(), self.n_inputs)
         if cfg.norm_mean is not None:
             self._mean = np.asarray(cfg.norm_mean)
             self._inv_std = 1.0 / np.asarray(cfg.norm_std)
@@ -908,6 +929,22 @@ class StreamingChain:
         if self.mounting.estimator is not None or self.mounting.fixed is not None:
             vectors = self._rotate(*vectors)
         acc, gravity = vectors[:2]
+        if self._blocks is not None:  # the channels are whole blocks: only those are made
+
+            def block(b: int) -> np.ndarray:
+                if b == 0:
+                    return acc
+                if b == 1:
+                    return acc - gravity
+                if b <= len(vectors):
+                    return vectors[b - 1]
+                return np.linalg.norm((acc, *vectors[2:])[b - len(vectors) - 1], axis=1)[:, None]
+
+            y = np.concatenate([block(b) for b in self._blocks], axis=1)  # [M, C]
+            if self._mean is not None:
+                y -= self._mean
+                y *= self._inv_std
+            return y
         cols = [acc, acc - gravity, *vectors[1:]]  # ACC_ONLY_CHANNELS' order without gyro
         if self._needs_norms:
             cols += [np.linalg.norm(v, axis=1)[:, None] for v in (acc, *vectors[2:])]
@@ -949,6 +986,10 @@ class StreamingChain:
             for a in range(0, len(acc), self.ROTATE_SAMPLES):
                 part = xyz[a : a + self.ROTATE_SAMPLES]
                 starts, rots = est.feed(part[:, 0])
+                if len(starts) == 1:  # one rotation for all of it (a live frame's)
+                    whole = part.reshape(-1, 3)
+                    whole[:] = whole @ rots[0].T
+                    continue
                 for i, j, r in zip(starts, [*starts[1:], len(part)], rots, strict=True):
                     piece = part[i:j].reshape(-1, 3)
                     piece[:] = piece @ r.T

@@ -312,3 +312,32 @@ def test_chains_with_other_filters_do_not_share_a_front():
     assert not base.shares_front_with(StreamingChain(ChainConfig(lowpass_cutoff_hz=15.0)))
     assert not base.shares_front_with(StreamingChain(ChainConfig(), BadSamplePolicy.DROP))
     assert not base.shares_front_with(StreamingChain(ChainConfig(), strict=True))
+
+
+@pytest.mark.parametrize(
+    "channels",
+    [
+        preprocess.DEFAULT_CHANNELS,
+        preprocess.AVAILABLE_CHANNELS,
+        ("acc_x", "acc_y", "acc_z", "acc_norm"),
+        ("gravity_x", "gravity_y", "gravity_z", "gyro_x", "gyro_y", "gyro_z", "gyro_norm"),
+        ("gyro_norm", "body_acc_x", "body_acc_y", "body_acc_z"),  # blocks out of order
+        ("body_acc_y", "body_acc_x", "body_acc_z", "gravity_x"),  # within a block: reordered
+        ("gravity_z", "acc_norm"),  # part of a block
+    ],
+)
+def test_features_of_whole_blocks_are_the_selection_of_all_channels(hapt_experiment, channels):
+    """Channels that are whole blocks of the available ones (acc, body_acc, gravity, gyro, the
+    norms) are made alone; the windows equal those of every channel made and then selected."""
+    t, x, _ = hapt_experiment
+    t, x = t[:3000], x[:3000]
+    cfg = ChainConfig(window_samples=32, hop_samples=8, channels=channels, mounting="none")
+    blocks = StreamingChain(cfg)._blocks
+    assert (blocks is not None) == (channels[0] not in ("body_acc_y", "gravity_z"))
+    _, fast = stream(cfg, t, x, [7, 50, 1])
+    chain = StreamingChain(cfg)
+    chain._blocks = None  # every channel, then the selection
+    parts = [chain.process(t[i : i + 50], x[i : i + 50]) for i in range(0, len(t), 50)]
+    slow = preprocess.Windows.concat([p for p in [*parts, chain.flush()] if len(p)])
+    assert len(fast) > 300
+    np.testing.assert_array_equal(fast.data, slow.data)

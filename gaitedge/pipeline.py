@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -67,7 +68,7 @@ def feed_chain(chain: StreamingChain, t_s, imu):
     mounting did calibrate in such a call the chain is put back as it was before it and the
     pieces go one by one, so the windows and their flags are those of the pieces always."""
     t = np.asarray(t_s, np.float64)
-    if chain.mounting.calibrated or len(t) < 2:
+    if chain.mounting.calibrated or len(t) < 2 or _one_piece(t):
         t0 = time.perf_counter()
         yield t, chain.process(t, imu), t0
         return
@@ -84,7 +85,10 @@ def feed_chain(chain: StreamingChain, t_s, imu):
         a, b = starts[p], ends[q]
         before = copy.deepcopy(chain) if q > p else None
         t0 = time.perf_counter()
-        with _quiet(repeat):
+        if repeat:
+            with _quiet(True):
+                windows = chain.process(t[a:b], imu[a:b])
+        else:
             windows = chain.process(t[a:b], imu[a:b])
         if before is not None and chain.mounting.calibrated:  # not so: back, piece by piece
             chain.__dict__.update(before.__dict__)
@@ -94,6 +98,21 @@ def feed_chain(chain: StreamingChain, t_s, imu):
         p = q + 1
         repeat = repeat and p <= repeat_until
 
+
+def _one_piece(t: np.ndarray) -> bool:
+    """Whether a live frame's few stamps fall in one piece of :func:`feed_chain` (none before
+    the first, none a piece or more after it: its floor((t - t[0]) / piece) all 0), checked on
+    Python floats (subtraction and division round monotonically: the extremes decide)."""
+    if len(t) > FEW_SAMPLES:
+        return False
+    stamps = t.tolist()
+    if not math.isfinite(sum(stamps)):  # a bad stamp: the pieces as ever
+        return False
+    return min(stamps) >= stamps[0] and (max(stamps) - stamps[0]) / CALIBRATING_PIECE_S < 1.0
+
+
+# A live frame's size and less: checked on Python floats (numpy's per-call cost dominates).
+FEW_SAMPLES = 64
 
 # Input beyond what the mounting needs, allowed for samples the chain releases late (timestamp
 # repair's held-back run, an opening run spread back) when pieces are fed in one call.

@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from firmware_bridge import counts_to_si, si_to_counts
 from firmware_bridge.emulator import EmulatedSerialDevice, Emulator, EmulatorConfig
@@ -250,3 +252,21 @@ def test_a_device_whose_acceleration_is_not_in_m_s2_is_refused(bundle, hapt_expe
     with pytest.raises(ContractError, match=r"look like g .*expects m/s²"):
         for i in range(0, 400, 50):
             pipe.process(SampleChunk("dev", t[i : i + 50], in_g[i : i + 50], host_rx_s=0.0))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    start=st.sampled_from([0.0, 12.345, 1.7e9 + 0.25]),
+    steps=st.lists(
+        st.sampled_from([0.0, 0.02, 0.03, 0.1, 0.25, 0.4999999, -0.01, -1e-9]), max_size=12
+    ),
+)
+def test_a_live_frame_in_one_piece_is_said_so_as_the_pieces_would(start, steps):
+    """feed_chain's check on Python floats agrees with its cut of a chunk into pieces."""
+    from gaitedge.pipeline import CALIBRATING_PIECE_S, _one_piece
+
+    t = start + np.concatenate([[0.0], np.cumsum(steps)])
+    t = t if len(t) >= 2 else np.array([start, start + 0.02])
+    cuts = np.flatnonzero(np.diff(np.floor((t - t[0]) / CALIBRATING_PIECE_S)))
+    assert _one_piece(t) == (len(cuts) == 0)
+    assert not _one_piece(np.array([start, np.nan, start + 0.02]))

@@ -233,9 +233,8 @@ def _parse_numeric_body(body: str | bytes, n_columns: int) -> np.ndarray | None:
     by polars' CSV reader (4x numpy's ``fromstring`` on this path, the same doubles: both
     round correctly); None when any row is not ``n_columns`` numbers (an empty field, a blank
     line, text)."""
-    from gaitedge._polars import polars
+    import polars as pl
 
-    pl = polars()
     data = body.encode() if isinstance(body, str) else body
     data = (data.replace(b"\r", b"") if b"\r" in data else data).strip()
     if not data or b",," in data or b"\n\n" in data:

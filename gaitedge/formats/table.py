@@ -338,9 +338,8 @@ def _trim(lines: list[str]) -> list[str]:
 def _parse_fast(data: bytes | str, first: int, d: _Dialect) -> np.ndarray | None:
     """All rows by polars; None when it refuses anything (the careful path then reports it).
     Empty cells come back as NaN (and a row with too few cells too: the caller re-reads those)."""
-    from gaitedge._polars import polars
+    import polars as pl
 
-    pl = polars()
     # Unread columns are projected away (never parsed: a text column costs nothing).
     n = d.n + int(d.trailing)
     kinds = {i: pl.Int64 if i in d.ints else pl.Float64 for i in d.picked}

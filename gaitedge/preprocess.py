@@ -29,6 +29,7 @@ under the policy above.
 
 from __future__ import annotations
 
+import bisect
 import enum
 import itertools
 import json
@@ -638,6 +639,8 @@ class Resampler:
     def _grid(self, tt: np.ndarray, xx: np.ndarray, new: bool) -> ResampledPiece:
         newest = float(tt[-1]) + self._EPS_S
         k_last = math.floor((newest - self._t0) * self.rate_hz)
+        if len(tt) <= AntiAlias.FEW_SAMPLES and 1 < k_last + 2 - self._k <= AntiAlias.FEW_SAMPLES:
+            return self._grid_few(tt, xx, new, newest, k_last)
         tg = self._t0 + np.arange(self._k, k_last + 1) / self.rate_hz
         if len(tg) and tg[-1] > newest:  # rounding can put the last candidate past `newest`
             tg = tg[:-1]
@@ -653,6 +656,29 @@ class Resampler:
         w = ((tg - t0) / (tt[j1] - t0))[:, None]
         x0 = xx[j]
         return ResampledPiece(new, tg, x0 + w * (xx[j1] - x0))
+
+    def _grid_few(
+        self, tt: np.ndarray, xx: np.ndarray, new: bool, newest: float, k_last: int
+    ) -> ResampledPiece:
+        """:meth:`_grid` of a live frame's few samples and grid points: the grid times, where
+        each falls among the samples and its weight on Python floats (the same IEEE operations
+        as the array path: ``t0 + k / rate``, a right-side search, ``(t - t_j) / (t_j+1 -
+        t_j)``), the interpolation itself on arrays."""
+        t0, rate = self._t0, self.rate_hz
+        tg = [t0 + k / rate for k in range(self._k, k_last + 1)]
+        if tg[-1] > newest:  # rounding can put the last candidate past `newest`
+            tg.pop()
+        if not tg:
+            return ResampledPiece(new, np.zeros(0), np.zeros((0, xx.shape[1])))
+        self._k += len(tg)
+        if len(tt) == 1:
+            return ResampledPiece(new, np.array(tg), np.repeat(xx, len(tg), axis=0))
+        stamps, last = tt.tolist(), len(tt) - 2
+        j = [min(bisect.bisect_right(stamps, g) - 1, last) for g in tg]
+        w = [(g - stamps[i]) / (stamps[i + 1] - stamps[i]) for g, i in zip(tg, j, strict=True)]
+        at = np.array(j)
+        x0 = xx[at]
+        return ResampledPiece(new, np.array(tg), x0 + np.array(w)[:, None] * (xx[at + 1] - x0))
 
 
 @dataclass

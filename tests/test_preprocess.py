@@ -341,3 +341,44 @@ def test_features_of_whole_blocks_are_the_selection_of_all_channels(hapt_experim
     slow = preprocess.Windows.concat([p for p in [*parts, chain.flush()] if len(p)])
     assert len(fast) > 300
     np.testing.assert_array_equal(fast.data, slow.data)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    rate=st.sampled_from([20.0, 50.0, 51.2, 100.0]),
+    jitter=st.sampled_from([0.0, 0.2, 0.45]),
+    sizes=st.lists(st.integers(1, 20), min_size=1, max_size=6),
+    start=st.sampled_from([0.0, 1.7e9 + 0.123]),
+)
+def test_resampling_a_live_frame_on_python_floats_is_the_array_path(
+    seed, rate, jitter, sizes, start
+):
+    """A live frame's grid (few samples, few grid points) is made on Python floats: the same
+    grid, weights and samples bit for bit as the array path (forced by a zero threshold)."""
+    rng = np.random.default_rng(seed)
+    n = 600
+    dt = 1.0 / rate * (1 + jitter * rng.uniform(-1, 1, n))
+    dt[rng.integers(0, n, 2)] = 1.5  # gaps: a new segment each
+    t = start + np.cumsum(dt)
+    x = rng.standard_normal((n, 6))
+
+    def feed() -> list:
+        r, out, i, k = preprocess.Resampler(50.0, 1.0), [], 0, 0
+        while i < n:
+            m = sizes[k % len(sizes)]
+            out += [(p.new_segment, p.t, p.x) for p in r.process(t[i : i + m], x[i : i + m])]
+            i, k = i + m, k + 1
+        return out
+
+    few = feed()
+    saved, preprocess.AntiAlias.FEW_SAMPLES = preprocess.AntiAlias.FEW_SAMPLES, 0
+    try:
+        arrays = feed()
+    finally:
+        preprocess.AntiAlias.FEW_SAMPLES = saved
+    assert len(few) == len(arrays) and sum(len(p[1]) for p in few) > 250
+    for (new_a, t_a, x_a), (new_b, t_b, x_b) in zip(few, arrays, strict=True):
+        assert new_a == new_b
+        np.testing.assert_array_equal(t_a, t_b)
+        np.testing.assert_array_equal(x_a, x_b)

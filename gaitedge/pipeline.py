@@ -33,9 +33,11 @@ from gaitedge.bundle import ContractError
 from gaitedge.engine import Engine
 from gaitedge.mounting import CALIBRATED_WALKING_S, MountingError
 from gaitedge.preprocess import (
+    FEW_SAMPLES,
     BadSamplePolicy,
     Mounting,
     StreamingChain,
+    all_finite,
     needs_gyroscope,
     no_gyroscope_message,
 )
@@ -86,7 +88,7 @@ def feed_chain(chain: StreamingChain, t_s, imu):
         before = copy.deepcopy(chain) if q > p else None
         t0 = time.perf_counter()
         if repeat:
-            with _quiet(True):
+            with _quiet():
                 windows = chain.process(t[a:b], imu[a:b])
         else:
             windows = chain.process(t[a:b], imu[a:b])
@@ -110,9 +112,6 @@ def _one_piece(t: np.ndarray) -> bool:
         return False
     return min(stamps) >= stamps[0] and (max(stamps) - stamps[0]) / CALIBRATING_PIECE_S < 1.0
 
-
-# A live frame's size and less: checked on Python floats (numpy's per-call cost dominates).
-FEW_SAMPLES = 64
 
 # Input beyond what the mounting needs, allowed for samples the chain releases late (timestamp
 # repair's held-back run, an opening run spread back) when pieces are fed in one call.
@@ -139,10 +138,10 @@ def _sure_uncalibrated(chain: StreamingChain, t: np.ndarray, starts, ends, steps
 
 
 @contextlib.contextmanager
-def _quiet(on: bool):
+def _quiet():
     """The chain's log lines silenced while pieces it already went through go again."""
     chain_log = logging.getLogger(StreamingChain.__module__)
-    was, chain_log.disabled = chain_log.disabled, on or chain_log.disabled
+    was, chain_log.disabled = chain_log.disabled, True
     try:
         yield
     finally:
@@ -607,7 +606,7 @@ class Pipeline:
             else companion.chain.makes_no_window(t, newest)
         ):
             return False
-        if not np.isfinite(chunk.imu).all():  # refused or dropped now, as ever
+        if not all_finite(t, chunk.imu):  # refused or dropped now, as ever
             return False
         state.waiting.append(chunk)
         state.last_t_s = float(t[-1])

@@ -447,7 +447,12 @@ def _whole_blocks(select: list[int], n_inputs: int) -> list[int] | None:
     return blocks
 
 
-def _all_finite(t: np.ndarray, x: np.ndarray) -> bool:
+# Up to this many samples (a live frame's) a stage works on Python floats where numpy's
+# per-call cost would dominate (the same IEEE operations as its array path).
+FEW_SAMPLES = 64
+
+
+def all_finite(t: np.ndarray, x: np.ndarray) -> bool:
     """Whether every stamp and value is finite: a sum of each first (a NaN or inf anywhere
     makes it non-finite; finite almost always), the exact test only when a sum is not (it may
     have overflowed)."""
@@ -490,8 +495,6 @@ class AntiAlias:
 
     ORDER = 4
     CUTOFF_FRACTION = 0.45  # of the model's sample rate
-    # Up to this many samples a call's gap count runs on Python floats (a live frame's).
-    FEW_SAMPLES = 64
 
     def __init__(self, model_rate_hz: float, max_gap_s: float, n_inputs: int = 6) -> None:
         self.model_rate_hz = float(model_rate_hz)
@@ -546,7 +549,7 @@ class AntiAlias:
     def _filter_segments(self, t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not len(t):
             return t, x
-        if self._filter is None and len(t) <= self.FEW_SAMPLES:
+        if self._filter is None and len(t) <= FEW_SAMPLES:
             # No filter (a slow input): only the bridged gaps to count. A live frame's few
             # stamps as Python floats (the same differences), where numpy's per-call cost
             # would dominate.
@@ -620,7 +623,7 @@ class Resampler:
             tt = np.concatenate(([self._last_t], t))
             xx = np.concatenate((self._last_x[None], x))
             new = False
-        if len(tt) <= AntiAlias.FEW_SAMPLES:  # a live frame's: Python floats, no numpy calls
+        if len(tt) <= FEW_SAMPLES:  # a live frame's: Python floats, no numpy calls
             stamps = tt.tolist()
             cuts = [i for i in range(1, len(stamps)) if stamps[i] - stamps[i - 1] > self.max_gap_s]
         else:
@@ -639,7 +642,7 @@ class Resampler:
     def _grid(self, tt: np.ndarray, xx: np.ndarray, new: bool) -> ResampledPiece:
         newest = float(tt[-1]) + self._EPS_S
         k_last = math.floor((newest - self._t0) * self.rate_hz)
-        if len(tt) <= AntiAlias.FEW_SAMPLES and 1 < k_last + 2 - self._k <= AntiAlias.FEW_SAMPLES:
+        if len(tt) <= FEW_SAMPLES and 1 < k_last + 2 - self._k <= FEW_SAMPLES:
             return self._grid_few(tt, xx, new, newest, k_last)
         tg = self._t0 + np.arange(self._k, k_last + 1) / self.rate_hz
         if len(tg) and tg[-1] > newest:  # rounding can put the last candidate past `newest`
@@ -967,14 +970,11 @@ class StreamingChain:
                 return np.linalg.norm((acc, *vectors[2:])[b - len(vectors) - 1], axis=1)[:, None]
 
             y = np.concatenate([block(b) for b in self._blocks], axis=1)  # [M, C]
-            if self._mean is not None:
-                y -= self._mean
-                y *= self._inv_std
-            return y
-        cols = [acc, acc - gravity, *vectors[1:]]  # ACC_ONLY_CHANNELS' order without gyro
-        if self._needs_norms:
-            cols += [np.linalg.norm(v, axis=1)[:, None] for v in (acc, *vectors[2:])]
-        y = np.concatenate(cols, axis=1)[:, self._select]  # [M, C]
+        else:
+            cols = [acc, acc - gravity, *vectors[1:]]  # ACC_ONLY_CHANNELS' order without gyro
+            if self._needs_norms:
+                cols += [np.linalg.norm(v, axis=1)[:, None] for v in (acc, *vectors[2:])]
+            y = np.concatenate(cols, axis=1)[:, self._select]  # [M, C]
         if self._mean is not None:
             y -= self._mean
             y *= self._inv_std
@@ -1045,7 +1045,7 @@ class StreamingChain:
         if self.policy is BadSamplePolicy.RAISE:
             self._check(t, imu, last if self.strict else None)
             return t, imu
-        finite = None if _all_finite(t, imu) else np.isfinite(imu).all(axis=1) & np.isfinite(t)
+        finite = None if all_finite(t, imu) else np.isfinite(imu).all(axis=1) & np.isfinite(t)
         if finite is not None and not finite.all():
             self.stats.dropped_nonfinite += int((~finite).sum())
             log.warning("dropped %d non-finite samples", (~finite).sum())
@@ -1062,7 +1062,7 @@ class StreamingChain:
 
     @staticmethod
     def _check(t: np.ndarray, imu: np.ndarray, last: float | None) -> None:
-        if not _all_finite(t, imu):
+        if not all_finite(t, imu):
             finite = np.isfinite(imu).all(axis=1) & np.isfinite(t)
             i = int(np.argmin(finite))
             raise ChainInputError(f"sample {i} of the chunk (t={t[i]!r}) is not finite")

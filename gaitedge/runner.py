@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gaitedge.cores import usable_cores
 from gaitedge.engine import accelerometer_only_model, cold_start_model, load_engine
 from gaitedge.mqtt import mqtt_settings
 from gaitedge.pipeline import Pipeline
@@ -137,11 +138,7 @@ FAST_BATCH_THREADS = 4
 def fast_batch_threads() -> int:
     """Threads for a fast replay's large engine calls: the cores this process may run on, at
     most :data:`FAST_BATCH_THREADS` (a live tick's call is one batch and runs alone)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(FAST_BATCH_THREADS, cores))
+    return max(1, min(FAST_BATCH_THREADS, usable_cores()))
 
 
 def _acc_only_options(model, opening: dict) -> dict:

@@ -372,11 +372,11 @@ def test_resampling_a_live_frame_on_python_floats_is_the_array_path(
         return out
 
     few = feed()
-    saved, preprocess.AntiAlias.FEW_SAMPLES = preprocess.AntiAlias.FEW_SAMPLES, 0
+    saved, preprocess.FEW_SAMPLES = preprocess.FEW_SAMPLES, 0
     try:
         arrays = feed()
     finally:
-        preprocess.AntiAlias.FEW_SAMPLES = saved
+        preprocess.FEW_SAMPLES = saved
     assert len(few) == len(arrays) and sum(len(p[1]) for p in few) > 250
     for (new_a, t_a, x_a), (new_b, t_b, x_b) in zip(few, arrays, strict=True):
         assert new_a == new_b

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import enum
 import itertools
-import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from gaitedge.cores import usable_cores
 from gaitedge.formats.base import (
     Export,
     FormatError,
@@ -202,11 +202,7 @@ def _interp_columns(out: np.ndarray, t_new: np.ndarray, t: np.ndarray, x: np.nda
         for a in range(0, len(t_new), INTERP_BLOCK):
             out[a : a + INTERP_BLOCK, c] = np.interp(t_new[a : a + INTERP_BLOCK], t, values)
 
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    workers = min(x.shape[1], cores)
+    workers = min(x.shape[1], usable_cores())
     if len(t_new) < PARALLEL_INTERP_FROM or workers < 2:
         for c in range(x.shape[1]):
             column(c)

@@ -7,14 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gaitedge.cores import PARALLEL_FROM, PIECE_ROWS
 from gaitedge.formats.base import Export, SensorKind
-from gaitedge.formats.join import (
-    HOLE_INTERVALS,
-    INTERP_BLOCK,
-    PARALLEL_INTERP_FROM,
-    make_series,
-    to_recording,
-)
+from gaitedge.formats.join import HOLE_INTERVALS, make_series, to_recording
 
 
 def _signal(t: np.ndarray, phase: float) -> np.ndarray:
@@ -28,7 +23,7 @@ def test_join_is_its_definition(with_hole, seconds):
     if with_hole:
         t_acc = t_acc[(t_acc < 4.0) | (t_acc > 4.5)]  # 0.5 s missing: 50 intervals, a hole
     t_gyro = np.arange(-0.1, seconds + 0.2, 0.0025)  # 400 Hz, past the accelerometer both ends
-    assert (len(t_gyro) > max(PARALLEL_INTERP_FROM, 2 * INTERP_BLOCK)) == (seconds > 10)
+    assert (len(t_gyro) > max(PARALLEL_FROM, 2 * PIECE_ROWS)) == (seconds > 10)
     acc, gyro = _signal(t_acc, 0.3), _signal(t_gyro, 1.1) * 0.01
     export = Export(
         format="test",

@@ -21,12 +21,11 @@ from __future__ import annotations
 import enum
 import itertools
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from gaitedge.cores import usable_cores
+from gaitedge.cores import pieces, run_all
 from gaitedge.formats.base import (
     Export,
     FormatError,
@@ -53,11 +52,6 @@ HOLE_INTERVALS = 4.0
 HOLE_MIN_S = 0.05
 # A sensor slower than this is said so by ``inspect`` (the model runs at 50 Hz).
 MIN_RATE_HZ = 20.0
-# Instants from which a join interpolates its columns side by side on threads (np.interp
-# releases the GIL): an hour at 400 Hz in ~70 % of the time on two cores.
-PARALLEL_INTERP_FROM = 100_000
-# Instants per np.interp call of a join (see :func:`_interp_columns`).
-INTERP_BLOCK = 1 << 16
 
 
 class Convention(str, enum.Enum):
@@ -193,22 +187,28 @@ def _interp_onto(
 
 def _interp_columns(out: np.ndarray, t_new: np.ndarray, t: np.ndarray, x: np.ndarray) -> None:
     """``out[:, c]`` = column ``c`` of ``x`` (sampled at ``t``) at ``t_new``, by np.interp (exact
-    at the samples themselves); a long join's columns side by side on threads, one per core
-    there is, each in blocks of :data:`INTERP_BLOCK` instants (a block's result is written
-    while it is in cache, and its buffer is used again: no column-long temporary)."""
+    at the samples themselves); a long join's pieces on threads (:func:`gaitedge.cores.run_all`)."""
+    run_all(_interp_tasks(out, t_new, t, x), len(t_new))
 
-    def column(c: int) -> None:
-        values = x[:, c]
-        for a in range(0, len(t_new), INTERP_BLOCK):
-            out[a : a + INTERP_BLOCK, c] = np.interp(t_new[a : a + INTERP_BLOCK], t, values)
 
-    workers = min(x.shape[1], usable_cores())
-    if len(t_new) < PARALLEL_INTERP_FROM or workers < 2:
-        for c in range(x.shape[1]):
-            column(c)
-        return
-    with ThreadPoolExecutor(workers, thread_name_prefix="gaitedge-join") as pool:
-        list(pool.map(column, range(x.shape[1])))
+def _interp_tasks(out: np.ndarray, t_new: np.ndarray, t: np.ndarray, x: np.ndarray) -> list:
+    """:func:`_interp_columns` as tasks: one np.interp call per column and piece of
+    :data:`~gaitedge.cores.PIECE_ROWS` instants (each piece's result written while it is in
+    cache; no column-long temporary)."""
+
+    def task(c: int, rows: slice):
+        return lambda: out.__setitem__((rows, c), np.interp(t_new[rows], t, x[:, c]))
+
+    return [task(c, rows) for c in range(x.shape[1]) for rows in pieces(len(t_new))]
+
+
+def _copy_tasks(out: np.ndarray, x: np.ndarray) -> list:
+    """``out[:] = x`` as tasks, one per column and piece of rows."""
+
+    def task(c: int, rows: slice):
+        return lambda: out.__setitem__((rows, c), x[rows, c])
+
+    return [task(c, rows) for c in range(x.shape[1]) for rows in pieces(len(x))]
 
 
 def total_acceleration(linear: Series, gravity: Series, strict: bool = False) -> Series:
@@ -312,8 +312,8 @@ def to_recording(
     # Column-major: each column written contiguously (the table's columns are contiguous
     # too, and np.interp writes one column at a time): a third of the join's time.
     imu = np.empty((len(t_in), 6), order="F")
-    imu[:, own] = x[a:b]
-    _interp_columns(imu[:, other], t_in, t_other, x_other)
+    tasks = _copy_tasks(imu[:, own], x[a:b]) + _interp_tasks(imu[:, other], t_in, t_other, x_other)
+    run_all(tasks, len(t_in))  # a long export's pieces on threads
     n_outside = len(t) - len(t_in)
     n_holes = sum(j - i for i, j in holes)
     n_ok = len(t_in) - n_holes

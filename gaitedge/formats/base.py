@@ -11,8 +11,10 @@ file holds it apart, sensors joined onto one timeline).
 from __future__ import annotations
 
 import enum
+import io
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -183,7 +185,7 @@ class Container:
         """A binary file object for streaming a member (a zip member is read as it is inflated)."""
         try:
             if self.kind == "zip":
-                return self._zip.open(name)
+                return _Member(self._zip.open(name), self.where(name))
             return (self.path if self.kind == "file" else self.path / name).open("rb")
         except (OSError, KeyError, zipfile.BadZipFile) as exc:
             raise FormatError(f"{self.where(name)}: cannot read: {exc}") from exc
@@ -198,7 +200,7 @@ class Container:
         try:
             with self.open(name) as f:
                 return f.read()
-        except (OSError, zipfile.BadZipFile, EOFError) as exc:  # a truncated member, CRC error
+        except OSError as exc:
             raise FormatError(f"{self.where(name)}: cannot read: {exc}") from exc
 
     def read_text(self, name: str) -> str:
@@ -235,9 +237,55 @@ class Container:
         try:
             with self.open(name) as f:
                 data = f.read(n_bytes)
-        except (FormatError, OSError, zipfile.BadZipFile, EOFError):
+        except (FormatError, OSError):
             return ""
         return data.decode("utf-8-sig", errors="replace")
+
+
+class _Member(io.BufferedIOBase):
+    """A zip member's stream whose damage, found while it is inflated (a CRC that does not
+    match, a deflate stream cut short: ``BadZipFile``, ``EOFError``, ``zlib.error``), is a
+    :class:`FormatError` naming the member, wherever a reader meets it."""
+
+    def __init__(self, raw: IO[bytes], where: str) -> None:
+        super().__init__()
+        self._raw, self._where = raw, where
+
+    def _guard(self, read, *args):
+        try:
+            return read(*args)
+        except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+            raise FormatError(
+                f"{self._where}: cannot read: {exc} (the zip is damaged: share the export again)"
+            ) from exc
+
+    def read(self, n: int | None = -1) -> bytes:
+        return self._guard(self._raw.read, n)
+
+    def read1(self, n: int = -1) -> bytes:
+        return self._guard(self._raw.read1, n)
+
+    def readline(self, limit: int | None = -1) -> bytes:
+        return self._guard(self._raw.readline, limit)
+
+    def peek(self, n: int = 0) -> bytes:
+        return self._guard(self._raw.peek, n)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self._raw.seekable()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._guard(self._raw.seek, offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 def pick_one(names: list[str], device: str | None, what: str, path: object) -> str:

@@ -65,6 +65,10 @@ EPOCH = dt.datetime(1970, 1, 1)
 ABSOLUTE_AFTER_S = 1e8
 
 
+# The longest span a summary covers (its per-second timeline is built whole): a year of wear.
+MAX_SPAN_S = 366 * 86400.0
+
+
 class SummaryError(ValueError):
     """A summary that cannot be made as asked (a time zone unknown, ``--tz`` on a local clock)."""
 
@@ -438,6 +442,12 @@ def summarize(
     async def run() -> None:
         async with source:
             async for chunk in source.chunks():
+                if len(chunk.t_s) and chunk.t_s[-1] > MAX_SPAN_S:  # before a second is counted
+                    raise SummaryError(
+                        f"{name}: its stamps reach {chunk.t_s[-1] / 86400:.0f} days after its "
+                        "first (a clock that jumped, or a time column in ms or ns read as "
+                        f"seconds?); a summary covers at most {MAX_SPAN_S / 86400:.0f} days"
+                    )
                 alerts.extend(pipeline.process(chunk))
                 detector.process(chunk.t_s, chunk.imu[:, :3])
                 coverage.process(chunk.t_s)
@@ -446,7 +456,9 @@ def summarize(
 
     asyncio.run(run())
     labels = list(pipeline.contract.heads.get("activity", ()))
-    duration_s = end[0] + 1.0 / max(source.stats.rate_hz, 1e-9)  # the last sample's interval
+    # The last sample's interval (one sample, or stamps all tied: the model's rate's).
+    rate_hz = source.stats.rate_hz or pipeline.contract.chain.sample_rate_hz
+    duration_s = end[0] + 1.0 / rate_hz
     return build_summary(
         name, clock, duration_s, alerts, labels, detector.finish(), coverage, nonwear_cfg
     )

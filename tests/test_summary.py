@@ -112,6 +112,34 @@ def test_bad_options_are_one_line(hour, tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_a_recording_of_one_instant_is_summarised(hapt_dir, tmp_path):
+    """One sample, or samples all at one stamp, have no rate of their own: the last sample's
+    interval is the model's (was 1 / 1e-9 s: a billion-second timeline that never ended)."""
+    t, x = held_out_hapt(hapt_dir.parent, 10.0)
+    for name, stamps, imu in (("one", t[:1], x[:1]), ("tied", np.full(3, 5.0), x[:3])):
+        path = tmp_path / f"{name}.csv"
+        write_recording(path, Recording(stamps, imu))
+        result = runner.invoke(app, ["summarize", str(path), "--no-plot", "--out", str(tmp_path)])
+        assert result.exit_code == 0, result.output
+        summary = json.loads((tmp_path / f"{name}-summary.json").read_text())
+        # the last stamp (ties spread by the repair) plus one interval at the model's 50 Hz
+        expected = 0.02 if name == "one" else summary["duration_s"]
+        assert summary["duration_s"] == pytest.approx(expected) and summary["duration_s"] < 0.1
+
+
+def test_a_clock_that_jumps_years_is_refused_before_it_is_counted(hapt_dir, tmp_path):
+    """Stamps that jump decades into the future (a device clock reset, ns read as s) would be
+    a per-second timeline of billions of seconds: refused in one line as soon as they come."""
+    t, x = held_out_hapt(hapt_dir.parent, 120.0)
+    t = np.where(t < 60.0, t, t + 1.7e9)
+    path = tmp_path / "jump.csv"
+    write_recording(path, Recording(t, x))
+    result = runner.invoke(app, ["summarize", str(path), "--no-plot", "--out", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()
+    assert line.count("\n") == 0 and line.startswith("error: jump.csv: its stamps reach"), line
+
+
 def _table(n: int, rng: np.random.Generator) -> np.ndarray:
     """[n, 3] a device resting on a table (1 g along a tilt, ~1.3 mg noise), m/s²."""
     up = np.array([0.3, -0.2, 0.93]) / np.linalg.norm([0.3, -0.2, 0.93])

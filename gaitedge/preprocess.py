@@ -452,13 +452,28 @@ def _whole_blocks(select: list[int], n_inputs: int) -> list[int] | None:
 FEW_SAMPLES = 64
 
 
+# The largest magnitude a sample's value may have, in m/s² or rad/s (~10 000 g, ~5.7 M deg/s):
+# no IMU reports more. Past it a value is a corrupted cell or frame, and one such value would
+# fill the filters' state (and the model's float32 input) with garbage for the rest of its
+# segment: it is treated as a non-finite one (dropped and counted, or refused).
+MAX_ABS_VALUE = 1e5
+
+
 def all_finite(t: np.ndarray, x: np.ndarray) -> bool:
-    """Whether every stamp and value is finite: a sum of each first (a NaN or inf anywhere
-    makes it non-finite; finite almost always), the exact test only when a sum is not (it may
-    have overflowed)."""
-    if math.isfinite(float(t.sum())) and math.isfinite(float(x.sum())):
+    """Whether every sample is usable: its stamp finite, its values finite and within
+    ±:data:`MAX_ABS_VALUE`. The sum of the stamps and the sum of the squared values first (a
+    NaN or inf anywhere, or a value past the bound, shows in them; usable almost always), the
+    exact test (:func:`usable_rows`) only when they do not pass."""
+    x = np.asarray(x, np.float64)
+    if math.isfinite(float(t.sum())) and float(np.vdot(x, x)) <= MAX_ABS_VALUE**2:
         return True
-    return bool(np.isfinite(x).all() and np.isfinite(t).all())
+    return bool(usable_rows(t, x).all())
+
+
+def usable_rows(t: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """[N] True where a sample's stamp is finite and its values finite and within
+    ±:data:`MAX_ABS_VALUE` (a NaN is neither)."""
+    return np.isfinite(t) & (np.abs(x) <= MAX_ABS_VALUE).all(axis=1)
 
 
 def repair_timestamps(
@@ -1045,10 +1060,13 @@ class StreamingChain:
         if self.policy is BadSamplePolicy.RAISE:
             self._check(t, imu, last if self.strict else None)
             return t, imu
-        finite = None if all_finite(t, imu) else np.isfinite(imu).all(axis=1) & np.isfinite(t)
+        finite = None if all_finite(t, imu) else usable_rows(t, imu)
         if finite is not None and not finite.all():
             self.stats.dropped_nonfinite += int((~finite).sum())
-            log.warning("dropped %d non-finite samples", (~finite).sum())
+            log.warning(
+                "dropped %d samples with a non-finite value or one past ±%g (corrupted)",
+                (~finite).sum(), MAX_ABS_VALUE,
+            )  # fmt: skip
             t, imu = t[finite], imu[finite]
         if not self.strict:
             return t, imu
@@ -1063,9 +1081,11 @@ class StreamingChain:
     @staticmethod
     def _check(t: np.ndarray, imu: np.ndarray, last: float | None) -> None:
         if not all_finite(t, imu):
-            finite = np.isfinite(imu).all(axis=1) & np.isfinite(t)
-            i = int(np.argmin(finite))
-            raise ChainInputError(f"sample {i} of the chunk (t={t[i]!r}) is not finite")
+            i = int(np.argmin(usable_rows(t, imu)))
+            raise ChainInputError(
+                f"sample {i} of the chunk (t={t[i]!r}) is not finite or has a value past "
+                f"±{MAX_ABS_VALUE:g} (corrupted)"
+            )
         if last is None:
             return
         if len(t) and (t[0] <= last or (len(t) > 1 and (np.diff(t) <= 0).any())):

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from scipy import signal
 
 from gaitedge import preprocess
+from gaitedge.datasets import hapt_recordings
 from gaitedge.preprocess import (
     BadSamplePolicy,
     ChainConfig,
@@ -159,6 +160,32 @@ def test_drop_policy_drops_and_counts_bad_samples():
     assert chain.stats.dropped_nonfinite == 1
     assert chain.stats.dropped_out_of_order == 1
     assert len(out) > 0 and np.isfinite(out.data).all()
+
+
+@pytest.mark.parametrize("value", [1e300, -2e5, np.inf])
+def test_a_corrupted_value_is_dropped_as_a_non_finite_one(hapt_dir, value):
+    """One value no IMU can report (a corrupted cell or frame) is dropped and counted: the
+    chain's output is that of the stream without that sample, bit for bit (kept, it filled the
+    filters' state with garbage for the rest of the segment). Under RAISE it is refused; a
+    high-g impact (1000 m/s²) is a sample like any other."""
+    rec = next(hapt_recordings(hapt_dir.parent))
+    t, x = rec.timestamp_s[:3000], rec.imu[:3000].copy()
+    bad = x.copy()
+    bad[1234, 4] = value
+    chain = StreamingChain(CFG, policy=BadSamplePolicy.DROP)
+    out = chain.process(t, bad)
+    assert chain.stats.dropped_nonfinite == 1
+    keep = np.arange(len(t)) != 1234
+    expected = StreamingChain(CFG, policy=BadSamplePolicy.DROP).process(t[keep], x[keep])
+    np.testing.assert_array_equal(out.data, expected.data)
+    np.testing.assert_array_equal(out.t_end_s, expected.t_end_s)
+    with pytest.raises(ChainInputError, match="sample 1234 of the chunk"):
+        StreamingChain(CFG, policy=BadSamplePolicy.RAISE).process(t, bad)
+    impact = x.copy()
+    impact[1234, 0] = 1000.0
+    chain = StreamingChain(CFG, policy=BadSamplePolicy.DROP)
+    chain.process(t, impact)
+    assert chain.stats.dropped_nonfinite == 0
 
 
 def test_chunk_starting_before_the_previous_one_raises():

@@ -104,3 +104,26 @@ def test_malformed_recording_is_a_clear_error_not_a_traceback(tmp_path):
     assert result.exit_code == 2
     assert "bad.csv:2: expected 7 fields" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_replay_that_makes_no_window_says_why(tmp_path):
+    """The shipped demo recording (real HAPT) with its stamps in ms written as seconds, and
+    cut to one sample: replay makes no window and says why in one line (it said the mounting
+    had seen 0 s of walking)."""
+    from gaitedge.demo import DEMO_RECORDING
+    from gaitedge.recording import read_recording
+
+    demo = read_recording(DEMO_RECORDING)
+    cases = {
+        "ms.csv": (demo.timestamp_s * 1000.0, demo.imu, "a time column in ms read as seconds"),
+        "one.csv": (demo.timestamp_s[:1], demo.imu[:1], "span less than one window"),
+    }
+    for name, (t, x, why) in cases.items():
+        path = tmp_path / name
+        write_recording(path, Recording(t, x))
+        result = runner.invoke(app, ["replay", "--fast", str(path)])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout.strip().splitlines()[-1])["windows"] == 0
+        lines = [ln for ln in result.stderr.splitlines() if "no window was made" in ln]
+        assert len(lines) == 1 and why in lines[0], result.stderr
+        assert "mounting" not in result.stderr, result.stderr

@@ -111,8 +111,39 @@ def test_emulated_phone_writes_the_documented_reading() -> None:
             '[{"name": "gyroscope", "time": "soon", "values": {"x": 1, "y": 2, "z": 3}}]}',
             "is not epoch ns",
         ),
+        # a stamp past int64 (a float, an integer) or NaN after a good reading: the batch's
+        # fast parse overflowed and the reading-by-reading one found nothing (UnboundLocalError,
+        # ValueError: the listener stopped on one bad MQTT message)
+        (
+            '{"messageId": 0, "sessionId": "s", "deviceId": "d", "payload": '
+            '[{"name": "gyroscope", "time": 5, "values": {"x": 1, "y": 2, "z": 3}}, '
+            '{"name": "gyroscope", "time": 1e30, "values": {"x": 1, "y": 2, "z": 3}}]}',
+            "payload[1] (gyroscope): time 1e+30 is not epoch ns",
+        ),
+        (
+            '{"messageId": 0, "sessionId": "s", "deviceId": "d", "payload": '
+            '[{"name": "gyroscope", "time": 1000000000000000000000000000000, '
+            '"values": {"x": 1, "y": 2, "z": 3}}]}',
+            "is not epoch ns",
+        ),
+        (
+            '{"messageId": 0, "sessionId": "s", "deviceId": "d", "payload": '
+            '[{"name": "gyroscope", "time": NaN, "values": {"x": 1, "y": 2, "z": 3}}]}',
+            "time nan is not epoch ns",
+        ),
     ],
-    ids=["not-json", "array", "no-ids", "negative-id", "payload-object", "no-z", "time-text"],
+    ids=[
+        "not-json",
+        "array",
+        "no-ids",
+        "negative-id",
+        "payload-object",
+        "no-z",
+        "time-text",
+        "time-float-past-int64",
+        "time-int-past-int64",
+        "time-nan",
+    ],
 )
 def test_malformed_push_is_refused_clearly(body: str, says: str) -> None:
     with pytest.raises(PushError, match=re_escape(says)):

@@ -129,10 +129,14 @@ def parse_push(body: bytes | str) -> PushMessage:
             ok = bool(np.isfinite(xyz).all()) and not any(type(r["time"]) is str for r in rows)
         except (KeyError, TypeError, ValueError, OverflowError):
             ok = False
-        if not ok:
-            for i, reading in enumerate(payload):
-                if str(reading.get("name", "")).lower() == name:
-                    _motion_row(reading, i, name)
+        if not ok:  # reading by reading: the first malformed one is named (PushError)
+            rows = [
+                _motion_row(reading, i, name)
+                for i, reading in enumerate(payload)
+                if str(reading.get("name", "")).lower() == name
+            ]
+            ns = np.array([r[0] for r in rows], dtype=np.int64)
+            xyz = np.array([r[1:] for r in rows], float).reshape(-1, 3)
         order = np.argsort(ns, kind="stable")  # in time order within the batch
         sensors[name] = (ns[order], xyz[order])
     return PushMessage(
@@ -142,7 +146,11 @@ def parse_push(body: bytes | str) -> PushMessage:
 
 def _motion_row(reading: dict, i: int, name: str) -> tuple[int, float, float, float]:
     stamp, values = reading.get("time"), reading.get("values")
-    if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
+    if (
+        isinstance(stamp, bool)
+        or not isinstance(stamp, (int, float))
+        or not -(2**63) <= stamp < 2**63  # NaN included (no comparison holds)
+    ):
         raise PushError(f"payload[{i}] ({name}): time {stamp!r} is not epoch ns")
     if not isinstance(values, dict):
         raise PushError(f"payload[{i}] ({name}): no values object")

@@ -43,8 +43,8 @@ LayoutOption = Annotated[
     str | None,
     typer.Option(
         "--layout",
-        help="With --format csv: the columns of any other CSV, as a layout string, a layout "
-        "JSON file or the name of a saved layout (gaitedge formats --help).",
+        help="The columns of any other CSV (read as --format csv), as a layout string, a "
+        "layout JSON file or the name of a saved layout (gaitedge formats --help).",
     ),
 ]
 RateOption = Annotated[

@@ -363,6 +363,24 @@ def test_the_demo_itself_text_column_left_alone(demo):
     assert str(gen.parse_layout(layout)) == layout  # what `gaitedge formats` lists
 
 
+def test_a_layout_is_used_without_format_csv_and_refused_beside_another(demo):
+    """A layout given is the CSV it describes: read with it without --format csv (it was left
+    unused, unchecked, beside the detected format), and refused beside another --format."""
+    from gaitedge.formats import open_chunks
+
+    layout = "time=timestamp_s:s acc=acc_z,acc_y,acc_x:m/s^2 gyro=gyro_x,gyro_y,gyro_z:rad/s"
+    options = ReadOptions(layout=layout)
+    rec = read(DEMO, options=options)
+    assert rec.source.format == "csv"
+    np.testing.assert_array_equal(rec.imu[:, :3], demo.imu[:, 2::-1])  # the layout's axes
+    streamed = np.concatenate([c.imu for c in open_chunks(DEMO, options=options)])
+    np.testing.assert_array_equal(streamed, rec.imu)
+    with pytest.raises(FormatError, match="unknown key 'garbage'"):
+        read(DEMO, options=ReadOptions(layout="garbage=="))
+    with pytest.raises(FormatError, match="does not apply to --format gaitedge"):
+        read(DEMO, format="gaitedge", options=options)
+
+
 def test_ios_sign_g_deg_s_ms_semicolon_decimal_comma(demo, tmp_path):
     acc_g = -demo.imu[:, :3] / G  # iOS: flat reads -1 g on z
     gyro_dps = np.rad2deg(demo.imu[:, 3:])

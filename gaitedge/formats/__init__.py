@@ -183,6 +183,18 @@ def _open(path: str | os.PathLike, format: str | None) -> tuple[Container, str]:
         raise
 
 
+def _with_layout(format: str | None, options: ReadOptions) -> str | None:  # noqa: A002
+    """The format to read as: a layout given means the CSV it describes (``csv``), read with it
+    rather than left unused beside a detected format; beside another format it is refused."""
+    if options.layout is None or format == "csv":
+        return format
+    if format is not None:
+        raise FormatError(
+            f"--layout describes a CSV read as --format csv; it does not apply to --format {format}"
+        )
+    return "csv"
+
+
 def _choose(container: Container, format: str | None) -> str:  # noqa: A002 - --format
     """The format to read ``container`` as: ``format`` checked, else the one detected."""
     if format is not None and format not in FORMATS:
@@ -219,7 +231,7 @@ def read(
     from gaitedge.formats.join import to_recording
 
     options = options or ReadOptions()
-    container, name = _open(path, format)
+    container, name = _open(path, _with_layout(format, options))
     with container:
         mod = _module(name)
         result = mod.read(container, options)
@@ -316,7 +328,7 @@ def open_chunks(
             then); ``RecordingError`` for a bad row further on, while iterating.
     """
     options = options or ReadOptions()
-    container, name = _open(path, format)
+    container, name = _open(path, _with_layout(format, options))
     try:
         mod = _module(name)
         read_chunks = getattr(mod, "read_chunks", None)

@@ -1,7 +1,8 @@
 """Any other CSV, read through a layout the user gives once and may remember by name.
 
-A generic CSV is never guessed (:func:`detect` is always None): ``--format csv --layout VALUE``
-names it, and the layout says what every column is. ``VALUE`` is one of
+A generic CSV is never guessed (:func:`detect` is always None): ``--layout VALUE`` names it
+(``--format csv`` implied; beside another ``--format`` it is refused), and the layout says what
+every column is. ``VALUE`` is one of
 
 * a **layout string**: shell-style words ``KEY=VALUE`` (quote a value that holds spaces)::
 

@@ -189,7 +189,7 @@ def formats(
 ) -> None:
     """List the formats gaitedge reads (and what each needs) and the saved CSV layouts.
 
-    Any other CSV reads with --format csv --layout LAYOUT; save a layout once with
+    Any other CSV reads with --layout LAYOUT (--format csv implied); save a layout once with
     `gaitedge formats --save-layout NAME --layout LAYOUT`, then give --layout NAME.
     """
     from gaitedge.formats import FormatError, generic, list_formats

@@ -102,3 +102,35 @@ def _private_mount_file(tmp_path, monkeypatch):
 def wild_exports(data_root: Path) -> Path:
     """Real app and wearable exports, byte for byte (``shared/data/wild-exports``)."""
     return _dataset(data_root, "wild-exports", "manifest.csv")
+
+
+def damage_zip_member(
+    zip_path: Path, member: str, out: Path, compression: int | None = None, part: str = "data"
+) -> Path:
+    """A copy of a real zip (rewritten with ``compression`` when given) with one member damaged
+    as storage damages it: 16 bytes in the middle of its stored data flipped (``part="data"``:
+    a deflate stream that breaks, or a CRC that does not match), or its local header's magic
+    (``"header"``). The central directory stays intact: the zip opens, and the damage shows
+    only as that member is opened or inflated."""
+    import zipfile
+
+    if compression is None:
+        out.write_bytes(zip_path.read_bytes())
+    else:
+        with zipfile.ZipFile(zip_path) as src, zipfile.ZipFile(out, "w", compression) as dst:
+            for info in src.infolist():
+                dst.writestr(info.filename, src.read(info.filename))
+    data = bytearray(out.read_bytes())
+    with zipfile.ZipFile(out) as z:
+        info = z.getinfo(member)
+    at = info.header_offset
+    if part == "header":
+        data[at : at + 4] = b"JUNK"
+    else:
+        name_len = int.from_bytes(data[at + 26 : at + 28], "little")
+        extra_len = int.from_bytes(data[at + 28 : at + 30], "little")
+        middle = at + 30 + name_len + extra_len + info.compress_size // 2
+        for i in range(middle, middle + 16):
+            data[i] ^= 0x5A
+    out.write_bytes(bytes(data))
+    return out

@@ -647,6 +647,25 @@ def test_a_damaged_or_foreign_workbook_is_one_line(walk, tmp_path):
         formats.read(text, options=ReadOptions(accelerometer_only=True))
 
 
+@pytest.mark.parametrize("part", ["header", "data"])
+def test_a_workbook_with_a_damaged_sheet_is_one_line(walk, tmp_path, part):
+    """The Excel export with its accelerometer sheet damaged (its local header: BadZipFile when
+    opened; its deflated data: zlib.error or a CRC mismatch as it inflates) is refused naming
+    the workbook, whole and streamed (these escaped as zipfile and zlib errors)."""
+    from gaitedge.formats import open_chunks
+    from tests.conftest import damage_zip_member
+
+    path = app.VARIANTS["android-xlsx"](walk, tmp_path)
+    with zipfile.ZipFile(path) as z:
+        sheet = next(n for n in z.namelist() if n.startswith("xl/worksheets/"))
+    bad = damage_zip_member(path, sheet, tmp_path / "damaged.xlsx", part=part)
+    with pytest.raises(FormatError, match=r"damaged\.xlsx"):
+        formats.read(bad)
+    with pytest.raises(FormatError, match=r"damaged\.xlsx"):
+        for _ in open_chunks(bad):
+            pass
+
+
 def test_workbook_rows_match_openpyxl_across_blocks(tmp_path):
     """The sheet reader against openpyxl on what writers do beyond phyphox's own files: shared
     strings, cell references with gaps, rows left out, escaped text; and phyphox's writer's

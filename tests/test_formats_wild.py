@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gaitedge.cli import app
-from tests.conftest import REPO
+from tests.conftest import REPO, damage_zip_member
 
 runner = CliRunner()
 
@@ -138,29 +138,6 @@ def test_walking_exports_replay_as_walking(wild_exports, walking_row, tmp_path):
     assert _walking_fraction(alerts) > 0.5, [a["label"] for a in alerts if a["type"] == "activity"]
 
 
-def _damaged(zip_path: Path, member: str, out: Path, compression: int) -> Path:
-    """The app's zip rewritten with ``compression``, a few bytes in the middle of ``member``'s
-    stored data flipped (the central directory intact: it opens, the damage shows as the member
-    is inflated or its CRC checked)."""
-    import zipfile
-
-    with zipfile.ZipFile(zip_path) as src, zipfile.ZipFile(out, "w", compression) as dst:
-        for info in src.infolist():
-            dst.writestr(info.filename, src.read(info.filename))
-    data = bytearray(out.read_bytes())
-    with zipfile.ZipFile(out) as z:
-        info = z.getinfo(member)
-    name_len, extra_len = int.from_bytes(data[info.header_offset + 26 : info.header_offset + 28],
-                                         "little"), int.from_bytes(
-        data[info.header_offset + 28 : info.header_offset + 30], "little")  # fmt: skip
-    start = info.header_offset + 30 + name_len + extra_len
-    middle = start + info.compress_size // 2
-    for i in range(middle, middle + 16):
-        data[i] ^= 0x5A
-    out.write_bytes(bytes(data))
-    return out
-
-
 @pytest.mark.parametrize("compression", ["stored", "deflated"])
 @pytest.mark.parametrize("command", ["replay", "inspect", "convert"])
 def test_a_damaged_zip_member_is_refused_in_one_line(wild_exports, tmp_path, compression, command):
@@ -171,7 +148,7 @@ def test_a_damaged_zip_member_is_refused_in_one_line(wild_exports, tmp_path, com
 
     (shared,) = (wild_exports / "sensorlogger_ios-unlabelled-zip-tue").glob("*.zip")
     kind = {"stored": zipfile.ZIP_STORED, "deflated": zipfile.ZIP_DEFLATED}[compression]
-    bad = _damaged(shared, "Gyroscope.csv", tmp_path / "export.zip", kind)
+    bad = damage_zip_member(shared, "Gyroscope.csv", tmp_path / "export.zip", kind)
     args = {"replay": ["replay", "--fast", str(bad)], "inspect": ["inspect", str(bad)],
             "convert": ["convert", str(bad), str(tmp_path / "out.csv")]}[command]  # fmt: skip
     result = runner.invoke(app, args)

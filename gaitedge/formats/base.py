@@ -237,8 +237,8 @@ class Container:
         try:
             with self.open(name) as f:
                 data = f.read(n_bytes)
-        except (FormatError, OSError):
-            return ""
+        except (FormatError, OSError, zipfile.BadZipFile, EOFError, zlib.error):
+            return ""  # (a workbook's sheets stream from its own zip)
         return data.decode("utf-8-sig", errors="replace")
 
 

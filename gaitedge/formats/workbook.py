@@ -23,6 +23,7 @@ import io
 import posixpath
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -226,7 +227,14 @@ class WorkbookContainer(Container):
     def _xml(self, member: str) -> ElementTree.Element:
         try:
             return ElementTree.fromstring(self._zip.read(member))
-        except (KeyError, ElementTree.ParseError, zipfile.BadZipFile, OSError) as exc:
+        except (
+            KeyError,
+            ElementTree.ParseError,
+            zipfile.BadZipFile,
+            OSError,
+            EOFError,
+            zlib.error,
+        ) as exc:
             raise FormatError(f"{self.path}:{member}: cannot read the workbook: {exc}") from exc
 
     def _xlsx_sheets(self) -> dict[str, str]:
@@ -263,6 +271,8 @@ class WorkbookContainer(Container):
             stream = self._zip.open(member)
         except KeyError as exc:
             raise FormatError(f"{where}: the workbook names a sheet it does not hold") from exc
+        except (zipfile.BadZipFile, OSError) as exc:  # its local header damaged
+            raise FormatError(f"{where}: cannot read the sheet: {exc}") from exc
         decoder = codecs.getincrementaldecoder("utf-8")()
         buf, expected, done, width = "", 1, False, None
         try:
@@ -307,7 +317,7 @@ class WorkbookContainer(Container):
                             width = width or len(row)  # the header's
                             yield row
                     buf = buf[len(head) :]
-        except (UnicodeDecodeError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        except (UnicodeDecodeError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
             raise FormatError(f"{where}: cannot read the sheet: {exc}") from exc
 
     def _xlsx_row(self, body: str, where: str) -> list:

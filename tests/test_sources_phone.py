@@ -430,6 +430,35 @@ def test_phyphox_wifi_drop_is_one_reconnect_and_loses_nothing(held_out) -> None:
     assert (np.diff(t_all) > 0).all()
 
 
+def test_phyphox_answers_it_would_not_send_are_counted_and_skipped(held_out) -> None:
+    """Answers shaped otherwise (a proxy's page, a status or buffer of the wrong type, a value
+    that is not a number) are counted and skipped, not raised out of the source (AttributeError,
+    ValueError: the listener ended); the emulated phone's next answer is read as ever."""
+    t, imu = held_out[0][:500], held_out[1][:500]
+    with EmulatedPhyphox(t, imu, speed=10.0) as phone:
+        source = PhyphoxSource(phone.url, poll_s=0.05)
+        source.buffers = {
+            "acc": ("acc_time", "accX", "accY", "accZ"),
+            "gyro": ("gyr_time", "gyrX", "gyrY", "gyrZ"),
+        }
+        good = {"status": {"session": "s"}, "buffer": {n: {"buffer": [0.1, 0.2]}
+                for names in source.buffers.values() for n in names}}  # fmt: skip
+        bad = [
+            "<html>captive portal</html>",
+            {"status": [], "buffer": {}},
+            {"status": {}, "buffer": {"acc_time": []}},
+            {"status": {}, "buffer": {"acc_time": {"buffer": 7}}},
+            {"status": {}, "buffer": {**good["buffer"], "accX": {"buffer": ["x", 1]}}},
+        ]
+        for answer in bad:
+            assert source._add(answer, 0.0) == []
+        assert source.stats.decoder_drops["bad_answer"] == len(bad)
+        source.stats.decoder_drops.clear()
+        chunks = run_source(source, lambda c: samples(c) >= 100, timeout_s=10)
+        phone.stop()
+    assert samples(chunks) >= 100 and not source.stats.decoder_drops
+
+
 def test_phyphox_experiment_without_gyroscope_is_refused() -> None:
     config = {
         "inputs": [

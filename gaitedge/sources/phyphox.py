@@ -154,19 +154,27 @@ class PhyphoxSource:
             await asyncio.sleep(max(0.0, self.poll_s - (time.monotonic() - started)))
 
     def _add(self, answer: dict, host_rx_s: float) -> list[SampleChunk]:
-        if not isinstance(answer, dict) or not isinstance(answer.get("buffer"), dict):
+        """One ``/get`` answer's new samples; an answer not shaped as phyphox's (a proxy's
+        page, a status or buffer of the wrong type, a value that is not a number) is counted
+        (``bad_answer``) and skipped: the next poll asks for the same samples again."""
+        try:
+            read = self._read(answer)
+        except (AttributeError, TypeError, ValueError) as exc:
+            log.warning("%s: an answer phyphox would not send, skipped: %s", self.device, exc)
+            read = None
+        if read is None:
             self.stats.decoder_drops["bad_answer"] = (
                 self.stats.decoder_drops.get("bad_answer", 0) + 1
             )
             return []
-        session = str(answer.get("status", {}).get("session", ""))
+        session, columns = read
         if session != self.session:
             if self.session is not None:
                 log.info("%s: new session %s", self.device, session)
                 self._reset_session()
             self.session = session
-        for sensor, names in self.buffers.items():
-            t, xyz = _columns(answer["buffer"], names)
+        for sensor, (t, xyz) in columns.items():
+            names = self.buffers[sensor]
             if not len(t):
                 continue
             self._last[sensor] = float(t[-1])
@@ -175,6 +183,15 @@ class PhyphoxSource:
             s = make_series(kind, t, xyz, unit=unit, where=f"{self.device} {names[0]}")
             self.imu.add(sensor, s.t_s, s.xyz)
         return emit(self.imu, self.stats, self.clock, self.device, host_rx_s)
+
+    def _read(self, answer: object) -> tuple[str, dict] | None:
+        """(session, each sensor's (t, xyz)) of an answer, None when it has no buffers;
+        AttributeError, TypeError or ValueError where its parts are not phyphox's."""
+        if not isinstance(answer, dict) or not isinstance(answer.get("buffer"), dict):
+            return None
+        session = str(answer.get("status", {}).get("session", ""))
+        columns = {k: _columns(answer["buffer"], names) for k, names in self.buffers.items()}
+        return session, columns
 
     def drift_ppm(self) -> float:
         return self.clock.clock.fit()[1] * 1e6

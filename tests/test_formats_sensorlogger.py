@@ -513,6 +513,25 @@ def test_json_with_a_value_that_is_not_a_number(tmp_path):
         read(path)
 
 
+def test_json_with_a_byte_that_is_not_utf8(demo, tmp_path):
+    """The JSON export with one byte damaged into 0xff: one line naming its line, whole and
+    streamed (json.loads' UnicodeDecodeError escaped the reader)."""
+    from gaitedge.formats import open_chunks
+
+    path = app.VARIANTS["ios-json"](demo, tmp_path)
+    data = bytearray(path.read_bytes())
+    at = data.index(b'"x"', len(data) // 2)
+    data[at + 1] = 0xFF
+    path.write_bytes(bytes(data))
+    line = data[:at].count(b"\n") + 1
+    message = rf"{path.name}:{line}: not UTF-8 text \(byte 0xff\)"
+    with pytest.raises(FormatError, match=message):
+        read(path)
+    with pytest.raises(FormatError, match=message):
+        for _ in open_chunks(path):
+            pass
+
+
 def test_files_renamed_with_a_prefix(wild, demo, tmp_path):
     """Users put a name before the sensor's (``Back0626WristMotion.csv``, a public swimming
     set of ~300 such files): read by the name it ends with and the app's header; several such

@@ -789,6 +789,12 @@ def _json_loads(data: bytes, where: str, line: int) -> list:
         return json.loads(data)
     except json.JSONDecodeError as exc:
         raise FormatError(f"{where}:{line + exc.lineno}: not valid JSON: {exc.msg}") from exc
+    except UnicodeDecodeError as exc:  # json.loads decodes bytes itself
+        at = line + data[: exc.start].count(b"\n") + 1
+        raise FormatError(
+            f"{where}:{at}: not UTF-8 text (byte {data[exc.start]:#04x}); is this the file the "
+            "app exported?"
+        ) from exc
 
 
 def _json_sensor(record: object) -> str | None:

@@ -226,20 +226,26 @@ def windows(
 
     from gaitedge.preprocess import ChainConfig, ChainInputError, run_offline
 
-    cfg = ChainConfig.from_json(chain_json.read_text()) if chain_json else ChainConfig()
+    try:
+        cfg = ChainConfig.from_json(chain_json.read_text()) if chain_json else ChainConfig()
+    except (OSError, ValueError, TypeError) as exc:  # unreadable, not JSON, not a chain
+        raise fail(f"{chain_json}: not a readable chain configuration: {exc}") from exc
     rec = _load(recording, rate_hz, fmt=fmt, layout=layout)
     try:
         result = run_offline(cfg, rec.timestamp_s, rec.imu)
     except ChainInputError as exc:
         raise fail(str(exc)) from exc
-    np.savez_compressed(
-        out,
-        data=result.data,
-        t_start_s=result.t_start_s,
-        t_end_s=result.t_end_s,
-        segment=result.segment,
-        chain=cfg.to_json(),
-    )
+    try:
+        np.savez_compressed(
+            out,
+            data=result.data,
+            t_start_s=result.t_start_s,
+            t_end_s=result.t_end_s,
+            segment=result.segment,
+            chain=cfg.to_json(),
+        )
+    except OSError as exc:
+        raise fail(f"{out}: cannot write: {exc}") from exc
     typer.echo(f"{len(result)} windows of {cfg.window_samples} x {cfg.n_channels} -> {out}")
 
 

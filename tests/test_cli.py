@@ -127,3 +127,22 @@ def test_a_replay_that_makes_no_window_says_why(tmp_path):
         lines = [ln for ln in result.stderr.splitlines() if "no window was made" in ln]
         assert len(lines) == 1 and why in lines[0], result.stderr
         assert "mounting" not in result.stderr, result.stderr
+
+
+def test_windows_refuses_an_unwritable_out_and_a_bad_chain_in_one_line(tmp_path):
+    """`windows` with --out where nothing can be written, or a --chain that is not a chain
+    configuration: one line, exit 2 (an OSError traceback before)."""
+    recording = _recording(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    bad_chain = tmp_path / "chain.json"
+    bad_chain.write_text('{"window_samples": 64, "bogus": 1}')
+    cases = [
+        (["--out", str(blocker / "w.npz")], "cannot write"),
+        (["--out", str(tmp_path / "w.npz"), "--chain", str(bad_chain)], "bogus"),
+    ]
+    for args, says in cases:
+        result = runner.invoke(app, ["windows", str(recording), *args])
+        assert result.exit_code == 2, result.output
+        line = result.output.strip()
+        assert line.count("\n") == 0 and line.startswith("error: ") and says in line, line

@@ -214,6 +214,19 @@ def test_shipped_layouts_and_bad_layouts(tmp_path):
     (samples,) = uart.decode(tx, b"0\n1,0,0,0,0,0\nbroken line\n0,1")
     np.testing.assert_allclose(samples.imu[:, 2], [STANDARD_GRAVITY_M_S2, 0])
     assert uart.stats.dropped == {DropReason.MALFORMED: 1}
+    # A cell sent as nan, inf or past float's range is a malformed line, counted, never a
+    # sample (it reached the chain, with numpy warnings on stderr); so is a float field of a
+    # binary layout sent as NaN.
+    (samples,) = uart.decode(
+        tx, b",0,0,0,0\nnan,0,1,0,0,0\n0,0,1e400,0,0,0\n0,0,3,0,0,inf\n0,0,4,0,0,0\n"
+    )  # the first completes the pending "0,1": acc_y 1 g
+    np.testing.assert_allclose(
+        samples.imu[:, 1:3], [[STANDARD_GRAVITY_M_S2, 0], [0, 4 * STANDARD_GRAVITY_M_S2]]
+    )
+    assert uart.stats.dropped == {DropReason.MALFORMED: 4}
+    assert profile.decode(acc, struct.pack("<6f", 0.0, 0.0, 1.0, float("nan"), 0.0, 1.0)) == []
+    (samples,) = profile.decode(gyro, struct.pack("<6f", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
+    assert len(samples.imu) == 1 and profile.stats.dropped == {DropReason.MALFORMED: 1}
     uart.reset()  # a reconnect: the stream is joined mid-line again
     assert uart.decode(tx, b"0,0,1,0,0,0\n") == []
     (samples,) = uart.decode(tx, b"0,0,2,0,0,0\n")

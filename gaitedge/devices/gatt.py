@@ -14,6 +14,7 @@ rate place the samples. Shipped layouts (``layouts/*.json``) are detected by the
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,7 +208,11 @@ class GattProfile(Profile):
             if not payload or len(payload) % size:
                 self.stats.drop(DropReason.MALFORMED, f"{len(payload)} bytes, structs of {size}")
                 return None
-            return np.array(list(struct.iter_unpack(char.struct_format, payload)), dtype=float)
+            rows = np.array(list(struct.iter_unpack(char.struct_format, payload)), dtype=float)
+            finite = np.isfinite(rows).all(axis=1)
+            for _ in range(int((~finite).sum())):  # a float field sent as NaN or inf
+                self.stats.drop(DropReason.MALFORMED, "a non-finite value")
+            return rows if finite.all() else rows[finite]
         text = self._text.get(char.uuid, "") + payload.decode("ascii", errors="replace")
         if char.uuid not in self._in_step:
             # Subscribed (or reconnected) mid-stream: what comes before the first newline may
@@ -227,7 +232,7 @@ class GattProfile(Profile):
                 row = [float(v) for v in line.split(",")]
             except ValueError:
                 row = []
-            if len(row) != len(char.fields):
+            if len(row) != len(char.fields) or not all(map(math.isfinite, row)):  # nan, inf
                 self.stats.drop(DropReason.MALFORMED, f"CSV line {line[:40]!r}")
                 continue
             rows.append(row)

@@ -742,20 +742,30 @@ def replay(
         except (ValueError, OSError) as exc:  # RecordingError, ChainInputError, ContractError
             raise fail(str(exc)) from exc
         if not quiet:
-            _say_calibration(pipe)
+            _say_outcome(pipe)
         summary = {"windows": pipe.stats.windows, "alerts": pipe.stats.alerts}
         typer.echo(json.dumps(summary))
         if stats:
             _print_stats(pipe)
 
 
-def _say_calibration(pipe) -> None:
-    """One stderr line per device whose automatic mounting calibrated online or never did:
-    what the runtime did with activity meanwhile."""
+def _say_outcome(pipe) -> None:
+    """Stderr lines per device: why it made no window (and nothing else then); that its
+    samples came slower than the model's figures hold for; whether its automatic mounting
+    calibrated online or never did, and what the runtime did with activity meanwhile."""
+    from gaitedge.formats.join import MIN_RATE_HZ
+
     for name, state in pipe.devices.items():
         if not state.windows and not state.decides and state.chain.stats.samples_in:
             typer.echo(f"{name}: no window was made: {_no_window_why(state.chain)}", err=True)
             continue  # (its mounting's state says nothing then)
+        rate, model_hz = state.chain.stats.input_rate_hz, state.chain.cfg.sample_rate_hz
+        if rate is not None and rate < MIN_RATE_HZ:
+            typer.echo(
+                f"{name}: its samples come at {rate:.3g} Hz, below {MIN_RATE_HZ:g} Hz: the model "
+                f"({model_hz:g} Hz) saw them interpolated, a rate its figures were not measured at",
+                err=True,
+            )
         est = state.chain.mounting.estimator
         if est is None or state.activity is None or est.restored:
             continue

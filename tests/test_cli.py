@@ -146,3 +146,21 @@ def test_windows_refuses_an_unwritable_out_and_a_bad_chain_in_one_line(tmp_path)
         assert result.exit_code == 2, result.output
         line = result.output.strip()
         assert line.count("\n") == 0 and line.startswith("error: ") and says in line, line
+
+
+def test_a_replay_slower_than_20_hz_says_so(tmp_path):
+    """The shipped demo recording at 10 Hz (every fifth sample): replay goes on and says the
+    model saw it interpolated, at a rate its figures do not hold for (it said nothing); at
+    25 Hz nothing is said."""
+    from gaitedge.demo import DEMO_RECORDING
+    from gaitedge.recording import read_recording
+
+    demo = read_recording(DEMO_RECORDING)
+    for every, said in ((5, True), (2, False)):
+        path = tmp_path / f"every{every}.csv"
+        write_recording(path, Recording(demo.timestamp_s[::every], demo.imu[::every]))
+        result = runner.invoke(app, ["replay", "--fast", str(path)])
+        assert result.exit_code == 0, result.output
+        lines = [ln for ln in result.stderr.splitlines() if "below 20 Hz" in ln]
+        assert len(lines) == int(said), result.stderr
+        assert not said or "its samples come at 10 Hz" in lines[0], lines

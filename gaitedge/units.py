@@ -94,6 +94,39 @@ def gyro_to_rad_s(
     return values * _GYRO_TO_RAD_S[unit]
 
 
+# The largest full scale a gyroscope has (±4000 deg/s): rotation rate past it cannot be rad/s
+# (deg/s read as rad/s reads 57 times too fast, and walking's 300 deg/s lands past it).
+GYRO_FULL_SCALE_RAD_S = 4000.0 * np.pi / 180.0
+# Samples past the full scale that show the data are not rad/s (one may be a corrupted cell).
+GYRO_SCALE_EVIDENCE = 3
+
+
+def check_gyro_scale(t_s: np.ndarray, gyro_rad_s: np.ndarray, where: str = "input") -> None:
+    """Refuse rotation rate that cannot be rad/s: :data:`GYRO_SCALE_EVIDENCE` samples or more
+    past any gyroscope's full scale (:data:`GYRO_FULL_SCALE_RAD_S`), below what the chain drops
+    as corrupted (``preprocess.MAX_ABS_VALUE``).
+
+    Raises:
+        ValueError: naming the first such sample's time and the likely unit.
+    """
+    from gaitedge.preprocess import MAX_ABS_VALUE
+
+    g = np.asarray(gyro_rad_s, dtype=np.float64)
+    limit = GYRO_FULL_SCALE_RAD_S
+    if not len(g) or (float(g.max()) <= limit and float(g.min()) >= -limit):  # almost always
+        return
+    peak = np.abs(g).max(axis=1)
+    over = (peak > GYRO_FULL_SCALE_RAD_S) & (peak <= MAX_ABS_VALUE)
+    if int(over.sum()) < GYRO_SCALE_EVIDENCE:
+        return
+    i = int(np.argmax(over))
+    raise ValueError(
+        f"{where}: rotation rate {peak[i]:.4g} rad/s at t={float(t_s[i]):.3f} s, past any "
+        f"gyroscope's full scale (±{GYRO_FULL_SCALE_RAD_S:.1f} rad/s = 4000 deg/s); the data "
+        "look like deg/s (use gyro_x_dps headers, or deg/s in the layout)"
+    )
+
+
 def check_gravity_scale(acc_m_s2: np.ndarray, where: str = "input") -> None:
     """Refuse acceleration whose magnitude cannot be m/s² on a person on Earth.
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gaitedge.demo import DEMO_RECORDING
@@ -40,3 +41,43 @@ def test_replay_of_g_declared_as_m_s2_is_one_error_line(recording_in_g, extra):
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("error: in_g.csv: median |acceleration| is 1.0")
     assert "look like g" in lines[0] and "Traceback" not in done.stderr
+
+
+@pytest.fixture(scope="module")
+def gyro_in_deg_s(tmp_path_factory) -> Path:
+    """The shipped real HAPT demo with its rotation rate in deg/s, under rad/s headers."""
+    rec = read_recording(DEMO_RECORDING)
+    imu = rec.imu.copy()
+    imu[:, 3:] *= 180.0 / np.pi
+    path = tmp_path_factory.mktemp("units") / "gyro_deg_s.csv"
+    write_recording(path, Recording(rec.timestamp_s, imu))
+    return path
+
+
+def test_replay_of_deg_s_declared_as_rad_s_is_one_error_line(gyro_in_deg_s):
+    """Rotation rate past any gyroscope's full scale (4000 deg/s) cannot be rad/s: refused in
+    one line naming the first such moment (it replayed with 52 alerts for the demo's 21)."""
+    gaitedge = str(Path(sys.executable).with_name("gaitedge"))
+    done = subprocess.run(
+        [gaitedge, "replay", str(gyro_in_deg_s), "--fast"], capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "rad/s at t=" in lines[0] and "look like deg/s" in lines[0], lines[0]
+
+
+def test_the_gyroscope_check_passes_real_data_and_stray_values():
+    """The check passes the real demo in rad/s, and two stray values past the full scale (a
+    corrupted cell; and one past what the chain drops as corrupted): evidence needs three."""
+    from gaitedge.units import check_gyro_scale
+
+    rec = read_recording(DEMO_RECORDING)
+    check_gyro_scale(rec.timestamp_s, rec.imu[:, 3:])
+    stray = rec.imu[:, 3:].copy()
+    stray[100, 0], stray[200, 1], stray[300, 2] = 500.0, -300.0, 1e300
+    check_gyro_scale(rec.timestamp_s, stray)
+    stray[400, 0] = 80.0
+    with pytest.raises(ValueError, match=r"rotation rate 500 rad/s at t=2\.000 s"):
+        check_gyro_scale(rec.timestamp_s, stray)

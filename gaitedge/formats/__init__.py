@@ -236,16 +236,17 @@ def read(
         mod = _module(name)
         result = mod.read(container, options)
         if isinstance(result, Recording):
-            return _with_source(result, name, str(container.path))
+            return _in_units(_with_source(result, name, str(container.path)), str(path))
         if options.rate_hz is not None:
             raise FormatError(f"{path}: has its own timestamps; do not also give --rate-hz")
-        return to_recording(
+        rec = to_recording(
             result,
             str(container.path),
             strict=options.strict,
             hints=getattr(mod, "HINTS", None),
             accelerometer_only=options.accelerometer_only,
         )
+        return _in_units(rec, str(path))
 
 
 # Samples per chunk when a format is read whole and handed out in pieces.
@@ -342,9 +343,10 @@ def open_chunks(
             start = getattr(rec.source, "start_epoch_s", None)
             rest, container, streamed = _pieces(rec, chunk_samples), None, False
         elif isinstance(chunks, StreamedExport):
-            rest, start, streamed = iter(_checked(chunks.chunks)), chunks.start_epoch_s, True
+            rest, start = iter(_checked(chunks.chunks, str(path))), chunks.start_epoch_s
+            streamed = True
         else:
-            rest, start, streamed = iter(_checked(chunks)), None, True
+            rest, start, streamed = iter(_checked(chunks, str(path))), None, True
         first = next(rest, None)
         if first is None:
             raise FormatError(f"{path}: no samples")
@@ -355,13 +357,28 @@ def open_chunks(
     return RecordingStream(name, str(Path(path)), streamed, local, start, first, rest, container)
 
 
-def _checked(chunks: Iterable[Recording]) -> Iterator[Recording]:
-    """A streamed reader's chunks, its RecordingErrors said as FormatErrors."""
+def _checked(chunks: Iterable[Recording], where: str) -> Iterator[Recording]:
+    """A streamed reader's chunks, its RecordingErrors said as FormatErrors, each chunk's
+    rotation rate checked to be rad/s (:func:`_in_units`)."""
     from gaitedge.recording import RecordingError
 
     try:
-        yield from chunks
+        for chunk in chunks:
+            yield _in_units(chunk, where)
     except FormatError:
         raise
     except RecordingError as exc:
         raise FormatError(str(exc)) from exc
+
+
+def _in_units(rec: Recording, where: str) -> Recording:
+    """``rec``, its rotation rate checked to be rad/s (``units.check_gyro_scale``: a file in
+    deg/s declared or read as rad/s would feed the model 57 times the rotation, in silence)."""
+    from gaitedge.units import check_gyro_scale
+
+    if rec.imu.ndim == 2 and rec.imu.shape[1] == 6:
+        try:
+            check_gyro_scale(rec.timestamp_s, rec.imu[:, 3:6], where)
+        except ValueError as exc:
+            raise FormatError(str(exc)) from exc
+    return rec

@@ -363,6 +363,27 @@ def test_the_demo_itself_text_column_left_alone(demo):
     assert str(gen.parse_layout(layout)) == layout  # what `gaitedge formats` lists
 
 
+def test_gaitedge_csv_quoted_by_a_spreadsheet_is_still_detected(demo, tmp_path):
+    """gaitedge's own CSV saved with every cell quoted (a spreadsheet, pandas' QUOTE_ALL) is
+    detected as such and reads the same samples, whole and streamed (it was "not a format
+    gaitedge knows")."""
+    import csv
+
+    from gaitedge.formats import open_chunks
+
+    rows = list(csv.reader(DEMO.read_text().splitlines()))
+    quoted = tmp_path / "quoted.csv"
+    with quoted.open("w", newline="") as f:
+        csv.writer(f, quoting=csv.QUOTE_ALL).writerows(rows)
+    assert quoted.read_text().startswith('"timestamp_s","acc_x"')
+    rec = read(quoted)
+    assert rec.source.format == "gaitedge"
+    np.testing.assert_array_equal(rec.imu, demo.imu)
+    np.testing.assert_array_equal(rec.timestamp_s, demo.timestamp_s)
+    streamed = np.concatenate([c.imu for c in open_chunks(quoted)])
+    np.testing.assert_array_equal(streamed, demo.imu)
+
+
 def test_a_layout_is_used_without_format_csv_and_refused_beside_another(demo):
     """A layout given is the CSV it describes: read with it without --format csv (it was left
     unused, unchecked, beside the detected format), and refused beside another --format."""

@@ -15,7 +15,8 @@ def detect(container: Container) -> str | None:
     if container.kind != "file":
         return None
     header = container.head(container.names[0], 1024).splitlines()[:1]
-    names = [h.strip().lower() for h in header[0].split(",")] if header else []
+    # Names as written, or quoted (a spreadsheet or pandas' QUOTE_ALL writes "acc_x").
+    names = [h.strip().strip('"').strip().lower() for h in header[0].split(",")] if header else []
     has = [any(n == a or n.startswith(a + "_") for n in names) for a in AXES]
     if all(has):
         return "header with acc_x..gyro_z"

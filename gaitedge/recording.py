@@ -572,10 +572,12 @@ class RecordingWriter:
             extra.append(np.broadcast_to(np.asarray(label, dtype=str), t.shape))
         if "device_id" in self.header:
             extra.append(np.broadcast_to(np.asarray(device_id, dtype=str), t.shape))
-        # repr() is the shortest text that reads back as the same float64: no loss.
+        # repr() is the shortest text that reads back as the same float64: no loss (stamps
+        # too: epoch seconds at 6 decimals lost a device's sub-microsecond stamps, and a
+        # converted export then replayed with other probabilities than the export itself).
         lines = []
-        for i, row in enumerate(x.tolist()):
-            fields = [f"{t[i]:.6f}", *map(repr, row)]
+        for i, (stamp, row) in enumerate(zip(t.tolist(), x.tolist(), strict=True)):
+            fields = [repr(stamp), *map(repr, row)]
             fields.extend(str(col[i]) for col in extra)
             lines.append(",".join(fields))
         if lines:

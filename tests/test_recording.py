@@ -207,3 +207,18 @@ def test_rate_of_batched_stamps_is_the_mean_rate_without_a_warning(hapt_experime
         assert Recording(np.zeros(3), imu[:3]).median_rate_hz == 0.0  # no span
     assert rate == pytest.approx(50.0 * (len(t) - 1) / (len(t) - 5), rel=1e-3)
     assert Recording(t, imu).median_rate_hz == pytest.approx(50.0)
+
+
+def test_the_writer_keeps_epoch_stamps_to_the_bit(tmp_path):
+    """Epoch stamps with sub-microsecond parts (a device's clock interpolated within a block)
+    read back bit for bit, as the values always did."""
+    from gaitedge.demo import DEMO_RECORDING
+    from gaitedge.recording import Recording, read_recording, write_recording
+
+    imu = read_recording(DEMO_RECORDING).imu[:500]  # real HAPT samples
+    t = 1572339786.3 + np.arange(500) * 0.0099999237 + 1e-7
+    path = tmp_path / "epoch.csv"
+    write_recording(path, Recording(t, imu))
+    back = read_recording(path)
+    np.testing.assert_array_equal(back.timestamp_s, t)
+    np.testing.assert_array_equal(back.imu, imu)

@@ -237,9 +237,14 @@ class Container:
         try:
             with self.open(name) as f:
                 data = f.read(n_bytes)
-        except (FormatError, OSError, zipfile.BadZipFile, EOFError, zlib.error):
+        except (FormatError, OSError, *ZIP_DAMAGE):
             return ""  # (a workbook's sheets stream from its own zip)
         return data.decode("utf-8-sig", errors="replace")
+
+
+# What a zip member raises where its stored bytes are damaged, found as it is inflated: a CRC
+# that does not match, a deflate stream cut short or broken.
+ZIP_DAMAGE = (zipfile.BadZipFile, EOFError, zlib.error)
 
 
 class _Member(io.BufferedIOBase):
@@ -254,7 +259,7 @@ class _Member(io.BufferedIOBase):
     def _guard(self, read, *args):
         try:
             return read(*args)
-        except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        except ZIP_DAMAGE as exc:
             raise FormatError(
                 f"{self._where}: cannot read: {exc} (the zip is damaged: share the export again)"
             ) from exc

@@ -23,7 +23,6 @@ import io
 import posixpath
 import re
 import zipfile
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -31,7 +30,7 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from gaitedge.formats.base import Container, FormatError
+from gaitedge.formats.base import ZIP_DAMAGE, Container, FormatError
 
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
@@ -227,14 +226,7 @@ class WorkbookContainer(Container):
     def _xml(self, member: str) -> ElementTree.Element:
         try:
             return ElementTree.fromstring(self._zip.read(member))
-        except (
-            KeyError,
-            ElementTree.ParseError,
-            zipfile.BadZipFile,
-            OSError,
-            EOFError,
-            zlib.error,
-        ) as exc:
+        except (KeyError, ElementTree.ParseError, OSError, *ZIP_DAMAGE) as exc:
             raise FormatError(f"{self.path}:{member}: cannot read the workbook: {exc}") from exc
 
     def _xlsx_sheets(self) -> dict[str, str]:
@@ -317,7 +309,7 @@ class WorkbookContainer(Container):
                             width = width or len(row)  # the header's
                             yield row
                     buf = buf[len(head) :]
-        except (UnicodeDecodeError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        except (UnicodeDecodeError, OSError, *ZIP_DAMAGE) as exc:
             raise FormatError(f"{where}: cannot read the sheet: {exc}") from exc
 
     def _xlsx_row(self, body: str, where: str) -> list:

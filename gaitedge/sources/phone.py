@@ -130,13 +130,13 @@ def parse_push(body: bytes | str) -> PushMessage:
         except (KeyError, TypeError, ValueError, OverflowError):
             ok = False
         if not ok:  # reading by reading: the first malformed one is named (PushError)
-            rows = [
+            parsed = [
                 _motion_row(reading, i, name)
                 for i, reading in enumerate(payload)
                 if str(reading.get("name", "")).lower() == name
-            ]
-            ns = np.array([r[0] for r in rows], dtype=np.int64)
-            xyz = np.array([r[1:] for r in rows], float).reshape(-1, 3)
+            ]  # (payload's indices: the message names the reading)
+            ns = np.array([r[0] for r in parsed], dtype=np.int64)
+            xyz = np.array([r[1:] for r in parsed], float).reshape(-1, 3)
         order = np.argsort(ns, kind="stable")  # in time order within the batch
         sensors[name] = (ns[order], xyz[order])
     return PushMessage(

@@ -27,6 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+
+# Before any process group exists: DDP's first use imports torch.distributed.nn, whose functions
+# take ``group=group.WORLD`` as a default argument, evaluated at import. Imported after init,
+# ten defaults pin the world group for the life of the process, so destroy_process_group()
+# left gloo's three threads running into interpreter shutdown, where a rank aborted ("terminate
+# called without an active exception", CI of stop 35) as its peer exited. Imported here, first,
+# the defaults are None.
+import torch.distributed.nn
 from torch import nn
 from torch.utils.data.distributed import DistributedSampler
 
@@ -250,11 +258,21 @@ def fit(
         log_file.write(json.dumps({"step": total, "final": metrics}) + "\n")
         log_file.close()
     if ctx.world_size > 1:
-        # Leave together, after rank 0 has saved: a rank that exits with the process group
-        # still alive aborts in gloo's threads ("terminate called without an active exception").
-        dist.barrier()
-        dist.destroy_process_group()
+        del runner  # DDP holds the group: released first, the group ends in destroy
+        leave_distributed()
     return FitResult(step=total, history=history, metrics=metrics)
+
+
+def leave_distributed() -> None:
+    """Leave the process group together, after rank 0 has saved, and end its threads now.
+
+    A rank that reaches interpreter shutdown with the group alive can abort in gloo's threads
+    ("terminate called without an active exception") as its peer exits; destroyed here, with
+    nothing else holding it (see the import of ``torch.distributed.nn``), the group joins its
+    threads before ``fit`` returns.
+    """
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 def _train_step(

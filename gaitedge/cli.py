@@ -747,6 +747,13 @@ def replay(
         typer.echo(json.dumps(summary))
         if stats:
             _print_stats(pipe)
+    # The sinks closed with the session: an alert replay was asked to send and did not is an
+    # error (a script publishing a recording's alerts must not read success from a down broker).
+    lost = pipe.sinks.undelivered()
+    if lost:
+        made = pipe.stats.alerts
+        where = ", ".join(f"{count} of {made} to {name}" for name, count in lost.items())
+        raise fail(f"alerts not delivered: {where}", code=1)
 
 
 def _say_outcome(pipe) -> None:

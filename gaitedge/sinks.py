@@ -416,6 +416,14 @@ class FanOut:
             if hasattr(sink, "delivery_stats")
         }
 
+    def undelivered(self) -> dict[str, int]:
+        """Per sink, alerts that did not get where they were sent: failed or still pending
+        (after :meth:`close`, nothing is pending), or lost to the sink raising."""
+        lost = {name: s["failed"] + s["pending"] for name, s in self.stats().items()}
+        for name, count in self.errors.items():
+            lost[name] = lost.get(name, 0) + count
+        return {name: count for name, count in lost.items() if count}
+
     def close(self) -> None:
         for sink in self.sinks:
             try:

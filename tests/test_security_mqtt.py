@@ -306,3 +306,23 @@ def test_cli_replay_publishes_over_tls_and_refuses_a_wrong_password(
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "refused the login (Not authorized)" in lines[0], done.stderr
+
+
+def test_cli_replay_fails_when_its_alerts_were_not_delivered(short_recording: Path) -> None:
+    # Nothing listens on either port: a broker that is down, a webhook server that is down. The
+    # replay goes on (alerts queue, retries run out), then says so and exits non-zero, so a
+    # script publishing a recording's alerts does not read success.
+    gaitedge = Path(sys.executable).with_name("gaitedge")
+    args = [
+        gaitedge, "replay", str(short_recording), "--model", str(DEFAULT_MODEL), "--fast",
+        "--mount", "none", "--mqtt", f"mqtt://127.0.0.1:{free_port()}",
+        "--webhook", f"http://127.0.0.1:{free_port()}/alerts", "-q",
+    ]  # fmt: skip
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    alerts = json.loads(done.stdout.strip().splitlines()[-1])["alerts"]
+    assert alerts >= 1
+    last = done.stderr.strip().splitlines()[-1]
+    each = f"{alerts} of {alerts}"
+    assert last == f"error: alerts not delivered: {each} to webhook, {each} to mqtt", done.stderr
+    assert "Traceback" not in done.stderr

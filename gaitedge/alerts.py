@@ -433,7 +433,11 @@ class FallDetector:
         return self._try_confirm(float(t_new[-1]))
 
     def update_windows(
-        self, windows: Windows, p_fall: np.ndarray, chain: ChainConfig
+        self,
+        windows: Windows,
+        p_fall: np.ndarray,
+        chain: ChainConfig,
+        peaks_g: np.ndarray | None = None,
     ) -> list[Alert]:
         """All windows of a chain output, with ``p_fall`` [K] from the engine's fall head.
 
@@ -443,15 +447,25 @@ class FallDetector:
         window of its segment (which overlaps it by more than the history
         :meth:`_gravity_before` and the stillness check look at) feeds it too; so such a window
         is passed over (most windows of a long recording), and only the windows :meth:`update`
-        sees are de-normalised."""
+        sees are de-normalised.
+
+        ``peaks_g`` [K] (:meth:`window_peaks_g`, one call for many devices' windows, as live
+        ticks make them): with no impact pending, a window none of whose samples reaches the
+        threshold is passed over even when it is the last one: the next window of its segment
+        (the windower makes one every hop) holds its new samples and the history the checks
+        look back over, a new segment clears the history, and no next window needs none."""
         alerts = []
         last = len(windows) - 1
         # [K]; the last window is never passed over, so a single window (live) needs none.
         quiet = self._quiet(windows, chain) if last > 0 else np.zeros(len(windows), bool)
         segment = windows.segment
         scaling = _denormalization(chain)
+        threshold = self.cfg.impact_threshold_g * impact_peak_ratio(self.input_rate_hz)
         for i in range(len(windows)):
-            if quiet[i] and self._pending is None and i < last and segment[i + 1] == segment[i]:
+            if self._pending is None and (
+                (quiet[i] and i < last and segment[i + 1] == segment[i])
+                or (peaks_g is not None and peaks_g[i] < threshold)
+            ):
                 continue
             alert = self._update(
                 float(windows.t_start_s[i]),
@@ -485,15 +499,25 @@ class FallDetector:
             n_new = np.ceil((t_end - prev) / dt) + 1
         n_new = np.where(fresh | ~np.isfinite(n_new), w, np.clip(n_new, 1, w)).astype(np.int64)
         m = int(n_new.max())
-        scale, offset = _denormalization(chain)
-        tail = windows.data[:, w - m :] * scale + offset  # [K, m, C] in m/s², rad/s
-        gravity = tail[..., self._gravity]
-        acc = tail[..., self._acc] if self._acc is not None else tail[..., self._body] + gravity
-        mag_g = np.sqrt((acc * acc).sum(axis=-1)) / STANDARD_GRAVITY_M_S2  # [K, m]
+        mag_g = self._magnitude_g(windows.data[:, w - m :], chain)  # [K, m]
         mag_g[np.arange(m)[None, :] < (m - n_new)[:, None]] = 0.0  # samples seen before
         return mag_g.max(axis=1) < self.cfg.impact_threshold_g * impact_peak_ratio(
             self.input_rate_hz
         )
+
+    def window_peaks_g(self, data: np.ndarray, chain: ChainConfig) -> np.ndarray:
+        """[K] the largest total acceleration (g) of each window of chain output ``data``
+        [K, W, C], over all its samples (for :meth:`update_windows`' ``peaks_g``)."""
+        return self._magnitude_g(data, chain).max(axis=1)
+
+    def _magnitude_g(self, data: np.ndarray, chain: ChainConfig) -> np.ndarray:
+        """[K, m] |a| (g) of chain output ``data`` [K, m, C], de-normalised as :meth:`_append`
+        does it, value for value."""
+        scale, offset = _denormalization(chain)
+        tail = data * scale + offset  # [K, m, C] in m/s², rad/s
+        gravity = tail[..., self._gravity]
+        acc = tail[..., self._acc] if self._acc is not None else tail[..., self._body] + gravity
+        return np.sqrt((acc * acc).sum(axis=-1)) / STANDARD_GRAVITY_M_S2
 
     def _append(
         self,

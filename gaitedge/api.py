@@ -58,8 +58,14 @@ class ObservedPipeline(Pipeline):
         super().__init__(*args, **kwargs)
         self.on_windows = on_windows
 
-    def _alerts(self, state: DeviceState, windows, probs: dict[str, np.ndarray]) -> list[Alert]:
-        alerts = super()._alerts(state, windows, probs)
+    def _alerts(
+        self,
+        state: DeviceState,
+        windows,
+        probs: dict[str, np.ndarray],
+        peaks_g: np.ndarray | None = None,
+    ) -> list[Alert]:
+        alerts = super()._alerts(state, windows, probs, peaks_g)
         device = next(name for name, s in self.devices.items() if s is state)
         self.on_windows(device, windows, probs, alerts)
         return alerts

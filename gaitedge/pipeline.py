@@ -684,40 +684,52 @@ class Pipeline:
             return []
         t1 = time.perf_counter()
         shares: list[dict[str, np.ndarray]] = [{} for _ in made]
+        peaks: list[np.ndarray | None] = [None] * len(made)  # [K] per call, for fall detection
         engines = [m.state.engine or self.engine for m in made]
         for engine in dict.fromkeys(engines):  # one call per model (usually one)
             mine = [i for i, e in enumerate(engines) if e is engine]
             data = [made[i].windows.data for i in mine]
-            probs = engine.predict(data[0] if len(data) == 1 else np.concatenate(data))
+            batch = data[0] if len(data) == 1 else np.concatenate(data)
+            probs = engine.predict(batch)
+            # Each window's peak |a| for every device's fall detector at once (one model: one
+            # contract, one set of channels): most live windows then skip the detector's work.
+            fall = next((made[i].state.fall for i in mine if made[i].state.fall), None)
+            peak = None
+            if fall is not None:
+                peak = fall.window_peaks_g(batch, self.contract_of(made[mine[0]].state).chain)
             at = 0
             for i in mine:
                 n = len(made[i].windows)
                 shares[i] = (
                     probs if len(mine) == 1 else {h: p[at : at + n] for h, p in probs.items()}
                 )
+                peaks[i] = None if peak is None else peak[at : at + n]
                 at += n
         self.stats.latency["engine"].add(time.perf_counter() - t1)
         # Each device's alerts, with its cold-start companion's, go to the sinks in time order:
         # a large chunk's two models decide one after the other, as no live chunk would.
         devices: dict[int, list[Alert]] = {}
-        for m, share in zip(made, shares, strict=True):
-            devices.setdefault(id(m.state.parent or m.state), []).extend(self._decide(m, share))
+        for m, share, peak in zip(made, shares, peaks, strict=True):
+            key = id(m.state.parent or m.state)
+            devices.setdefault(key, []).extend(self._decide(m, share, peak))
         made.clear()
         alerts = [a for group in devices.values() for a in sorted(group, key=lambda a: a.t)]
         for alert in alerts:
             self.sinks.send(alert)
         return alerts
 
-    def _decide(self, made: _Made, probs: dict[str, np.ndarray]) -> list[Alert]:
-        """Alert logic and counters for one chain call's windows and their scores; returns the
-        alerts for the sinks."""
+    def _decide(
+        self, made: _Made, probs: dict[str, np.ndarray], peaks_g: np.ndarray | None = None
+    ) -> list[Alert]:
+        """Alert logic and counters for one chain call's windows and their scores (and peak
+        accelerations: ``FallDetector.window_peaks_g``); returns the alerts for the sinks."""
         t2 = time.perf_counter()
         state, windows = made.state, made.windows
         state.calibrated, state.input_rate_hz = made.calibrated, made.input_rate_hz
         shown = state.activity_label, state.activity_p
         if state.parent is not None:
             self._stash_cold_fall(state, windows, probs, made.calibrated)
-        alerts = self._alerts(state, windows, probs)
+        alerts = self._alerts(state, windows, probs, peaks_g)
         self.stats.latency["alerts"].add(time.perf_counter() - t2)
         if state.parent is not None:
             return self._companion_alerts(state, alerts)
@@ -824,7 +836,13 @@ class Pipeline:
                 "accelerometer range or the recording's units)"
             ) from exc
 
-    def _alerts(self, state: DeviceState, windows, probs: dict[str, np.ndarray]) -> list[Alert]:
+    def _alerts(
+        self,
+        state: DeviceState,
+        windows,
+        probs: dict[str, np.ndarray],
+        peaks_g: np.ndarray | None = None,
+    ) -> list[Alert]:
         alerts: list[Alert] = []
         contract = self.contract_of(state)
         calibrated = state.calibrated  # as the chain was when it made ``windows``
@@ -865,7 +883,7 @@ class Pipeline:
             p_fall = probs["fall"][:, contract.heads["fall"].index("fall")]
             if cold_votes is not None:
                 p_fall = cold_votes
-            alerts += state.fall.update_windows(windows, p_fall, contract.chain)
+            alerts += state.fall.update_windows(windows, p_fall, contract.chain, peaks_g)
         return sorted(alerts, key=lambda a: a.t)
 
     def device_status(self) -> list[DeviceStatus]:

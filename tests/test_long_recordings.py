@@ -576,6 +576,51 @@ def test_batched_fall_detection_equals_window_by_window(sisfall_dir):
     ]
 
 
+def test_live_windows_with_their_peaks_equal_window_by_window(sisfall_dir):
+    """Live, one window per call with its peak |a| (as ``Pipeline`` gives every device's at
+    once): a window that cannot hold an impact is passed over even as the last one of its
+    call; on real falls and daily activities the alerts are exactly update()'s on every
+    window, and most windows never reach the history."""
+    cfg = ChainConfig()
+    recs = list(ds.sisfall_recordings(sisfall_dir.parent, ["sisfall:SA03"]))[::6]
+    t = np.concatenate([r.timestamp_s + 20.0 * i for i, r in enumerate(recs)])  # gaps: segments
+    windows = run_offline(cfg, t, np.concatenate([r.imu for r in recs]))
+    p_fall = np.random.default_rng(1).uniform(0.3, 1.0, len(windows))
+
+    class Counted(FallDetector):
+        appended = 0
+
+        def _append(self, *args):
+            Counted.appended += 1
+            return super()._append(*args)
+
+    live, single = Counted(cfg.channels), FallDetector(cfg.channels)
+    peaks = live.window_peaks_g(windows.data, cfg)
+    got = []
+    for i in range(len(windows)):
+        one = windows.__class__(
+            windows.data[i : i + 1],
+            windows.t_start_s[i : i + 1],
+            windows.t_end_s[i : i + 1],
+            windows.segment[i : i + 1],
+        )
+        got += live.update_windows(one, p_fall[i : i + 1], cfg, peaks[i : i + 1])
+    from gaitedge.alerts import denormalize
+
+    raw = denormalize(windows, cfg)
+    want = []
+    for i in range(len(windows)):
+        a = single.update(
+            windows.t_start_s[i], windows.t_end_s[i], p_fall[i], raw[i], windows.segment[i]
+        )
+        want += [a] if a is not None else []
+    assert len(want) >= 3
+    assert [(a.t, a.t_event, a.p, a.confirmed_by) for a in got] == [
+        (a.t, a.t_event, a.p, a.confirmed_by) for a in want
+    ]
+    assert Counted.appended < len(windows) // 4
+
+
 def test_blocks_from_a_stream_that_returns_short_reads(wild_exports):
     """A zip member or a pipe may hand out fewer bytes than asked: the blocks still hold whole
     lines and give the whole parse's values and line numbers."""

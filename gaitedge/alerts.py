@@ -373,6 +373,10 @@ class FallDetector:
                 f"fall detection needs gravity_x/y/z and acc_x/y/z or body_acc_x/y/z channels, "
                 f"got {list(channels)}"
             )
+        # The columns |a| is made of: acc, or body_acc then gravity (:meth:`_magnitude_g`).
+        self._magnitude_columns = (
+            self._acc if self._acc is not None else np.concatenate([self._body, self._gravity])
+        )
         self._last_alert_t = -np.inf
         # The history lives in buffers that grow at their end and drop at their start, so a
         # live window (a few new samples) writes those only: [_lo, _hi) is the history.
@@ -514,9 +518,9 @@ class FallDetector:
         """[K, m] |a| (g) of chain output ``data`` [K, m, C], de-normalised as :meth:`_append`
         does it, value for value."""
         scale, offset = _denormalization(chain)
-        tail = data * scale + offset  # [K, m, C] in m/s², rad/s
-        gravity = tail[..., self._gravity]
-        acc = tail[..., self._acc] if self._acc is not None else tail[..., self._body] + gravity
+        cols = self._magnitude_columns  # only those: [K, m, 3 or 6] in m/s²
+        tail = data[..., cols] * scale[cols] + offset[cols]
+        acc = tail if self._acc is not None else tail[..., :3] + tail[..., 3:]
         return np.sqrt((acc * acc).sum(axis=-1)) / STANDARD_GRAVITY_M_S2
 
     def _append(

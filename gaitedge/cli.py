@@ -7,6 +7,7 @@ commands that need them, so ``gaitedge --help`` starts fast and never imports to
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -53,6 +54,13 @@ RateOption = Annotated[
         "--rate-hz", help="Sample rate for CSV files without a timestamp_s column (seed format)."
     ),
 ]
+
+
+def _positive(param: typer.CallbackParam, value: float | None) -> float | None:
+    """An option's callback: a duration, speed or timeout is a positive, finite number."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise fail(f"{param.opts[0]} must be a positive number, not {value:g}")
+    return value
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -570,7 +578,8 @@ def listen(
         Path | None, typer.Option("--record", help="Record the raw stream to this CSV.")
     ] = None,
     duration: Annotated[
-        float | None, typer.Option("--duration", help="Stop after this many seconds.")
+        float | None,
+        typer.Option("--duration", help="Stop after this many seconds.", callback=_positive),
     ] = None,
     stats: Annotated[bool, typer.Option("--stats", help="Print latency histograms.")] = False,
     shadow: Annotated[
@@ -653,7 +662,9 @@ def replay(
     recording: RecordingArg,
     model: ModelOption = None,
     provider: ProviderOption = "cpu",
-    speed: Annotated[float, typer.Option("--speed", help="Playback speed factor.")] = 1.0,
+    speed: Annotated[
+        float, typer.Option("--speed", help="Playback speed factor.", callback=_positive)
+    ] = 1.0,
     fast: Annotated[
         bool, typer.Option("--fast", help="As fast as possible, windows batched.")
     ] = False,
@@ -935,7 +946,12 @@ def calibrate(
         str | None, typer.Option("--ble", help="Calibrate a live BLE device at this address.")
     ] = None,
     duration: Annotated[
-        float, typer.Option("--duration", help="Live: seconds to listen (walk meanwhile).")
+        float,
+        typer.Option(
+            "--duration",
+            help="Live: seconds to listen (walk meanwhile).",
+            callback=_positive,
+        ),
     ] = 60.0,
     device_id: Annotated[
         str | None, typer.Option("--device-id", help="Store under this id (default: the file's).")
@@ -1005,7 +1021,9 @@ def _calibrate_live(serial, ble, duration, model, mount_file) -> None:
 
 @app.command()
 def scan(
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to scan.")] = 5.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to scan.", callback=_positive)
+    ] = 5.0,
 ) -> None:
     """List nearby BLE sensors gaitedge can stream from, with their type (--device-type)."""
     import asyncio
@@ -1025,9 +1043,14 @@ def scan(
 
 @app.command()
 def demo(
-    duration: Annotated[float, typer.Option("--duration", help="Seconds to run.")] = 20.0,
+    duration: Annotated[
+        float, typer.Option("--duration", help="Seconds to run.", callback=_positive)
+    ] = 20.0,
     speed: Annotated[
-        float, typer.Option("--speed", help="Emulator playback speed (real time = 1).")
+        float,
+        typer.Option(
+            "--speed", help="Emulator playback speed (real time = 1).", callback=_positive
+        ),
     ] = 4.0,
     ble: Annotated[
         bool,

@@ -334,6 +334,11 @@ class Pipeline:
         self.recorder = recorder
         self.activity_config = activity_config or ActivityConfig()
         self.fall_config = fall_config or FallConfig()
+        if acc_range_g is not None and not (math.isfinite(acc_range_g) and acc_range_g > 0):
+            raise ValueError(
+                "the accelerometer's full scale (acc_range_g / --acc-range-g) must be a positive "
+                f"number of g, not {acc_range_g:g}"
+            )
         self.acc_range_g = acc_range_g
         self.devices: dict[str, DeviceState] = {}
         self.stats = PipelineStats()

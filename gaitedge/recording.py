@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -191,7 +192,12 @@ def read_recording(
 
 
 def _check_rate(layout: _Layout, rate_hz: float | None, where: str) -> None:
-    if layout.time_index is None and not (rate_hz and rate_hz > 0):
+    if rate_hz is not None and not (math.isfinite(rate_hz) and rate_hz > 0):
+        raise RecordingError(
+            f"{where}: the sample rate (rate_hz / --rate-hz) must be a positive number of Hz, "
+            f"not {rate_hz:g}"
+        )
+    if layout.time_index is None and rate_hz is None:
         raise RecordingError(
             f"{where}: no timestamp_s column; give the sample rate (rate_hz / --rate-hz)"
         )

@@ -111,6 +111,44 @@ def test_replay_of_a_bad_recording_is_refused(bundle, tmp_path, body, message, e
     assert message in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["replay", "{csv}", "--speed", "0"], "--speed must be a positive number, not 0"),
+        (["replay", "{csv}", "--speed", "nan"], "--speed must be a positive number, not nan"),
+        (["demo", "--speed", "-1"], "--speed must be a positive number, not -1"),
+        (["demo", "--duration", "0"], "--duration must be a positive number, not 0"),
+        (["listen", "--serial", "/dev/null", "--duration", "-3"], "--duration must be a "),
+        (["calibrate", "--serial", "/dev/null", "--duration", "inf"], "--duration must be a "),
+        (["scan", "--timeout", "-1"], "--timeout must be a positive number, not -1"),
+        (
+            ["replay", "{csv}", "--acc-range-g", "0"],
+            "the accelerometer's full scale (acc_range_g / --acc-range-g) must be a positive "
+            "number of g, not 0",
+        ),
+        (["replay", "{csv}", "--acc-range-g", "nan"], "must be a positive number of g, not nan"),
+        (
+            ["replay", "{seed}", "--rate-hz", "0"],
+            "the sample rate (rate_hz / --rate-hz) must be a positive number of Hz, not 0",
+        ),
+        (["convert", "{seed}", "{out}", "--rate-hz", "inf"], "a positive number of Hz, not inf"),
+        (["inspect", "{seed}", "--rate-hz", "-5"], "a positive number of Hz, not -5"),
+    ],
+)
+def test_a_number_no_option_can_take_is_one_line(hapt_csv, tmp_path, args, message):
+    # Before: --speed 0 ended in a ValueError traceback; --acc-range-g 0 named the fall
+    # detector's internals and nan was taken; --rate-hz 0 asked for the rate it was given, inf
+    # stamped every sample at 0 s and replayed.
+    seed = tmp_path / "seed.csv"  # no time column: the rate is the user's
+    seed.write_text("acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z\n" + "0,0,9.8,0,0,0\n" * 200)
+    paths = {"csv": str(hapt_csv), "seed": str(seed), "out": str(tmp_path / "out.csv")}
+    result = runner.invoke(app, [a.format(**paths) for a in args])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_model_without_a_contract_is_refused(bundle, tmp_path, hapt_csv):
     import onnx
 

@@ -1320,13 +1320,11 @@ def evaluate(
     from gaitedge.evaluate import EvalOptions, EvaluationError
     from gaitedge.evaluate import evaluate as score
 
-    if labels not in (None, 6, 12):
-        raise typer.BadParameter("--labels must be 6 or 12")
-    options = EvalOptions(
-        dataset, split, labels, threshold, limit_subjects, mount, calibrate_first,
-        None if mount_file is None else str(mount_file),
-    )  # fmt: skip
     try:
+        options = EvalOptions(
+            dataset, split, labels, threshold, limit_subjects, mount, calibrate_first,
+            None if mount_file is None else str(mount_file),
+        )  # fmt: skip
         engine = OnnxEngine(model_path(model), provider=provider)
         result = score(engine, data_root or default_data_root(), options)
     except (

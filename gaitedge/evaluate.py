@@ -69,6 +69,18 @@ class EvalOptions:
     calibrate_first: bool = False
     mount_file: str | None = None  # stored estimates per subject id (gaitedge.mounting)
 
+    def __post_init__(self) -> None:
+        if self.n_labels not in (None, 6, 12):
+            raise EvaluationError(f"--labels must be 6 or 12, not {self.n_labels}")
+        if not 0.0 <= self.threshold <= 1.0:  # a NaN is not either
+            raise EvaluationError(
+                f"--threshold is a fall probability from 0 to 1, not {self.threshold:g}"
+            )
+        if self.limit_subjects is not None and self.limit_subjects < 1:
+            raise EvaluationError(
+                f"--limit-subjects must be at least 1 subject, not {self.limit_subjects}"
+            )
+
 
 def held_out_subjects(contract: ModelContract, dataset: str, root: Path, part: str) -> list[str]:
     """Subjects of ``part`` of the split: the test (and validation) subjects recorded in the

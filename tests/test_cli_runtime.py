@@ -133,12 +133,17 @@ def test_replay_of_a_bad_recording_is_refused(bundle, tmp_path, body, message, e
         ),
         (["convert", "{seed}", "{out}", "--rate-hz", "inf"], "a positive number of Hz, not inf"),
         (["inspect", "{seed}", "--rate-hz", "-5"], "a positive number of Hz, not -5"),
+        (["evaluate", "--limit-subjects", "0"], "--limit-subjects must be at least 1 subject"),
+        (["evaluate", "--limit-subjects", "-2"], "--limit-subjects must be at least 1 subject"),
+        (["evaluate", "--threshold", "nan"], "--threshold is a fall probability from 0 to 1"),
+        (["evaluate", "--labels", "7"], "--labels must be 6 or 12, not 7"),
     ],
 )
 def test_a_number_no_option_can_take_is_one_line(hapt_csv, tmp_path, args, message):
     # Before: --speed 0 ended in a ValueError traceback; --acc-range-g 0 named the fall
     # detector's internals and nan was taken; --rate-hz 0 asked for the rate it was given, inf
-    # stamped every sample at 0 s and replayed.
+    # stamped every sample at 0 s and replayed; evaluate --limit-subjects -2 scored all but two
+    # subjects (0: "need at least one array to concatenate").
     seed = tmp_path / "seed.csv"  # no time column: the rate is the user's
     seed.write_text("acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z\n" + "0,0,9.8,0,0,0\n" * 200)
     paths = {"csv": str(hapt_csv), "seed": str(seed), "out": str(tmp_path / "out.csv")}

@@ -280,4 +280,4 @@ def _val_summary(metrics: dict) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    options.run(main)

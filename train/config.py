@@ -39,6 +39,11 @@ class TrainConfig:
         object.__setattr__(self, "amp", AmpMode(self.amp))
         if self.batch_size < 1 or self.lr <= 0 or self.warmup_steps < 0:
             raise ValueError("batch_size >= 1, lr > 0 and warmup_steps >= 0 needed")
+        if not self.epochs > 0 or (self.max_steps is not None and self.max_steps < 1):
+            # 0 steps read as "no limit" (a full run); -1 epochs as one step
+            raise ValueError(
+                f"epochs > 0 and max_steps >= 1 needed, not {self.epochs}, {self.max_steps}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self) | {"amp": self.amp.value}

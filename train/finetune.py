@@ -42,6 +42,7 @@ from train.options import (
     augment_config,
     base_chain,
     prepared_data,
+    run,
     setup_logging,
     train_config,
 )
@@ -248,4 +249,4 @@ def main(argv: Sequence[str] | None = None) -> FitResult:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

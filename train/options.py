@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from train.augment import AugmentConfig
@@ -71,17 +74,43 @@ def add_label_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def positive(kind: type = float) -> Callable[[str], float]:
+    """An argparse type: a positive, finite number (``--lr``, ``--epochs``)."""
+
+    def parse(text: str) -> float:
+        value = kind(text)
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+        return value
+
+    return parse
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``low`` (``--max-steps``, ``--batch-size``)."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, not {text}")
+        return value
+
+    return parse
+
+
 def add_train_args(p: argparse.ArgumentParser, *, lr: float, epochs: float) -> None:
     d = TrainConfig()
     g = p.add_argument_group("optimisation")
     g.add_argument("--out", type=Path, required=True, help="output folder (checkpoint, metrics)")
-    g.add_argument("--lr", type=float, default=lr, help="peak learning rate")
+    g.add_argument("--lr", type=positive(float), default=lr, help="peak learning rate")
     g.add_argument("--min-lr", type=float, default=d.min_lr, help="learning rate at the end")
     g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW decay")
-    g.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="linear warmup")
-    g.add_argument("--epochs", type=float, default=epochs, help="passes over the data")
-    g.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
-    g.add_argument("--batch-size", type=int, default=d.batch_size, help="windows per process")
+    g.add_argument("--warmup-steps", type=at_least(0), default=d.warmup_steps, help="linear warmup")
+    g.add_argument("--epochs", type=positive(float), default=epochs, help="passes over the data")
+    g.add_argument("--max-steps", type=at_least(1), default=None, help="stop after this many steps")
+    g.add_argument(
+        "--batch-size", type=at_least(1), default=d.batch_size, help="windows per process"
+    )
     g.add_argument("--clip-grad-norm", type=float, default=d.clip_grad_norm, help="max norm")
     g.add_argument("--seed", type=int, default=d.seed, help="seed for order, masks, init")
     g.add_argument(
@@ -90,11 +119,11 @@ def add_train_args(p: argparse.ArgumentParser, *, lr: float, epochs: float) -> N
         default=d.amp.value,
         help="mixed precision on CUDA (ignored on CPU)",
     )
-    g.add_argument("--threads", type=int, default=d.num_threads, help="torch CPU threads")
-    g.add_argument("--log-every", type=int, default=d.log_every_steps, help="steps per log")
+    g.add_argument("--threads", type=at_least(1), default=d.num_threads, help="torch CPU threads")
+    g.add_argument("--log-every", type=at_least(1), default=d.log_every_steps, help="steps per log")
     g.add_argument(
         "--checkpoint-every",
-        type=int,
+        type=at_least(1),
         default=d.checkpoint_every_steps,
         help="steps between checkpoints",
     )
@@ -185,6 +214,19 @@ def augment_config(args: argparse.Namespace) -> AugmentConfig:
         time_warp_fraction=args.time_warp_fraction,
         mount_prob=args.mount_prob,
     )
+
+
+def run(main: Callable[[], object]) -> None:
+    """A training command's entry point: a dataset, folder or file that is not there (or not
+    readable) is one line on stderr and exit 2, not a traceback."""
+    from gaitedge.datasets import DatasetError
+    from gaitedge.recording import RecordingError
+
+    try:
+        main()
+    except (FileNotFoundError, DatasetError, RecordingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def setup_logging(verbose: bool) -> None:

@@ -217,4 +217,4 @@ def main(argv: Sequence[str] | None = None) -> FitResult:
 
 
 if __name__ == "__main__":
-    main()
+    options.run(main)

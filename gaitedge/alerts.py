@@ -457,7 +457,8 @@ class FallDetector:
         ticks make them): with no impact pending, a window none of whose samples reaches the
         threshold is passed over even when it is the last one: the next window of its segment
         (the windower makes one every hop) holds its new samples and the history the checks
-        look back over, a new segment clears the history, and no next window needs none."""
+        look back over, a new segment clears the history, and no next window needs none (a NaN
+        peak: not known, the window is not passed over on that account)."""
         alerts = []
         last = len(windows) - 1
         # [K]; the last window is never passed over, so a single window (live) needs none.

@@ -696,19 +696,25 @@ class Pipeline:
             data = [made[i].windows.data for i in mine]
             batch = data[0] if len(data) == 1 else np.concatenate(data)
             probs = engine.predict(batch)
-            # Each window's peak |a| for every device's fall detector at once (one model: one
-            # contract, one set of channels): most live windows then skip the detector's work.
+            # The peak |a| of each call's last window (a live call's only one), for every
+            # device's fall detector at once (one model: one contract, one set of channels):
+            # most live windows then skip the detector's work. The others of a large call are
+            # passed over by the detector's own test (NaN: not known here).
             fall = next((made[i].state.fall for i in mine if made[i].state.fall), None)
-            peak = None
+            last = None
             if fall is not None:
-                peak = fall.window_peaks_g(batch, self.contract_of(made[mine[0]].state).chain)
+                ends = np.cumsum([len(made[i].windows) for i in mine]) - 1
+                chain = self.contract_of(made[mine[0]].state).chain
+                last = fall.window_peaks_g(batch[ends], chain)
             at = 0
-            for i in mine:
+            for k, i in enumerate(mine):
                 n = len(made[i].windows)
                 shares[i] = (
                     probs if len(mine) == 1 else {h: p[at : at + n] for h, p in probs.items()}
                 )
-                peaks[i] = None if peak is None else peak[at : at + n]
+                if last is not None and n:
+                    peaks[i] = last[k : k + 1] if n == 1 else np.full(n, np.nan)
+                    peaks[i][-1] = last[k]
                 at += n
         self.stats.latency["engine"].add(time.perf_counter() - t1)
         # Each device's alerts, with its cold-start companion's, go to the sinks in time order:

@@ -101,7 +101,10 @@ class JsonlSink:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._file: IO[str] | None = open_private_append(self.path)
+        try:
+            self._file: IO[str] | None = open_private_append(self.path)
+        except OSError as exc:  # the one line a user sees: which file, and why
+            raise OSError(f"alerts file {self.path}: cannot write: {exc.strerror or exc}") from exc
 
     def send(self, alert: Alert) -> None:
         if self._file is None:

@@ -154,6 +154,16 @@ def test_a_number_no_option_can_take_is_one_line(hapt_csv, tmp_path, args, messa
     assert not (tmp_path / "out.csv").exists()
 
 
+def test_an_alerts_file_that_cannot_be_written_is_one_line(hapt_csv, tmp_path):
+    # Before: "error: [Errno 17] File exists: '...'", naming neither the file's use nor why.
+    (tmp_path / "file").write_text("")
+    target = tmp_path / "file" / "alerts.jsonl"  # under a file: refused even for root
+    result = runner.invoke(app, ["replay", str(hapt_csv), "--alerts-jsonl", str(target)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: alerts file {target}: cannot write: ")
+
+
 def test_model_without_a_contract_is_refused(bundle, tmp_path, hapt_csv):
     import onnx
 

@@ -441,7 +441,7 @@ class FallDetector:
         windows: Windows,
         p_fall: np.ndarray,
         chain: ChainConfig,
-        peaks_g: np.ndarray | None = None,
+        last_peak_g: float | None = None,
     ) -> list[Alert]:
         """All windows of a chain output, with ``p_fall`` [K] from the engine's fall head.
 
@@ -453,12 +453,12 @@ class FallDetector:
         is passed over (most windows of a long recording), and only the windows :meth:`update`
         sees are de-normalised.
 
-        ``peaks_g`` [K] (:meth:`window_peaks_g`, one call for many devices' windows, as live
-        ticks make them): with no impact pending, a window none of whose samples reaches the
-        threshold is passed over even when it is the last one: the next window of its segment
-        (the windower makes one every hop) holds its new samples and the history the checks
-        look back over, a new segment clears the history, and no next window needs none (a NaN
-        peak: not known, the window is not passed over on that account)."""
+        ``last_peak_g``: the last window's peak |a| (:meth:`window_peaks_g`, one call for many
+        devices' windows, as live ticks make them): with no impact pending, a last window none
+        of whose samples reaches the threshold is passed over too: the next window of its
+        segment (the windower makes one every hop) holds its new samples and the history the
+        checks look back over, a new segment clears the history, and no next window needs
+        none."""
         alerts = []
         last = len(windows) - 1
         # [K]; the last window is never passed over, so a single window (live) needs none.
@@ -469,7 +469,7 @@ class FallDetector:
         for i in range(len(windows)):
             if self._pending is None and (
                 (quiet[i] and i < last and segment[i + 1] == segment[i])
-                or (peaks_g is not None and peaks_g[i] < threshold)
+                or (i == last and last_peak_g is not None and last_peak_g < threshold)
             ):
                 continue
             alert = self._update(
@@ -512,7 +512,7 @@ class FallDetector:
 
     def window_peaks_g(self, data: np.ndarray, chain: ChainConfig) -> np.ndarray:
         """[K] the largest total acceleration (g) of each window of chain output ``data``
-        [K, W, C], over all its samples (for :meth:`update_windows`' ``peaks_g``)."""
+        [K, W, C], over all its samples (for :meth:`update_windows`' ``last_peak_g``)."""
         return self._magnitude_g(data, chain).max(axis=1)
 
     def _magnitude_g(self, data: np.ndarray, chain: ChainConfig) -> np.ndarray:

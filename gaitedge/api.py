@@ -63,9 +63,9 @@ class ObservedPipeline(Pipeline):
         state: DeviceState,
         windows,
         probs: dict[str, np.ndarray],
-        peaks_g: np.ndarray | None = None,
+        last_peak_g: float | None = None,
     ) -> list[Alert]:
-        alerts = super()._alerts(state, windows, probs, peaks_g)
+        alerts = super()._alerts(state, windows, probs, last_peak_g)
         device = next(name for name, s in self.devices.items() if s is state)
         self.on_windows(device, windows, probs, alerts)
         return alerts

@@ -689,7 +689,7 @@ class Pipeline:
             return []
         t1 = time.perf_counter()
         shares: list[dict[str, np.ndarray]] = [{} for _ in made]
-        peaks: list[np.ndarray | None] = [None] * len(made)  # [K] per call, for fall detection
+        peaks: list[float | None] = [None] * len(made)  # each call's last window's, for falls
         engines = [m.state.engine or self.engine for m in made]
         for engine in dict.fromkeys(engines):  # one call per model (usually one)
             mine = [i for i, e in enumerate(engines) if e is engine]
@@ -699,7 +699,7 @@ class Pipeline:
             # The peak |a| of each call's last window (a live call's only one), for every
             # device's fall detector at once (one model: one contract, one set of channels):
             # most live windows then skip the detector's work. The others of a large call are
-            # passed over by the detector's own test (NaN: not known here).
+            # passed over by the detector's own test.
             fall = next((made[i].state.fall for i in mine if made[i].state.fall), None)
             last = None
             if fall is not None:
@@ -713,8 +713,7 @@ class Pipeline:
                     probs if len(mine) == 1 else {h: p[at : at + n] for h, p in probs.items()}
                 )
                 if last is not None and n:
-                    peaks[i] = last[k : k + 1] if n == 1 else np.full(n, np.nan)
-                    peaks[i][-1] = last[k]
+                    peaks[i] = float(last[k])
                 at += n
         self.stats.latency["engine"].add(time.perf_counter() - t1)
         # Each device's alerts, with its cold-start companion's, go to the sinks in time order:
@@ -730,17 +729,18 @@ class Pipeline:
         return alerts
 
     def _decide(
-        self, made: _Made, probs: dict[str, np.ndarray], peaks_g: np.ndarray | None = None
+        self, made: _Made, probs: dict[str, np.ndarray], last_peak_g: float | None = None
     ) -> list[Alert]:
-        """Alert logic and counters for one chain call's windows and their scores (and peak
-        accelerations: ``FallDetector.window_peaks_g``); returns the alerts for the sinks."""
+        """Alert logic and counters for one chain call's windows and their scores (and its
+        last window's peak acceleration: ``FallDetector.window_peaks_g``); returns the alerts
+        for the sinks."""
         t2 = time.perf_counter()
         state, windows = made.state, made.windows
         state.calibrated, state.input_rate_hz = made.calibrated, made.input_rate_hz
         shown = state.activity_label, state.activity_p
         if state.parent is not None:
             self._stash_cold_fall(state, windows, probs, made.calibrated)
-        alerts = self._alerts(state, windows, probs, peaks_g)
+        alerts = self._alerts(state, windows, probs, last_peak_g)
         self.stats.latency["alerts"].add(time.perf_counter() - t2)
         if state.parent is not None:
             return self._companion_alerts(state, alerts)
@@ -852,7 +852,7 @@ class Pipeline:
         state: DeviceState,
         windows,
         probs: dict[str, np.ndarray],
-        peaks_g: np.ndarray | None = None,
+        last_peak_g: float | None = None,
     ) -> list[Alert]:
         alerts: list[Alert] = []
         contract = self.contract_of(state)
@@ -894,7 +894,7 @@ class Pipeline:
             p_fall = probs["fall"][:, contract.heads["fall"].index("fall")]
             if cold_votes is not None:
                 p_fall = cold_votes
-            alerts += state.fall.update_windows(windows, p_fall, contract.chain, peaks_g)
+            alerts += state.fall.update_windows(windows, p_fall, contract.chain, last_peak_g)
         return sorted(alerts, key=lambda a: a.t)
 
     def device_status(self) -> list[DeviceStatus]:

@@ -604,7 +604,7 @@ def test_live_windows_with_their_peaks_equal_window_by_window(sisfall_dir):
             windows.t_end_s[i : i + 1],
             windows.segment[i : i + 1],
         )
-        got += live.update_windows(one, p_fall[i : i + 1], cfg, peaks[i : i + 1])
+        got += live.update_windows(one, p_fall[i : i + 1], cfg, float(peaks[i]))
     from gaitedge.alerts import denormalize
 
     raw = denormalize(windows, cfg)

@@ -74,16 +74,12 @@ def add_label_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def positive(kind: type = float) -> Callable[[str], float]:
+def positive(text: str) -> float:
     """An argparse type: a positive, finite number (``--lr``, ``--epochs``)."""
-
-    def parse(text: str) -> float:
-        value = kind(text)
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-        return value
-
-    return parse
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
 
 
 def at_least(low: int) -> Callable[[str], int]:
@@ -102,11 +98,11 @@ def add_train_args(p: argparse.ArgumentParser, *, lr: float, epochs: float) -> N
     d = TrainConfig()
     g = p.add_argument_group("optimisation")
     g.add_argument("--out", type=Path, required=True, help="output folder (checkpoint, metrics)")
-    g.add_argument("--lr", type=positive(float), default=lr, help="peak learning rate")
+    g.add_argument("--lr", type=positive, default=lr, help="peak learning rate")
     g.add_argument("--min-lr", type=float, default=d.min_lr, help="learning rate at the end")
     g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW decay")
     g.add_argument("--warmup-steps", type=at_least(0), default=d.warmup_steps, help="linear warmup")
-    g.add_argument("--epochs", type=positive(float), default=epochs, help="passes over the data")
+    g.add_argument("--epochs", type=positive, default=epochs, help="passes over the data")
     g.add_argument("--max-steps", type=at_least(1), default=None, help="stop after this many steps")
     g.add_argument(
         "--batch-size", type=at_least(1), default=d.batch_size, help="windows per process"

@@ -109,22 +109,41 @@ def check_gyro_scale(t_s: np.ndarray, gyro_rad_s: np.ndarray, where: str = "inpu
     Raises:
         ValueError: naming the first such sample's time and the likely unit.
     """
-    from gaitedge.preprocess import MAX_ABS_VALUE
+    GyroScaleCheck(where)(t_s, gyro_rad_s)
 
-    g = np.asarray(gyro_rad_s, dtype=np.float64)
-    limit = GYRO_FULL_SCALE_RAD_S
-    if not len(g) or (float(g.max()) <= limit and float(g.min()) >= -limit):  # almost always
-        return
-    peak = np.abs(g).max(axis=1)
-    over = (peak > GYRO_FULL_SCALE_RAD_S) & (peak <= MAX_ABS_VALUE)
-    if int(over.sum()) < GYRO_SCALE_EVIDENCE:
-        return
-    i = int(np.argmax(over))
-    raise ValueError(
-        f"{where}: rotation rate {peak[i]:.4g} rad/s at t={float(t_s[i]):.3f} s, past any "
-        f"gyroscope's full scale (±{GYRO_FULL_SCALE_RAD_S:.1f} rad/s = 4000 deg/s); the data "
-        "look like deg/s (use gyro_x_dps headers, or deg/s in the layout)"
-    )
+
+class GyroScaleCheck:
+    """:func:`check_gyro_scale` over a recording that comes in chunks: the evidence is counted
+    across them (a deg/s file whose fast moments fall one per chunk is refused as it is when
+    read whole), and the refusal names the first such sample wherever it came."""
+
+    def __init__(self, where: str = "input"):
+        self.where = where
+        self.seen = 0  # samples past the full scale so far
+        self.first: tuple[float, float] | None = None  # the first one's (peak, time)
+
+    def __call__(self, t_s: np.ndarray, gyro_rad_s: np.ndarray) -> None:
+        from gaitedge.preprocess import MAX_ABS_VALUE
+
+        g = np.asarray(gyro_rad_s, dtype=np.float64)
+        limit = GYRO_FULL_SCALE_RAD_S
+        if not len(g) or (float(g.max()) <= limit and float(g.min()) >= -limit):  # almost always
+            return
+        peak = np.abs(g).max(axis=1)
+        over = np.flatnonzero((peak > limit) & (peak <= MAX_ABS_VALUE))
+        if not len(over):
+            return
+        if self.first is None:
+            self.first = (float(peak[over[0]]), float(np.asarray(t_s)[over[0]]))
+        self.seen += len(over)
+        if self.seen < GYRO_SCALE_EVIDENCE:
+            return
+        value, t = self.first
+        raise ValueError(
+            f"{self.where}: rotation rate {value:.4g} rad/s at t={t:.3f} s, past any "
+            f"gyroscope's full scale (±{GYRO_FULL_SCALE_RAD_S:.1f} rad/s = 4000 deg/s); the data "
+            "look like deg/s (use gyro_x_dps headers, or deg/s in the layout)"
+        )
 
 
 def check_gravity_scale(acc_m_s2: np.ndarray, where: str = "input") -> None:

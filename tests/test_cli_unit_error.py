@@ -81,3 +81,38 @@ def test_the_gyroscope_check_passes_real_data_and_stray_values():
     stray[400, 0] = 80.0
     with pytest.raises(ValueError, match=r"rotation rate 500 rad/s at t=2\.000 s"):
         check_gyro_scale(rec.timestamp_s, stray)
+
+
+def test_a_streamed_file_counts_its_evidence_across_chunks(tmp_path):
+    """A deg/s file whose fast moments fall one per streamed chunk (a quiet recording: three
+    turns past 70 deg/s in an hour) is refused as it is when read whole; it replayed in
+    silence, each chunk holding fewer than the three samples of evidence."""
+    from gaitedge.formats import FormatError, open_chunks, read
+
+    demo = read_recording(DEMO_RECORDING)
+    copies = 23  # ~69 min at 50 Hz: several streamed chunks
+    span = demo.timestamp_s[-1] - demo.timestamp_s[0] + 0.02
+    t = np.concatenate([demo.timestamp_s + k * span for k in range(copies)])
+    imu = np.tile(demo.imu, (copies, 1))
+    rows = [10_000, 100_000, 190_000]
+    for r in rows:
+        imu[r, 3] = 80.0  # 80 deg/s read as rad/s: past any gyroscope's 69.8 rad/s
+    path = tmp_path / "quiet_deg_s.csv"
+    write_recording(path, Recording(t, imu))
+
+    with pytest.raises(FormatError, match=r"rotation rate 80 rad/s at t=200\.0"):
+        read(path)
+    chunks_before = 0
+    refused = pytest.raises(FormatError, match=r"rotation rate 80 rad/s at t=200\.0")
+    with refused, open_chunks(path) as stream:
+        for chunk in stream:
+            chunks_before += 1
+            assert chunk.timestamp_s[0] <= t[rows[-1]]
+    assert chunks_before >= 2  # the evidence came from separate chunks
+
+    gaitedge = str(Path(sys.executable).with_name("gaitedge"))
+    done = subprocess.run(
+        [gaitedge, "replay", str(path), "--fast"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    assert "look like deg/s" in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -42,6 +42,7 @@ from gaitedge.formats.base import (
     StreamedExport,
 )
 from gaitedge.recording import Recording
+from gaitedge.units import GyroScaleCheck
 
 log = logging.getLogger(__name__)
 
@@ -358,27 +359,27 @@ def open_chunks(
 
 
 def _checked(chunks: Iterable[Recording], where: str) -> Iterator[Recording]:
-    """A streamed reader's chunks, its RecordingErrors said as FormatErrors, each chunk's
-    rotation rate checked to be rad/s (:func:`_in_units`)."""
+    """A streamed reader's chunks, its RecordingErrors said as FormatErrors, their rotation
+    rate checked to be rad/s (:func:`_in_units`, the evidence counted across chunks)."""
     from gaitedge.recording import RecordingError
 
+    check = GyroScaleCheck(where)
     try:
         for chunk in chunks:
-            yield _in_units(chunk, where)
+            yield _in_units(chunk, where, check)
     except FormatError:
         raise
     except RecordingError as exc:
         raise FormatError(str(exc)) from exc
 
 
-def _in_units(rec: Recording, where: str) -> Recording:
+def _in_units(rec: Recording, where: str, check: GyroScaleCheck | None = None) -> Recording:
     """``rec``, its rotation rate checked to be rad/s (``units.check_gyro_scale``: a file in
-    deg/s declared or read as rad/s would feed the model 57 times the rotation, in silence)."""
-    from gaitedge.units import check_gyro_scale
-
+    deg/s declared or read as rad/s would feed the model 57 times the rotation, in silence);
+    ``check``: the check of a stream ``rec`` is a chunk of (its evidence so far)."""
     if rec.imu.ndim == 2 and rec.imu.shape[1] == 6:
         try:
-            check_gyro_scale(rec.timestamp_s, rec.imu[:, 3:6], where)
+            (check or GyroScaleCheck(where))(rec.timestamp_s, rec.imu[:, 3:6])
         except ValueError as exc:
             raise FormatError(str(exc)) from exc
     return rec

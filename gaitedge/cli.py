@@ -476,7 +476,7 @@ def _phone_sources(http, token_file, cert, key, mqtt_in, phyphox) -> list:
     import secrets
 
     from gaitedge.private import read_secret
-    from gaitedge.sources import HttpSource, MqttSource, PhyphoxSource
+    from gaitedge.sources import HttpSource, MqttSource, PhyphoxSource, SourceError
     from gaitedge.sources.http import parse_listen_address
 
     sources = []
@@ -490,6 +490,7 @@ def _phone_sources(http, token_file, cert, key, mqtt_in, phyphox) -> list:
             source = HttpSource(
                 host, port, token=token or secrets.token_urlsafe(16), certfile=cert, keyfile=key
             )
+            source.listen()  # bound before its URL is given out (a busy port said first)
             url = source.push_url if not token else source.push_url.replace(token, "<token>")
             typer.echo(f"phones: push to {url} (Sensor Logger: HTTP Push URL)", err=True)
             sources.append(source)
@@ -502,6 +503,8 @@ def _phone_sources(http, token_file, cert, key, mqtt_in, phyphox) -> list:
         sources += [PhyphoxSource(url) for url in phyphox or []]
     except ValueError as exc:
         raise fail(str(exc)) from exc
+    except SourceError as exc:  # a busy port, a certificate that cannot be served
+        raise fail(str(exc), code=1) from exc
     return sources
 
 
@@ -1188,7 +1191,7 @@ def _demo_phone(duration, speed, model, mount, alerts_jsonl, quiet, start) -> No
     import functools
     import secrets
 
-    from firmware_bridge.phones import PushConfig, emulated_sensor_logger, free_port
+    from firmware_bridge.phones import PushConfig, emulated_sensor_logger
     from gaitedge.demo import DEMO_RECORDING
     from gaitedge.recording import read_recording
     from gaitedge.runner import run_sources
@@ -1196,7 +1199,11 @@ def _demo_phone(duration, speed, model, mount, alerts_jsonl, quiet, start) -> No
 
     _logging(0, quiet)
     rec = read_recording(DEMO_RECORDING)
-    source = HttpSource("127.0.0.1", free_port(), token=secrets.token_urlsafe(16))
+    source = HttpSource("127.0.0.1", 0, token=secrets.token_urlsafe(16))
+    try:
+        source.listen()  # the port the system chose, bound: no other process can take it
+    except SourceError as exc:
+        raise fail(str(exc), code=1) from exc
     config = PushConfig(platform="ios")
     typer.echo(
         f"demo: an emulated iPhone running Sensor Logger pushes {DEMO_RECORDING.name} at "

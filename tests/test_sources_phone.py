@@ -515,3 +515,53 @@ def test_listen_network_options_fail_with_one_line() -> None:
     assert result.exit_code == 2 and "expected http://PHONE:8080" in result.output
     result = runner.invoke(app, ["listen", "--http-token-file", "x", "--serial", "/dev/null"])
     assert result.exit_code == 2 and "go with --http" in result.output
+
+
+def _gaitedge() -> str:
+    import sys
+
+    return str(Path(sys.executable).with_name("gaitedge"))
+
+
+def test_listen_http_on_a_busy_port_is_one_line_and_no_url() -> None:
+    """A port another process holds: one line naming it, exit 1, and no push URL given out
+    before it (the URL was printed first, then the bind failed)."""
+    import socket
+    import subprocess
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        done = subprocess.run(
+            [_gaitedge(), "listen", "--http", f"127.0.0.1:{port}", "--duration", "5"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ], done.stderr
+
+
+def test_listen_http_port_0_gives_the_port_it_bound() -> None:
+    """``--http 127.0.0.1:0``: the push URL names the port the system chose (it said :0), and
+    a phone posting to that URL is answered by the listener."""
+    import re
+    import subprocess
+    import urllib.error
+
+    proc = subprocess.Popen(
+        [_gaitedge(), "listen", "--http", "127.0.0.1:0", "--duration", "20", "-q"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = proc.stderr.readline()
+        m = re.match(r"phones: push to (http://127\.0\.0\.1:(\d+)/push\?token=\S+) ", line)
+        assert m and int(m.group(2)) != 0, line
+        request = urllib.request.Request(m.group(1), data=b"not json", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 400  # heard, authorised, the body refused
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

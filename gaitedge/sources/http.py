@@ -118,7 +118,16 @@ class HttpSource(PhoneHub):
             ) from exc
         return context
 
-    async def _start(self) -> None:
+    def listen(self) -> None:
+        """Bind the address now (the certificate loaded too), so that :attr:`push_url` names
+        the port bound (port 0: the one the system chose) and a busy port or a bad
+        certificate is said before any URL is given out; requests wait until the source runs.
+
+        Raises:
+            SourceError: the address cannot be bound, or the certificate cannot be served.
+        """
+        if self._server is not None:
+            return
         tls = self._tls_context() if self.certfile else None
         try:
             server = _Server((self.host, self.port), self._handler())
@@ -130,6 +139,10 @@ class HttpSource(PhoneHub):
         self._server = server
         self.port = server.server_address[1]
         self.device = f"{self.scheme}:{self.host}:{self.port}"
+
+    async def _start(self) -> None:
+        self.listen()
+        server = self._server
         self._thread = threading.Thread(target=server.serve_forever, name="http-push", daemon=True)
         self._thread.start()
         log.info("listening for phones on %s", self.push_url.replace(self.token, "<token>"))

@@ -221,7 +221,12 @@ def formats(
 @app.command()
 def windows(
     recording: RecordingArg,
-    out: Annotated[Path, typer.Option("--out", help="Output .npz with the windows.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Output .npz with the windows (written at this path).", dir_okay=False
+        ),
+    ],
     chain_json: Annotated[
         Path | None, typer.Option("--chain", help="Chain config JSON (default: built-in).")
     ] = None,
@@ -244,14 +249,17 @@ def windows(
     except ChainInputError as exc:
         raise fail(str(exc)) from exc
     try:
-        np.savez_compressed(
-            out,
-            data=result.data,
-            t_start_s=result.t_start_s,
-            t_end_s=result.t_end_s,
-            segment=result.segment,
-            chain=cfg.to_json(),
-        )
+        # Through a file: numpy given a name without .npz writes NAME.npz instead (a
+        # directory's name too), and this line would have named the file it did not write.
+        with open(out, "wb") as f:
+            np.savez_compressed(
+                f,
+                data=result.data,
+                t_start_s=result.t_start_s,
+                t_end_s=result.t_end_s,
+                segment=result.segment,
+                chain=cfg.to_json(),
+            )
     except OSError as exc:
         raise fail(f"{out}: cannot write: {exc}") from exc
     typer.echo(f"{len(result)} windows of {cfg.window_samples} x {cfg.n_channels} -> {out}")

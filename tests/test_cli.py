@@ -164,3 +164,22 @@ def test_a_replay_slower_than_20_hz_says_so(tmp_path):
         lines = [ln for ln in result.stderr.splitlines() if "below 20 Hz" in ln]
         assert len(lines) == int(said), result.stderr
         assert not said or "its samples come at 10 Hz" in lines[0], lines
+
+
+def test_windows_writes_the_path_it_names(tmp_path):
+    """`--out` is the file written, whatever its name: a name without .npz is written as given
+    (numpy wrote NAME.npz beside it and the line named the file not written), and a folder is
+    refused (it wrote FOLDER.npz, exit 0)."""
+    recording = _recording(tmp_path)
+    out = tmp_path / "windows_of_walk"
+    result = runner.invoke(app, ["windows", str(recording), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith(f"-> {out}")
+    with np.load(out) as d:
+        assert d["data"].shape == (8, 128, 9)
+    assert not out.with_suffix(".npz").exists()
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    result = runner.invoke(app, ["windows", str(recording), "--out", str(folder)])
+    assert result.exit_code == 2 and "is a directory" in result.output, result.output
+    assert not folder.with_suffix(".npz").exists()

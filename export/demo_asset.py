@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from gaitedge import datasets as ds
+from gaitedge.entry import run
 from gaitedge.recording import Recording, write_recording
 
 DEMO_EXPERIMENT = 18
@@ -55,4 +56,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from export.student import STUDENT_PRESETS, CNNStudent, StudentConfig, count_macs
+from gaitedge.entry import run
 from gaitedge.preprocess import ChainConfig
 from train import options
 from train.augment import AugmentConfig, Augmenter
@@ -280,4 +281,4 @@ def _val_summary(metrics: dict) -> dict:
 
 
 if __name__ == "__main__":
-    options.run(main)
+    run(main)

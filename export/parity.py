@@ -26,6 +26,7 @@ import numpy as np
 from gaitedge import datasets as ds
 from gaitedge.bundle import ModelContract, read_contract
 from gaitedge.engine import Engine, OnnxEngine
+from gaitedge.entry import at_least, run
 from gaitedge.evaluate import EvalOptions, evaluate
 from gaitedge.preprocess import run_offline
 
@@ -136,7 +137,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--candidate", type=Path, required=True)
     p.add_argument("--kind", choices=[k.value for k in ArtifactKind], default="int8")
     p.add_argument("--data-root", type=Path, default=None)
-    p.add_argument("--windows", type=int, default=1024)
+    p.add_argument("--windows", type=at_least(1), default=1024)
     p.add_argument("--accuracy", action="store_true", help="also score both on held-out data")
     return p.parse_args(argv)
 
@@ -156,4 +157,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

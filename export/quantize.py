@@ -34,6 +34,7 @@ import numpy as np
 import onnx
 
 from gaitedge.bundle import ModelContract, read_contract
+from gaitedge.entry import ScriptError, at_least, run
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +263,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--int8-dynamic", type=Path, default=None)
     p.add_argument("--fp16", type=Path, default=None)
     p.add_argument("--data-root", type=Path, default=None)
-    p.add_argument("--calibration-windows", type=int, default=1024)
+    p.add_argument("--calibration-windows", type=at_least(1), default=1024)
     return p.parse_args(argv)
 
 
@@ -271,6 +272,9 @@ def main(argv: list[str] | None = None) -> None:
 
     args = _parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not (args.int8_static or args.int8_dynamic or args.fp16):
+        raise ScriptError("nothing to write: give --int8-static, --int8-dynamic or --fp16 PATH")
+    read_contract(args.onnx)  # a bundle that is not there or not one: said before any work
     if args.int8_static:
         contract = read_contract(args.onnx)
         calib = real_windows(
@@ -284,4 +288,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -38,6 +38,7 @@ from export.parity import ArtifactKind, compare_artifacts, held_out_scores, real
 from export.quantize import convert_fp16, quantize_int8_dynamic, quantize_int8_static
 from gaitedge import datasets as ds
 from gaitedge.bundle import read_contract
+from gaitedge.entry import run
 
 log = logging.getLogger(__name__)
 
@@ -256,4 +257,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from train import options
+from gaitedge.entry import run
 from train.config import TrainConfig
 from train.pretrain import main as pretrain
 
@@ -43,7 +43,7 @@ def test_data_that_is_not_there_is_one_line(tmp_path, capsys) -> None:
     # nor a folder of recordings under --data-root.
     argv = ["--data", "nosuch", "--data-root", str(tmp_path), "--out", str(tmp_path / "out")]
     with pytest.raises(SystemExit) as exit_:
-        options.run(lambda: pretrain(argv))
+        run(lambda: pretrain(argv))
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: no recording CSVs in {Path(tmp_path) / 'nosuch'}"]

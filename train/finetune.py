@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gaitedge.entry import run
 from gaitedge.preprocess import ChainConfig
 from train.augment import AugmentConfig, Augmenter
 from train.data import IGNORE, WindowSet
@@ -42,7 +43,6 @@ from train.options import (
     augment_config,
     base_chain,
     prepared_data,
-    run,
     setup_logging,
     train_config,
 )

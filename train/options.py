@@ -1,14 +1,13 @@
-"""Command-line options shared by ``train.pretrain`` and ``train.finetune`` (parsing only)."""
+"""Command-line options shared by ``train.pretrain`` and ``train.finetune`` (parsing only); their
+entry point and number types are ``gaitedge.entry``'s (the export scripts' too)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import math
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
+from gaitedge.entry import at_least, positive
 from train.augment import AugmentConfig
 from train.config import AmpMode, TrainConfig
 from train.data import default_data_root
@@ -72,26 +71,6 @@ def add_label_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="use the labels of only this many fitting subjects (seeded draw), all others unused",
     )
-
-
-def positive(text: str) -> float:
-    """An argparse type: a positive, finite number (``--lr``, ``--epochs``)."""
-    value = float(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return value
-
-
-def at_least(low: int) -> Callable[[str], int]:
-    """An argparse type: a whole number >= ``low`` (``--max-steps``, ``--batch-size``)."""
-
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, not {text}")
-        return value
-
-    return parse
 
 
 def add_train_args(p: argparse.ArgumentParser, *, lr: float, epochs: float) -> None:
@@ -210,19 +189,6 @@ def augment_config(args: argparse.Namespace) -> AugmentConfig:
         time_warp_fraction=args.time_warp_fraction,
         mount_prob=args.mount_prob,
     )
-
-
-def run(main: Callable[[], object]) -> None:
-    """A training command's entry point: a dataset, folder or file that is not there (or not
-    readable) is one line on stderr and exit 2, not a traceback."""
-    from gaitedge.datasets import DatasetError
-    from gaitedge.recording import RecordingError
-
-    try:
-        main()
-    except (FileNotFoundError, DatasetError, RecordingError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 def setup_logging(verbose: bool) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gaitedge.entry import run
 from gaitedge.preprocess import DEFAULT_CHANNELS, ChainConfig
 from train import options
 from train.augment import AugmentConfig, Augmenter
@@ -217,4 +218,4 @@ def main(argv: Sequence[str] | None = None) -> FitResult:
 
 
 if __name__ == "__main__":
-    options.run(main)
+    run(main)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from gaitedge.bundle import CONTRACT_KEY, ModelContract
-from gaitedge.entry import ScriptError, at_least, run
+from gaitedge.entry import at_least, run
 from gaitedge.preprocess import ChainConfig
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,9 @@ def export_onnx(
 def load_for_export(checkpoint: Path) -> tuple[nn.Module, dict]:
     """(model in eval mode, checkpoint dict) for a student (``export.distill``) or an MAE
     checkpoint (``train``)."""
-    ckpt = _load_checkpoint(checkpoint)
+    from train.model import read_checkpoint
+
+    ckpt = read_checkpoint(checkpoint)
     if "student_config" in ckpt:
         from export.student import CNNStudent, StudentConfig, fold_batchnorm
 
@@ -194,23 +196,6 @@ def load_for_export(checkpoint: Path) -> tuple[nn.Module, dict]:
 
     model, ckpt = load_checkpoint(checkpoint)
     return model.eval(), ckpt
-
-
-def _load_checkpoint(path: Path) -> dict:
-    """``torch.load`` of a checkpoint; ScriptError naming the file when it is not one (a
-    junk file ended in a MemoryError or an unpickling traceback)."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except OSError:
-        raise
-    except Exception as exc:  # whatever torch and pickle raise for bytes that are no checkpoint
-        said = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        raise ScriptError(f"{path}: not a checkpoint torch can load ({said})") from exc
-    if not isinstance(ckpt, dict) or not ({"student_config", "model_config"} & ckpt.keys()):
-        raise ScriptError(
-            f"{path}: not a gaitedge checkpoint (no student_config or model_config in it)"
-        )
-    return ckpt
 
 
 def contract_from_checkpoint(

@@ -35,6 +35,14 @@ def at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def probability(text: str) -> float:
+    """An argparse type: a number from 0 to 1 (``--fall-threshold``)."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be a probability from 0 to 1, not {text}")
+    return value
+
+
 def run(main: Callable[[], object]) -> None:
     """A script's entry point: a dataset, file or model that is not there, not readable or not
     what the script needs is one line on stderr and exit 2, not a traceback."""

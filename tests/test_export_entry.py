@@ -37,7 +37,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     [
         ("missing", "No such file or directory"),
         ("junk", "junk.pt: not a checkpoint torch can load (UnpicklingError"),
-        ("other", "other.pt: not a gaitedge checkpoint (no student_config or model_config"),
+        ("other", "other.pt: not a gaitedge checkpoint (no state_dict in it)"),
     ],
 )
 def test_export_onnx_refuses_what_is_no_checkpoint(files, case, says) -> None:

@@ -47,3 +47,86 @@ def test_data_that_is_not_there_is_one_line(tmp_path, capsys) -> None:
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: no recording CSVs in {Path(tmp_path) / 'nosuch'}"]
+
+
+@pytest.fixture(scope="module")
+def not_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    import torch
+
+    d = tmp_path_factory.mktemp("ckpt")
+    (d / "junk.pt").write_bytes(bytes(range(256)) * 4)
+    torch.save({"weights": [1, 2, 3]}, d / "other.pt")
+    torch.save({"state_dict": {}}, d / "student_less.pt")
+    return {"dir": d}
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("nosuch.pt", "No such file or directory"),
+        ("junk.pt", "junk.pt: not a checkpoint torch can load (UnpicklingError"),
+        ("other.pt", "other.pt: not a gaitedge checkpoint (no state_dict in it)"),
+        ("student_less.pt", "student_less.pt: not a checkpoint of train.pretrain or"),
+    ],
+)
+def test_evaluate_of_what_is_no_checkpoint_is_one_line(not_checkpoints, capsys, name, says):
+    # Each was a traceback: FileNotFoundError, UnpicklingError/MemoryError, KeyError.
+    from train.evaluate import main as evaluate
+
+    path = not_checkpoints["dir"] / name
+    with pytest.raises(SystemExit) as exit_:
+        run(lambda: evaluate(["--checkpoint", str(path)]))
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and says in err[0], err
+
+
+def test_finetune_from_what_is_no_pretrained_checkpoint_is_one_line(not_checkpoints, capsys):
+    from train.finetune import main as finetune
+
+    path = not_checkpoints["dir"] / "student_less.pt"
+    argv = ["--from", str(path), "--out", str(not_checkpoints["dir"] / "ft"), "--max-steps", "1"]
+    with pytest.raises(SystemExit) as exit_:
+        run(lambda: finetune(argv))
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {path}: not a train.pretrain checkpoint (no chain or split)"]
+
+
+def test_the_report_scripts_name_what_is_not_there(tmp_path, capsys) -> None:
+    """recipe_report of a folder with no recipe run, and coldstart of a model not there, were
+    tracebacks."""
+    from train.coldstart import main as coldstart
+    from train.recipe_report import main as recipe_report
+
+    missing = tmp_path / "nosuch.onnx"
+    cases = [
+        (lambda: recipe_report(["--out", str(tmp_path)]), f"{tmp_path}: no recipe run here"),
+        (lambda: coldstart(["--model", str(missing)]), f"{missing}: no such model file"),
+    ]
+    for call, says in cases:
+        with pytest.raises(SystemExit) as exit_:
+            run(call)
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: {says}"), err
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "message"),
+    [
+        ("train.evaluate", ["--fall-threshold", "2"], "must be a probability from 0 to 1, not 2"),
+        ("train.coldstart", ["--mountings", "0"], "must be at least 1, not 0"),
+    ],
+)
+def test_the_report_scripts_refuse_numbers_they_cannot_take(
+    tmp_path, capsys, script, args, message
+):
+    import importlib
+
+    main = importlib.import_module(script).main
+    first = ["--checkpoint", "x.pt"] if script == "train.evaluate" else ["--model", "x.onnx"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*first, *args])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(message)

@@ -21,6 +21,7 @@ from pathlib import Path
 from bench import devices
 from bench.devices import online_activity, online_falls
 from gaitedge import datasets as ds
+from gaitedge import entry
 from gaitedge.engine import load_engine
 from gaitedge.evaluate import held_out_subjects
 
@@ -64,8 +65,12 @@ def main(argv: list[str] | None = None) -> None:
         "auto while it calibrates, as the runtime does with the shipped one",
     )
     p.add_argument("--part", choices=["val", "test"], default="val")
-    p.add_argument("--mountings", type=int, default=3, help="random mountings per experiment")
-    p.add_argument("--fall-mountings", type=int, default=1, help="per SisFall subject")
+    p.add_argument(
+        "--mountings", type=entry.at_least(1), default=3, help="random mountings per experiment"
+    )
+    p.add_argument(
+        "--fall-mountings", type=entry.at_least(1), default=1, help="per SisFall subject"
+    )
     p.add_argument("--data-root", type=Path, default=None)
     p.add_argument("--json", action="store_true", help="print one JSON line")
     args = p.parse_args(argv)
@@ -79,4 +84,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    entry.run(main)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from gaitedge import metrics
+from gaitedge.entry import at_least, probability, run
 from train.data import IGNORE, WindowSet, activity_subset, concat, load_windows
 from train.model import IMUMaskedAutoencoder, load_checkpoint
 
@@ -204,8 +205,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--out", type=Path, default=None, help="report folder (default: beside it)")
     p.add_argument("--data-root", type=Path, default=None, help="datasets folder")
     p.add_argument("--cache-dir", type=Path, default=Path("runs/cache"), help="window cache")
-    p.add_argument("--fall-threshold", type=float, default=0.5, help="fall probability cut")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--fall-threshold", type=probability, default=0.5, help="fall probability cut")
+    p.add_argument("--threads", type=at_least(1), default=2, help="torch CPU threads")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     torch.set_num_threads(args.threads)
@@ -220,4 +221,4 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gaitedge.entry import run
+from gaitedge.entry import ScriptError, run
 from gaitedge.preprocess import ChainConfig
 from train.augment import AugmentConfig, Augmenter
 from train.data import IGNORE, WindowSet
@@ -33,7 +33,14 @@ from train.evaluate import (
     subject_windows,
     write_report,
 )
-from train.model import PRESETS, IMUMaskedAutoencoder, load_checkpoint, preset_config, with_heads
+from train.model import (
+    PRESETS,
+    IMUMaskedAutoencoder,
+    load_checkpoint,
+    preset_config,
+    read_checkpoint,
+    with_heads,
+)
 from train.objectives import ClassifierObjective, class_weights
 from train.options import (
     add_augment_args,
@@ -158,7 +165,9 @@ def initial_chain(args: argparse.Namespace) -> tuple[ChainConfig, dict | None]:
     """The pretrained checkpoint's chain (its normalisation included) or a fresh one."""
     if args.init is None:
         return base_chain(args), None
-    ckpt = torch.load(args.init, map_location="cpu", weights_only=False)
+    ckpt = read_checkpoint(args.init)
+    if "chain" not in ckpt or "split" not in ckpt:
+        raise ScriptError(f"{args.init}: not a train.pretrain checkpoint (no chain or split)")
     chain = ChainConfig.from_dict(ckpt["chain"])
     if args.hop_samples:
         chain = replace(chain, hop_samples=args.hop_samples)

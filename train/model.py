@@ -42,6 +42,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from gaitedge.entry import ScriptError
+
 
 class MaskMode(str, enum.Enum):
     RANDOM = "random"  # independent tokens (MAE)
@@ -536,6 +538,22 @@ def with_heads(model: IMUMaskedAutoencoder, heads: dict[str, int]) -> IMUMaskedA
     return new
 
 
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """A checkpoint file's dict (``torch.load``); ScriptError naming the file when it holds no
+    checkpoint (a junk file was a MemoryError or unpickling traceback). A file that is not
+    there is the OSError it is."""
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except OSError:
+        raise
+    except Exception as exc:  # whatever torch and pickle raise for bytes that are no checkpoint
+        said = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise ScriptError(f"{path}: not a checkpoint torch can load ({said})") from exc
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ScriptError(f"{path}: not a gaitedge checkpoint (no state_dict in it)")
+    return ckpt
+
+
 def load_checkpoint(
     path: str | Path, map_location: str | torch.device = "cpu"
 ) -> tuple[IMUMaskedAutoencoder, dict]:
@@ -545,7 +563,9 @@ def load_checkpoint(
         (model in eval mode, the checkpoint dict: ``model_config``, ``chain``, ``heads``,
         ``state_dict``, ``metrics``, ``split``, ``train_config``, ``step``, ...).
     """
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    ckpt = read_checkpoint(path, map_location)
+    if "model_config" not in ckpt:
+        raise ScriptError(f"{path}: not a checkpoint of train.pretrain or train.finetune")
     model = IMUMaskedAutoencoder(ModelConfig.from_dict(ckpt["model_config"]))
     model.load_state_dict(ckpt["state_dict"])
     model.eval()

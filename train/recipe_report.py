@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from gaitedge.entry import ScriptError, run
+
 RECIPE_NAME = "recipe.json"
 # Checkpoint names by run kind: train's loop, export.distill's student.
 CHECKPOINTS = ("checkpoint.pt", "student.pt")
@@ -108,10 +110,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--out", type=Path, required=True, help="the recipe's output folder")
     p.add_argument("--smoke", type=int, choices=[0, 1], default=0, help="a SMOKE=1 run")
     args = p.parse_args(argv)
+    if not (args.out / "stages.jsonl").is_file():
+        raise ScriptError(
+            f"{args.out}: no recipe run here (no stages.jsonl; train/recipe.sh writes it)"
+        )
     report = build(args.out, bool(args.smoke))
     (args.out / RECIPE_NAME).write_text(json.dumps(report, indent=2))
     return report
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

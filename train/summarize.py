@@ -39,6 +39,8 @@ from pathlib import Path
 
 import torch
 
+from gaitedge import entry
+
 LABELS = {  # run-name token -> what the JSON and tables say
     "1pct": "1%",
     "5pct": "5%",
@@ -393,4 +395,4 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    entry.run(main)

@@ -503,12 +503,19 @@ class FallDetector:
         with np.errstate(invalid="ignore", divide="ignore"):
             n_new = np.ceil((t_end - prev) / dt) + 1
         n_new = np.where(fresh | ~np.isfinite(n_new), w, np.clip(n_new, 1, w)).astype(np.int64)
-        m = int(n_new.max())
-        mag_g = self._magnitude_g(windows.data[:, w - m :], chain)  # [K, m]
-        mag_g[np.arange(m)[None, :] < (m - n_new)[:, None]] = 0.0  # samples seen before
-        return mag_g.max(axis=1) < self.cfg.impact_threshold_g * impact_peak_ratio(
-            self.input_rate_hz
-        )
+        # The few windows whose samples are all new (a segment's first) apart: the others'
+        # new samples are a short tail (a hop), not the whole width the first would impose.
+        whole = n_new == w
+        peak = np.empty(k)
+        if whole.any():
+            peak[whole] = self._magnitude_g(windows.data[whole], chain).max(axis=1)
+        if not whole.all():
+            tail = ~whole
+            m = int(n_new[tail].max())
+            mag_g = self._magnitude_g(windows.data[:, w - m :][tail], chain)  # [K', m]
+            mag_g[np.arange(m)[None, :] < (m - n_new[tail])[:, None]] = 0.0  # seen before
+            peak[tail] = mag_g.max(axis=1)
+        return peak < self.cfg.impact_threshold_g * impact_peak_ratio(self.input_rate_hz)
 
     def window_peaks_g(self, data: np.ndarray, chain: ChainConfig) -> np.ndarray:
         """[K] the largest total acceleration (g) of each window of chain output ``data``

@@ -71,7 +71,6 @@ class Windower:
         self._buf = np.zeros((self._size, n_channels), np.float32)  # [size, C]
         self._buf_t = np.zeros(self._size)  # [size]
         self._lo = 0
-        self._offsets = np.arange(window_samples)
         self._count = 0
         self.segment = 0
         self._empty = Windows.empty(window_samples, n_channels)
@@ -133,8 +132,17 @@ class Windower:
                 segment=np.full(1, self.segment, np.int64),
             )
         starts = np.arange(first, c + m + 1, self.hop_samples) - c - 1
+        # [K, W, C]: a strided view of the joined samples (window k starts hop * k rows after
+        # the first), copied in one pass (a gather by an index array of [K, W] took 15x as long)
+        rows, cols = joined.strides
+        view = np.lib.stride_tricks.as_strided(
+            joined[starts[0] :],
+            shape=(len(starts), w, joined.shape[1]),
+            strides=(self.hop_samples * rows, rows, cols),
+            writeable=False,
+        )
         return Windows(
-            data=joined[starts[:, None] + self._offsets],  # [K, W, C]
+            data=view.copy(),
             t_start_s=joined_t[starts],
             t_end_s=joined_t[starts + w - 1],
             segment=np.full(len(starts), self.segment, np.int64),

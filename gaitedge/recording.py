@@ -243,8 +243,10 @@ def _parse_numeric_body(body: str | bytes, n_columns: int) -> np.ndarray | None:
 
     data = body.encode() if isinstance(body, str) else body
     data = (data.replace(b"\r", b"") if b"\r" in data else data).strip()
-    if not data or b",," in data or b"\n\n" in data:
+    if not data:
         return None
+    # An empty field (",,", a trailing comma) or a blank line is a null that polars reports
+    # (counted below): no scan of the text for them (each cost more than the parse itself).
     schema = {f"c{i}": pl.Float64 for i in range(n_columns)}
     try:
         frame = pl.read_csv(data, has_header=False, schema=schema, truncate_ragged_lines=False)
@@ -422,14 +424,15 @@ class CsvChunks:
 
     def _block(self, raw: bytes) -> Recording | None:
         layout, first = self.layout, self._line
-        text = self._text(raw, first)
-        self._line += text.count("\n")
         data = None
         if layout.label_index is None and layout.device_index is None:
             data = _parse_numeric_body(raw, len(self.header))
-        if data is not None:
+        if data is not None:  # numbers throughout: ASCII, so no text to decode
+            self._line += raw.count(b"\n")
             data, labels, devices = data[:, self._numeric], [], []
         else:
+            text = self._text(raw, first)
+            self._line += text.count("\n")
             rows = csv.reader(io.StringIO(text))
             data, labels, devices = _parse_rows(
                 rows, self.header, layout, self._numeric, self.where, first

@@ -536,18 +536,23 @@ class RecordingWriter:
         self.flush_interval_s = flush_interval_s
         self.rows_written = 0
         self._last_flush_t: float | None = None
-        exists = self.path.exists() and self.path.stat().st_size > 0
-        if exists:
-            with self.path.open(encoding="utf-8") as f:
-                first = f.readline().strip().split(",")
-            if first == self._acc_only_header:
-                self.header = first
-            elif first != self.header:
-                raise RecordingError(
-                    f"{self.path}: cannot append, header {first} differs from {self.header}"
-                )
-        # Motion data of an identifiable person: created 0600 (gaitedge.private).
-        self._file = open_private_append(self.path, newline="")
+        try:
+            exists = self.path.exists() and self.path.stat().st_size > 0
+            if exists:
+                with self.path.open(encoding="utf-8") as f:
+                    first = f.readline().strip().split(",")
+                if first == self._acc_only_header:
+                    self.header = first
+                elif first != self.header:
+                    raise RecordingError(
+                        f"{self.path}: cannot append, header {first} differs from {self.header}"
+                    )
+            # Motion data of an identifiable person: created 0600 (gaitedge.private).
+            self._file = open_private_append(self.path, newline="")
+        except OSError as exc:  # a folder, a read-only place: one line naming the file
+            raise OSError(
+                f"recording file {self.path}: cannot write: {exc.strerror or exc}"
+            ) from exc
         self._header_pending = not exists
 
     def write(

@@ -183,3 +183,15 @@ def test_windows_writes_the_path_it_names(tmp_path):
     result = runner.invoke(app, ["windows", str(recording), "--out", str(folder)])
     assert result.exit_code == 2 and "is a directory" in result.output, result.output
     assert not folder.with_suffix(".npz").exists()
+
+
+def test_a_recording_file_that_cannot_be_written_is_named(tmp_path):
+    """`listen --record FOLDER`: one line naming the recording file (it was the bare OSError,
+    "[Errno 21] Is a directory: 'FOLDER'")."""
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    result = runner.invoke(
+        app, ["listen", "--serial", "/dev/null", "--record", str(folder), "--duration", "1"]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"error: recording file {folder}: cannot write: Is a directory"

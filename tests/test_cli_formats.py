@@ -97,6 +97,20 @@ def test_unknown_export_lists_what_was_looked_at(tmp_path):
     _one_line_error(runner.invoke(app, ["inspect", str(tmp_path)]), "not a format", "notes.txt")
 
 
+def test_an_empty_file_folder_or_zip_says_it_is_empty(tmp_path):
+    """Each said "not a format gaitedge knows (NAME)" (an empty folder: "()")."""
+    (tmp_path / "empty.csv").write_bytes(b"")
+    (tmp_path / "folder").mkdir()
+    zipfile.ZipFile(tmp_path / "empty.zip", "w").close()
+    cases = {
+        "empty.csv": "empty.csv: empty file (0 bytes): no recording in it",
+        "folder": "folder: empty folder: no files in it",
+        "empty.zip": "empty.zip: empty zip: no files in it",
+    }
+    for name, says in cases.items():
+        _one_line_error(runner.invoke(app, ["replay", str(tmp_path / name), "--fast"]), says)
+
+
 # One export per app, as the app writes it, through every command a user runs on it.
 APP_EXPORTS = [
     ("sensorlogger", "ios-zip"),

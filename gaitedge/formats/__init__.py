@@ -137,6 +137,10 @@ def detect(container: Container) -> tuple[str, str]:
         if reason:
             found.append((name, reason))
     if not found:
+        if container.kind == "file" and not container.path.stat().st_size:
+            raise FormatError(f"{container.path}: empty file (0 bytes): no recording in it")
+        if not container.names:
+            raise FormatError(f"{container.path}: empty {container.kind}: no files in it")
         shown = ", ".join(container.names[:8]) + (" ..." if len(container.names) > 8 else "")
         raise FormatError(
             f"{container.path}: not a format gaitedge knows ({shown}); `gaitedge formats` lists "

@@ -274,9 +274,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not (args.int8_static or args.int8_dynamic or args.fp16):
         raise ScriptError("nothing to write: give --int8-static, --int8-dynamic or --fp16 PATH")
-    read_contract(args.onnx)  # a bundle that is not there or not one: said before any work
+    contract = read_contract(args.onnx)  # a bundle not there or not one: said before any work
     if args.int8_static:
-        contract = read_contract(args.onnx)
         calib = real_windows(
             contract, args.data_root, n=args.calibration_windows, part="train", max_subjects=8
         )

@@ -40,6 +40,7 @@ from gaitedge.preprocess import (
     all_finite,
     needs_gyroscope,
     no_gyroscope_message,
+    usable_rows,
 )
 from gaitedge.recording import RecordingWriter
 from gaitedge.shadow import Shadow, class_name, result_alerts
@@ -828,8 +829,12 @@ class Pipeline:
     UNITS_CHECK_SAMPLES = 250  # 5 s at 50 Hz: enough for a median of |acc|
 
     def _check_units(self, state: DeviceState, chunk: SampleChunk) -> None:
-        """Refuse a device whose acceleration is not in m/s² (a wrong scale or unit)."""
-        state.units_pending.append(chunk.imu[:, :3])
+        """Refuse a device whose acceleration is not in m/s² (a wrong scale or unit), judged on
+        its first ``UNITS_CHECK_SAMPLES`` usable samples (corrupted ones: the chain drops them)."""
+        acc = chunk.imu[:, :3]
+        if not all_finite(chunk.t_s, chunk.imu):
+            acc = acc[usable_rows(chunk.t_s, chunk.imu)]
+        state.units_pending.append(acc)
         if sum(len(a) for a in state.units_pending) < self.UNITS_CHECK_SAMPLES:
             return
         acc = np.concatenate(state.units_pending)

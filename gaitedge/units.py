@@ -157,6 +157,9 @@ def check_gravity_scale(acc_m_s2: np.ndarray, where: str = "input") -> None:
         ValueError: naming the likely unit and how to declare it.
     """
     acc = np.asarray(acc_m_s2, dtype=np.float64)
+    # Only finite samples are evidence: a corrupted one (NaN, inf) is the chain's to drop, and
+    # one among a live device's first made the median NaN, read as "mg".
+    acc = acc[np.isfinite(acc).all(axis=1)]
     if len(acc) < 50:
         return
     median = float(np.median(np.linalg.norm(acc, axis=1)))

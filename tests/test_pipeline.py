@@ -254,6 +254,28 @@ def test_a_device_whose_acceleration_is_not_in_m_s2_is_refused(bundle, hapt_expe
             pipe.process(SampleChunk("dev", t[i : i + 50], in_g[i : i + 50], host_rx_s=0.0))
 
 
+def test_a_corrupted_sample_among_the_first_does_not_fail_the_units_check(bundle, hapt_experiment):
+    """One NaN among a live device's first samples: dropped and counted as any other, and the
+    units check judges the others (its median was NaN, and the device was refused as "mg");
+    a device in g with one NaN is still refused as g."""
+    from gaitedge.sources import SampleChunk
+
+    t, x, _ = hapt_experiment
+    corrupted = x[:400].copy()
+    corrupted[10, 1] = np.nan
+    pipe = Pipeline(load_engine(bundle), FanOut([]))
+    for i in range(0, 400, 50):
+        pipe.process(SampleChunk("dev", t[i : i + 50], corrupted[i : i + 50], host_rx_s=0.0))
+    (status,) = pipe.status()
+    assert status["dropped"] == 1 and status["windows"] > 0
+    in_g = corrupted.copy()
+    in_g[:, :3] /= 9.80665
+    pipe = Pipeline(load_engine(bundle), FanOut([]))
+    with pytest.raises(ContractError, match=r"is 1\.0\d* m/s².*look like g .*expects m/s²"):
+        for i in range(0, 400, 50):
+            pipe.process(SampleChunk("dev", t[i : i + 50], in_g[i : i + 50], host_rx_s=0.0))
+
+
 @settings(max_examples=400, deadline=None)
 @given(
     start=st.sampled_from([0.0, 12.345, 1.7e9 + 0.25]),

@@ -257,6 +257,14 @@ def _run(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 def _read(recording: Recording | str | os.PathLike, device: str | None) -> Recording:
     if isinstance(recording, Recording):
+        from gaitedge.recording import RecordingError
+
+        t, x = np.asarray(recording.timestamp_s), np.asarray(recording.imu)
+        if t.ndim != 1 or x.ndim != 2 or x.shape[1] not in (3, 6) or len(t) != len(x):
+            raise RecordingError(
+                f"recording: expected timestamp_s [N] and imu [N, 6] (or [N, 3] without a "
+                f"gyroscope), got {t.shape} and {x.shape}"
+            )
         return recording
     from gaitedge.formats import ReadOptions, read
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,17 @@ def test_plot_draws_the_signal_and_the_probabilities(analysis):
     acc, act = fig.axes[:2]
     assert len(acc.lines) == 3 and len(act.lines) == len(analysis.windows.classes["activity"])
     np.testing.assert_allclose(act.lines[0].get_xdata(), analysis.windows.t_end_s)
+
+
+def test_analyse_refuses_arrays_of_the_wrong_shape():
+    """A Recording built by hand with [N] samples, or N - 1 rows for N stamps: one error
+    naming both shapes (an IndexError, and a units refusal that blamed "g", before)."""
+    from gaitedge.recording import Recording, RecordingError
+
+    t = np.arange(1000) / 50.0
+    for imu, shape in ((np.zeros(1000), "(1000,)"), (np.zeros((999, 6)), "(999, 6)")):
+        with pytest.raises(RecordingError, match=rf"got \(1000,\) and {re.escape(shape)}"):
+            gaitedge.analyse(Recording(t, imu))
 
 
 def test_analyse_a_path_and_a_fall(sisfall_dir):

@@ -263,6 +263,15 @@ class PipelineStats:
         return {stage: h.summary() for stage, h in self.latency.items()}
 
 
+class DevicesRefusedError(ContractError):
+    """Devices of one :meth:`Pipeline.process_many` call whose data the model refused;
+    ``refused``: each device's ContractError (the message: theirs, joined)."""
+
+    def __init__(self, refused: dict[str, ContractError]) -> None:
+        super().__init__("; ".join(str(e) for e in refused.values()))
+        self.refused = refused
+
+
 class Pipeline:
     """Feeds chunks through chain, engine and alert logic, sending alerts to the sinks.
 
@@ -509,15 +518,27 @@ class Pipeline:
         windows all of them completed, and the probabilities go back to each device's alert
         logic in order. The alerts, and the order they reach the sinks, are those of
         :meth:`process` on each chunk in turn (a device's own results and a reconnect's end of
-        segment score what is waiting first; so does a second chunk of the same device)."""
+        segment score what is waiting first; so does a second chunk of the same device).
+
+        Raises:
+            DevicesRefusedError: the model refused some devices' data (a wrong unit, no gyroscope);
+                every other device's chunks of the tick were processed and scored.
+        """
         made: list[_Made] = []
         alerts: list[Alert] = []
+        refused: dict[str, ContractError] = {}
         for chunk in chunks:
             if isinstance(chunk, DeviceResult):
                 alerts += self._score(made) + self.process_result(chunk)
-            else:
-                alerts += self._chain(chunk, made)
-        return alerts + self._score(made)
+            elif chunk.device not in refused:
+                try:
+                    alerts += self._chain(chunk, made)
+                except ContractError as exc:  # this device's data only: the others go on
+                    refused[chunk.device] = exc
+        alerts += self._score(made)
+        if refused:
+            raise DevicesRefusedError(refused)
+        return alerts
 
     def _chain(self, chunk: SampleChunk, made: list[_Made]) -> list[Alert]:
         """:meth:`process_many`'s first stage for one chunk: its windows join ``made``."""

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from gaitedge.bundle import ContractError
 from gaitedge.cores import usable_cores
 from gaitedge.engine import accelerometer_only_model, cold_start_model, load_engine
 from gaitedge.mqtt import mqtt_settings
-from gaitedge.pipeline import Pipeline
+from gaitedge.pipeline import DevicesRefusedError, Pipeline
 from gaitedge.recording import RecordingWriter
 from gaitedge.sinks import FanOut, build_sinks
 from gaitedge.sources.base import DeviceResult, Source
@@ -272,6 +273,15 @@ class Tick:
         self.passes += 1
         try:
             self.pipeline.process_many(chunks)
+        except DevicesRefusedError as exc:  # those devices' sources get their refusal, no other
+            for chunk, done in zip(chunks, waiting, strict=True):
+                if not done.done():
+                    refusal = exc.refused.get(getattr(chunk, "device", None))
+                    if refusal is None:
+                        done.set_result(None)
+                    else:
+                        done.set_exception(refusal)
+            return
         except Exception as exc:  # every source of the pass stops with it (as one did before)
             for done in waiting:
                 if not done.done():
@@ -288,19 +298,37 @@ async def stream(
     *,
     duration_s: float | None = None,
     tick: Tick | None = None,
+    refused: dict[str, ContractError] | None = None,
 ) -> None:
     """Drive ``pipeline`` from ``source`` until it ends, ``duration_s`` passes, or cancel;
-    with ``tick``, its chunks share the engine calls of the other sources on that tick."""
+    with ``tick``, its chunks share the engine calls of the other sources on that tick.
+
+    ``refused``: the session's refused devices, when it has others to go on with (several
+    sources, or a source that serves several phones): a device whose data the model refuses
+    (a wrong unit, no gyroscope) is logged and added there instead of ending the session;
+    its source stops (a hub's other phones go on). Without it, the refusal is raised."""
+    hub = hasattr(source, "phones")  # one source, many devices (gaitedge.sources.phone)
 
     async def consume() -> None:
         async with source:
             async for chunk in source.chunks():
-                if tick is not None:
-                    await tick.process(chunk)
-                elif isinstance(chunk, DeviceResult):  # a device's own decision (protocol 1.2)
-                    pipeline.process_result(chunk)
-                else:
-                    pipeline.process(chunk)
+                device = getattr(chunk, "device", source.device)
+                if refused is not None and device in refused:
+                    continue  # a hub's refused phone: its later pushes are not read
+                try:
+                    if tick is not None:
+                        await tick.process(chunk)
+                    elif isinstance(chunk, DeviceResult):  # a device's own decision (1.2)
+                        pipeline.process_result(chunk)
+                    else:
+                        pipeline.process(chunk)
+                except ContractError as exc:
+                    if refused is None:
+                        raise
+                    log.error("%s (this device is refused; the others go on)", exc)
+                    refused[device] = exc
+                    if not hub:
+                        return
 
     task = asyncio.ensure_future(consume())
     try:
@@ -311,7 +339,8 @@ async def stream(
             await asyncio.wait({task})  # the source is closed before this returns, on a stop too
     if done:
         task.result()  # the source's own end, or its error
-        pipeline.finish(source.device)  # what the chain held back at the end of the stream
+        if refused is None or source.device not in refused:
+            pipeline.finish(source.device)  # what the chain held back at the stream's end
         return
     log.info("stopping after %.1f s", duration_s)
     with contextlib.suppress(asyncio.CancelledError):
@@ -322,9 +351,17 @@ async def stream_many(
     pipeline: Pipeline, sources: list[Source], *, duration_s: float | None = None
 ) -> None:
     """Several devices at once: each source in its own task, one pipeline state each, and
-    the chunks that arrive together scored together (:class:`Tick`)."""
+    the chunks that arrive together scored together (:class:`Tick`). A device whose data the
+    model refuses stops alone while others go on (:func:`stream`'s ``refused``); the first
+    refusal is raised when every source has ended."""
     tick = Tick(pipeline) if len(sources) > 1 else None
-    await asyncio.gather(*(stream(pipeline, s, duration_s=duration_s, tick=tick) for s in sources))
+    many = len(sources) > 1 or any(hasattr(s, "phones") for s in sources)
+    refused: dict[str, ContractError] | None = {} if many else None
+    await asyncio.gather(
+        *(stream(pipeline, s, duration_s=duration_s, tick=tick, refused=refused) for s in sources)
+    )
+    if refused:
+        raise next(iter(refused.values()))
 
 
 def status(pipeline: Pipeline, sources: list[Source]) -> list[DeviceStatus]:

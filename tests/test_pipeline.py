@@ -196,6 +196,33 @@ def test_several_devices_share_one_pipeline(bundle, hapt_recording, tmp_path):
     assert {s["device"] for s in pipe.status()} == devices
 
 
+def test_a_device_the_model_refuses_stops_alone(bundle, hapt_recording, tmp_path):
+    """Two devices streaming together, one in g under m/s² headers: that one is refused (its
+    source stops, the refusal is raised once every source has ended), and the other's alerts
+    are those it raises alone (the refusal stopped every device of the tick before)."""
+    rec = read_recording(hapt_recording)
+    imu = rec.imu.copy()
+    imu[:, :3] /= 9.80665
+    in_g = tmp_path / "in_g.csv"
+    write_recording(in_g, Recording(rec.timestamp_s, imu))
+
+    def alerts(names_paths, jsonl):
+        with open_pipeline(bundle, SinkOptions(alerts_jsonl=jsonl), echo=lambda s: None) as pipe:
+            sources = [ReplaySource(p, fast=True, device=n) for n, p in names_paths]
+            asyncio.run(stream_many(pipe, sources))
+
+    alone = tmp_path / "alone.jsonl"
+    alerts([("good", hapt_recording)], alone)
+    together = tmp_path / "together.jsonl"
+    with pytest.raises(ContractError, match=r"^in_g: median \|acceleration\| is 1\.0"):
+        alerts([("good", hapt_recording), ("in_g", in_g)], together)
+    lines = [json.loads(x) for x in together.read_text().splitlines()]
+    assert lines and {a["device"] for a in lines} == {"good"}
+    keys = ("t", "type", "label", "p")
+    expected = [json.loads(x) for x in alone.read_text().splitlines()]
+    assert [[a[k] for k in keys] for a in lines] == [[a[k] for k in keys] for a in expected]
+
+
 def test_activity_smoothing_restarts_after_a_gap(bundle, hapt_experiment):
     """A gap (segment break) makes the activity be reported afresh, never smoothed across."""
     t, x, _ = hapt_experiment

@@ -565,3 +565,34 @@ def test_listen_http_port_0_gives_the_port_it_bound() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_phone_the_model_refuses_stops_alone(tmp_path: Path) -> None:
+    """Two phones pushing to one listener, one in g (acceleration divided by 9.81): that phone
+    is refused and its pushes no longer read, the other's alerts come out, and the refusal
+    is raised when the listener ends (it stopped the listener, and every phone, at once)."""
+    from gaitedge.bundle import ContractError
+    from gaitedge.runner import SinkOptions, open_pipeline, run_sources
+
+    rec = read_recording(DEMO_RECORDING)
+    n = int(60 * rec.median_rate_hz)
+    in_g = rec.imu[:n].copy()
+    in_g[:, :3] /= 9.80665
+    good = PushConfig(platform="android", batch_s=0.5, device_id="good-phone")
+    bad = PushConfig(platform="android", batch_s=0.5, device_id="phone-in-g")
+    source = HttpSource("127.0.0.1", 0, token="s3cret")
+    source.listen()
+    url = f"http://127.0.0.1:{source.port}/push?token=s3cret"
+    jsonl = tmp_path / "alerts.jsonl"
+    phones = []
+    for config, imu in ((good, rec.imu[:n]), (bad, in_g)):
+        bodies = push_messages(rec.timestamp_s[:n], imu, config)
+        phones.append(PushingPhone(http_sender(url), bodies, list(range(len(bodies))),
+                                   batch_s=0.5, speed=12.0))  # fmt: skip
+    with open_pipeline(None, SinkOptions(alerts_jsonl=jsonl), echo=lambda s: None) as pipe:
+        with phones[0], phones[1], pytest.raises(ContractError, match="phone-in-g: median"):
+            run_sources(pipe, [source], duration_s=7)
+        devices = {row.device for row in pipe.device_status()}
+    alerts = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert alerts and {a["device"] for a in alerts} == {"good-phone"}
+    assert "good-phone" in devices

@@ -30,7 +30,7 @@ from gaitedge.pipeline import DevicesRefusedError, Pipeline
 from gaitedge.recording import RecordingWriter
 from gaitedge.sinks import FanOut, build_sinks
 from gaitedge.sources.base import DeviceResult, Source
-from gaitedge.sources.device import DeviceSource
+from gaitedge.sources.device import DeviceSource, SourceError
 from gaitedge.status import DeviceStatus, LinkStatus
 from gaitedge.webhook import webhook_settings
 
@@ -298,18 +298,29 @@ async def stream(
     *,
     duration_s: float | None = None,
     tick: Tick | None = None,
-    refused: dict[str, ContractError] | None = None,
+    refused: dict[str, Exception] | None = None,
 ) -> None:
     """Drive ``pipeline`` from ``source`` until it ends, ``duration_s`` passes, or cancel;
     with ``tick``, its chunks share the engine calls of the other sources on that tick.
 
     ``refused``: the session's refused devices, when it has others to go on with (several
     sources, or a source that serves several phones): a device whose data the model refuses
-    (a wrong unit, no gyroscope) is logged and added there instead of ending the session;
-    its source stops (a hub's other phones go on). Without it, the refusal is raised."""
+    (a wrong unit, no gyroscope), or whose link fails for good (``SourceError``), is logged and
+    added there instead of ending the session; its source stops (a hub's other phones go on;
+    a hub's own link failing is raised when it is the only source). Without it, the error is
+    raised."""
     hub = hasattr(source, "phones")  # one source, many devices (gaitedge.sources.phone)
 
     async def consume() -> None:
+        try:
+            await read()
+        except SourceError as exc:  # this link failed for good (a port gone, no gyroscope...)
+            if refused is None or tick is None:  # no other source to go on with
+                raise
+            log.error("%s (this device stops; the others go on)", exc)
+            refused[source.device] = exc
+
+    async def read() -> None:
         async with source:
             async for chunk in source.chunks():
                 device = getattr(chunk, "device", source.device)
@@ -352,11 +363,11 @@ async def stream_many(
 ) -> None:
     """Several devices at once: each source in its own task, one pipeline state each, and
     the chunks that arrive together scored together (:class:`Tick`). A device whose data the
-    model refuses stops alone while others go on (:func:`stream`'s ``refused``); the first
-    refusal is raised when every source has ended."""
+    model refuses, or whose link fails for good, stops alone while others go on
+    (:func:`stream`'s ``refused``); the first such error is raised when every source has ended."""
     tick = Tick(pipeline) if len(sources) > 1 else None
     many = len(sources) > 1 or any(hasattr(s, "phones") for s in sources)
-    refused: dict[str, ContractError] | None = {} if many else None
+    refused: dict[str, Exception] | None = {} if many else None
     await asyncio.gather(
         *(stream(pipeline, s, duration_s=duration_s, tick=tick, refused=refused) for s in sources)
     )

@@ -223,6 +223,30 @@ def test_a_device_the_model_refuses_stops_alone(bundle, hapt_recording, tmp_path
     assert [[a[k] for k in keys] for a in lines] == [[a[k] for k in keys] for a in expected]
 
 
+def test_a_device_whose_link_fails_stops_alone(bundle, hapt_recording, tmp_path):
+    """A serial port that is not there beside a device that streams (paced: still streaming
+    when the port fails): the port's error is logged and raised when the other has ended, and
+    the other's alerts are all those it raises alone (the error ended the session at once)."""
+
+    def alerts(sources, jsonl) -> list[dict]:
+        with open_pipeline(bundle, SinkOptions(alerts_jsonl=jsonl), echo=lambda s: None) as pipe:
+            asyncio.run(stream_many(pipe, sources))
+        return [json.loads(x) for x in jsonl.read_text().splitlines()]
+
+    alone = alerts([ReplaySource(hapt_recording, fast=True, device="good")], tmp_path / "a.jsonl")
+    together = tmp_path / "b.jsonl"
+    sources = [
+        SerialSource(str(tmp_path / "no-such-tty")),
+        ReplaySource(hapt_recording, speed=200.0, device="good"),  # ~2 s
+    ]
+    with pytest.raises(SourceError, match="no-such-tty"):
+        alerts(sources, together)
+    got = [json.loads(x) for x in together.read_text().splitlines()]
+    assert {a["device"] for a in got} == {"good"}
+    keys = ("type", "label")
+    assert [[a[k] for k in keys] for a in got] == [[a[k] for k in keys] for a in alone]
+
+
 def test_activity_smoothing_restarts_after_a_gap(bundle, hapt_experiment):
     """A gap (segment break) makes the activity be reported afresh, never smoothed across."""
     t, x, _ = hapt_experiment

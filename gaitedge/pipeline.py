@@ -237,6 +237,8 @@ class DeviceState:
     # newest stamp this device sent.
     waiting: list[SampleChunk] = field(default_factory=list)
     newest_t_s: float = -np.inf
+    # Why the model refused this device's data (its units): every later chunk is refused too.
+    refused: ContractError | None = None
 
 
 @dataclass
@@ -543,6 +545,8 @@ class Pipeline:
     def _chain(self, chunk: SampleChunk, made: list[_Made]) -> list[Alert]:
         """:meth:`process_many`'s first stage for one chunk: its windows join ``made``."""
         state = self._state(chunk.device, chunk)
+        if state.refused is not None:
+            raise state.refused
         alerts: list[Alert] = []
         if any(m.state is state for m in made):  # this device's earlier windows come first
             alerts += self._score(made)
@@ -566,7 +570,11 @@ class Pipeline:
             if state.companion is not None:
                 state.companion.chain.reset()
         if not state.units_checked:
-            self._check_units(state, chunk)
+            try:
+                self._check_units(state, chunk)
+            except ContractError as exc:
+                state.refused = exc
+                raise
         if self._wait(state, chunk):
             return alerts
         self._feed(state, *self._with_waiting(state, chunk), made)

@@ -303,6 +303,11 @@ def test_a_device_whose_acceleration_is_not_in_m_s2_is_refused(bundle, hapt_expe
     with pytest.raises(ContractError, match=r"look like g .*expects m/s²"):
         for i in range(0, 400, 50):
             pipe.process(SampleChunk("dev", t[i : i + 50], in_g[i : i + 50], host_rx_s=0.0))
+    # Refused for good: a later chunk (even in m/s²) is not let through unchecked.
+    windows = pipe.status()[0]["windows"]
+    with pytest.raises(ContractError, match=r"look like g .*expects m/s²"):
+        pipe.process(SampleChunk("dev", t[400:450], x[400:450], host_rx_s=0.0))
+    assert pipe.status()[0]["windows"] == windows
 
 
 def test_a_corrupted_sample_among_the_first_does_not_fail_the_units_check(bundle, hapt_experiment):

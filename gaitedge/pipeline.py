@@ -955,6 +955,7 @@ class Pipeline:
                     if s.engine is not None
                     else None
                 ),
+                refused=None if s.refused is None else str(s.refused),
             )
             for name, s in self.devices.items()
         ]

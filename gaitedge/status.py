@@ -46,6 +46,9 @@ class DeviceStatus:
     # The model this device runs when it is not the session's (a sensor without a gyroscope
     # runs the accelerometer-only bundle): "name version"; None: the session's model
     model: str | None = None
+    # Why the model refused this device's data (its units); None: not refused. The other
+    # devices of the session go on (gaitedge.runner.stream).
+    refused: str | None = None
 
     def line(self, playback_speed: float = 1.0) -> str:
         """The live status line (``listen`` and ``demo`` print it to stderr).
@@ -75,6 +78,8 @@ class DeviceStatus:
         if self.shadow is not None:
             s = self.shadow
             repaired += f"shadow={s['windows']}w/{s['disagreements']}disagree "
+        if self.refused is not None:
+            return f"[{self.device}] refused: {self.refused}"
         return (
             f"[{self.device}] t={self.t_s:.1f}s mounting={self.mounting} "
             f"activity={self.activity} p={self.p:.2f} "

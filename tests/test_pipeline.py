@@ -308,6 +308,8 @@ def test_a_device_whose_acceleration_is_not_in_m_s2_is_refused(bundle, hapt_expe
     with pytest.raises(ContractError, match=r"look like g .*expects m/s²"):
         pipe.process(SampleChunk("dev", t[400:450], x[400:450], host_rx_s=0.0))
     assert pipe.status()[0]["windows"] == windows
+    (row,) = pipe.device_status()
+    assert row.line().startswith("[dev] refused: dev: median |acceleration| is 1.0")
 
 
 def test_a_corrupted_sample_among_the_first_does_not_fail_the_units_check(bundle, hapt_experiment):

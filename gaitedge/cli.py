@@ -1370,7 +1370,8 @@ def bench(
     ] = None,
     model: ModelOption = None,
     chunk_samples: Annotated[
-        int, typer.Option("--chunk-samples", help="Samples per chunk, as frames arrive.")
+        int,
+        typer.Option("--chunk-samples", help="Samples per chunk, as frames arrive.", min=1),
     ] = 4,
 ) -> None:
     """Per-stage latency and sensors per core, streamed as live."""

@@ -544,6 +544,8 @@ def measure_live(
 
     from gaitedge.sources.base import SampleChunk
 
+    if chunk_samples < 1 or devices < 1:
+        raise ValueError(f"chunk_samples and devices must be >= 1, not {chunk_samples}, {devices}")
     n = len(timestamp_s)
     names = [device] if devices == 1 else [f"{device}{d}" for d in range(devices)]
     starts = [d * n // devices for d in range(devices)]

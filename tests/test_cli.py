@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from gaitedge.cli import app
@@ -195,3 +196,14 @@ def test_a_recording_file_that_cannot_be_written_is_named(tmp_path):
     )
     assert result.exit_code == 2, result.output
     assert result.output.strip() == f"error: recording file {folder}: cannot write: Is a directory"
+
+
+def test_bench_refuses_chunks_of_no_samples():
+    """`bench --chunk-samples 0` was a ZeroDivisionError traceback (measure_live's frames)."""
+    from gaitedge.runner import measure_live
+
+    result = runner.invoke(app, ["bench", "--chunk-samples", "0"])
+    assert result.exit_code == 2, result.output
+    assert "--chunk-samples" in result.output and "Traceback" not in result.output
+    with pytest.raises(ValueError, match="chunk_samples and devices must be >= 1"):
+        measure_live(None, np.zeros(3), np.zeros((3, 6)), chunk_samples=0)

@@ -462,10 +462,10 @@ class FallDetector:
         alerts = []
         last = len(windows) - 1
         # [K]; the last window is never passed over, so a single window (live) needs none.
-        quiet = self._quiet(windows, chain) if last > 0 else np.zeros(len(windows), bool)
+        threshold = self._impact_g()
+        quiet = self._quiet(windows, chain, threshold) if last > 0 else np.zeros(len(windows), bool)
         segment = windows.segment
         scaling = _denormalization(chain)
-        threshold = self.cfg.impact_threshold_g * impact_peak_ratio(self.input_rate_hz)
         for i in range(len(windows)):
             if self._pending is None and (
                 (quiet[i] and i < last and segment[i + 1] == segment[i])
@@ -484,9 +484,14 @@ class FallDetector:
                 alerts.append(alert)
         return alerts
 
-    def _quiet(self, windows: Windows, chain: ChainConfig) -> np.ndarray:
+    def _impact_g(self) -> float:
+        """The peak |a| (g) a sampled impact must reach at this input rate."""
+        return self.cfg.impact_threshold_g * impact_peak_ratio(self.input_rate_hz)
+
+    def _quiet(self, windows: Windows, chain: ChainConfig, threshold: float) -> np.ndarray:
         """[K] True where no sample of a window that is new (later than the window before it
-        in its segment, or than the history) can be an impact; one sample of margin."""
+        in its segment, or than the history) can reach ``threshold`` (:meth:`_impact_g`);
+        one sample of margin."""
         k, w = windows.data.shape[:2]
         if not k:
             return np.zeros(0, bool)
@@ -515,7 +520,7 @@ class FallDetector:
             mag_g = self._magnitude_g(windows.data[:, w - m :][tail], chain)  # [K', m]
             mag_g[np.arange(m)[None, :] < (m - n_new[tail])[:, None]] = 0.0  # seen before
             peak[tail] = mag_g.max(axis=1)
-        return peak < self.cfg.impact_threshold_g * impact_peak_ratio(self.input_rate_hz)
+        return peak < threshold
 
     def window_peaks_g(self, data: np.ndarray, chain: ChainConfig) -> np.ndarray:
         """[K] the largest total acceleration (g) of each window of chain output ``data``
@@ -607,7 +612,7 @@ class FallDetector:
     def _look_for_impact(self, t_new: np.ndarray, a_new: np.ndarray, p_fall: float) -> None:
         i = int(np.argmax(a_new))
         peak, t_peak = float(a_new[i]), float(t_new[i])
-        if peak < self.cfg.impact_threshold_g * impact_peak_ratio(self.input_rate_hz):
+        if peak < self._impact_g():
             return
         if t_peak < self._last_alert_t + self.cfg.refractory_s:
             return

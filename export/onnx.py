@@ -183,7 +183,7 @@ def export_onnx(
 def load_for_export(checkpoint: Path) -> tuple[nn.Module, dict]:
     """(model in eval mode, checkpoint dict) for a student (``export.distill``) or an MAE
     checkpoint (``train``)."""
-    from train.model import read_checkpoint
+    from train.model import model_from_checkpoint, read_checkpoint
 
     ckpt = read_checkpoint(checkpoint)
     if "student_config" in ckpt:
@@ -192,10 +192,7 @@ def load_for_export(checkpoint: Path) -> tuple[nn.Module, dict]:
         model = CNNStudent(StudentConfig.from_dict(ckpt["student_config"]))
         model.load_state_dict(ckpt["state_dict"])
         return fold_batchnorm(model.eval()), ckpt
-    from train.model import load_checkpoint
-
-    model, ckpt = load_checkpoint(checkpoint)
-    return model.eval(), ckpt
+    return model_from_checkpoint(ckpt, checkpoint), ckpt  # the file read once
 
 
 def contract_from_checkpoint(

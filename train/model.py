@@ -564,9 +564,15 @@ def load_checkpoint(
         ``state_dict``, ``metrics``, ``split``, ``train_config``, ``step``, ...).
     """
     ckpt = read_checkpoint(path, map_location)
+    return model_from_checkpoint(ckpt, path), ckpt
+
+
+def model_from_checkpoint(ckpt: dict, path: str | Path) -> IMUMaskedAutoencoder:
+    """The model (eval mode) of a checkpoint dict :func:`read_checkpoint` read from ``path``;
+    ScriptError naming ``path`` when it holds no train.pretrain / train.finetune model."""
     if "model_config" not in ckpt:
         raise ScriptError(f"{path}: not a checkpoint of train.pretrain or train.finetune")
     model = IMUMaskedAutoencoder(ModelConfig.from_dict(ckpt["model_config"]))
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
-    return model, ckpt
+    return model

@@ -309,7 +309,7 @@ async def stream(
     added there instead of ending the session; its source stops (a hub's other phones go on;
     a hub's own link failing is raised when it is the only source). Without it, the error is
     raised."""
-    hub = hasattr(source, "phones")  # one source, many devices (gaitedge.sources.phone)
+    hub = _serves_many(source)
 
     async def consume() -> None:
         try:
@@ -358,6 +358,11 @@ async def stream(
         await task
 
 
+def _serves_many(source: Source) -> bool:
+    """One source, many devices: a listener phones push to (``gaitedge.sources.phone``)."""
+    return hasattr(source, "phones")
+
+
 async def stream_many(
     pipeline: Pipeline, sources: list[Source], *, duration_s: float | None = None
 ) -> None:
@@ -366,7 +371,7 @@ async def stream_many(
     model refuses, or whose link fails for good, stops alone while others go on
     (:func:`stream`'s ``refused``); the first such error is raised when every source has ended."""
     tick = Tick(pipeline) if len(sources) > 1 else None
-    many = len(sources) > 1 or any(hasattr(s, "phones") for s in sources)
+    many = len(sources) > 1 or any(_serves_many(s) for s in sources)
     refused: dict[str, Exception] | None = {} if many else None
     await asyncio.gather(
         *(stream(pipeline, s, duration_s=duration_s, tick=tick, refused=refused) for s in sources)

@@ -529,12 +529,15 @@ class Pipeline:
         made: list[_Made] = []
         alerts: list[Alert] = []
         refused: dict[str, ContractError] = {}
+        chained: set[str] = set()  # devices with a chunk in this tick so far
         for chunk in chunks:
             if isinstance(chunk, DeviceResult):
                 alerts += self._score(made) + self.process_result(chunk)
             elif chunk.device not in refused:
+                again = chunk.device in chained
+                chained.add(chunk.device)
                 try:
-                    alerts += self._chain(chunk, made)
+                    alerts += self._chain(chunk, made, again)
                 except ContractError as exc:  # this device's data only: the others go on
                     refused[chunk.device] = exc
         alerts += self._score(made)
@@ -542,13 +545,14 @@ class Pipeline:
             raise DevicesRefusedError(refused)
         return alerts
 
-    def _chain(self, chunk: SampleChunk, made: list[_Made]) -> list[Alert]:
-        """:meth:`process_many`'s first stage for one chunk: its windows join ``made``."""
+    def _chain(self, chunk: SampleChunk, made: list[_Made], again: bool = False) -> list[Alert]:
+        """:meth:`process_many`'s first stage for one chunk: its windows join ``made``
+        (``again``: the device had a chunk earlier in the tick, whose windows may wait there)."""
         state = self._state(chunk.device, chunk)
         if state.refused is not None:
             raise state.refused
         alerts: list[Alert] = []
-        if any(m.state is state for m in made):  # this device's earlier windows come first
+        if again and any(m.state is state for m in made):  # its earlier windows come first
             alerts += self._score(made)
         self.stats.chunks += 1
         if self.recorder is not None:

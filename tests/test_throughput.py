@@ -144,6 +144,42 @@ def test_one_engine_call_per_tick_gives_what_each_device_alone_gives(hapt_experi
     assert together.stats.latency["engine"].total < 0.75 * calls_alone
 
 
+def test_two_chunks_of_one_device_in_one_tick_score_in_order(hapt_experiment):
+    """A tick that carries two chunks of one device (a source that read two frames at once)
+    beside another device's: the first chunk's windows are scored before the second goes
+    through the chain, so the alerts and states are those of ``process`` on each in turn."""
+    from gaitedge.pipeline import Pipeline
+    from gaitedge.sinks import FanOut
+    from gaitedge.sources import SampleChunk
+
+    t, x, _ = hapt_experiment
+    streams = {"wrist": (t[:3000], x[:3000]), "hip": (t[:3000], x[9000:12000])}
+    engine = load_engine()
+    alone, together = Pipeline(engine, FanOut([])), Pipeline(engine, FanOut([]))
+    want, got = [], []
+    for tick in _ticks(streams, 8):
+        split = []
+        for chunk in tick:  # each 8-sample frame as two 4-sample chunks of the same device
+            for a in range(0, len(chunk.t_s), 4):
+                part = slice(a, a + 4)
+                first = chunk.new_connection and a == 0
+                split.append(
+                    SampleChunk(
+                        chunk.device, chunk.t_s[part], chunk.imu[part], 0.0, new_connection=first
+                    )
+                )
+        for chunk in split:
+            want += alone.process(chunk)
+        got += together.process_many(split)
+    want += alone.finish()
+    got += together.finish()
+    key = [(a.device, a.type, a.label, a.t, a.t_event) for a in want]
+    assert [(a.device, a.type, a.label, a.t, a.t_event) for a in got] == key
+    assert len(key) >= 4
+    assert together.status() == alone.status()
+    assert together.stats.windows == alone.stats.windows > 500
+
+
 def test_frames_held_until_a_window_is_due_change_nothing(hapt_experiment, data_root, monkeypatch):
     """Live frames that cannot complete a window wait for the one that can (``Pipeline._wait``):
     the same alerts, bit for bit, and every window decided on the frame it was decided on

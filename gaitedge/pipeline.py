@@ -566,20 +566,25 @@ class Pipeline:
         # A reconnect that continues the device's timeline is a gap the chain bridges or not
         # (its max_gap_s rule); any other (re)connect starts a new segment.
         new_segment = chunk.new_connection and not chunk.continued
-        if new_segment and state.chain.stats.samples_in:
+        if new_segment and (state.chain.stats.samples_in or state.waiting):
             # a reconnect: score what is waiting, then what the chain held back
             alerts += self._score(made) + self.finish(chunk.device)
         if new_segment:
             state.chain.reset()
             if state.companion is not None:
                 state.companion.chain.reset()
+        joins = self._joins(state, chunk)
+        if state.waiting and not joins:  # those held first, then this chunk (the chain's error)
+            self._feed(state, *self._with_waiting(state, state.waiting.pop()), made)
         if not state.units_checked:
             try:
                 self._check_units(state, chunk)
             except ContractError as exc:
-                state.refused = exc
+                state.refused, state.waiting = exc, []  # none of its samples is scored
                 raise
-        if self._wait(state, chunk):
+            if joins and self._hold_unchecked(state, chunk):
+                return alerts
+        if joins and self._wait(state, chunk):
             return alerts
         self._feed(state, *self._with_waiting(state, chunk), made)
         return alerts
@@ -618,6 +623,36 @@ class Pipeline:
         online = est is not None and not est.restored  # calibrated online, from nothing
         if ready_at is not None and state.calibrated_at_s is None and online:
             state.calibrated_at_s = ready_at
+
+    @staticmethod
+    def _joins(state: DeviceState, chunk: SampleChunk) -> bool:
+        """Whether ``chunk`` may be held back with the device's held chunks and go through the
+        chain with them: samples of a shape the chain takes, as many channels as those held (a
+        chunk that is not is fed on its own, after them: the chain refuses it as ever)."""
+        shape = np.shape(chunk.imu)
+        if len(shape) != 2 or shape[0] != len(chunk.t_s) or shape[1] not in (3, 6):
+            return False
+        width = np.shape(state.waiting[0].imu)[1] if state.waiting else shape[1]
+        return shape[1] == width >= state.chain.n_inputs
+
+    @staticmethod
+    def _hold_unchecked(state: DeviceState, chunk: SampleChunk) -> bool:
+        """Hold ``chunk`` back while its device's units are not checked yet (the check has not
+        had its ``UNITS_CHECK_SAMPLES``): no window of a device the model may yet refuse (its
+        data in g or mg) is scored, so none raises an alert. The chain takes the held chunks
+        with the one that completes the check: the same windows, the first ones later (at
+        50 Hz, 5 s of data instead of the first window's 2.56 s). A chunk with a corrupted
+        sample is held too (the chain drops and counts it when it takes them), unless the chain
+        refuses such samples: then it goes through at once, with those held."""
+        t = chunk.t_s
+        if state.units_checked or not len(t):
+            return False
+        if state.chain.policy is BadSamplePolicy.RAISE and not all_finite(t, chunk.imu):
+            return False
+        state.waiting.append(chunk)
+        state.newest_t_s = max(state.newest_t_s, float(t[-1]))
+        state.last_t_s = float(t[-1])
+        return True
 
     def _wait(self, state: DeviceState, chunk: SampleChunk) -> bool:
         """Hold ``chunk`` back when it surely completes no window

@@ -179,9 +179,10 @@ def test_bad_samples_in_a_live_stream_are_dropped_and_counted(bundle):
     pipe = Pipeline(load_engine(bundle), FanOut([]))
     chunk = _chunk()
     chunk.imu[10, 2] = np.nan
-    pipe.process(chunk)
+    pipe.process(chunk)  # held: fewer samples than the units check needs
+    assert pipe.status()[0]["windows"] == 0
+    pipe.finish()  # the end of the stream: the chain takes them
     (status,) = pipe.status()
-    # 199 samples pass (the newest is held until a later stamp shows it is not tied)
     assert status["dropped"] == 1 and status["windows"] == (199 - 128) // hop(bundle) + 1
 
 
@@ -310,6 +311,59 @@ def test_a_device_whose_acceleration_is_not_in_m_s2_is_refused(bundle, hapt_expe
     assert pipe.status()[0]["windows"] == windows
     (row,) = pipe.device_status()
     assert row.line().startswith("[dev] refused: dev: median |acceleration| is 1.0")
+
+
+@pytest.mark.parametrize("scale", [1000 / 9.80665, 1 / 9.80665], ids=["mg", "g"])
+def test_a_device_in_the_wrong_unit_raises_no_alert_before_it_is_refused(
+    bundle, hapt_experiment, scale
+):
+    """A live device in mg or g, in 4-sample frames with a corrupted sample among its first:
+    no window of it is scored before the units check refuses it (its first 2.56 s made
+    windows, and an mg device standing still was called WALKING_DOWNSTAIRS). In m/s² the same
+    frames make the same windows and alerts as the whole stream at once."""
+    from gaitedge.sources import SampleChunk
+
+    t, x, _ = hapt_experiment
+    bad = x[:400].copy()
+    bad[:, :3] *= scale
+    bad[30, 2] = np.nan
+    pipe = Pipeline(load_engine(bundle), FanOut([]))
+    alerts = []
+    with pytest.raises(ContractError, match=r"look like m?g "):
+        for i in range(0, 400, 4):
+            alerts += pipe.process(SampleChunk("dev", t[i : i + 4], bad[i : i + 4], 0.0))
+    assert i == 248 and alerts == [] and pipe.stats.windows == 0
+    good = x[:3000].copy()
+    good[30, 2] = np.nan
+    framed, whole = (
+        Pipeline(load_engine(bundle), FanOut([])),
+        Pipeline(load_engine(bundle), FanOut([])),
+    )
+    got = [
+        a
+        for i in range(0, 3000, 4)
+        for a in framed.process(SampleChunk("dev", t[i : i + 4], good[i : i + 4], 0.0))
+    ]
+    want = whole.process(SampleChunk("dev", t[:3000], good, 0.0))
+    assert [(a.type, a.label, a.t) for a in got] == [(a.type, a.label, a.t) for a in want]
+    assert framed.status() == whole.status() and framed.status()[0]["dropped"] == 1
+
+
+def test_a_frame_of_other_channels_after_held_frames_is_the_chain_s_error(bundle, hapt_experiment):
+    """Frames held back (before the units check, or while no window is due) and then one with
+    the gyroscope missing: the chain refuses that one as it would alone (it was numpy's
+    concatenation error), after taking those held."""
+    from gaitedge.preprocess import ChainInputError
+    from gaitedge.sources import SampleChunk
+
+    t, x, _ = hapt_experiment
+    for at in (100, 1500):  # before the units check; held while no window is due
+        pipe = Pipeline(load_engine(bundle), FanOut([]))
+        for i in range(0, at, 4):
+            pipe.process(SampleChunk("dev", t[i : i + 4], x[i : i + 4], 0.0))
+        with pytest.raises(ChainInputError, match="no gyroscope"):
+            pipe.process(SampleChunk("dev", t[at : at + 4], x[at : at + 4, :3], 0.0))
+        assert pipe.devices["dev"].chain.stats.samples_in == at
 
 
 def test_a_corrupted_sample_among_the_first_does_not_fail_the_units_check(bundle, hapt_experiment):

@@ -69,6 +69,21 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _keep_recording(recording: Path, *outputs: Path | None) -> None:
+    """Refuse an output path that would write over (or append to) the recording a command
+    reads, or a file of the export folder it reads."""
+    source = recording.resolve()
+    for out in outputs:
+        if out is None:
+            continue
+        target = out.resolve()
+        if target == source:
+            raise fail(f"{out}: would overwrite the recording it reads")
+        if source.is_dir() and target.is_relative_to(source) and target.exists():
+            # a file of the export folder (one the reader reads, or beside them)
+            raise fail(f"{out}: would overwrite a file of the export it reads ({recording})")
+
+
 def _load(
     path: Path,
     rate_hz: float | None,
@@ -175,8 +190,7 @@ def convert(
     """Write a recording (any format gaitedge reads) as gaitedge's canonical CSV."""
     from gaitedge.recording import RecordingError, write_chunks
 
-    if out.resolve() == recording.resolve():
-        raise fail(f"{out}: would overwrite the recording it converts")
+    _keep_recording(recording, out)
     stream = _open(recording, rate_hz, strict=strict, device=device, fmt=fmt, layout=layout)
     try:
         n, duration_s = write_chunks(out, stream)
@@ -243,6 +257,7 @@ def windows(
         cfg = ChainConfig.from_json(chain_json.read_text()) if chain_json else ChainConfig()
     except (OSError, ValueError, TypeError) as exc:  # unreadable, not JSON, not a chain
         raise fail(f"{chain_json}: not a readable chain configuration: {exc}") from exc
+    _keep_recording(recording, out)
     rec = _load(recording, rate_hz, fmt=fmt, layout=layout)
     try:
         result = run_offline(cfg, rec.timestamp_s, rec.imu)
@@ -722,6 +737,7 @@ def replay(
     from gaitedge.sources import ReplaySource
 
     _logging(verbose, quiet)
+    _keep_recording(recording, alerts_jsonl, mount_file)
     read = {"strict": strict, "device": device, "fmt": fmt, "layout": layout}
     # An export without a gyroscope runs the shipped accelerometer-only bundle when no --model
     # was given (picked by its contract); else the reader refuses it, saying what to export.

@@ -51,6 +51,38 @@ def test_convert_refuses_to_overwrite_its_input(tmp_path):
     _one_line_error(runner.invoke(app, ["convert", str(src), str(src)]), "overwrite")
 
 
+def test_convert_refuses_to_overwrite_a_file_of_the_export_folder(wild_exports, tmp_path):
+    """An export folder converted onto one of its own files (it replaced Gravity.csv with the
+    canonical CSV, and the export no longer read): refused, the file untouched; a new file in
+    the folder is written, and the folder still reads."""
+    folder = tmp_path / "export"
+    shutil.copytree(wild_exports / "sensorlogger_ios-falldetector", folder)
+    gravity = (folder / "Gravity.csv").read_bytes()
+    for member in ("Gravity.csv", "./Accelerometer.csv"):
+        result = runner.invoke(app, ["convert", str(folder), str(folder / member)])
+        _one_line_error(result, "would overwrite a file of the export")
+    assert (folder / "Gravity.csv").read_bytes() == gravity
+    result = runner.invoke(app, ["convert", str(folder), str(folder / "canonical.csv")])
+    assert result.exit_code == 0, result.output
+    assert len(read_recording(folder / "canonical.csv")) == len(formats.read(folder)) > 8000
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["windows", "--out"], ["replay", "--fast", "--alerts-jsonl"], ["replay", "--mount-file"]],
+    ids=["windows", "replay-jsonl", "replay-mount-file"],
+)
+def test_no_output_writes_over_the_recording_it_reads(tmp_path, command):
+    """`windows --out REC` replaced the recording with its windows (exit 0), `replay
+    --alerts-jsonl REC` appended alert lines to it: refused in one line, the file untouched."""
+    src = tmp_path / "rec.csv"
+    shutil.copy(DEMO_RECORDING, src)
+    before = src.read_bytes()
+    result = runner.invoke(app, [command[0], str(src), *command[1:], str(src)])
+    _one_line_error(result, "would overwrite the recording it reads")
+    assert src.read_bytes() == before
+
+
 def test_an_export_converts_to_the_canonical_csv_that_replays_the_same(wild_exports, tmp_path):
     folder = wild_exports / "sensorlogger_android-walk-pixel6"
     out = tmp_path / "walk.csv"

@@ -681,6 +681,7 @@ def listen(
                     typer.echo(json.dumps({"device": row.device, "shadow": row.shadow}), err=True)
         if stats:
             _print_stats(pipe)
+    _check_delivered(pipe)
 
 
 @app.command()
@@ -785,8 +786,13 @@ def replay(
         typer.echo(json.dumps(summary))
         if stats:
             _print_stats(pipe)
-    # The sinks closed with the session: an alert replay was asked to send and did not is an
-    # error (a script publishing a recording's alerts must not read success from a down broker).
+    _check_delivered(pipe)
+
+
+def _check_delivered(pipe) -> None:
+    """After the session (its sinks closed): an alert the command was asked to send and did
+    not is an error, exit 1 (a script publishing alerts must not read success from a down
+    broker, a full disk or a failing webhook)."""
     lost = pipe.sinks.undelivered()
     if lost:
         made = pipe.stats.alerts
@@ -1149,8 +1155,11 @@ def demo(
                     pipe, [source], duration_s=duration, on_status=None if quiet else status
                 )
                 typer.echo(json.dumps({"windows": pipe.stats.windows, "alerts": pipe.stats.alerts}))
+    except typer.Exit:  # an option refused in its one line (click's Exit is a RuntimeError)
+        raise
     except (SourceError, RuntimeError) as exc:  # the link failed, or no dbus-daemon for --ble
         raise fail(str(exc), code=1) from exc
+    _check_delivered(pipe)
 
 
 DEMO_SENSORS = ("polar", "metawear", "movesense", "thingy", "science-journal", "uart-csv")
@@ -1206,8 +1215,11 @@ def _demo_sensor(kind, duration, speed, model, mount, alerts_jsonl, quiet, start
                 summary = {"windows": pipe.stats.windows, "alerts": pipe.stats.alerts}
                 summary |= {"device_type": source.device_type, "model": source.profile.model}
                 typer.echo(json.dumps(summary))
+    except typer.Exit:  # an option refused in its one line (click's Exit is a RuntimeError)
+        raise
     except (SourceError, RuntimeError) as exc:  # the link failed, or no dbus-daemon
         raise fail(str(exc), code=1) from exc
+    _check_delivered(pipe)
 
 
 def _demo_phone(duration, speed, model, mount, alerts_jsonl, quiet, start) -> None:
@@ -1246,6 +1258,7 @@ def _demo_phone(duration, speed, model, mount, alerts_jsonl, quiet, start) -> No
             except SourceError as exc:
                 raise fail(str(exc), code=1) from exc
         typer.echo(json.dumps({"windows": pipe.stats.windows, "alerts": pipe.stats.alerts}))
+    _check_delivered(pipe)
 
 
 @app.command()

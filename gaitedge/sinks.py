@@ -405,10 +405,14 @@ class FanOut:
         for sink in self.sinks:
             try:
                 sink.send(alert)
-            except Exception:  # any sink bug or I/O error: the other sinks still get the alert
+            except Exception as exc:  # any sink bug or I/O error: the other sinks still get it
                 name = type(sink).__name__
                 self.errors[name] = self.errors.get(name, 0) + 1
-                log.exception("alert sink %s failed", name)
+                if self.errors[name] == 1:  # one line; the rest are counted (undelivered)
+                    log.error(
+                        "alert sink %s failed: %s (its alerts are counted as lost)", name, exc
+                    )
+                log.debug("alert sink %s failed", name, exc_info=True)
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Per network sink (``mqtt``, ``webhook``): alerts delivered, pending and failed."""
@@ -431,8 +435,9 @@ class FanOut:
         for sink in self.sinks:
             try:
                 sink.close()
-            except Exception:
-                log.exception("closing alert sink %s failed", type(sink).__name__)
+            except Exception as exc:
+                log.error("closing alert sink %s failed: %s", type(sink).__name__, exc)
+                log.debug("closing alert sink %s failed", type(sink).__name__, exc_info=True)
 
 
 def check_topic(topic: str) -> None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,6 +204,28 @@ def test_demo_streams_the_shipped_recording_from_an_emulated_device(bundle, tmp_
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["windows"] >= 5
     assert jsonl.read_text().strip()
+
+
+def test_demo_on_a_full_disk_says_its_alerts_were_not_delivered(bundle, tmp_path):
+    """`listen` (here its demo) with --alerts-jsonl on a full disk printed a traceback per
+    alert and exited 0: one line for the failure, and exit 1 naming the alerts lost, as
+    `replay` does. An option the session refuses is its one line, exit 2 (it was followed by
+    'error: 2' and exit 1)."""
+    full = tmp_path / "alerts.jsonl"
+    full.symlink_to("/dev/full")
+    gaitedge = str(Path(sys.executable).with_name("gaitedge"))
+    args = [gaitedge, "demo", "--model", str(bundle), "--duration", "8", "-q"]
+    done = subprocess.run([*args, "--alerts-jsonl", str(full)], capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert re.fullmatch(
+        r"error: alerts not delivered: (\d+) of \1 to JsonlSink", done.stderr.splitlines()[-1]
+    )
+    done = subprocess.run([*args, "--alerts-jsonl", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"error: alerts file {tmp_path}: cannot write: Is a directory"
+    ]
 
 
 def test_bench_reports_stage_latencies(bundle, hapt_experiment, tmp_path):

@@ -157,6 +157,23 @@ def test_fanout_keeps_delivering_when_a_sink_raises() -> None:
     assert broken.closed
 
 
+def test_a_failing_sink_is_one_line_not_a_traceback_per_alert(caplog) -> None:
+    """A JSONL file on a full disk logged a traceback for every alert: one line names the
+    failure (the rest are counted as not delivered), and closing it is one line too."""
+    fan = FanOut([_Raising()])
+    with caplog.at_level("INFO", logger="gaitedge.sinks"):
+        for _ in range(5):
+            fan.send(FALL)
+        fan.close()
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert lines == [
+        ("ERROR", "alert sink _Raising failed: disk full (its alerts are counted as lost)"),
+        ("ERROR", "closing alert sink _Raising failed: still full"),
+    ]
+    assert not any(r.exc_info for r in caplog.records)
+    assert fan.undelivered() == {"_Raising": 5}
+
+
 @pytest.mark.parametrize(
     ("address", "expected"),
     [

@@ -681,6 +681,9 @@ def listen(
                     typer.echo(json.dumps({"device": row.device, "shadow": row.shadow}), err=True)
         if stats:
             _print_stats(pipe)
+    if pipe.recording_error is not None:  # the session went on; the file stopped short
+        exc = pipe.recording_error
+        raise fail(f"recording {record} stopped short: {exc.strerror or exc}", code=1)
     _check_delivered(pipe)
 
 

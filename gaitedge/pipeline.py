@@ -344,6 +344,8 @@ class Pipeline:
         self.contract = engine.contract
         self.sinks = sinks
         self.recorder = recorder
+        # Why the recording stopped (a full disk): the session went on without it.
+        self.recording_error: OSError | None = None
         self.activity_config = activity_config or ActivityConfig()
         self.fall_config = fall_config or FallConfig()
         if acc_range_g is not None and not (math.isfinite(acc_range_g) and acc_range_g > 0):
@@ -369,7 +371,23 @@ class Pipeline:
         finally:
             self.sinks.close()
             if self.recorder is not None:
-                self.recorder.close()
+                try:
+                    self.recorder.close()
+                except OSError as exc:
+                    self._recording_failed(exc)
+
+    def _recording_failed(self, exc: OSError) -> None:
+        """The recording cannot be written (a full disk, a removed drive): one logged line, and
+        the session goes on without it (alerts matter more than the raw file); the caller
+        reads :attr:`recording_error` at the end (``listen`` exits 1 naming it)."""
+        recorder, self.recorder = self.recorder, None
+        self.recording_error = self.recording_error or exc
+        log.error(
+            "recording to %s stopped after %d samples: %s; the session goes on without it",
+            recorder.path, recorder.rows_written, exc.strerror or exc,
+        )  # fmt: skip
+        with contextlib.suppress(OSError):
+            recorder.close()
 
     def __enter__(self) -> Pipeline:
         return self
@@ -556,7 +574,10 @@ class Pipeline:
             alerts += self._score(made)
         self.stats.chunks += 1
         if self.recorder is not None:
-            self.recorder.write(chunk.t_s, chunk.imu, device_id=chunk.device)
+            try:
+                self.recorder.write(chunk.t_s, chunk.imu, device_id=chunk.device)
+            except OSError as exc:
+                self._recording_failed(exc)
         if chunk.device_decides:  # its result frames are the decisions (process_result)
             state.decides = True
             if not self.shadow:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -152,6 +153,34 @@ def test_live_serial_end_to_end_records_exactly_what_was_sent(bundle, hapt_recor
     line = row.line()  # what `listen` prints
     assert line.startswith(f"[{device.path}] ")
     assert "type=gaitedge rate=50.0Hz lost_frames=0" in line
+
+
+def test_a_recording_on_a_full_disk_stops_alone_and_listen_says_so(
+    bundle, hapt_recording, tmp_path
+):
+    """`listen --record` on a full disk: the first flush raised through the tick and ended the
+    session (every device, with two tracebacks, no alert). The recording stops in one line,
+    the live session goes on (windows, alerts to the JSONL), and `listen` exits 1 naming it."""
+    import subprocess
+    import sys
+
+    rec = read_recording(hapt_recording)
+    emulator = Emulator(rec.timestamp_s[:3000], rec.imu[:3000], EmulatorConfig(speed=10.0))
+    record, jsonl = tmp_path / "live.csv", tmp_path / "alerts.jsonl"
+    record.symlink_to("/dev/full")
+    gaitedge = str(Path(sys.executable).with_name("gaitedge"))
+    with EmulatedSerialDevice(emulator) as device:
+        done = subprocess.run(
+            [gaitedge, "listen", "--serial", device.path, "--model", str(bundle), "--duration",
+             "5", "-q", "--record", str(record), "--alerts-jsonl", str(jsonl), "--mount", "none"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[-1] == f"error: recording {record} stopped short: No space left on device"
+    assert sum("stopped after" in ln and "goes on without it" in ln for ln in lines) == 1
+    assert len(jsonl.read_text().splitlines()) >= 2  # alerts went on after the disk filled
 
 
 def test_model_whose_channels_the_chain_cannot_feed_is_refused(tmp_path, hapt_recording):

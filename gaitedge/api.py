@@ -66,8 +66,9 @@ class ObservedPipeline(Pipeline):
         last_peak_g: float | None = None,
     ) -> list[Alert]:
         alerts = super()._alerts(state, windows, probs, last_peak_g)
-        device = next(name for name, s in self.devices.items() if s is state)
-        self.on_windows(device, windows, probs, alerts)
+        if state.parent is None:  # a device's own model's (not its cold-start companion's)
+            device = next(name for name, s in self.devices.items() if s is state)
+            self.on_windows(device, windows, probs, alerts)
         return alerts
 
 
@@ -306,18 +307,26 @@ def analyse(
     """
     from gaitedge.engine import load_engine
     from gaitedge.mounting import MountStore
-    from gaitedge.runner import calibrate_recording, fast_batch_threads, stream
+    from gaitedge.runner import (
+        _cold_start_options,
+        calibrate_recording,
+        fast_batch_threads,
+        stream,
+    )
     from gaitedge.sources import ReplaySource
 
     rec = _read(recording, device)
     name = device or (Path(recording).name if not isinstance(recording, Recording) else "recording")
-    engine = load_engine(model, batch_threads=fast_batch_threads())  # as `replay --fast`
+    opening = {"batch_threads": fast_batch_threads()}  # as `replay --fast`
+    engine = load_engine(model, **opening)
     log_ = _WindowLog(dict(engine.contract.heads))
     sink = ListSink()
     store = MountStore(Path(mount_file)) if mount_file is not None else None
+    # While a cold device's mounting calibrates, the cold-start model reports its activity,
+    # as in `replay` (the windows reported are the device's own model's).
     pipe = ObservedPipeline(
         engine, FanOut([sink]), on_windows=log_, mount=mount, acc_range_g=acc_range_g,
-        mount_store=store,
+        mount_store=store, **_cold_start_options(model, mount, opening),
     )  # fmt: skip
     with pipe:
         calibration = "online"

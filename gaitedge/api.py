@@ -26,6 +26,7 @@ import collections
 import concurrent.futures
 import contextlib
 import logging
+import math
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -484,6 +485,11 @@ async def stream(
     from gaitedge.runner import stream as run_stream
     from gaitedge.sources import ReplaySource
 
+    if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
+        raise ValueError(f"max_pending must be a whole number >= 1, not {max_pending!r}")
+    for name, value in (("speed", speed), ("duration_s", duration_s)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive number, not {value!r}")
     source = source_from_spec(source_or_spec, speed=speed)
     engine = load_engine(model)
     heads = dict(engine.contract.heads)

@@ -455,6 +455,7 @@ def _session(
     from gaitedge.bundle import ContractError
     from gaitedge.engine import EngineUnavailableError
     from gaitedge.runner import fast_batch_threads, open_pipeline
+    from gaitedge.sinks import SinkUnavailableError
 
     try:
         return open_pipeline(
@@ -463,7 +464,13 @@ def _session(
             warn_unwritable_mount_file=warn_unwritable_mount_file, shadow=shadow,
             batch_threads=fast_batch_threads() if fast else 1,
         )  # fmt: skip
-    except (ContractError, EngineUnavailableError, ValueError, OSError) as exc:
+    except (
+        ContractError,
+        EngineUnavailableError,
+        SinkUnavailableError,
+        ValueError,
+        OSError,
+    ) as exc:
         raise fail(str(exc)) from exc
 
 

@@ -172,7 +172,14 @@ def check_windows(contract: ModelContract, windows: np.ndarray) -> np.ndarray:
             f"model {contract.name} expects windows of {expected[0]} samples x {expected[1]} "
             f"channels {list(cfg.channels)}, got shape {windows.shape}"
         )
-    return np.ascontiguousarray(windows, dtype=np.float32)
+    windows = np.ascontiguousarray(windows, dtype=np.float32)
+    if not np.isfinite(windows.sum(dtype=np.float64)):  # a NaN or inf anywhere shows in it
+        bad = int((~np.isfinite(windows).reshape(len(windows), -1).all(axis=1)).sum())
+        raise ContractError(
+            f"model {contract.name}: {bad} of {len(windows)} windows hold a NaN or infinite "
+            "value (the chain drops such samples; a window made elsewhere must too)"
+        )
+    return windows
 
 
 def ort_providers(provider: Provider | str, available: list[str]) -> list[str]:

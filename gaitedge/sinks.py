@@ -376,14 +376,20 @@ class MqttSink:
             )
 
 
+class SinkUnavailableError(RuntimeError):
+    """A sink asked for whose library this installation lacks (``--lsl`` without pylsl)."""
+
+
 class LslSink:
     """A Lab Streaming Layer marker stream (one JSON string per alert), for lab recordings."""
 
     def __init__(self, name: str = "gaitedge-alerts", source_id: str = "gaitedge") -> None:
         try:
             import pylsl
-        except ImportError as exc:
-            raise RuntimeError("the LSL sink needs pylsl: pip install pylsl") from exc
+        except (ImportError, RuntimeError) as exc:  # pylsl absent, or its liblsl not found
+            raise SinkUnavailableError(
+                f"the LSL sink needs pylsl and its liblsl: pip install pylsl ({exc})"
+            ) from exc
         info = pylsl.StreamInfo(name, "Markers", 1, pylsl.IRREGULAR_RATE, "string", source_id)
         self._outlet = pylsl.StreamOutlet(info)
 

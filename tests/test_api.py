@@ -164,6 +164,27 @@ def test_stream_refuses_an_unknown_spec():
         asyncio.run(first())
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"max_pending": 0}, "max_pending must be a whole number >= 1"),
+        ({"speed": float("nan")}, "speed must be a positive number"),
+        ({"duration_s": -1.0}, "duration_s must be a positive number"),
+    ],
+    ids=["max_pending-0", "speed-nan", "duration-negative"],
+)
+def test_stream_refuses_options_it_cannot_honour(option, message):
+    """max_pending=0 hung for ever (a mailbox of none dropped the end too); a NaN speed ran
+    as fast as it goes, a negative duration gave no decision: refused."""
+
+    async def first():
+        async for d in gaitedge.stream(str(DEMO_RECORDING), **({"speed": 100.0} | option)):
+            return d
+
+    with pytest.raises(ValueError, match=message):
+        asyncio.run(asyncio.wait_for(first(), 30))
+
+
 def test_the_example_notebook_runs(tmp_path):
     try:
         import nbformat

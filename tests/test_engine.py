@@ -35,6 +35,16 @@ def test_windows_that_do_not_match_the_contract_are_refused(bundle, shape):
         OnnxEngine(bundle).predict(np.zeros(shape, np.float32))
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_windows_holding_a_nan_or_inf_are_refused(bundle, bad):
+    """A window with a NaN scored as a confident fall (p 0.9995) for a library caller: refused,
+    counting the windows that hold one."""
+    windows = np.zeros((3, 128, 9), np.float32)
+    windows[1, 5, 2] = bad
+    with pytest.raises(ContractError, match="1 of 3 windows hold a NaN or infinite value"):
+        OnnxEngine(bundle).predict(windows)
+
+
 def test_model_without_contract_is_refused_with_how_to_fix(bundle, tmp_path):
     model = onnx.load(bundle)
     del model.metadata_props[:]

@@ -7,6 +7,7 @@ import json
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -223,6 +224,24 @@ def test_lsl_sink_without_pylsl_fails_clearly() -> None:
             build_sinks(lsl=True)
     else:
         pytest.skip("pylsl is installed; the missing-dependency message cannot be checked")
+
+
+def test_replay_with_lsl_but_no_pylsl_is_one_line(monkeypatch) -> None:
+    """`--lsl` where pylsl is not installed (made so here: its import fails) was a 52-line
+    traceback: one line saying what to install, exit 2."""
+    from typer.testing import CliRunner
+
+    from gaitedge.cli import app
+    from gaitedge.demo import DEMO_RECORDING
+
+    monkeypatch.setitem(sys.modules, "pylsl", None)  # `import pylsl` raises ImportError
+    result = CliRunner().invoke(app, ["replay", str(DEMO_RECORDING), "--fast", "-q", "--lsl"])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.stderr.splitlines() == [
+        "error: the LSL sink needs pylsl and its liblsl: pip install pylsl "
+        "(import of pylsl halted; None in sys.modules)"
+    ]
 
 
 def mosquitto_binary() -> str:

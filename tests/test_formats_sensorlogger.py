@@ -151,6 +151,31 @@ def test_ios_falldetector_without_metadata_inferred_ios(wild):
     assert "taken as off (the default)" in sign
 
 
+@pytest.mark.parametrize("seconds", [100, 1, -1])
+@pytest.mark.parametrize("sensor", ["Accelerometer", "Gravity"])
+def test_one_glitched_stamp_is_refused_naming_its_line(wild, tmp_path, sensor, seconds):
+    """One row of the real falldetector export stamped 100 s (or 1 s) off: read as a clock
+    reset, the join kept the 5 s before it of 83 s (exit 0, no rule said so). Refused, whole
+    and streamed, naming the file and line, as phyphox and MetaBase files are."""
+    from gaitedge.formats import open_chunks
+
+    folder = tmp_path / "export"
+    shutil.copytree(wild / "sensorlogger_ios-falldetector", folder)
+    path = folder / f"{sensor}.csv"
+    lines = path.read_text().splitlines()
+    cells = lines[501].split(",")
+    cells[0] = str(int(cells[0]) + seconds * 1_000_000_000)
+    lines[501] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    line = 503 if seconds > 0 else 502  # the row whose time is before the one above it
+    message = rf"{sensor}\.csv:{line}: time goes back \d+\.\d+ s \(a glitched stamp"
+    with pytest.raises(FormatError, match=message):
+        read(folder)
+    with pytest.raises(FormatError, match=message):
+        for _ in open_chunks(folder):
+            pass
+
+
 @pytest.mark.parametrize("shared", ["file", "folder", "zip"])
 def test_watch_wristmotion_g_and_gap(wild, tmp_path, shared):
     folder = wild / "sensorlogger_watch-swim-wristmotion"

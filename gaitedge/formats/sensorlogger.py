@@ -48,7 +48,7 @@ from gaitedge.formats.join import (
     make_series,
     streamed_export,
 )
-from gaitedge.formats.table import Table, iter_tables, parse_table
+from gaitedge.formats.table import Table, iter_tables, parse_table, step_back
 
 NAME = "sensorlogger"
 TITLE = "Sensor Logger (Kelvin Choi; iOS, Android, Apple Watch): zip, folder, CSV or JSON export"
@@ -175,6 +175,8 @@ class _Source:
         """One series from a sheet's columns (recorded, so that a stream makes it again)."""
         plan = _Plan(kind, sheet, columns, unit, where or sheet.where, convention)
         self.plans.append(plan)
+        if sheet.member is not None:  # a CSV file's rows
+            _check_forward(sheet.table, sheet.ns)
         return plan.series(sheet.ns, sheet.xyz(columns))
 
     def has(self, sensor: str) -> bool:
@@ -253,11 +255,32 @@ def _pieces(container: Container, plan: _Plan) -> Iterator[Series]:
     """A planned series, block by block from its file."""
     sheet, whole = plan.sheet, plan.whole_s
     columns = ["time", *plan.columns]
+    before = None  # the previous block's last stamp
     with container.open(sheet.member) as f:
         for table in iter_tables(
             f, container.where(sheet.member), usecols=columns, int_columns=("time",)
         ):
-            yield plan.series(table.data[:, 0], table.data[:, 1:4], whole)
+            ns = table.data[:, 0]
+            _check_forward(table, ns, before)
+            before = float(ns[-1]) if len(ns) else before
+            yield plan.series(ns, table.data[:, 1:4], whole)
+
+
+# A file's `time` may step back by jitter (the join's repair absorbs it), not by more.
+MAX_STEP_BACK_S = 0.5
+
+
+def _check_forward(table: Table, ns: np.ndarray, before: float | None = None) -> None:
+    """Refuse a step back in a file's ``time`` (epoch ns) of more than
+    :data:`MAX_STEP_BACK_S`, naming its line: one glitched stamp (a row 100 s ahead) read as
+    a clock reset cut the joined recording to the stretch before it, silently."""
+    found = step_back(ns, MAX_STEP_BACK_S * 1e9, before)
+    if found is not None:
+        i, previous = found
+        raise FormatError(
+            f"{table.where}:{table.line_of(i)}: time goes back {(previous - ns[i]) * 1e-9:.3f} s "
+            "(a glitched stamp, rows out of order, or two recordings in one file)"
+        )
 
 
 def _json_pieces(

@@ -220,18 +220,46 @@ class InterpJoin:
     """``primary``'s stamps as the timeline, ``secondary`` interpolated onto them: the file
     join's rule (``join._interp_onto``: within the secondary's span, not inside its holes)
     applied as samples arrive. A primary sample waits until the secondary has one at or after
-    it; stamps that do not increase within a sensor are dropped (counted in ``tied``)."""
+    it. Each sensor's stamps are first repaired as the file join repairs them (the chain's
+    :class:`~gaitedge.preprocess.TimestampRepair`: tied and batched stamps spread, backward
+    jitter tied, a clock stepping back carried on; its newest run held until a later stamp),
+    so none is lost: a phone stamping at 50 ms lost two samples in three here. What the repair
+    changed is counted in ``repaired``; a stamp still not increasing is dropped (``tied``)."""
 
     HISTORY = 64  # secondary samples kept: the hole rule's median interval is taken over them
 
-    def __init__(self) -> None:
+    def __init__(self, repair: bool = True) -> None:
+        from gaitedge.preprocess import TimestampRepair
+
         self._t = [np.empty(0), np.empty(0)]  # primary, secondary
         self._x = [np.empty((0, 3)), np.empty((0, 3))]
+        self._repair = [TimestampRepair(), TimestampRepair()] if repair else []
         self.left_out = 0  # outside the secondary's span or inside its holes
         self.tied = 0
 
+    @property
+    def repaired(self) -> dict[str, int]:
+        """Stamps the repair changed, both sensors: ``tied`` (ties, batches and backward
+        jitter) and ``clock_resets``."""
+        stats = [r.stats for r in self._repair]
+        return {
+            "tied": sum(s.tied + s.backward_jitter for s in stats),
+            "clock_resets": sum(s.clock_resets for s in stats),
+        }
+
     def add(self, which: int, t: np.ndarray, x: np.ndarray) -> None:
-        """``which``: 0 primary, 1 secondary; ``t`` [N] increasing seconds, ``x`` [N, C]."""
+        """``which``: 0 primary, 1 secondary; ``t`` [N] seconds as the phone stamped them
+        (repaired here), ``x`` [N, C]."""
+        if len(t) and self._repair:
+            t, x = self._repair[which].process(np.asarray(t, np.float64), np.asarray(x, np.float64))
+        self._append(which, t, x)
+
+    def flush(self) -> None:
+        """The end of the session: the samples each repair holds back join the rest."""
+        for which, repair in enumerate(self._repair):
+            self._append(which, *repair.flush())
+
+    def _append(self, which: int, t: np.ndarray, x: np.ndarray) -> None:
         if not len(t):
             return
         last = self._t[which][-1] if len(self._t[which]) else -np.inf
@@ -263,8 +291,9 @@ class ImuJoin:
     """Acceleration and rotation rate onto one timeline: the faster sensor's stamps (decided
     on the first ``decide_samples`` of each, as the file join decides on the whole file)."""
 
-    def __init__(self, decide_samples: int = 32) -> None:
+    def __init__(self, decide_samples: int = 32, repair: bool = True) -> None:
         self.decide_samples = decide_samples
+        self.repair = repair  # the stamps repaired before the join (InterpJoin)
         self._early: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"acc": [], "gyro": []}
         self.join: InterpJoin | None = None
         self.acc_is_timeline: bool | None = None
@@ -284,12 +313,19 @@ class ImuJoin:
         }
         if min(len(t) for t in ts.values()) < self.decide_samples:
             return
-        acc_dt, gyro_dt = (float(np.median(np.diff(ts[k]))) for k in ("acc", "gyro"))
-        self.acc_is_timeline, self.join = acc_dt <= gyro_dt, InterpJoin()
+        # The mean interval over the span: a median of the intervals is 0 where the phone
+        # stamps coarsely (runs of tied stamps), and the faster sensor would go unseen.
+        acc_dt, gyro_dt = ((ts[k][-1] - ts[k][0]) / (len(ts[k]) - 1) for k in ("acc", "gyro"))
+        self.acc_is_timeline, self.join = acc_dt <= gyro_dt, InterpJoin(self.repair)
         early, self._early = self._early, {}
         for sensor, parts in early.items():
             for t, x in parts:
                 self.add(sensor, t, x)
+
+    def flush(self) -> None:
+        """The end of the session (:meth:`InterpJoin.flush`)."""
+        if self.join is not None:
+            self.join.flush()
 
     def pop(self) -> tuple[np.ndarray, np.ndarray]:
         """(t [M], imu [M, 6]: acc m/s², gyro rad/s) decided so far."""
@@ -417,8 +453,17 @@ class PhoneStream:
         return out + self._feed(released)
 
     def expire(self, now: float, everything: bool = False) -> list[SampleChunk]:
-        """Messages whose wait is over (or all of them: the session ended)."""
-        return self._feed(self.reorder.release(now, everything=everything))
+        """Messages whose wait is over (or all of them: the session ended, and the samples
+        the joins' timestamp repair held back with them)."""
+        chunks = self._feed(self.reorder.release(now, everything=everything))
+        if everything and self.decided is not None:
+            if self.decided.acc == LINEAR:
+                self.gravity.flush()
+                t, lin, grav = self.gravity.pop()
+                self.imu.add("acc", t, lin + grav)
+            self.imu.flush()
+            chunks += emit(self.imu, self.stats, self.clock, self.device, now)
+        return chunks
 
     def _count(self, reason: str, n: int = 1) -> None:
         self.stats.decoder_drops[reason] = self.stats.decoder_drops.get(reason, 0) + n

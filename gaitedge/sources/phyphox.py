@@ -86,7 +86,9 @@ class PhyphoxSource:
         self._reset_session()
 
     def _reset_session(self) -> None:
-        self.imu = ImuJoin()
+        # Experiment time in seconds at full resolution: stamps increase (a tie is dropped and
+        # counted), so the newest sample is not held back for the next poll.
+        self.imu = ImuJoin(repair=False)
         self._last = {k: None for k in SENSORS}  # last experiment time received per sensor
         self.clock.new_session()
 

@@ -230,6 +230,28 @@ def test_live_join_equals_the_file_join(held_out, platform: str, stamp_ms: int) 
     np.testing.assert_allclose(live[:, :3].mean(axis=0), imu[:, :3].mean(axis=0), atol=0.05)
 
 
+def test_a_phone_clock_stepping_back_loses_nothing(held_out) -> None:
+    """The phone's clock steps back 60 s mid-session (an NTP correction): the live join
+    dropped every sample until the clock passed its old newest stamp (half the session, no
+    counter); the repair carries stream time on, every sample kept, counted as a reset."""
+    t, imu = held_out
+    bodies = push_messages(t, imu, PushConfig(platform="android"))
+    phone = PhoneStream("p", SourceStats())
+    chunks, sent = [], 0
+    for k, body in enumerate(bodies):
+        msg = parse_push(body)
+        if k >= len(bodies) // 2:
+            for name, (ns, xyz) in list(msg.sensors.items()):
+                msg.sensors[name] = (ns - 60_000_000_000, xyz)
+        sent += len(msg.sensors["gyroscope"][0])
+        chunks += phone.add(msg, 0.0, 0.0)
+    chunks += phone.expire(10.0, everything=True)
+    live_t = np.concatenate([c.t_s for c in chunks])
+    assert not phone.imu.acc_is_timeline  # the gyroscope's stamps are the timeline
+    assert len(live_t) >= sent - 4 and (np.diff(live_t) > 0).all()
+    assert phone.imu.join.repaired["clock_resets"] == 2  # one per sensor
+
+
 def run_source(source, until, timeout_s: float):
     """Stream ``source`` until ``until(chunks)`` or the timeout; returns the chunks."""
     chunks = []

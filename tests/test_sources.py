@@ -127,6 +127,38 @@ def test_serial_source_counts_dropped_and_corrupted_frames():
     assert (np.diff(t) > 0).all()
 
 
+@pytest.mark.parametrize("kind", ["random", "text"])
+def test_a_port_sending_no_valid_frame_is_said_so_once(caplog, kind):
+    """A port that sends bytes but never a frame (another device's text, a wrong baud rate):
+    `listen` printed nothing at all, not even a status line. One warning after the watchdog's
+    time, naming the bytes, what they are counted as, and what to check."""
+    import random
+    import threading
+
+    port, stop = PtyPort(), threading.Event()
+    rng = random.Random(7)
+
+    def send() -> None:
+        while not stop.is_set():
+            junk = bytes(rng.randrange(256) for _ in range(64))
+            port.write(junk if kind == "random" else b"ax=0.01,ay=9.81,az=0.2\r\n" * 3)
+            time.sleep(0.02)
+
+    writer = threading.Thread(target=send, daemon=True)
+    writer.start()
+    try:
+        with caplog.at_level("WARNING", logger="gaitedge.sources.device"):
+            source = SerialSource(port.path, watchdog_s=0.5, max_reconnects=1)
+            chunks = asyncio.run(collect(source, limit_s=2.0))
+    finally:
+        stop.set()
+        writer.join()
+    assert chunks == []
+    told = [r.getMessage() for r in caplog.records if "no valid frame" in r.getMessage()]
+    assert len(told) == 1, told
+    assert told[0].startswith(f"{port.path}: ") and "another baud rate or firmware" in told[0]
+
+
 def test_unplugged_port_reconnects_then_gives_up_clearly():
     rec = recording(10.0)
     emulator = Emulator(rec.timestamp_s, rec.imu, EmulatorConfig(disconnect_after_s=1.0, speed=2.0))

@@ -69,6 +69,10 @@ class DeviceSource:
         self._queue_size = queue_size
         self._queue: asyncio.Queue | None = None
         self._link = 0  # id of the current connection
+        # Bytes since the last valid message, and since when (None: a message came last):
+        # a link that sends only what the decoder refuses is said so, once per connection.
+        self._unframed: tuple[float, int] | None = None
+        self._unframed_told = False
 
     async def _connect(self) -> None:
         """Open the link; raise SourceError if it cannot be opened."""
@@ -97,6 +101,7 @@ class DeviceSource:
 
     async def _open(self) -> None:
         self._link += 1
+        self._unframed, self._unframed_told = None, False
         await self._connect()
 
     async def _close(self) -> None:
@@ -138,11 +143,30 @@ class DeviceSource:
                 await self._reconnect()
                 continue
             payload, host_rx_s = item
-            for message in self._decode(payload):
+            messages = self._decode(payload)
+            self._no_frame_check(len(payload), host_rx_s, bool(messages))
+            for message in messages:
                 for chunk in self.assembler.add(message, host_rx_s):
                     yield chunk
             dropped = self._decoder_stats().dropped
             self.stats.decoder_drops = {r.value: n for r, n in dropped.items() if n}
+
+    def _no_frame_check(self, n_bytes: int, host_rx_s: float, decoded: bool) -> None:
+        """One warning when the link has sent bytes for ``watchdog_s`` and not one valid
+        message (a wrong port, baud rate or firmware: it printed nothing at all, not even a
+        status line, as a silent device is told)."""
+        if decoded:
+            self._unframed = None
+            return
+        since, n = self._unframed or (host_rx_s, 0)
+        self._unframed = since, n + n_bytes
+        if not self._unframed_told and host_rx_s - since >= self.watchdog_s:
+            self._unframed_told = True
+            log.warning(
+                "%s: %d bytes in %.1f s and no valid frame: not a gaitedge device, or another "
+                "baud rate or firmware? (what the decoder refused is counted as corrupt)",
+                self.device, n + n_bytes, host_rx_s - since,
+            )  # fmt: skip
 
     async def _reconnect(self) -> None:
         await self._close()

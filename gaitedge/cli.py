@@ -1414,12 +1414,26 @@ def bench(
     ] = 4,
 ) -> None:
     """Per-stage latency and sensors per core, streamed as live."""
+    from gaitedge.bundle import ContractError
     from gaitedge.demo import DEMO_RECORDING
+    from gaitedge.engine import accelerometer_only_model
+    from gaitedge.preprocess import ChainInputError
     from gaitedge.runner import measure_live
 
-    rec = _load(recording or DEMO_RECORDING, None)
+    path = recording or DEMO_RECORDING
+    # an export without a gyroscope runs the accelerometer-only bundle, as in `replay`
+    acc_only = model is None and accelerometer_only_model() is not None
+    rec = _load(path, None, accelerometer_only=acc_only)
     with _session(model, None) as pipe:  # no sinks: time the pipeline only
-        cost = measure_live(pipe, rec.timestamp_s, rec.imu, chunk_samples=chunk_samples)
+        try:
+            cost = measure_live(pipe, rec.timestamp_s, rec.imu, chunk_samples=chunk_samples)
+        except (ContractError, ChainInputError) as exc:  # data the model refuses
+            raise fail(str(exc)) from exc
+    if not cost.windows:  # nothing was timed: no figure (and no NaN latencies) to print
+        raise fail(
+            f"{path}: no window was made of its {len(rec)} samples ({rec.duration_s:.1f} s): "
+            "nothing to time"
+        )
     typer.echo(json.dumps(cost.to_dict()))
 
 

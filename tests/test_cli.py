@@ -207,3 +207,37 @@ def test_bench_refuses_chunks_of_no_samples():
     assert "--chunk-samples" in result.output and "Traceback" not in result.output
     with pytest.raises(ValueError, match="chunk_samples and devices must be >= 1"):
         measure_live(None, np.zeros(3), np.zeros((3, 6)), chunk_samples=0)
+
+
+@pytest.mark.parametrize("case", ["too-short", "in-g"])
+def test_bench_of_a_recording_it_cannot_time_is_one_line(tmp_path, case):
+    """A recording that makes no window printed `NaN` latencies (not JSON) and a sensors-per-core
+    figure of nothing, exit 0; data in g was a traceback: one line, exit 2."""
+    from gaitedge.demo import DEMO_RECORDING
+    from gaitedge.recording import read_recording
+
+    rec = read_recording(DEMO_RECORDING)
+    path = tmp_path / f"{case}.csv"
+    if case == "too-short":
+        write_recording(path, Recording(rec.timestamp_s[:90], rec.imu[:90]))
+        says = f"error: {path}: no window was made of its 90 samples (1.8 s): nothing to time"
+    else:
+        imu = rec.imu.copy()
+        imu[:, :3] /= 9.80665
+        write_recording(path, Recording(rec.timestamp_s, imu))
+        says = "error: bench: median |acceleration| is 1.0"
+    result = runner.invoke(app, ["bench", str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.stderr.strip().startswith(says), result.stderr
+    assert "NaN" not in result.stdout
+
+
+def test_bench_times_an_accelerometer_only_export_on_its_model(wild_exports):
+    """`replay` runs an export without a gyroscope on the accelerometer-only bundle; `bench`
+    refused it (the model needs both)."""
+    folder = wild_exports / "metabase_ios-gait-lowback-acconly"
+    result = runner.invoke(app, ["bench", str(folder)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["windows"] > 100 and report["sensors_per_core"] > 1

@@ -95,6 +95,8 @@ def model_path(path: str | os.PathLike | None) -> Path:
     ``gaitedge info gaitedge-acc.onnx``); any other path as given."""
     if path is None:
         return default_model_path()
+    if not str(path).strip() or Path(path) == Path("."):  # Path("") is the working directory
+        raise ContractError("the model path is empty; give a bundle (.onnx) or leave it out")
     path = Path(path)
     if not path.exists() and path.parent == Path(".") and (MODELS_DIR / path.name).exists():
         return MODELS_DIR / path.name
@@ -237,6 +239,17 @@ class OnnxEngine:
             raise ContractError(
                 f"{self.path}: graph inputs {inputs} differ from the contract's "
                 f"{self.contract.input_name!r}"
+            )
+        # The graph's fixed window shape is the contract's (an edited contract made every
+        # engine call an ONNX Runtime traceback).
+        cfg, shape = self.contract.chain, self.session.get_inputs()[0].shape
+        want = (cfg.window_samples, cfg.n_channels)
+        if len(shape) != 3 or any(
+            isinstance(g, int) and g != w for g, w in zip(shape[1:], want, strict=True)
+        ):
+            raise ContractError(
+                f"{self.path}: the graph takes windows of shape {list(shape)}, its contract "
+                f"says {want[0]} samples x {want[1]} channels: a mismatched bundle"
             )
         self.heads = list(self.contract.heads)
         self._outputs = [self.contract.output_name(h) for h in self.heads]
@@ -495,6 +508,8 @@ def load_engine(
     windows runs its batches that many at once (``replay --fast``)."""
     path = model_path(path)
     if path.suffix in ENGINE_SUFFIXES:
+        if not path.exists():  # said before that TensorRT may be missing here
+            raise ContractError(f"{path}: no such model file")
         return TensorRTEngine(path)
     return OnnxEngine(
         path, intra_op_threads=intra_op_threads, provider=provider, batch_threads=batch_threads

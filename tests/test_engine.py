@@ -54,6 +54,32 @@ def test_model_without_contract_is_refused_with_how_to_fix(bundle, tmp_path):
         load_engine(bare)
 
 
+def test_a_contract_that_disagrees_with_its_graph_is_refused_at_load(tmp_path):
+    """The shipped model with its contract's window edited to 64 samples: `info` took it and
+    every engine call was an ONNX Runtime traceback. Refused when opened, naming both."""
+    import json
+
+    from gaitedge.engine import DEFAULT_MODEL
+
+    model = onnx.load(DEFAULT_MODEL)
+    prop = next(p for p in model.metadata_props if p.key == CONTRACT_KEY)
+    contract = json.loads(prop.value)
+    contract["chain"]["window_samples"] = 64
+    prop.value = json.dumps(contract)
+    edited = tmp_path / "win64.onnx"
+    onnx.save(model, edited)
+    assert read_contract(edited).chain.window_samples == 64  # a readable contract
+    with pytest.raises(
+        ContractError,
+        match=r"graph takes windows of shape \[.*128, 9\], its contract says 64 samples x 9",
+    ):
+        load_engine(edited)
+    with pytest.raises(ContractError, match="the model path is empty"):
+        load_engine("")
+    with pytest.raises(ContractError, match="no such model file"):
+        load_engine(tmp_path / "missing.engine")
+
+
 def test_newer_contract_format_is_refused():
     contract = ModelContract(chain=ChainConfig(), heads={"activity": ("a", "b")}, format=99)
     with pytest.raises(ContractError, match="newer"):

@@ -173,7 +173,8 @@ def inspect(
     rules applied, samples, duration, gaps, labels."""
     from gaitedge.recording import describe_recording
 
-    rec = _load(recording, rate_hz, device=device, fmt=fmt, layout=layout)
+    # what was recorded, whatever a model needs: an export without a gyroscope too
+    rec = _load(recording, rate_hz, device=device, fmt=fmt, layout=layout, accelerometer_only=True)
     typer.echo(json.dumps(describe_recording(rec), indent=2))
 
 
@@ -191,7 +192,11 @@ def convert(
     from gaitedge.recording import RecordingError, write_chunks
 
     _keep_recording(recording, out)
-    stream = _open(recording, rate_hz, strict=strict, device=device, fmt=fmt, layout=layout)
+    # an export without a gyroscope converts to the canonical CSV of the accelerometer alone
+    stream = _open(
+        recording, rate_hz, strict=strict, device=device, fmt=fmt, layout=layout,
+        accelerometer_only=True,
+    )  # fmt: skip
     try:
         n, duration_s = write_chunks(out, stream)
     except RecordingError as exc:  # a bad row further on: the partial output is removed
@@ -943,7 +948,11 @@ def summarize(
         first = dt.datetime.fromisoformat(start) if start is not None else None
     except ValueError as exc:
         raise typer.BadParameter(f"--start {start!r} is not an ISO date and time") from exc
+    from gaitedge.engine import accelerometer_only_model
+
     read = {"strict": strict, "device": device, "fmt": fmt, "layout": layout}
+    # an export without a gyroscope runs the accelerometer-only bundle, as in `replay`
+    read["accelerometer_only"] = model is None and accelerometer_only_model() is not None
     stream = _open(recording, rate_hz, **read)
     name = device or recording.name
     try:

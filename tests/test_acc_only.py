@@ -139,8 +139,8 @@ def test_an_explicit_model_that_needs_the_gyroscope_names_the_channels(
 def test_a_real_metabase_export_without_gyroscope_replays_on_the_acc_bundle(shipped, data_root):
     """A MetaBase accelerometer-only export as its app wrote it (wild-exports: a lower-back
     sensor, ~20 s standing then walking): `replay` reads it as acceleration alone and runs the
-    accelerometer-only bundle; `inspect` and an explicit 6-axis `--model` still refuse it with
-    what to enable in MetaBase."""
+    accelerometer-only bundle; `inspect` describes it, saying what to enable in MetaBase for a
+    model that needs the gyroscope, and an explicit 6-axis `--model` refuses it so."""
     folder = data_root / "wild-exports" / "metabase_ios-gait-lowback-acconly"
     if not folder.is_dir():
         pytest.fail("wild-exports/metabase_ios-gait-lowback-acconly missing")
@@ -150,10 +150,13 @@ def test_a_real_metabase_export_without_gyroscope_replays_on_the_acc_bundle(ship
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["windows"] >= 60  # ~46 s at hop 25
     six_axis = shipped.parent / "gaitedge-acc.onnx"  # the 6-axis bundle under a misleading name
-    for args in (["inspect", str(path)], ["replay", str(path), "--model", str(six_axis)]):
-        refused = runner.invoke(app, args)
-        assert refused.exit_code == 2, refused.output
-        assert "no gyroscope" in refused.stderr and "MetaBase" in refused.stderr, refused.stderr
+    refused = runner.invoke(app, ["replay", str(path), "--model", str(six_axis)])
+    assert refused.exit_code == 2, refused.output
+    assert "no gyroscope" in refused.stderr and "MetaBase" in refused.stderr, refused.stderr
+    described = runner.invoke(app, ["inspect", str(path)])
+    assert described.exit_code == 0, described.output
+    (rule,) = [r for r in json.loads(described.stdout)["source"]["rules"] if "gyroscope" in r]
+    assert rule.startswith("no gyroscope: acceleration alone") and "MetaBase" in rule, rule
 
 
 # Polar H10 over bleak's real BlueZ backend (the emulated BlueZ, as test_devices_ble.py).

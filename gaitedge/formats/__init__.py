@@ -156,9 +156,11 @@ def _with_source(rec: Recording, name: str, path: str) -> Recording:
     """A recording read by a format that builds it itself (gaitedge's CSV), said as such."""
     if rec.source is not None:
         return rec
-    sensor = SensorInfo(
-        "acceleration + rotation rate", path, "m/s², rad/s", len(rec), rec.median_rate_hz
+    acc_only = rec.imu.shape[1] == 3  # a canonical CSV of the accelerometer alone
+    kind, unit = (
+        ("acceleration", "m/s²") if acc_only else ("acceleration + rotation rate", "m/s², rad/s")
     )
+    sensor = SensorInfo(kind, path, unit, len(rec), rec.median_rate_hz)
     return dataclasses.replace(rec, source=SourceInfo(name, path, (sensor,), ()))
 
 

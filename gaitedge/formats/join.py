@@ -282,7 +282,7 @@ def to_recording(
         rules.append(f"acceleration = {linear.where} (without gravity) + {gravity.where}")
     gyro = export.get(SensorKind.GYRO)
     if gyro is None and accelerometer_only:
-        return _acceleration_alone(export, path, acc, rules, strict)
+        return _acceleration_alone(export, path, acc, rules, strict, hints or {})
     if gyro is None:
         raise no_gyroscope(path, export.format, hints)
     ta, xa, da = _repaired(acc, strict)
@@ -352,15 +352,24 @@ def to_recording(
 
 
 def _acceleration_alone(
-    export: Export, path: str, acc: Series, rules: list[str], strict: bool
+    export: Export,
+    path: str,
+    acc: Series,
+    rules: list[str],
+    strict: bool,
+    hints: dict[SensorKind, str],
 ) -> Recording:
     """An export without a gyroscope, read for a model that needs none: its acceleration (with
-    gravity) on its own stamps, [N, 3]; nothing stands in for the gyroscope."""
+    gravity) on its own stamps, [N, 3]; nothing stands in for the gyroscope. The rule says
+    what to export for a model that needs one (``hints``: the app's own words)."""
     t, x, d = _repaired(acc, strict)
     dt = _median_dt(t, d)
+    hint = (
+        f"; for a model that needs it: {hints[SensorKind.GYRO]}" if SensorKind.GYRO in hints else ""
+    )
     rules.append(
         "no gyroscope: acceleration alone ([N, 3], for a model that needs no gyroscope; "
-        "never padded with zeros)"
+        f"never padded with zeros){hint}"
     )
     info = SourceInfo(
         format=export.format,

@@ -35,6 +35,7 @@ import itertools
 import json
 import logging
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
@@ -126,6 +127,23 @@ class ChainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(self.channels))
+        if not self.channels:
+            raise ValueError(f"channels is empty; choose from {AVAILABLE_CHANNELS}")
+        # Whole numbers where the chain counts (a window of 128.5 samples, a filter of order
+        # -3 failed deep inside numpy and scipy; one of order 0 passed everything through).
+        for name, low, high in (
+            ("window_samples", 2, None), ("hop_samples", 1, None),
+            ("lowpass_order", 1, 10), ("gravity_order", 1, 10),
+        ):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"{name} must be a whole number, not {value!r}")
+            if value < low or (high is not None and value > high):
+                bound = f"from {low} to {high}" if high is not None else f">= {low}"
+                raise ValueError(f"{name} must be {bound}, not {value}")
+        rate = self.sample_rate_hz
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 < rate < math.inf:
+            raise ValueError(f"sample_rate_hz must be a positive number, not {rate!r}")
         for name in ("norm_mean", "norm_std"):
             value = getattr(self, name)
             if value is not None:

@@ -241,3 +241,34 @@ def test_bench_times_an_accelerometer_only_export_on_its_model(wild_exports):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["windows"] > 100 and report["sensors_per_core"] > 1
+
+
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        ({"channels": []}, "channels is empty"),
+        ({"window_samples": 128.5}, "window_samples must be a whole number, not 128.5"),
+        ({"lowpass_order": -3}, "lowpass_order must be from 1 to 10, not -3"),
+        ({"lowpass_order": 0}, "lowpass_order must be from 1 to 10, not 0"),
+        ({"gravity_order": True}, "gravity_order must be a whole number, not True"),
+        ({"sample_rate_hz": "50"}, "sample_rate_hz must be a positive number, not '50'"),
+    ],
+    ids=["no-channels", "half-sample", "negative-order", "order-0", "bool-order", "text-rate"],
+)
+def test_windows_refuses_a_chain_it_cannot_run_in_one_line(tmp_path, config, says):
+    """Chain files that loaded and then failed deep in numpy or scipy (tracebacks, exit 1), or
+    ran a filter of order 0 silently: ChainConfig refuses them, `windows --chain` in one line."""
+    from gaitedge.demo import DEMO_RECORDING
+    from gaitedge.preprocess import ChainConfig
+
+    with pytest.raises(ValueError, match=re.escape(says)):
+        ChainConfig(**config)
+    chain = tmp_path / "chain.json"
+    chain.write_text(json.dumps(config))
+    args = ["windows", str(DEMO_RECORDING), "--chain", str(chain), "--out", str(tmp_path / "w.npz")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert line.startswith(f"error: {chain}: not a readable chain configuration: {says}"), line
+    assert "\n" not in line
+    assert not (tmp_path / "w.npz").exists()

@@ -152,6 +152,11 @@ class _Moments:
         self.m3 = np.asarray(data["m3"], np.float64).reshape(3, 3, 3)
         self.weight = float(data["weight"])
         self.walking_s = float(data["walking_s"])
+        values = (self.up, self.m2, self.m3, self.weight, self.walking_s)
+        if not all(np.isfinite(v).all() for v in values) or self.weight < 0:
+            raise ValueError("a value that is not a finite number, or a negative weight")
+        if self.weight > 0 and not np.linalg.norm(self.up) > 0:
+            raise ValueError("no up direction")
 
 
 # Bumped when the estimator's decisions change (cached training windows depend on them).
@@ -589,15 +594,27 @@ class MountStore:
         if self.path is not None and self.path.exists():
             try:
                 self.entries = json.loads(self.path.read_text())
-            except (OSError, json.JSONDecodeError) as exc:
+            except (OSError, ValueError) as exc:  # unreadable, not JSON, not text
                 raise MountingError(f"{self.path}: not a readable mount file: {exc}") from exc
             if not isinstance(self.entries, dict):
                 raise MountingError(f"{self.path}: not a mount file (expected a JSON object)")
         self._saved = self._text()  # what the file holds (save(if_changed=True))
 
     def get(self, device: str, rate_hz: float) -> MountingEstimator | None:
+        """``device``'s stored estimate, or None; MountingError (one line naming the file and
+        the device) when its entry is damaged (edited by hand, a value not a number)."""
         entry = self.entries.get(device)
-        return None if entry is None else MountingEstimator.from_dict(entry, rate_hz)
+        if entry is None:
+            return None
+        try:
+            if not isinstance(entry, dict):
+                raise MountingError(f"an entry of type {type(entry).__name__}, not an object")
+            return MountingEstimator.from_dict(entry, rate_hz)
+        except (MountingError, np.linalg.LinAlgError) as exc:
+            raise MountingError(
+                f"{self.path}: the stored estimate of {device!r} is damaged ({exc}); delete "
+                "that entry and the device calibrates anew"
+            ) from exc
 
     def put(self, device: str, estimator: MountingEstimator) -> None:
         self.entries[device] = estimator.to_dict()

@@ -208,3 +208,44 @@ def test_the_default_store_follows_the_environment_systemd_gives():
     chosen = {**unit, "GAITEDGE_MOUNT_FILE": "/srv/sensors/mounting.json"}
     assert default_mount_file(chosen) == Path("/srv/sensors/mounting.json")
     assert default_mount_file({**unit, "GAITEDGE_MOUNT_FILE": ""}) == default_mount_file(unit)
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        (lambda e: e["long"].update(up=[0, 0, 0]), "no up direction"),
+        (lambda e: e["long"].update(m2=[[float("nan")] * 3] * 3), "not a finite number"),
+        (lambda e: e.update(long=5), "incomplete"),
+        ("text", "an entry of type str, not an object"),
+    ],
+    ids=["zero-up", "nan", "long-not-an-object", "entry-not-an-object"],
+)
+def test_a_damaged_stored_estimate_is_one_line_naming_the_file_and_device(tmp_path, damage, says):
+    """Entries of a mount file edited by hand: 'Eigenvalues did not converge' after a
+    RuntimeWarning, 'string indices must be integers', with no file named; and a binary file
+    was a bare codec error. One MountingError naming the file, the device and what to do."""
+    from gaitedge.demo import DEMO_RECORDING
+    from gaitedge.mounting import MountingError
+
+    path = tmp_path / "mount.json"
+    result = runner.invoke(app, ["calibrate", str(DEMO_RECORDING), "--mount-file", str(path)])
+    assert result.exit_code == 0, result.output
+    entries = json.loads(path.read_text())
+    (device,) = entries
+    if damage == "text":
+        entries[device] = "text"
+    else:
+        damage(entries[device])
+    path.write_text(json.dumps(entries))
+    with pytest.raises(MountingError) as caught:
+        MountStore(path).get(device, 50.0)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: the stored estimate of {device!r} is damaged (")
+    assert says in message and message.endswith("delete that entry and the device calibrates anew")
+    result = runner.invoke(
+        app, ["replay", str(DEMO_RECORDING), "--fast", "-q", "--mount-file", str(path)]
+    )
+    assert result.exit_code == 2 and result.stderr.strip() == f"error: {message}", result.output
+    path.write_bytes(b"\xff\xfe\x00 not text")
+    with pytest.raises(MountingError, match=rf"^{re.escape(str(path))}: not a readable mount file"):
+        MountStore(path)

@@ -327,3 +327,17 @@ def test_a_text_file_opening_with_md_is_not_a_cwa(tmp_path):
     path.write_text("MD5,size\n" + "d41d8cd98f00b204e9800998ecf8427e,0\n" * 100)
     with Container(path) as c:
         assert reader.detect(c) is None
+
+
+def test_erased_sectors_at_the_end_are_skipped_without_warnings(wild_file, tmp_path):
+    """The real AX6 file with three zero-filled (erased) sectors after its data, as a device's
+    unused space reads: numpy's divide-by-zero warnings reached stderr on every command (a
+    sector's rate code 0 shifted in uint8); skipped and said so, the same samples read."""
+    padded = tmp_path / "padded.cwa"
+    padded.write_bytes(wild_file.read_bytes() + bytes(3 * 512))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rec = read(padded)
+    want = read(wild_file)
+    np.testing.assert_array_equal(rec.imu, want.imu)
+    assert any("3 sectors that are not data" in r for r in rec.source.rules), rec.source.rules

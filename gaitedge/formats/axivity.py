@@ -160,7 +160,9 @@ def parse_header(data: bytes, where: str) -> CwaHeader:
 
 
 def _rate_hz(code: int | np.ndarray) -> float | np.ndarray:
-    return 3200.0 / np.left_shift(1, 15 - (np.asarray(code) & 0x0F))
+    # in int64: a uint8 code (a sector's) shifted 15 places overflowed to 0 (an erased sector's
+    # code 0: divide-by-zero warnings on stderr)
+    return 3200.0 / np.left_shift(1, 15 - (np.asarray(code, np.int64) & 0x0F))
 
 
 def unpack_timestamps(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -34,3 +34,12 @@ def test_the_docs_build_strict_with_the_api_reference(tmp_path):
 def test_the_readme_links_to_the_docs():
     readme = (REPO / "README.md").read_text()
     assert "mkdocs" in readme and "docs/img/web.png" in readme
+
+
+def test_the_formats_table_names_every_format_as_the_cli_does():
+    """docs/recordings.md named gaitedge's CSV `canonical` (`--format canonical` is refused:
+    the name is `gaitedge`) and left ActiGraph out: its table lists `gaitedge formats`' names."""
+    from gaitedge import formats
+
+    doc = (REPO / "docs" / "recordings.md").read_text()
+    assert re.findall(r"^\| `([a-z0-9_-]+)` \|", doc, re.M) == list(formats.FORMATS)

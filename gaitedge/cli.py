@@ -6,6 +6,7 @@ commands that need them, so ``gaitedge --help`` starts fast and never imports to
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -190,6 +191,7 @@ def convert(
 ) -> None:
     """Write a recording (any format gaitedge reads) as gaitedge's canonical CSV."""
     from gaitedge.recording import RecordingError, write_chunks
+    from gaitedge.summary import ABSOLUTE_AFTER_S
 
     _keep_recording(recording, out)
     # an export without a gyroscope converts to the canonical CSV of the accelerometer alone
@@ -197,8 +199,15 @@ def convert(
         recording, rate_hz, strict=strict, device=device, fmt=fmt, layout=layout,
         accelerometer_only=True,
     )  # fmt: skip
+    # Stamps on a clock of no date (SensorLog's seconds since the phone's reboot) whose export
+    # states its start: written on the wall clock (epoch s), which the canonical CSV keeps
+    # (summarize then dates it as it dates the export); it lost the date.
+    chunks, first = stream, float(stream.first.timestamp_s[0])
+    if stream.start_epoch_s is not None and not stream.local_clock and first < ABSOLUTE_AFTER_S:
+        offset = stream.start_epoch_s - first
+        chunks = (dataclasses.replace(c, timestamp_s=c.timestamp_s + offset) for c in stream)
     try:
-        n, duration_s = write_chunks(out, stream)
+        n, duration_s = write_chunks(out, chunks)
     except RecordingError as exc:  # a bad row further on: the partial output is removed
         raise fail(str(exc)) from exc
     except OSError as exc:

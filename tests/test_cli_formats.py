@@ -207,3 +207,26 @@ def test_an_export_without_a_gyroscope_inspects_converts_and_summarizes(wild_exp
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.splitlines()[-1])["totals_min"]["wear"] > 0.5
+
+
+def test_convert_keeps_the_date_of_an_export_on_a_clock_of_no_date(wild_exports, tmp_path):
+    """SensorLog stamps in seconds since the phone's reboot and states its start in
+    loggingTime: the canonical CSV held the reboot clock, and `summarize` of it said 'day 1'
+    where the export's says 2021-03-19. Written on the wall clock now: the same days, the same
+    decisions."""
+    folder = wild_exports / "sensorlog_ios-steady-unitless"
+    out = tmp_path / "sl.csv"
+    assert runner.invoke(app, ["convert", str(folder), str(out)]).exit_code == 0
+    start = json.loads(runner.invoke(app, ["inspect", str(folder)]).stdout)["source"]
+    converted, direct = read_recording(out), formats.read(folder)
+    assert converted.timestamp_s[0] == pytest.approx(start["start_epoch_s"], abs=1e-6)
+    np.testing.assert_allclose(
+        np.diff(converted.timestamp_s), np.diff(direct.timestamp_s), atol=2e-6
+    )
+    days = []
+    for path, name in ((folder, "export"), (out, "csv")):
+        args = ["summarize", str(path), "--out", str(tmp_path / name), "--no-plot"]
+        assert runner.invoke(app, args).exit_code == 0
+        (daily,) = (tmp_path / name).glob("*-daily.csv")
+        days.append(daily.read_text())
+    assert days[0] == days[1] and "2021-03-19" in days[0]

@@ -176,6 +176,6 @@ def test_a_sensor_below_20_hz_is_said():
         ],
     )
     rules = to_recording(export, "x").source.rules
-    assert "acceleration at 1 Hz, below 20 Hz: read as written, but too slow for the model " in (
+    assert "acceleration at 1 Hz, below 20 Hz: interpolated onto the other sensor's stamps" in (
         " | ".join(rules)
     )

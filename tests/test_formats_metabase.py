@@ -80,9 +80,11 @@ def test_wild_android_barbell_reads_as_metabase_wrote_it(wild_exports, tmp_path,
     assert (gyro.unit, gyro.samples, round(gyro.rate_hz, 3)) == ("deg/s", 1002, 25.0)
     assert src.start_epoch_s == pytest.approx(1547832339.578)
     assert any("file name: 12.500 Hz, firmware 1.4.4" in r for r in src.rules)
+    # inspect said replay finds gaps: it interpolates the acc onto the gyro's 25 Hz stamps
+    # (and a warning says so, which replay prints: it reported activity in silence)
     assert (
-        "acceleration at 12.5 Hz, below 20 Hz: read as written, but too slow for the model "
-        "(50 Hz): replay finds gaps, not activity" in src.rules
+        "acceleration at 12.5 Hz, below 20 Hz: interpolated onto the other sensor's stamps, a "
+        "rate the model's figures were not measured at" in src.rules
     )
     # The gyro's stamps are the timeline; those before the acc starts (330 ms) and after it
     # ends are left out, not extrapolated: 1002 - 9.
@@ -94,6 +96,22 @@ def test_wild_android_barbell_reads_as_metabase_wrote_it(wild_exports, tmp_path,
     assert np.median(norm) == pytest.approx(10.06, abs=0.05)
     assert np.median(rec.imu[:, 1]) == pytest.approx(-0.8915 * G, abs=0.1)
     assert np.abs(np.median(rec.imu[:, 3:], axis=0)).max() < 0.05  # rad/s at rest
+
+
+def test_replay_says_a_sensor_is_slower_than_the_model_s_figures(wild_exports):
+    """The real 12.5 Hz accelerometer interpolated onto the 25 Hz gyroscope's stamps: replay
+    reported activity in silence (the chain saw 25 Hz; only inspect's rule spoke, wrongly)."""
+    import subprocess
+    import sys
+
+    gaitedge = str(Path(sys.executable).with_name("gaitedge"))
+    done = subprocess.run(
+        [gaitedge, "replay", str(wild_exports / ANDROID), "--fast"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    slow = [ln for ln in done.stderr.splitlines() if "below 20 Hz" in ln]
+    assert len(slow) == 1 and "acceleration at 12.5 Hz" in slow[0], done.stderr
 
 
 def test_wild_ios_accelerometer_only_is_refused_in_one_line(wild_exports):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -44,6 +45,8 @@ from gaitedge.units import (
     parse_accel_unit,
     parse_gyro_unit,
 )
+
+log = logging.getLogger(__name__)
 
 # A hole in the interpolated sensor longer than this many of its own sample intervals (or
 # HOLE_MIN_S) is not bridged by the join: those instants are left out, and the chain's gap
@@ -297,10 +300,14 @@ def to_recording(
     dt_acc, dt_gyro = _median_dt(ta, da), _median_dt(tg, dg)
     for what, dt in (("acceleration", dt_acc), ("rotation rate", dt_gyro)):
         if 1.0 / dt < MIN_RATE_HZ:
-            rules.append(
-                f"{what} at {1.0 / dt:.3g} Hz, below {MIN_RATE_HZ:g} Hz: read as written, but "
-                "too slow for the model (50 Hz): replay finds gaps, not activity"
+            # Interpolated onto the faster sensor's stamps, the chain sees that sensor's rate:
+            # said here (and as a warning, which replay prints), or no one would say it.
+            slow = (
+                f"{what} at {1.0 / dt:.3g} Hz, below {MIN_RATE_HZ:g} Hz: interpolated onto the "
+                "other sensor's stamps, a rate the model's figures were not measured at"
             )
+            rules.append(slow)
+            log.warning("%s: %s", path, slow)
     acc_faster = dt_acc <= dt_gyro
     # The faster sensor's stamps are the timeline; the other is interpolated onto those of
     # them it covers (its span, less its holes): both into one [N, 6] array, nothing else

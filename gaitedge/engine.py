@@ -175,8 +175,10 @@ def check_windows(contract: ModelContract, windows: np.ndarray) -> np.ndarray:
             f"channels {list(cfg.channels)}, got shape {windows.shape}"
         )
     windows = np.ascontiguousarray(windows, dtype=np.float32)
-    if not np.isfinite(windows.sum(dtype=np.float64)):  # a NaN or inf anywhere shows in it
+    if not np.isfinite(windows.sum()):  # a NaN or inf anywhere shows in it (4 ms an hour)
         bad = int((~np.isfinite(windows).reshape(len(windows), -1).all(axis=1)).sum())
+        if not bad:  # only the float32 sum overflowed
+            return windows
         raise ContractError(
             f"model {contract.name}: {bad} of {len(windows)} windows hold a NaN or infinite "
             "value (the chain drops such samples; a window made elsewhere must too)"

@@ -9,6 +9,7 @@ app wrote) and phyphox's sources (``DataExport.java``, ``ExperimentExportSet.swi
 from __future__ import annotations
 
 import re
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -741,3 +742,22 @@ def test_a_workbook_with_namespace_prefixes_reads_the_same(walk, tmp_path):
     want, got = _sheets(path), _sheets(prefixed)
     assert got == want and len(got["Accelerometer"]) > 1000
     np.testing.assert_array_equal(formats.read(prefixed).imu, formats.read(path).imu)
+
+
+@pytest.mark.parametrize(
+    "name", ["phyphox_ios-walk-pdr-loop", "phyphox_android-walk-semicolon-oneplus"]
+)
+def test_a_header_a_spreadsheet_unquoted_reads_as_phyphox_wrote_it(wild_exports, tmp_path, name):
+    """Real exports whose CSV headers lost their quotes (Excel, LibreOffice, pandas re-save):
+    'no accelerometer in this phyphox export' (one file) or 'not a format gaitedge knows'
+    (both), telling the user to record again. Read as the untouched export is."""
+    folder = tmp_path / name
+    shutil.copytree(wild_exports / name, folder)
+    for member in folder.glob("*.csv"):
+        lines = member.read_bytes().split(b"\n")
+        lines[0] = lines[0].replace(b'"', b"")
+        member.write_bytes(b"\n".join(lines))
+    got, want = formats.read(folder), formats.read(wild_exports / name)
+    assert got.source.format == "phyphox" and len(got) == len(want) > 1000
+    np.testing.assert_array_equal(got.imu, want.imu)
+    np.testing.assert_array_equal(got.timestamp_s, want.timestamp_s)

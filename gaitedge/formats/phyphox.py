@@ -157,11 +157,18 @@ def _meta(container: Container, basename: str) -> list[str]:
 
 
 def _header_line(container: Container, name: str) -> str | None:
-    """The first line when it looks like a phyphox header (a quoted ``"Time (s)"`` cell)."""
+    """The first line when it looks like a phyphox header: a ``"Time (s)"`` cell, quoted as
+    phyphox writes it or not (a spreadsheet that re-saved the file took the quotes off)."""
     lines = container.head(name, 2048).splitlines()
-    if not lines or '"time (s)"' not in lines[0].lower():
+    if not lines:
         return None
-    return lines[0]
+    line = lines[0].lstrip("\ufeff")
+    if '"time (s)"' in line.lower():
+        return line
+    if "time (s)" not in line.lower():
+        return None
+    cells = [c.strip().strip('"').lower() for c in split_header(line, sniff_delimiter(line))]
+    return line if _TIME in cells else None
 
 
 def _sets_of(container: Container, name: str) -> tuple[list[_Set], list[str]]:

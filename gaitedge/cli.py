@@ -696,6 +696,11 @@ def listen(
             )
         except (SourceError, ContractError) as exc:  # device gone, or data the model refuses
             raise fail(str(exc), code=1) from exc
+        finally:  # what a listener refused before any phone (no status line counts it)
+            for source in sources:
+                line = source.refused_line() if hasattr(source, "refused_line") else None
+                if line is not None:
+                    typer.echo(line, err=True)
         if shadow:  # one line per device that decided: device vs host model
             for row in pipe.device_status():
                 if row.shadow is not None:

@@ -302,6 +302,9 @@ def test_http_push_reorders_counts_loss_and_refuses_the_unauthenticated(held_out
         refused.append(post(url.replace("t0ken", "wrong"), bodies[0]))
         refused.append(post(url.split("?")[0], bodies[0]))  # no token at all
         refused.append(post(url.split("?")[0], "{}", headers={"Authorization": "Bearer t0ken"}))
+        # bodies json gives up on (recursion; digits past its limit): no answer at all before
+        refused.append(post(url, "[" * 100_000 + "]" * 100_000))
+        refused.append(post(url, '{"messageId": ' + "9" * 5000 + "}"))
 
     with PushingPhone(http_sender(url, codes=codes), bodies, order, batch_s=0.25, speed=5.0):
         threading.Thread(target=intruders, daemon=True).start()
@@ -310,8 +313,11 @@ def test_http_push_reorders_counts_loss_and_refuses_the_unauthenticated(held_out
         )
     phone = source.phones[config.device_id]
     assert set(codes) == {200}
-    assert refused == [401, 401, 400]  # a valid Bearer header gets past auth, to the schema
-    assert source.stats.decoder_drops == {"unauthorised": 2, "bad_message": 1}
+    assert refused == [401, 401, 400, 400, 400]  # a valid Bearer header gets to the schema
+    assert source.stats.decoder_drops == {"unauthorised": 2, "bad_message": 3}
+    assert source.refused_line() == (  # what `listen` prints at the end
+        f"{source.device}: 5 messages refused before any phone: bad_message 3, unauthorised 2"
+    )
     assert phone.stats.lost_frames == 1 and source.stats.lost_frames == 1
     assert sum(c.lost_frames for c in chunks) == 1
     # Everything but the dropped batch arrived, in time order, whatever the delivery order.

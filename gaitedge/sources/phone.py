@@ -97,8 +97,9 @@ def parse_push(body: bytes | str) -> PushMessage:
         raise PushError(f"body of {len(body)} bytes is over {MAX_BODY_BYTES}")
     try:
         doc = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PushError(f"not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested or digits past
+        # what Python parses (such a body got no answer: the connection was dropped)
+        raise PushError(f"not JSON: {str(exc)[:120]}") from exc
     if not isinstance(doc, dict):
         raise PushError("expected a JSON object with messageId, sessionId, deviceId, payload")
     missing = [k for k in ("messageId", "sessionId", "deviceId", "payload") if k not in doc]
@@ -648,7 +649,18 @@ class PhoneHub:
 
     def count(self, reason: str, n: int = 1) -> None:
         """A message refused before it reached a phone (bad body, unauthorised, ...)."""
+        if reason == "unauthorised" and not self.stats.decoder_drops.get(reason):
+            log.warning("%s: a request without the token was refused (401)", self.device)
         self.stats.decoder_drops[reason] = self.stats.decoder_drops.get(reason, 0) + n
+
+    def refused_line(self) -> str | None:
+        """One line for the end of a session: the messages refused before they reached a
+        phone (no phone's status line counts them), or None."""
+        drops = {k: v for k, v in self.stats.decoder_drops.items() if v}
+        if not drops:
+            return None
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(drops.items()))
+        return f"{self.device}: {sum(drops.values())} messages refused before any phone: {shown}"
 
     async def _next(self) -> object | None:
         deadlines = [d for p in self.phones.values() if (d := p.reorder.deadline()) is not None]

@@ -239,6 +239,15 @@ def formats(
             raise fail(str(exc)) from exc
         typer.echo(f"saved layout {save_layout!r} to {path}")
         return
+    if layout is not None:  # checked, then said what it is for (it was ignored, exit 0)
+        try:
+            generic.load_layout(layout)
+        except (FormatError, OSError) as exc:
+            raise fail(str(exc)) from exc
+        raise fail(
+            "--layout is remembered with --save-layout NAME; to read a CSV with it: "
+            "gaitedge replay FILE --layout LAYOUT"
+        )
     for info in list_formats():
         typer.echo(f"{info.name:<13} {info.title}")
         typer.echo(f"{'':<13} needs: {info.needs}")

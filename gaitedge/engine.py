@@ -192,7 +192,13 @@ def ort_providers(provider: Provider | str, available: list[str]) -> list[str]:
     Raises EngineUnavailableError when a GPU provider is asked for and this onnxruntime lacks it
     (the CPU-only wheel, or a GPU wheel overwritten by it).
     """
-    provider = Provider(provider)
+    try:
+        provider = Provider(provider)
+    except ValueError:
+        choices = ", ".join(p.value for p in Provider)
+        raise EngineUnavailableError(
+            f"unknown provider {provider!r}; choose one of {choices}"
+        ) from None
     if provider is Provider.AUTO:
         provider = Provider.CUDA if "CUDAExecutionProvider" in available else Provider.CPU
     wanted = _ORT_PROVIDERS[provider]

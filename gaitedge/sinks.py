@@ -476,6 +476,8 @@ def build_sinks(
             raise ValueError(
                 f"MQTT topic given twice: {mqtt.topic!r} in the URL and {mqtt_topic!r}"
             )
+        if mqtt_topic is not None:  # an empty --mqtt-topic is refused, not the default
+            check_topic(mqtt_topic)
         check_topic(mqtt_topic or mqtt.topic or DEFAULT_MQTT_TOPIC)
     opened: list[Sink] = []
     try:

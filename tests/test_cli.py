@@ -272,3 +272,27 @@ def test_windows_refuses_a_chain_it_cannot_run_in_one_line(tmp_path, config, say
     assert line.startswith(f"error: {chain}: not a readable chain configuration: {says}"), line
     assert "\n" not in line
     assert not (tmp_path / "w.npz").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["replay", "DEMO", "--fast", "--provider", "GPU"],
+         "error: unknown provider 'GPU'; choose one of auto, cpu, cuda, tensorrt"),
+        (["replay", "DEMO", "--fast", "--mqtt", "127.0.0.1:1", "--mqtt-topic", ""],
+         "error: MQTT topic '': must be non-empty, without # or +"),
+        (["formats", "--layout", "time=timestamp_s"], "error: layout: no acc="),
+        (["formats", "--layout", "time=ts:ms acc=ax,ay,az:g gyro=gx,gy,gz:deg/s"],
+         "error: --layout is remembered with --save-layout NAME"),
+    ],
+    ids=["provider-GPU", "empty-topic", "formats-bad-layout", "formats-layout-alone"],
+)  # fmt: skip
+def test_options_that_did_nothing_or_said_too_little_are_one_line(args, says):
+    """`--provider GPU` did not list the choices; an empty --mqtt-topic published to the
+    default topic; `formats --layout L` without --save-layout exited 0 ignoring L, valid or not."""
+    from gaitedge.demo import DEMO_RECORDING
+
+    args = [str(DEMO_RECORDING) if a == "DEMO" else a for a in args]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().startswith(says) and "\n" not in result.stderr.strip()

@@ -70,6 +70,16 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _calibrating(calibrate_first: bool, mount: str | None) -> None:
+    """Refuse --calibrate-first beside a --mount that fixes the mounting (it was accepted and
+    did nothing)."""
+    if calibrate_first and mount is not None and mount != "auto":
+        raise fail(
+            f"--calibrate-first calibrates an automatic mounting; --mount {mount} fixes it: "
+            "give one of them"
+        )
+
+
 def _keep_recording(recording: Path, *outputs: Path | None) -> None:
     """Refuse an output path that would write over (or append to) the recording a command
     reads, or a file of the export folder it reads."""
@@ -777,6 +787,7 @@ def replay(
 
     _logging(verbose, quiet)
     _keep_recording(recording, alerts_jsonl, mount_file)
+    _calibrating(calibrate_first, mount)
     read = {"strict": strict, "device": device, "fmt": fmt, "layout": layout}
     # An export without a gyroscope runs the shipped accelerometer-only bundle when no --model
     # was given (picked by its contract); else the reader refuses it, saying what to export.
@@ -973,6 +984,7 @@ def summarize(
         raise typer.BadParameter(f"--start {start!r} is not an ISO date and time") from exc
     from gaitedge.engine import accelerometer_only_model
 
+    _calibrating(calibrate_first, mount)
     read = {"strict": strict, "device": device, "fmt": fmt, "layout": layout}
     # an export without a gyroscope runs the accelerometer-only bundle, as in `replay`
     read["accelerometer_only"] = model is None and accelerometer_only_model() is not None
@@ -1406,6 +1418,7 @@ def evaluate(
     from gaitedge.evaluate import EvalOptions, EvaluationError
     from gaitedge.evaluate import evaluate as score
 
+    _calibrating(calibrate_first, mount)
     try:
         options = EvalOptions(
             dataset, split, labels, threshold, limit_subjects, mount, calibrate_first,

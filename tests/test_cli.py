@@ -296,3 +296,19 @@ def test_options_that_did_nothing_or_said_too_little_are_one_line(args, says):
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert result.stderr.strip().startswith(says) and "\n" not in result.stderr.strip()
+
+
+@pytest.mark.parametrize("command", ["replay", "summarize", "evaluate"])
+def test_calibrate_first_beside_a_fixed_mounting_is_refused(tmp_path, command):
+    """--calibrate-first with --mount none (or an axis map) was accepted and did nothing."""
+    from gaitedge.demo import DEMO_RECORDING
+
+    first = {"replay": [str(DEMO_RECORDING), "--fast"], "evaluate": ["--dataset", "hapt"]}
+    first["summarize"] = [str(DEMO_RECORDING), "--out", str(tmp_path / "s"), "--no-plot"]
+    args = [command, *first[command], "--calibrate-first", "--mount", "none"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (
+        "error: --calibrate-first calibrates an automatic mounting; --mount none fixes it: "
+        "give one of them"
+    )

@@ -44,6 +44,17 @@ def _zip(folder: Path, out: Path, *, nested: bool) -> Path:
     return path
 
 
+def _refused_whole_and_streamed(path: Path, message: str) -> None:
+    """``path`` is refused with ``message`` read whole and streamed block by block."""
+    from gaitedge.formats import open_chunks
+
+    with pytest.raises(FormatError, match=message):
+        read(path)
+    with pytest.raises(FormatError, match=message):
+        for _ in open_chunks(path):
+            pass
+
+
 def _sensor(rec: Recording, kind: str) -> dict:
     return next(s for s in rec.source.to_dict()["sensors"] if s["kind"] == kind)
 
@@ -157,8 +168,6 @@ def test_one_glitched_stamp_is_refused_naming_its_line(wild, tmp_path, sensor, s
     """One row of the real falldetector export stamped 100 s (or 1 s) off: read as a clock
     reset, the join kept the 5 s before it of 83 s (exit 0, no rule said so). Refused, whole
     and streamed, naming the file and line, as phyphox and MetaBase files are."""
-    from gaitedge.formats import open_chunks
-
     folder = tmp_path / "export"
     shutil.copytree(wild / "sensorlogger_ios-falldetector", folder)
     path = folder / f"{sensor}.csv"
@@ -169,11 +178,7 @@ def test_one_glitched_stamp_is_refused_naming_its_line(wild, tmp_path, sensor, s
     path.write_text("\n".join(lines) + "\n")
     line = 503 if seconds > 0 else 502  # the row whose time is before the one above it
     message = rf"{sensor}\.csv:{line}: time goes back \d+\.\d+ s \(a glitched stamp"
-    with pytest.raises(FormatError, match=message):
-        read(folder)
-    with pytest.raises(FormatError, match=message):
-        for _ in open_chunks(folder):
-            pass
+    _refused_whole_and_streamed(folder, message)
 
 
 @pytest.mark.parametrize("shared", ["file", "folder", "zip"])
@@ -541,7 +546,6 @@ def test_json_with_a_value_that_is_not_a_number(tmp_path):
 def test_json_with_a_byte_that_is_not_utf8(demo, tmp_path):
     """The JSON export with one byte damaged into 0xff: one line naming its line, whole and
     streamed (json.loads' UnicodeDecodeError escaped the reader)."""
-    from gaitedge.formats import open_chunks
 
     path = app.VARIANTS["ios-json"](demo, tmp_path)
     data = bytearray(path.read_bytes())
@@ -550,11 +554,7 @@ def test_json_with_a_byte_that_is_not_utf8(demo, tmp_path):
     path.write_bytes(bytes(data))
     line = data[:at].count(b"\n") + 1
     message = rf"{path.name}:{line}: not UTF-8 text \(byte 0xff\)"
-    with pytest.raises(FormatError, match=message):
-        read(path)
-    with pytest.raises(FormatError, match=message):
-        for _ in open_chunks(path):
-            pass
+    _refused_whole_and_streamed(path, message)
 
 
 def test_files_renamed_with_a_prefix(wild, demo, tmp_path):

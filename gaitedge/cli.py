@@ -70,6 +70,16 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _reads_acc_only(model) -> bool:
+    """Whether an export without a gyroscope is read (its acceleration alone) for a command
+    that runs a model: with no --model, the shipped accelerometer-only bundle runs it (picked
+    by its contract; `replay`, `summarize`, `bench`); else the reader refuses it, saying what
+    to export."""
+    from gaitedge.engine import accelerometer_only_model
+
+    return model is None and accelerometer_only_model() is not None
+
+
 def _calibrating(calibrate_first: bool, mount: str | None) -> None:
     """Refuse --calibrate-first beside a --mount that fixes the mounting (it was accepted and
     did nothing)."""
@@ -781,7 +791,6 @@ def replay(
 
     What `listen` would have said: the mounting starts from --mount-file's stored estimate
     (else cold) and calibrates online; --calibrate-first calibrates on the whole file first."""
-    from gaitedge.engine import accelerometer_only_model
     from gaitedge.runner import calibrate_chunks, run_sources
     from gaitedge.sources import ReplaySource
 
@@ -789,9 +798,7 @@ def replay(
     _keep_recording(recording, alerts_jsonl, mount_file)
     _calibrating(calibrate_first, mount)
     read = {"strict": strict, "device": device, "fmt": fmt, "layout": layout}
-    # An export without a gyroscope runs the shipped accelerometer-only bundle when no --model
-    # was given (picked by its contract); else the reader refuses it, saying what to export.
-    read["accelerometer_only"] = model is None and accelerometer_only_model() is not None
+    read["accelerometer_only"] = _reads_acc_only(model)
     # --web serves any stretch of the signal, so it keeps the recording in memory; otherwise
     # the file streams (twice with --calibrate-first).
     rec = _load(recording, rate_hz, **read) if web is not None else None
@@ -982,12 +989,9 @@ def summarize(
         first = dt.datetime.fromisoformat(start) if start is not None else None
     except ValueError as exc:
         raise typer.BadParameter(f"--start {start!r} is not an ISO date and time") from exc
-    from gaitedge.engine import accelerometer_only_model
-
     _calibrating(calibrate_first, mount)
     read = {"strict": strict, "device": device, "fmt": fmt, "layout": layout}
-    # an export without a gyroscope runs the accelerometer-only bundle, as in `replay`
-    read["accelerometer_only"] = model is None and accelerometer_only_model() is not None
+    read["accelerometer_only"] = _reads_acc_only(model)
     stream = _open(recording, rate_hz, **read)
     name = device or recording.name
     try:
@@ -1461,14 +1465,11 @@ def bench(
     """Per-stage latency and sensors per core, streamed as live."""
     from gaitedge.bundle import ContractError
     from gaitedge.demo import DEMO_RECORDING
-    from gaitedge.engine import accelerometer_only_model
     from gaitedge.preprocess import ChainInputError
     from gaitedge.runner import measure_live
 
     path = recording or DEMO_RECORDING
-    # an export without a gyroscope runs the accelerometer-only bundle, as in `replay`
-    acc_only = model is None and accelerometer_only_model() is not None
-    rec = _load(path, None, accelerometer_only=acc_only)
+    rec = _load(path, None, accelerometer_only=_reads_acc_only(model))
     with _session(model, None) as pipe:  # no sinks: time the pipeline only
         try:
             cost = measure_live(pipe, rec.timestamp_s, rec.imu, chunk_samples=chunk_samples)

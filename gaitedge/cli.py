@@ -193,10 +193,15 @@ def inspect(
     """Summarise a recording: its format, each sensor's rate and unit, the sign and gravity
     rules applied, samples, duration, gaps, labels."""
     from gaitedge.recording import describe_recording
+    from gaitedge.units import check_gravity_scale
 
     # what was recorded, whatever a model needs: an export without a gyroscope too
     rec = _load(recording, rate_hz, device=device, fmt=fmt, layout=layout, accelerometer_only=True)
     typer.echo(json.dumps(describe_recording(rec), indent=2))
+    try:  # what replay refuses, said here too (inspect described data in g without a word)
+        check_gravity_scale(rec.imu[:, :3], str(recording))
+    except ValueError as exc:
+        typer.echo(f"warning: {exc}; replay refuses it", err=True)
 
 
 @app.command()
@@ -1062,6 +1067,8 @@ def calibrate(
 
     if (recording is None) == (serial is None and ble is None) or (serial and ble):
         raise fail("give one recording CSV, or one live device (--serial PORT or --ble ADDRESS)")
+    if device_id is not None and not device_id.strip():  # it fell back to the file's name
+        raise fail("--device-id is empty; give the id to store the mounting under")
     mount_file = mount_file or default_mount_file()
     try:
         cfg = read_contract(model_path(model)).chain

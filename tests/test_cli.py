@@ -312,3 +312,27 @@ def test_calibrate_first_beside_a_fixed_mounting_is_refused(tmp_path, command):
         "error: --calibrate-first calibrates an automatic mounting; --mount none fixes it: "
         "give one of them"
     )
+
+
+def test_inspect_warns_of_data_replay_refuses_and_calibrate_of_an_empty_id(tmp_path):
+    """`inspect` of a recording in g described it without a word (replay refuses it): a
+    warning says so, the description printed as ever; `calibrate --device-id ''` stored the
+    mounting under the file's name."""
+    from gaitedge.demo import DEMO_RECORDING
+    from gaitedge.recording import read_recording
+
+    rec = read_recording(DEMO_RECORDING)
+    imu = rec.imu.copy()
+    imu[:, :3] /= 9.80665
+    in_g = tmp_path / "in_g.csv"
+    write_recording(in_g, Recording(rec.timestamp_s, imu))
+    result = runner.invoke(app, ["inspect", str(in_g)])
+    assert result.exit_code == 0 and json.loads(result.stdout)["acc_norm_median_m_s2"] < 1.1
+    assert result.stderr.strip().startswith(f"warning: {in_g}: median |acceleration| is 1.0")
+    assert result.stderr.strip().endswith("replay refuses it")
+    assert runner.invoke(app, ["inspect", str(DEMO_RECORDING)]).stderr == ""
+    mount = tmp_path / "mount.json"
+    args = ["calibrate", str(DEMO_RECORDING), "--device-id", "", "--mount-file", str(mount)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "--device-id is empty" in result.stderr
+    assert not mount.exists()

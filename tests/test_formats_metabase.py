@@ -374,3 +374,20 @@ def test_metabase5_date_columns_as_chosen(canonical, tmp_path, kept):
     assert "MetaBase 5" in " | ".join(cut.source.rules)
     np.testing.assert_array_equal(cut.timestamp_s, whole.timestamp_s)
     np.testing.assert_array_equal(cut.imu, whole.imu)
+
+
+@pytest.mark.parametrize("damage", ["empty", "header"])
+def test_an_accelerometer_file_it_cannot_read_is_named(wild_exports, tmp_path, damage):
+    """The real Android export with its accelerometer CSV emptied, or its header changed (upper
+    case): 'no accelerometer in this metabase export', though the file is there. Named now,
+    with what is wrong with it."""
+    folder = tmp_path / "export"
+    shutil.copytree(wild_exports / ANDROID, folder)
+    (acc,) = folder.glob("*_Accelerometer_*.csv")
+    text = acc.read_text()
+    acc.write_text(
+        "" if damage == "empty" else text.split("\n", 1)[0].upper() + "\n" + text.split("\n", 1)[1]
+    )
+    why = "is empty" if damage == "empty" else "has the header 'EPOCH (MS),"
+    with pytest.raises(FormatError, match=re.escape(f"{acc.name}: {why}")):
+        read(folder)

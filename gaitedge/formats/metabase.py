@@ -255,6 +255,26 @@ def read(container: Container, options) -> Export:
     return _read(container, options)[0]
 
 
+def _refuse_unread_accelerometer(container: Container, files: list[_File]) -> None:
+    """The export has no accelerometer MetaBase reads: a CSV named ``..._Accelerometer...``
+    beside the others that is empty or has another header is named (the join said only 'no
+    accelerometer in this metabase export')."""
+    read = {f.name for f in files}
+    for name in container.names:
+        stem = PurePosixPath(name).stem
+        found = list(_SENSOR_IN_NAME.finditer(stem))
+        if name in read or not name.lower().endswith(".csv") or not found:
+            continue
+        if found[-1].group("sensor") != "Accelerometer":
+            continue
+        first = _first_line(container, name)
+        why = "is empty" if not first.strip() else f"has the header {first[:60]!r}, not MetaBase's"
+        raise FormatError(
+            f"{container.where(name)}: {why} (epoch, timestamp, elapsed, x-axis ...): the "
+            "accelerometer cannot be read; export it again from MetaBase"
+        )
+
+
 def _read(container: Container, options, head_only: bool = False) -> tuple[Export, list[_File]]:
     """The export, and the files its series came from."""
     files = _metabase_files(container)
@@ -280,6 +300,8 @@ def _read(container: Container, options, head_only: bool = False) -> tuple[Expor
             rules.append(f"{PurePosixPath(f.name).name} left out: the model reads acceleration")
         else:
             by_kind[f.kind].append(f)
+    if SensorKind.ACC not in by_kind:  # a file named for it that is not MetaBase's: say which
+        _refuse_unread_accelerometer(container, files)
     export = Export(format=NAME, series=[], rules=rules, device=_label(device))
     used: list[_File] = []
     for kind, group in by_kind.items():

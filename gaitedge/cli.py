@@ -218,6 +218,8 @@ def convert(
     from gaitedge.recording import RecordingError, write_chunks
     from gaitedge.summary import ABSOLUTE_AFTER_S
 
+    if str(out) == "-":  # it wrote a file named '-'
+        raise fail("convert writes the canonical CSV to a file: give its path (not -)")
     _keep_recording(recording, out)
     # an export without a gyroscope converts to the canonical CSV of the accelerometer alone
     stream = _open(
@@ -1006,8 +1008,18 @@ def summarize(
             float(stream.first.timestamp_s[0]), local_clock=stream.local_clock,
             start_epoch_s=stream.start_epoch_s, tz=tz, start=first,
         )  # fmt: skip
+        own = WallClock.of(
+            float(stream.first.timestamp_s[0]), local_clock=stream.local_clock,
+            start_epoch_s=stream.start_epoch_s,
+        )  # fmt: skip
     except SummaryError as exc:
         raise fail(str(exc)) from exc
+    if first is not None and own.start_s is not None:  # it replaced the clock in silence
+        typer.echo(
+            f"warning: --start replaces {recording.name}'s own clock "
+            f"(it starts at {own.local(0.0):%Y-%m-%d %H:%M:%S} {own.tz or 'device time'})",
+            err=True,
+        )
     with _session(
         model, None, mount=mount, mount_file=mount_file, strict=strict, fast=True
     ) as pipe:

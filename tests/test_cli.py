@@ -336,3 +336,22 @@ def test_inspect_warns_of_data_replay_refuses_and_calibrate_of_an_empty_id(tmp_p
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "--device-id is empty" in result.stderr
     assert not mount.exists()
+
+
+def test_summarize_says_start_replaces_a_recording_s_own_clock(wild_exports, tmp_path):
+    """`summarize --start` on an export with its own date (SensorLog's loggingTime) replaced
+    that clock in silence: a warning names the clock it replaces; a recording with no date
+    takes --start without one. `convert X -` wrote a file named '-': refused."""
+    from gaitedge.demo import DEMO_RECORDING
+
+    folder = wild_exports / "sensorlog_ios-steady-unitless"
+    args = ["summarize", str(folder), "--out", str(tmp_path / "a"), "--no-plot"]
+    result = runner.invoke(app, [*args, "--start", "2024-03-04T09:15"])
+    assert result.exit_code == 0, result.output
+    said = "warning: --start replaces sensorlog_ios-steady-unitless's own clock (it starts at "
+    assert said + "2021-03-19 12:51:35 UTC)" in result.stderr, result.stderr
+    args = ["summarize", str(DEMO_RECORDING), "--out", str(tmp_path / "b"), "--no-plot"]
+    result = runner.invoke(app, [*args, "--start", "2024-03-04T09:15"])
+    assert result.exit_code == 0 and "warning" not in result.stderr
+    result = runner.invoke(app, ["convert", str(DEMO_RECORDING), "-"])
+    assert result.exit_code == 2 and "give its path (not -)" in result.stderr

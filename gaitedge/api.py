@@ -25,6 +25,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -258,16 +259,28 @@ def _run(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 def _read(recording: Recording | str | os.PathLike, device: str | None) -> Recording:
-    if isinstance(recording, Recording):
-        from gaitedge.recording import RecordingError
+    from gaitedge.recording import RecordingError
 
-        t, x = np.asarray(recording.timestamp_s), np.asarray(recording.imu)
+    if isinstance(recording, Recording):
+        try:  # lists, or another float type, as the runtime takes them (a list was a TypeError
+            # deep in replay); text is refused here (it was numpy's UFuncTypeError)
+            t = np.asarray(recording.timestamp_s, dtype=np.float64)
+            x = np.asarray(recording.imu, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise RecordingError(
+                f"recording: timestamps and samples must be numbers: {exc}"
+            ) from exc
         if t.ndim != 1 or x.ndim != 2 or x.shape[1] not in (3, 6) or len(t) != len(x):
             raise RecordingError(
                 f"recording: expected timestamp_s [N] and imu [N, 6] (or [N, 3] without a "
                 f"gyroscope), got {t.shape} and {x.shape}"
             )
-        return recording
+        if len(t) > 1 and not t[-1] > t[0]:  # reversed: read as clock resets, a negative span
+            raise RecordingError(
+                f"recording: its last timestamp ({t[-1]:g} s) is not after its first "
+                f"({t[0]:g} s): timestamps in reverse?"
+            )
+        return dataclasses.replace(recording, timestamp_s=t, imu=x)
     from gaitedge.formats import ReadOptions, read
 
     return read(Path(recording), options=ReadOptions(device=device))

@@ -220,3 +220,22 @@ def test_stream_replays_a_path_as_replay_does():
     np.testing.assert_allclose(
         [d.probs["activity"] for d in got], whole.windows.probs["activity"][:n], atol=1e-5
     )
+
+
+def test_analyse_takes_lists_and_refuses_reversed_time_and_an_empty_path():
+    """A Recording of Python lists was a TypeError deep in replay; reversed timestamps were
+    read as clock resets (a negative duration, twice the windows); `read("")` read the working
+    directory as a phyphox export."""
+    from gaitedge.recording import Recording, RecordingError
+
+    rec = gaitedge.read(DEMO_RECORDING)
+    listed = gaitedge.analyse(Recording(rec.timestamp_s.tolist(), rec.imu.tolist()))
+    assert [a.to_dict() for a in listed.alerts] == [
+        a.to_dict() for a in gaitedge.analyse(rec).alerts
+    ]
+    reversed_ = Recording(rec.timestamp_s[::-1].copy(), rec.imu)
+    with pytest.raises(RecordingError, match="timestamps in reverse"):
+        gaitedge.analyse(reversed_)
+    for empty in ("", " "):
+        with pytest.raises(RecordingError, match="the recording path is empty"):
+            gaitedge.read(empty)

@@ -237,6 +237,8 @@ def read(
     """
     from gaitedge.formats.join import to_recording
 
+    if not str(path).strip():  # Path("") is the working directory, read as an export
+        raise FormatError("the recording path is empty")
     options = options or ReadOptions()
     container, name = _open(path, _with_layout(format, options))
     with container:

@@ -65,7 +65,7 @@ def parse_axis_map(text: str) -> np.ndarray:
     rot = np.zeros((3, 3))
     for row, part in enumerate(parts):
         sign = -1.0 if part.startswith("-") else 1.0
-        axis = part.lstrip("+-")
+        axis = part[1:] if part[:1] in "+-" else part  # one sign at most: '--x' is no axis
         if axis not in ("x", "y", "z"):
             raise MountingError(f"axis map {text!r}: {part!r} is not one of x, y, z, -x, -y, -z")
         rot[row, "xyz".index(axis)] = sign

@@ -89,6 +89,12 @@ def test_a_malformed_axis_map_is_one_clear_line(bundle, hapt_rec, tmp_path):
     )
     assert result.exit_code == 2
     assert "uses an axis twice" in result.output and "Traceback" not in result.output
+    # two signs are no axis (they were stripped: '--x' read as x, then 'mirrors the axes')
+    from gaitedge.mounting import MountingError, parse_axis_map
+
+    with pytest.raises(MountingError, match="'--x' is not one of x, y, z, -x, -y, -z"):
+        parse_axis_map("--x,y,z")
+    np.testing.assert_array_equal(parse_axis_map("-y,+x,z"), parse_axis_map("-y,x,z"))
 
 
 def test_calibrate_a_live_device_over_a_serial_link(hapt_rec, tmp_path):

@@ -718,11 +718,23 @@ class Pipeline:
 
     def finish(self, device: str | None = None) -> list[Alert]:
         """The end of a stream (``device``, or every one): release what the chain holds back
-        (timestamp repair's last run of samples) and score it."""
+        (timestamp repair's last run of samples) and score it. A device whose stream ended
+        before its units check had its samples is judged on those it sent (DevicesRefusedError
+        for it, after the others are done): its held chunks were scored unchecked."""
         alerts = []
+        refused: dict[str, ContractError] = {}
         for name, state in self.devices.items():
             if device is not None and name != device:
                 continue
+            if state.waiting and not state.units_checked and state.units_pending:
+                acc = np.concatenate(state.units_pending)
+                state.units_pending, state.units_checked = [], True
+                try:
+                    self.check_units(acc, name)  # fewer than 50 usable samples: not judged
+                except ContractError as exc:
+                    state.refused, state.waiting = exc, []
+                    refused[name] = exc
+                    continue
             if state.waiting:  # the chunks held back for a window that will not come
                 made: list[_Made] = []
                 self._feed(state, *self._with_waiting(state, state.waiting.pop()), made)
@@ -730,6 +742,8 @@ class Pipeline:
             t0 = time.perf_counter()
             alerts += self._windows(state, state.chain.flush(), t0, time.monotonic(), ())
             alerts += self._uncalibrated_activity(name, state)
+        if refused:
+            raise DevicesRefusedError(refused)
         return alerts
 
     def _uncalibrated_activity(self, name: str, state: DeviceState) -> list[Alert]:

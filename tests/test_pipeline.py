@@ -201,7 +201,9 @@ def test_model_whose_channels_the_chain_cannot_feed_is_refused(tmp_path, hapt_re
 def _chunk():
     from gaitedge.sources import SampleChunk
 
-    return SampleChunk("d", np.arange(200) / 50.0, np.zeros((200, 6)), host_rx_s=0.0)
+    imu = np.zeros((200, 6))
+    imu[:, 2] = 9.80665  # lying still, screen up: gravity on +z (the units check's evidence)
+    return SampleChunk("d", np.arange(200) / 50.0, imu, host_rx_s=0.0)
 
 
 def test_bad_samples_in_a_live_stream_are_dropped_and_counted(bundle):
@@ -376,6 +378,31 @@ def test_a_device_in_the_wrong_unit_raises_no_alert_before_it_is_refused(
     want = whole.process(SampleChunk("dev", t[:3000], good, 0.0))
     assert [(a.type, a.label, a.t) for a in got] == [(a.type, a.label, a.t) for a in want]
     assert framed.status() == whole.status() and framed.status()[0]["dropped"] == 1
+
+
+def test_a_stream_shorter_than_the_units_check_is_judged_at_its_end(bundle, hapt_experiment):
+    """4 s of data in g (200 samples, fewer than the check's 250) was scored unchecked: a
+    STANDING alert and exit 0 from `replay`. Judged on what it sent when it ends: refused,
+    nothing scored; the same 4 s in m/s² make their windows."""
+    from gaitedge.sources import SampleChunk
+
+    t, x, _ = hapt_experiment
+    in_g = x[:200].copy()
+    in_g[:, :3] /= 9.80665
+    for imu, refused in ((in_g, True), (x[:200], False)):
+        pipe = Pipeline(load_engine(bundle), FanOut([]))
+        alerts = []
+        for i in range(0, 200, 4):
+            alerts += pipe.process(SampleChunk("dev", t[i : i + 4], imu[i : i + 4], 0.0))
+        assert alerts == [] and pipe.stats.windows == 0  # held for the check
+        if refused:
+            with pytest.raises(ContractError, match=r"dev: median \|acceleration\| is 1\.0"):
+                pipe.finish()
+            assert pipe.stats.windows == 0
+            assert pipe.device_status()[0].line().startswith("[dev] refused: dev: median")
+        else:
+            pipe.finish()
+            assert pipe.stats.windows == (200 - 128) // hop(bundle) + 1
 
 
 def test_a_frame_of_other_channels_after_held_frames_is_the_chain_s_error(bundle, hapt_experiment):

@@ -598,11 +598,7 @@ class Pipeline:
         if state.waiting and not joins:  # those held first, then this chunk (the chain's error)
             self._feed(state, *self._with_waiting(state, state.waiting.pop()), made)
         if not state.units_checked:
-            try:
-                self._check_units(state, chunk)
-            except ContractError as exc:
-                state.refused, state.waiting = exc, []  # none of its samples is scored
-                raise
+            self._check_units(state, chunk)
             if joins and self._hold_unchecked(state, chunk):
                 return alerts
         if joins and self._wait(state, chunk):
@@ -727,12 +723,9 @@ class Pipeline:
             if device is not None and name != device:
                 continue
             if state.waiting and not state.units_checked and state.units_pending:
-                acc = np.concatenate(state.units_pending)
-                state.units_pending, state.units_checked = [], True
-                try:
-                    self.check_units(acc, name)  # fewer than 50 usable samples: not judged
+                try:  # on what it sent (fewer than 50 usable samples: not judged)
+                    self._judge_units(state, name)
                 except ContractError as exc:
-                    state.refused, state.waiting = exc, []
                     refused[name] = exc
                     continue
             if state.waiting:  # the chunks held back for a window that will not come
@@ -940,9 +933,19 @@ class Pipeline:
         state.units_pending.append(acc)
         if sum(len(a) for a in state.units_pending) < self.UNITS_CHECK_SAMPLES:
             return
+        self._judge_units(state, chunk.device)
+
+    def _judge_units(self, state: DeviceState, device: str) -> None:
+        """The units check on the samples kept for it (:meth:`_check_units`, or what a stream
+        that ended sooner sent: :meth:`finish`); a refusal is the device's for good, and none
+        of the chunks held for the check is scored."""
         acc = np.concatenate(state.units_pending)
         state.units_pending, state.units_checked = [], True
-        self.check_units(acc, chunk.device)
+        try:
+            self.check_units(acc, device)
+        except ContractError as exc:
+            state.refused, state.waiting = exc, []
+            raise
 
     def check_units(self, acc: np.ndarray, device: str) -> None:
         """Raise :class:`ContractError` when ``acc`` [n, 3] is not in m/s² (a wrong scale or

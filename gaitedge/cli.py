@@ -216,7 +216,7 @@ def convert(
 ) -> None:
     """Write a recording (any format gaitedge reads) as gaitedge's canonical CSV."""
     from gaitedge.recording import RecordingError, write_chunks
-    from gaitedge.summary import ABSOLUTE_AFTER_S
+    from gaitedge.summary import WallClock
 
     if str(out) == "-":  # it wrote a file named '-'
         raise fail("convert writes the canonical CSV to a file: give its path (not -)")
@@ -230,8 +230,9 @@ def convert(
     # states its start: written on the wall clock (epoch s), which the canonical CSV keeps
     # (summarize then dates it as it dates the export); it lost the date.
     chunks, first = stream, float(stream.first.timestamp_s[0])
-    if stream.start_epoch_s is not None and not stream.local_clock and first < ABSOLUTE_AFTER_S:
-        offset = stream.start_epoch_s - first
+    own = WallClock.of(first, local_clock=stream.local_clock, start_epoch_s=stream.start_epoch_s)
+    if own.start_s is not None and own.start_s != first:  # dated by the export, not its stamps
+        offset = own.start_s - first
         chunks = (dataclasses.replace(c, timestamp_s=c.timestamp_s + offset) for c in stream)
     try:
         n, duration_s = write_chunks(out, chunks)

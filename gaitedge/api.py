@@ -322,8 +322,8 @@ def analyse(
     from gaitedge.engine import load_engine
     from gaitedge.mounting import MountStore
     from gaitedge.runner import (
-        _cold_start_options,
         calibrate_recording,
+        cold_start_options,
         fast_batch_threads,
         stream,
     )
@@ -340,7 +340,7 @@ def analyse(
     # as in `replay` (the windows reported are the device's own model's).
     pipe = ObservedPipeline(
         engine, FanOut([sink]), on_windows=log_, mount=mount, acc_range_g=acc_range_g,
-        mount_store=store, **_cold_start_options(model, mount, opening),
+        mount_store=store, **cold_start_options(model, mount, opening),
     )  # fmt: skip
     with pipe:
         calibration = "online"

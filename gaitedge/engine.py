@@ -96,7 +96,10 @@ def model_path(path: str | os.PathLike | None) -> Path:
     if path is None:
         return default_model_path()
     if not str(path).strip() or Path(path) == Path("."):  # Path("") is the working directory
-        raise ContractError("the model path is empty; give a bundle (.onnx) or leave it out")
+        raise ContractError(
+            f"the model path is empty ({str(path)!r}: the working directory); give a bundle "
+            "(.onnx) or leave it out"
+        )
     path = Path(path)
     if not path.exists() and path.parent == Path(".") and (MODELS_DIR / path.name).exists():
         return MODELS_DIR / path.name

@@ -95,7 +95,7 @@ def open_pipeline(
     engine = load_engine(model, **opening)
     options = {"mount": mount, "mount_store": store, "strict": strict, "acc_range_g": acc_range_g}
     options |= _acc_only_options(model, opening)
-    options |= _cold_start_options(model, mount, opening)
+    options |= cold_start_options(model, mount, opening)
     options["shadow"] = shadow
     if sinks is None:
         return Pipeline(engine, FanOut([]), **options)
@@ -153,7 +153,7 @@ def _acc_only_options(model, opening: dict) -> dict:
     return {"acc_only_engine": functools.partial(load_engine, acc, **opening)}
 
 
-def _cold_start_options(model, mount: str | None, opening: dict) -> dict:
+def cold_start_options(model, mount: str | None, opening: dict) -> dict:
     """While a device's automatic mounting calibrates, the shipped cold-start bundle reports
     its activity (opened on the first such device) when no model and no mounting were given."""
     if model is not None or mount not in (None, "auto"):

@@ -48,7 +48,7 @@ from gaitedge.formats.join import (
     make_series,
     streamed_export,
 )
-from gaitedge.formats.table import Table, iter_tables, parse_table, step_back
+from gaitedge.formats.table import Table, iter_tables, parse_table
 
 NAME = "sensorlogger"
 TITLE = "Sensor Logger (Kelvin Choi; iOS, Android, Apple Watch): zip, folder, CSV or JSON export"
@@ -274,13 +274,8 @@ def _check_forward(table: Table, ns: np.ndarray, before: float | None = None) ->
     """Refuse a step back in a file's ``time`` (epoch ns) of more than
     :data:`MAX_STEP_BACK_S`, naming its line: one glitched stamp (a row 100 s ahead) read as
     a clock reset cut the joined recording to the stretch before it, silently."""
-    found = step_back(ns, MAX_STEP_BACK_S * 1e9, before)
-    if found is not None:
-        i, previous = found
-        raise FormatError(
-            f"{table.where}:{table.line_of(i)}: time goes back {(previous - ns[i]) * 1e-9:.3f} s "
-            "(a glitched stamp, rows out of order, or two recordings in one file)"
-        )
+    why = "a glitched stamp, rows out of order, or two recordings in one file"
+    table.check_forward(ns, MAX_STEP_BACK_S, before, unit_s=1e-9, why=why)
 
 
 def _json_pieces(

@@ -62,17 +62,24 @@ class Table:
         return self.first_line + row
 
     def check_forward(
-        self, t_s: np.ndarray, back_s: float = 0.5, before: float | None = None
+        self,
+        t_s: np.ndarray,
+        back_s: float = 0.5,
+        before: float | None = None,
+        *,
+        unit_s: float = 1.0,
+        why: str = "rows out of order, or two recordings in one file",
     ) -> None:
-        """Refuse a step back in time of more than ``back_s`` (rows out of order, or two
-        recordings in one file); smaller ones are jitter the join's repair absorbs. ``before``:
-        the previous block's last time, when this table is a later block of a file."""
-        found = step_back(t_s, back_s, before)
+        """Refuse a step back in time of more than ``back_s`` (``why``: what it may be);
+        smaller ones are jitter the join's repair absorbs. ``before``: the previous block's
+        last time, when this table is a later block of a file. ``unit_s``: the stamps' unit
+        in seconds (1e-9: epoch ns, judged as they are, no copy in seconds)."""
+        found = step_back(t_s, back_s / unit_s, before)
         if found is not None:
             i, previous = found
             raise FormatError(
-                f"{self.where}:{self.line_of(i)}: time goes back {previous - t_s[i]:.3f} s "
-                "(rows out of order, or two recordings in one file)"
+                f"{self.where}:{self.line_of(i)}: time goes back "
+                f"{(previous - t_s[i]) * unit_s:.3f} s ({why})"
             )
 
 

@@ -47,18 +47,87 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Called with (device, windows, probabilities per head, alerts raised by these windows).
-WindowsCallback = Callable[[str, Windows, dict[str, np.ndarray], list[Alert]], None]
+
+@dataclass(frozen=True)
+class Scored:
+    """Windows a model scored in one engine call: their probabilities per head (the model's
+    ``heads``: head name -> class names) and the alerts they raised."""
+
+    windows: Windows
+    probs: dict[str, np.ndarray]
+    alerts: list[Alert]
+    heads: dict[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class ColdWindow:
+    """One window the cold-start model scored beside a calibrating device: its probabilities
+    per head (the model's ``heads``) and the alerts it raised (marked ``mounting: cold
+    start``, as the sinks got them)."""
+
+    probs: dict[str, np.ndarray]
+    heads: dict[str, tuple[str, ...]]
+    alerts: tuple[Alert, ...]
+
+
+# Called with (device, what its model scored in one engine call, and the cold-start model's
+# windows that end where those do: window end (s, rounded to 0.1 ms) -> ColdWindow).
+WindowsCallback = Callable[[str, Scored, dict[float, ColdWindow]], None]
 
 
 class ObservedPipeline(Pipeline):
     """The runtime's :class:`~gaitedge.pipeline.Pipeline`, also reporting every batch of
     scored windows to ``on_windows`` once the alert logic has run on it (same chain, same
-    engine call, same alerts: it only listens)."""
+    engine call, same alerts: it only listens), with what the device's cold-start model scored
+    beside it while its mounting calibrates."""
 
     def __init__(self, *args: Any, on_windows: WindowsCallback, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.on_windows = on_windows
+        self._scored: list[tuple[DeviceState, Scored]] = []  # this engine call's, in order
+        # Per device (id of its state): the cold-start model's windows not yet matched with
+        # the device's own (the two chains' windows may be scored in different calls).
+        self._cold: dict[int, dict[float, ColdWindow]] = {}
+
+    def _score(self, made) -> list[Alert]:
+        self._scored = []
+        alerts = super()._score(made)
+        scored, self._scored = self._scored, []
+        for state, s in scored:
+            if state.parent is not None:  # the companion's: kept for its device's windows
+                stash = self._cold.setdefault(id(state.parent), {})
+                by = _by_window(s.windows, s.alerts)
+                for i, t in enumerate(s.windows.t_end_s.tolist()):
+                    row = {h: p[i] for h, p in s.probs.items()}
+                    stash[round(t, 4)] = ColdWindow(row, s.heads, tuple(by.get(i, ())))
+        for state, s in scored:
+            if state.parent is None:  # a device's own model's
+                device = next(name for name, d in self.devices.items() if d is state)
+                self.on_windows(device, *self._match(state, s))
+        return alerts
+
+    def _match(self, state: DeviceState, own: Scored) -> tuple[Scored, dict[float, ColdWindow]]:
+        """The cold-start windows that end where ``own``'s do; the alerts of older ones that
+        none of the device's windows matched go with ``own``'s (never lost)."""
+        stash = self._cold.get(id(state))
+        if not stash or not len(own.windows):
+            return own, {}
+        ends = [round(t, 4) for t in own.windows.t_end_s.tolist()]
+        matched = {k: stash.pop(k) for k in ends if k in stash}
+        older = [k for k in stash if k <= ends[-1]]
+        orphans = [a for k in older for a in stash.pop(k).alerts]
+        if orphans:
+            own = dataclasses.replace(own, alerts=sorted([*own.alerts, *orphans], key=_at))
+        return own, matched
+
+    def _decide(
+        self, made, probs: dict[str, np.ndarray], last_peak_g: float | None = None
+    ) -> list[Alert]:
+        alerts = super()._decide(made, probs, last_peak_g)
+        if made.state.parent is not None:  # the companion's, marked as the sinks got them
+            heads = dict(self.contract_of(made.state).heads)
+            self._scored.append((made.state, Scored(made.windows, probs, alerts, heads)))
+        return alerts
 
     def _alerts(
         self,
@@ -68,10 +137,14 @@ class ObservedPipeline(Pipeline):
         last_peak_g: float | None = None,
     ) -> list[Alert]:
         alerts = super()._alerts(state, windows, probs, last_peak_g)
-        if state.parent is None:  # a device's own model's (not its cold-start companion's)
-            device = next(name for name, s in self.devices.items() if s is state)
-            self.on_windows(device, windows, probs, alerts)
+        if state.parent is None:
+            heads = dict(self.contract_of(state).heads)
+            self._scored.append((state, Scored(windows, probs, alerts, heads)))
         return alerts
+
+
+def _at(alert: Alert) -> float:
+    return alert.t
 
 
 @dataclass(frozen=True)
@@ -113,8 +186,8 @@ class _WindowLog:
         self.heads = heads
         self.parts: list[tuple[Windows, dict[str, np.ndarray]]] = []
 
-    def __call__(self, device, windows, probs, alerts) -> None:
-        self.parts.append((windows, {h: np.asarray(p) for h, p in probs.items()}))
+    def __call__(self, device: str, own: Scored, cold: dict[float, ColdWindow]) -> None:
+        self.parts.append((own.windows, {h: np.asarray(p) for h, p in own.probs.items()}))
 
     def result(self) -> WindowProbabilities:
         def cat(values: list[np.ndarray], dtype, width: int | None = None) -> np.ndarray:
@@ -258,7 +331,9 @@ def _run(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return pool.submit(lambda: asyncio.run(coro_factory())).result()
 
 
-def _read(recording: Recording | str | os.PathLike, device: str | None) -> Recording:
+def _read(
+    recording: Recording | str | os.PathLike, device: str | None, accelerometer_only: bool
+) -> Recording:
     from gaitedge.recording import RecordingError
 
     if isinstance(recording, Recording):
@@ -283,7 +358,8 @@ def _read(recording: Recording | str | os.PathLike, device: str | None) -> Recor
         return dataclasses.replace(recording, timestamp_s=t, imu=x)
     from gaitedge.formats import ReadOptions, read
 
-    return read(Path(recording), options=ReadOptions(device=device))
+    options = ReadOptions(device=device, accelerometer_only=accelerometer_only)
+    return read(Path(recording), options=options)
 
 
 def analyse(
@@ -323,13 +399,14 @@ def analyse(
     from gaitedge.mounting import MountStore
     from gaitedge.runner import (
         calibrate_recording,
-        cold_start_options,
         fast_batch_threads,
+        model_options,
+        reads_acc_only,
         stream,
     )
     from gaitedge.sources import ReplaySource
 
-    rec = _read(recording, device)
+    rec = _read(recording, device, reads_acc_only(model))
     name = device or (Path(recording).name if not isinstance(recording, Recording) else "recording")
     opening = {"batch_threads": fast_batch_threads()}  # as `replay --fast`
     engine = load_engine(model, **opening)
@@ -337,10 +414,11 @@ def analyse(
     sink = ListSink()
     store = MountStore(Path(mount_file)) if mount_file is not None else None
     # While a cold device's mounting calibrates, the cold-start model reports its activity,
-    # as in `replay` (the windows reported are the device's own model's).
+    # as in `replay` (the windows reported are the device's own model's); a recording without
+    # a gyroscope runs the accelerometer-only model.
     pipe = ObservedPipeline(
         engine, FanOut([sink]), on_windows=log_, mount=mount, acc_range_g=acc_range_g,
-        mount_store=store, **cold_start_options(model, mount, opening),
+        mount_store=store, **model_options(model, mount, opening),
     )  # fmt: skip
     with pipe:
         calibration = "online"
@@ -372,6 +450,9 @@ class Decision:
         p_fall: the window's fall probability, or None without a fall head.
         probs: head name -> [n_classes] this window's probabilities.
         alerts: the alerts this window raised (already sent to the session's sinks).
+        cold_start: whether ``activity``, ``p``, ``p_fall``, ``probs`` and ``alerts`` are the
+            cold-start model's, which decides while the device's mounting calibrates (as
+            ``listen`` reports it: its alerts are marked ``mounting: cold start``).
     """
 
     device: str
@@ -381,6 +462,7 @@ class Decision:
     p_fall: float | None
     probs: dict[str, np.ndarray]
     alerts: tuple[Alert, ...] = ()
+    cold_start: bool = False
 
 
 def decisions(
@@ -389,19 +471,26 @@ def decisions(
     probs: dict[str, np.ndarray],
     alerts: list[Alert],
     heads: dict[str, tuple[str, ...]],
+    cold: dict[float, ColdWindow] | None = None,
 ) -> list[Decision]:
     """One :class:`Decision` per window; each alert goes with the window that raised it (the
-    window ending at the alert's time ``t``; the batch's last one if none ends there)."""
-    activity = heads.get("activity")
-    fall = heads.get("fall")
-    fall_index = fall.index("fall") if fall and "fall" in fall else None
-    by_window: dict[int, list[Alert]] = collections.defaultdict(list)
-    for alert in alerts:
-        hits = np.flatnonzero(np.isclose(windows.t_end_s, alert.t, atol=1e-6))
-        by_window[int(hits[0]) if len(hits) else len(windows) - 1].append(alert)
+    window ending at the alert's time ``t``; the batch's last one if none ends there). ``cold``:
+    the cold-start model's windows by their end (s, rounded to 0.1 ms), scored beside the
+    device while its mounting calibrated: a window that ends where one of those does is that
+    model's decision, with its alerts (as ``listen`` reports it)."""
+    own = _by_window(windows, alerts)
+    cold = cold or {}
     out = []
     for i in range(len(windows)):
-        row = {h: p[i] for h, p in probs.items()}
+        c = cold.get(round(float(windows.t_end_s[i]), 4))
+        by = heads if c is None else c.heads
+        row = {h: p[i] for h, p in probs.items()} if c is None else c.probs
+        raised = own.get(i, [])
+        if c is not None:
+            raised = sorted([*raised, *c.alerts], key=_at)
+        activity = by.get("activity")
+        fall = by.get("fall")
+        fall_index = fall.index("fall") if fall and "fall" in fall else None
         best = int(row["activity"].argmax()) if activity else -1
         out.append(
             Decision(
@@ -411,16 +500,30 @@ def decisions(
                 p=float(row["activity"][best]) if activity else 0.0,
                 p_fall=float(row["fall"][fall_index]) if fall_index is not None else None,
                 probs=row,
-                alerts=tuple(by_window.get(i, ())),
+                alerts=tuple(raised),
+                cold_start=c is not None,
             )
         )
     return out
 
 
-def source_from_spec(spec: Source | str | os.PathLike, *, speed: float = 1.0) -> Source:
+def _by_window(windows: Windows, alerts: list[Alert]) -> dict[int, list[Alert]]:
+    """Alerts by the window that raised them: the one ending at the alert's time ``t``, else
+    the last."""
+    by_window: dict[int, list[Alert]] = collections.defaultdict(list)
+    for alert in alerts:
+        hits = np.flatnonzero(np.isclose(windows.t_end_s, alert.t, atol=1e-6))
+        by_window[int(hits[0]) if len(hits) else len(windows) - 1].append(alert)
+    return by_window
+
+
+def source_from_spec(
+    spec: Source | str | os.PathLike, *, speed: float = 1.0, accelerometer_only: bool = True
+) -> Source:
     """A source from ``serial:PORT``, ``ble:ADDRESS`` or a recording's path (read now, in any
     format ``gaitedge formats`` lists, and replayed at ``speed`` times real time); a Source
-    object is returned as it is."""
+    object is returned as it is. ``accelerometer_only``: a recording without a gyroscope is
+    read (the shipped accelerometer-only model runs it), else refused by its reader."""
     from gaitedge.sources import BleSource, ReplaySource, SerialSource
 
     if hasattr(spec, "chunks"):
@@ -432,7 +535,8 @@ def source_from_spec(spec: Source | str | os.PathLike, *, speed: float = 1.0) ->
     if kind == "ble" and rest:
         return BleSource(rest)
     if Path(text).exists():
-        return ReplaySource(recording=_read(text, None), speed=speed, device=Path(text).name)
+        rec = _read(text, None, accelerometer_only)
+        return ReplaySource(recording=rec, speed=speed, device=Path(text).name)
     raise ValueError(f"{text!r}: expected serial:PORT, ble:ADDRESS or a recording's path")
 
 
@@ -494,7 +598,7 @@ async def stream(
     """
     from gaitedge.engine import load_engine
     from gaitedge.mounting import MountStore
-    from gaitedge.runner import calibrate_recording
+    from gaitedge.runner import calibrate_recording, model_options, reads_acc_only
     from gaitedge.runner import stream as run_stream
     from gaitedge.sources import ReplaySource
 
@@ -503,19 +607,21 @@ async def stream(
     for name, value in (("speed", speed), ("duration_s", duration_s)):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a positive number, not {value!r}")
-    source = source_from_spec(source_or_spec, speed=speed)
+    source = source_from_spec(source_or_spec, speed=speed, accelerometer_only=reads_acc_only(model))
     engine = load_engine(model)
-    heads = dict(engine.contract.heads)
     mailbox = _Mailbox(max_pending)
 
-    def on_windows(device, windows, probs, alerts) -> None:
-        for decision in decisions(device, windows, probs, alerts, heads):
+    def on_windows(device: str, own: Scored, cold: dict[float, ColdWindow]) -> None:
+        for decision in decisions(device, own.windows, own.probs, own.alerts, own.heads, cold):
             mailbox.put(decision)
 
     store = MountStore(Path(mount_file)) if mount_file is not None else None
+    # As `listen` runs: the cold-start model while a device calibrates, the accelerometer-only
+    # model for a device without a gyroscope.
     pipe = ObservedPipeline(
-        engine, FanOut([]), on_windows=on_windows, mount=mount, mount_store=store
-    )
+        engine, FanOut([]), on_windows=on_windows, mount=mount, mount_store=store,
+        **model_options(model, mount, {}),
+    )  # fmt: skip
     if calibrate_first and isinstance(source, ReplaySource) and source.recording is not None:
         rec = source.recording  # as `gaitedge replay --calibrate-first` does
         calibrate_recording(pipe, source.device, rec.timestamp_s, rec.imu)

@@ -71,13 +71,11 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _reads_acc_only(model) -> bool:
-    """Whether an export without a gyroscope is read (its acceleration alone) for a command
-    that runs a model: with no --model, the shipped accelerometer-only bundle runs it (picked
-    by its contract; `replay`, `summarize`, `bench`); else the reader refuses it, saying what
-    to export."""
-    from gaitedge.engine import accelerometer_only_model
+    """An export without a gyroscope is read for a command that runs a model (`replay`,
+    `summarize`, `bench`) as the runtime runs it (:func:`gaitedge.runner.reads_acc_only`)."""
+    from gaitedge.runner import reads_acc_only
 
-    return model is None and accelerometer_only_model() is not None
+    return reads_acc_only(model)
 
 
 def _calibrating(calibrate_first: bool, mount: str | None) -> None:

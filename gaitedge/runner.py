@@ -94,8 +94,7 @@ def open_pipeline(
     }  # fmt: skip
     engine = load_engine(model, **opening)
     options = {"mount": mount, "mount_store": store, "strict": strict, "acc_range_g": acc_range_g}
-    options |= _acc_only_options(model, opening)
-    options |= cold_start_options(model, mount, opening)
+    options |= model_options(model, mount, opening)
     options["shadow"] = shadow
     if sinks is None:
         return Pipeline(engine, FanOut([]), **options)
@@ -140,6 +139,20 @@ def fast_batch_threads() -> int:
     """Threads for a fast replay's large engine calls: the cores this process may run on, at
     most :data:`FAST_BATCH_THREADS` (a live tick's call is one batch and runs alone)."""
     return max(1, min(FAST_BATCH_THREADS, usable_cores()))
+
+
+def reads_acc_only(model) -> bool:
+    """Whether an export without a gyroscope is read (its acceleration alone) to run ``model``:
+    with no model given, the shipped accelerometer-only bundle runs it (picked by its
+    contract); else the reader refuses it, saying what to export."""
+    return model is None and accelerometer_only_model() is not None
+
+
+def model_options(model, mount: str | None, opening: dict) -> dict:
+    """The pipeline's models beside ``model`` as ``replay`` and ``listen`` run them: the
+    accelerometer-only bundle for a device without a gyroscope and the cold-start bundle while
+    a device's mounting calibrates (each shipped one only when no model was given)."""
+    return _acc_only_options(model, opening) | cold_start_options(model, mount, opening)
 
 
 def _acc_only_options(model, opening: dict) -> dict:

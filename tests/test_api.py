@@ -239,3 +239,48 @@ def test_analyse_takes_lists_and_refuses_reversed_time_and_an_empty_path():
     for empty in ("", " "):
         with pytest.raises(RecordingError, match="the recording path is empty"):
             gaitedge.read(empty)
+
+
+def test_stream_from_a_cold_start_decides_as_replay_does():
+    """From a cold start, a recording's decisions while its mounting calibrates are the
+    cold-start model's, with its alerts, as `replay` and `listen` report them (stream ran
+    without that model: no activity alert before the device calibrated)."""
+
+    async def collect() -> list:
+        return [d async for d in gaitedge.stream(DEMO_RECORDING, speed=1e4)]
+
+    got = asyncio.run(collect())
+    whole = gaitedge.analyse(DEMO_RECORDING)  # == replay --fast (the test above)
+    streamed = [a.to_dict() for d in got for a in d.alerts]
+    assert streamed == [a.to_dict() for a in whole.alerts]
+    cold = [d for d in got if d.cold_start]
+    assert len(cold) >= 100  # the demo's first ~107 s
+    calibrated_at = min(d.t_s for d in got if not d.cold_start and d.t_s > cold[0].t_s)
+    assert max(d.t_s for d in cold) < calibrated_at
+    first = next(a for a in whole.alerts if a.type is AlertType.ACTIVITY)
+    assert first.extra["mounting"] == "cold start"
+    decided = next(d for d in got if first in d.alerts)
+    assert decided.cold_start and decided.activity == first.label
+
+
+def test_analyse_and_stream_run_an_export_without_a_gyroscope(tmp_path):
+    """A file without a gyroscope runs on the shipped accelerometer-only model, as `replay`
+    runs it (analyse and stream refused it: 'the model needs both')."""
+    rec = read_recording(DEMO_RECORDING)
+    n = 50 * 60
+    path = tmp_path / "acc.csv"
+    rows = np.column_stack([rec.timestamp_s[:n], rec.imu[:n, :3]])
+    np.savetxt(path, rows, delimiter=",", header="timestamp_s,acc_x,acc_y,acc_z", comments="")
+    jsonl = tmp_path / "alerts.jsonl"
+    args = ["replay", str(path), "--fast", "-q", "--alerts-jsonl", str(jsonl)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    cli = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [a.to_dict() for a in gaitedge.analyse(path).alerts] == cli and cli
+
+    async def collect() -> list:
+        return [d async for d in gaitedge.stream(path, speed=1e4)]
+
+    got = asyncio.run(collect())
+    assert len(got) == json.loads(result.stdout.splitlines()[-1])["windows"]
+    assert all(d.activity is not None for d in got)

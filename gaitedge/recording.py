@@ -170,6 +170,18 @@ def read_recording(
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise RecordingError(f"{where}: cannot read: {exc}") from exc
+    return recording_from_text(text, where, rate_hz, strict=strict, device=device)
+
+
+def recording_from_text(
+    text: str,
+    where: str,
+    rate_hz: float | None = None,
+    *,
+    strict: bool = False,
+    device: str | None = None,
+) -> Recording:
+    """:func:`read_recording` of a file's text (``where`` names it in messages)."""
     rows = csv.reader(io.StringIO(text))
     header = next(rows, None)
     if not header:

@@ -222,3 +222,32 @@ def test_the_writer_keeps_epoch_stamps_to_the_bit(tmp_path):
     back = read_recording(path)
     np.testing.assert_array_equal(back.timestamp_s, t)
     np.testing.assert_array_equal(back.imu, imu)
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "decimal"), [(";", ","), (";", "."), ("\t", "."), ("\t", ",")]
+)
+def test_a_spreadsheets_resaved_copy_reads_as_the_file(tmp_path, delimiter, decimal):
+    """Opened in a spreadsheet and saved again in a locale whose list separator is a semicolon
+    (decimal comma) or as tab-separated text: the same recording, labels included, in every
+    command (it was 'not a format gaitedge knows'); a bad cell is named by its line."""
+    from gaitedge.demo import DEMO_RECORDING
+    from gaitedge.formats import open_chunks, read
+
+    lines = DEMO_RECORDING.read_text().splitlines()[:1501]
+    original = tmp_path / "walk.csv"
+    original.write_text("\n".join(lines) + "\n")
+    saved = tmp_path / "walk-saved.csv"
+    text = "\n".join(line.replace(",", delimiter) for line in lines) + "\n"
+    saved.write_text(text if decimal == "." else text.replace(".", ","))
+    want, got = read(original), read(saved)
+    np.testing.assert_array_equal(got.timestamp_s, want.timestamp_s)
+    np.testing.assert_array_equal(got.imu, want.imu)
+    np.testing.assert_array_equal(got.label, want.label)
+    streamed = list(open_chunks(saved))
+    np.testing.assert_array_equal(np.concatenate([c.imu for c in streamed]), want.imu)
+    broken = text.splitlines()
+    broken[700] = broken[700].replace(delimiter, delimiter + "x", 1)
+    saved.write_text("\n".join(broken) + "\n")
+    with pytest.raises(RecordingError, match=r"walk-saved\.csv:701: not a number"):
+        read(saved)

@@ -1024,6 +1024,7 @@ class Pipeline:
                 mounting=_mounting_status(s.chain.mounting, s.companion),
                 tied=s.chain.stats.repair.tied + s.chain.stats.repair.backward_jitter,
                 clock_resets=s.chain.stats.repair.clock_resets,
+                outliers=s.chain.stats.repair.outliers,
                 bridged=s.chain.stats.bridged_gaps,
                 decisions="device" if s.decides else "host",
                 shadow=s.shadow.stats.to_dict() if s.shadow is not None else None,

@@ -245,6 +245,9 @@ class RepairStats:
     tied: int = 0  # samples that repeated the previous stamp (ties, batches)
     backward_jitter: int = 0  # samples stamped slightly before the previous one
     clock_resets: int = 0  # large backward jumps: the stream time carries on, a new segment
+    # lone samples stamped far from the stream (ahead past ``reset_s``, or back past it) whose
+    # next stamp goes on from before them: a glitch of one stamp, not a clock reset
+    outliers: int = 0
 
 
 class TimestampRepair:
@@ -261,6 +264,12 @@ class TimestampRepair:
       on ``segment_gap_s`` plus one typical interval after the last sample, and marks a new
       segment (the true gap is unknown): the caller's resampler sees a step of ``max_gap_s`` or
       more.
+    * **A lone outlier**: one sample stamped far ahead of the stream, or far back (a reset),
+      whose next sample's stamp goes on from before it (back within ``reset_s`` of the stamp
+      before it, at most ``segment_gap_s`` ahead), is a glitch of one stamp: it joins the run
+      of its next sample (ahead) or of the one before it (back), as jitter does, and is counted;
+      the stream time is not moved. A sample stamped back waits for its next sample to decide
+      (a stream that ends there: a reset). Two glitched stamps in a row are read as resets.
     * **The typical interval** is set once per stream, by the first run that a later stamp ends:
       ``n`` samples at ``T1`` then ``T2`` give ``(T2 - T1) / n`` (an Android batch of ``n`` spans
       about ``T2 - T1``). A run opening the stream has no ``P``: it is spread back over ``n``
@@ -292,6 +301,9 @@ class TimestampRepair:
         self._held_t: float | None = None  # the newest run's stamp: the newest stamp so far
         self._held_x = np.zeros((0, 6))
         self._dt: float | None = None  # the typical interval (see the class docstring)
+        # A sample stamped far back (its raw stamp, its [1, C] values), held until the next
+        # sample shows a clock reset or a lone outlier.
+        self._pending: tuple[float, np.ndarray] | None = None
 
     def process(self, t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Feed [N] stamps and [N, C] finite samples (C = 6 in the chain, 3 for one sensor of
@@ -309,7 +321,17 @@ class TimestampRepair:
 
     def flush(self) -> tuple[np.ndarray, np.ndarray]:
         """Release the held samples (end of a recording)."""
-        return self._release()
+        if self._pending is None:
+            return self._release()
+        (t_raw, x), self._pending = self._pending, None
+        first = self._reset(t_raw, x)
+        last = self._release()
+        return np.concatenate([first[0], last[0]]), np.concatenate([first[1], last[1]])
+
+    @property
+    def pending(self) -> bool:
+        """Whether a sample stamped far back waits for the next to tell a reset from a glitch."""
+        return self._pending is not None
 
     @property
     def offset(self) -> float:
@@ -317,6 +339,8 @@ class TimestampRepair:
         return self._offset
 
     def _block(self, t_raw: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._pending is not None:
+            return self._loop(t_raw, x)
         t = t_raw + self._offset
         newest = -np.inf if self._held_t is None else self._held_t
         if len(t) <= self.LOOP_SAMPLES:  # a live frame's: Python floats (b > a iff b - a > 0)
@@ -405,6 +429,14 @@ class TimestampRepair:
         parts = []
         for i in range(len(t_raw)):
             ti = float(t_raw[i]) + self._offset
+            if self._pending is not None:  # the sample before was stamped far back
+                (p_raw, p_x), self._pending = self._pending, None
+                if self._held_t - self.reset_s <= ti <= self._held_t + self.segment_gap_s:
+                    self.stats.outliers += 1  # this one goes on from before it: a glitch
+                    self._held_x = np.concatenate([self._held_x, p_x])
+                else:
+                    parts.append(self._reset(p_raw, p_x))
+                    ti = float(t_raw[i]) + self._offset
             if self._held_t is None:
                 self._held_t, self._held_x = ti, x[i : i + 1].copy()
             elif ti > self._held_t:
@@ -418,17 +450,31 @@ class TimestampRepair:
                 else:
                     self.stats.backward_jitter += 1
                 self._held_x = np.concatenate([self._held_x, x[i : i + 1]])
-            else:  # a clock reset: continue the stream time past a segment break
-                self.stats.clock_resets += 1
-                parts.append(self._release())
-                self._offset += self._prev + self.segment_gap_s + self._interval() - ti
-                self._held_t, self._held_x = float(t_raw[i]) + self._offset, x[i : i + 1].copy()
+            elif (
+                len(self._held_x) == 1
+                and self._prev is not None
+                and self._prev < ti <= self._prev + self.segment_gap_s
+            ):  # the one held sample was stamped far ahead, and this goes on from before it
+                self.stats.outliers += 1
+                self._held_t = ti
+                self._held_x = np.concatenate([self._held_x, x[i : i + 1]])
+            else:  # a clock reset, or a lone outlier: the next sample tells
+                self._pending = (float(t_raw[i]), x[i : i + 1].copy())
         if not parts:
             return np.zeros(0), x[:0]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def _interval(self) -> float:
         return self._dt if self._dt is not None else self.DEFAULT_INTERVAL_S
+
+    def _reset(self, t_raw: float, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A clock reset at a sample stamped ``t_raw``: the held run released, the stream time
+        carried on past a segment break; returns what is released."""
+        self.stats.clock_resets += 1
+        out = self._release()
+        self._offset += self._prev + self.segment_gap_s + self._interval() - (t_raw + self._offset)
+        self._held_t, self._held_x = t_raw + self._offset, x
+        return out
 
     def _release(self) -> tuple[np.ndarray, np.ndarray]:
         """Emit the held run of samples spread back to the previous stamp."""
@@ -858,6 +904,8 @@ class StreamingChain:
         resampler = self._resampler
         n = len(t)
         if resampler.last_t is None or self.estimate_only or not n:
+            return False
+        if self._repair is not None and self._repair.pending:  # a reset may move the clock
             return False
         # Python floats: a live frame is a few samples, where numpy's per-call cost dominates.
         i, last = n - 1, float(t[-1])

@@ -696,6 +696,7 @@ def describe_recording(recording: Recording, max_gap_s: float = 0.2) -> dict:
             "tied": recording.repair.tied,
             "backward_jitter": recording.repair.backward_jitter,
             "clock_resets": recording.repair.clock_resets,
+            "outliers": recording.repair.outliers,
         }
     if recording.source is not None:
         summary["source"] = recording.source.to_dict()

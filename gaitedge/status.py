@@ -38,6 +38,7 @@ class DeviceStatus:
     mounting: str = "none"  # none, fixed, calibrating (...), calibrated (...)
     tied: int = 0  # samples whose timestamps were repaired (ties, batches, backward jitter)
     clock_resets: int = 0
+    outliers: int = 0  # lone glitched stamps put back between their neighbours
     bridged: int = 0  # short losses interpolated over
     link: LinkStatus | None = None
     decisions: str = "host"  # "device": it sends its own decisions (protocol 1.2 results)
@@ -71,6 +72,8 @@ class DeviceStatus:
         repaired = ""
         if self.tied or self.clock_resets or self.bridged:
             repaired = f"tied={self.tied} clock_resets={self.clock_resets} bridged={self.bridged} "
+        if self.outliers:
+            repaired += f"outliers={self.outliers} "
         if self.decisions != "host":
             repaired += f"decisions={self.decisions} "
         if self.model is not None:

@@ -251,3 +251,28 @@ def test_a_spreadsheets_resaved_copy_reads_as_the_file(tmp_path, delimiter, deci
     saved.write_text("\n".join(broken) + "\n")
     with pytest.raises(RecordingError, match=r"walk-saved\.csv:701: not a number"):
         read(saved)
+
+
+@pytest.mark.parametrize("glitch_s", [1000.0, 3.0])
+def test_one_glitched_stamp_is_put_back_not_read_as_a_clock_reset(tmp_path, glitch_s):
+    """One row stamped far ahead (1000 s) or back (3 s, mid-recording) whose next row goes on
+    from before it: the glitch is counted and the row stamped between its neighbours; the
+    stamps after it are the file's own (read as a clock reset, every later time moved by
+    ~28 s or ~970 s, and a gap cut the recording in two)."""
+    from gaitedge.demo import DEMO_RECORDING
+
+    lines = DEMO_RECORDING.read_text().splitlines()[:3001]
+    clean = tmp_path / "clean.csv"
+    clean.write_text("\n".join(lines) + "\n")
+    cells = lines[1500].split(",")
+    lines[1500] = ",".join([f"{glitch_s:.6f}", *cells[1:]])
+    glitched = tmp_path / "glitched.csv"
+    glitched.write_text("\n".join(lines) + "\n")
+    want, got = read_recording(clean), read_recording(glitched)
+    np.testing.assert_array_equal(got.imu, want.imu)
+    assert got.repair.outliers == 1 and got.repair.clock_resets == 0
+    t, w = got.timestamp_s, want.timestamp_s
+    assert (np.diff(t) > 0).all()
+    np.testing.assert_array_equal(t[1501:], w[1501:])
+    assert np.abs(t - w).max() <= 0.02  # the glitched row and its neighbour's run, spread
+    assert describe_recording(got)["timestamp_repair"]["outliers"] == 1

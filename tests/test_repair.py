@@ -17,9 +17,9 @@ GAP_S = TimestampRepair().segment_gap_s
 
 
 @st.composite
-def device_streams(draw) -> tuple[np.ndarray, np.ndarray, int]:
+def device_streams(draw) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Stamps as devices send them: [N] stamps, [N, C] samples (6: the chain; 3: one sensor of
-    an export), how many clock resets."""
+    an export), how many clock resets, how many lone outliers."""
     n = draw(st.integers(2, 300))
     rate_hz = draw(st.sampled_from([12.5, 50.0, 100.0, 104.0, 200.0]))
     start_s = draw(st.sampled_from([0.0, 3.7, 86_400.123, 1_659_731_173.153]))  # last: epoch
@@ -41,8 +41,17 @@ def device_streams(draw) -> tuple[np.ndarray, np.ndarray, int]:
     resets = draw(st.lists(st.tuples(st.integers(1, n - 1), st.floats(2.0, 500.0)), max_size=3))
     for at, jump_s in resets:  # the device clock restarts: every later stamp jumps back
         t[at:] -= jump_s
+    # One stamp glitched far ahead or back (a sample between others, away from resets and
+    # from jittered or opening samples, whose next sample goes on from before it).
+    outliers = 0
+    at = draw(st.integers(1, n - 2)) if n >= 3 else 0
+    far = {at - 1, at, at + 1} & ({a for a, _ in resets} | set(np.flatnonzero(early).tolist()))
+    goes_on = at and t[at + 1] > t[at - 1]  # the stream moves on across the outlier
+    if at and draw(st.booleans()) and not far and at > opening and goes_on:
+        t[at] += draw(st.sampled_from([-1.0, 1.0])) * draw(st.floats(2.0, 5000.0))
+        outliers = 1
     x = rng.standard_normal((n, draw(st.sampled_from([6, 3]))))
-    return t, x, len({at for at, _ in resets})
+    return t, x, len({at for at, _ in resets}), outliers
 
 
 def chunked(rep: TimestampRepair, t, x, sizes, *, loop: bool = False):
@@ -68,11 +77,12 @@ chunk_sizes = st.lists(st.integers(1, 60), min_size=1, max_size=12)
     loop_below=st.sampled_from([0, 16]),
 )
 def test_any_chunking_gives_the_one_pass_stamps_and_stats(stream, sizes, block, loop_below):
-    t, x, n_resets = stream
+    t, x, n_resets, n_outliers = stream
     whole_t, whole_x, whole_stats = repair_timestamps(t, x)
     np.testing.assert_array_equal(whole_x, x)  # nothing lost, nothing reordered
     assert (np.diff(whole_t) > 0).all()
     assert whole_stats.clock_resets == n_resets
+    assert whole_stats.outliers == n_outliers
     for cut in (sizes, [1]):
         rep = TimestampRepair()
         rep.BLOCK_SAMPLES = block  # also cuts chunks inside process()
@@ -86,7 +96,7 @@ def test_any_chunking_gives_the_one_pass_stamps_and_stats(stream, sizes, block, 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=device_streams(), sizes=chunk_sizes)
 def test_the_array_path_is_the_per_sample_loop_bit_for_bit(stream, sizes):
-    t, x, _ = stream
+    t, x, _, _ = stream
     fast, slow = TimestampRepair(), TimestampRepair()
     fast.LOOP_SAMPLES = 0  # short chunks too through the array path
     fast_t, fast_x = chunked(fast, t, x, sizes)
@@ -122,9 +132,19 @@ def _repair_every_way(t: list[float]) -> np.ndarray:
         ),
         # backward jitter joins the newest run: 0.98 is spread between 0.9 and 1.0
         ([0.9, 1.0, 0.98, 1.1], [0.9, 0.95, 1.0, 1.1]),
+        # one stamp glitched far ahead: it joins its next sample's run (no gap, no shift)
+        ([1.0, 1.1, 1000.0, 1.3, 1.4], [1.0, 1.1, 1.2, 1.3, 1.4]),
+        # one stamp glitched back (a reset, had the next not gone on from before it): it
+        # joins the run before it; the stream time is not moved
+        ([1.0, 1.1, 1.2, 0.0, 1.3, 1.4], [1.0, 1.1, 1.15, 1.2, 1.3, 1.4]),
+        # glitched back at the stream's end: nothing tells, so a reset
+        ([10.0, 10.01, 10.02, 2.0], [10.0, 10.01, 10.02, 10.02 + GAP_S + 0.01]),
     ],
-    ids=["opening-tie", "clock-reset", "opening-tie-then-reset", "reset-before-interval", "jitter"],
-)
+    ids=[
+        "opening-tie", "clock-reset", "opening-tie-then-reset", "reset-before-interval",
+        "jitter", "outlier-ahead", "outlier-back", "back-at-the-end",
+    ],
+)  # fmt: skip
 def test_worked_examples(stamps, expected):
     np.testing.assert_allclose(_repair_every_way(stamps), expected, rtol=0, atol=1e-9)
 

@@ -241,11 +241,12 @@ class InterpJoin:
     @property
     def repaired(self) -> dict[str, int]:
         """Stamps the repair changed, both sensors: ``tied`` (ties, batches and backward
-        jitter) and ``clock_resets``."""
+        jitter), ``clock_resets`` and ``outliers`` (lone glitched stamps)."""
         stats = [r.stats for r in self._repair]
         return {
             "tied": sum(s.tied + s.backward_jitter for s in stats),
             "clock_resets": sum(s.clock_resets for s in stats),
+            "outliers": sum(s.outliers for s in stats),
         }
 
     def add(self, which: int, t: np.ndarray, x: np.ndarray) -> None:

@@ -241,7 +241,7 @@ class Analysis:
     def timeline(self) -> list[ActivitySpan]:
         """The activity timeline: each activity alert holds until the next one (or the end)."""
         changes = [a for a in self.alerts if a.type is AlertType.ACTIVITY]
-        ends = [a.t_event for a in changes[1:]] + [self.duration_s]
+        ends = [a.t_event for a in changes[1:]] + [self.duration_s] if changes else []
         return [
             ActivitySpan(a.label, round(float(a.t_event), 3), round(float(end), 3), float(a.p))
             for a, end in zip(changes, ends, strict=True)
@@ -426,7 +426,9 @@ def analyse(
             calibration = calibrate_recording(pipe, name, rec.timestamp_s, rec.imu)
         source = ReplaySource(recording=rec, fast=True, device=name)
         _run(lambda: stream(pipe, source))
-    contract = engine.contract
+    # the model the recording ran (without a gyroscope: the accelerometer-only one)
+    state = pipe.devices.get(name)
+    contract = engine.contract if state is None else pipe.contract_of(state)
     return Analysis(
         device=name,
         model=f"{contract.name} {contract.model_version}",

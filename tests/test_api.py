@@ -284,3 +284,14 @@ def test_analyse_and_stream_run_an_export_without_a_gyroscope(tmp_path):
     got = asyncio.run(collect())
     assert len(got) == json.loads(result.stdout.splitlines()[-1])["windows"]
     assert all(d.activity is not None for d in got)
+    # the model it ran is the one named (it named the default model)
+    assert gaitedge.analyse(path).model.startswith("gaitedge-acc ")
+
+
+def test_a_recording_without_an_activity_alert_has_an_empty_timeline(tmp_path):
+    """Too short for a window: an empty timeline and frame (a zip() error before)."""
+    rec = read_recording(DEMO_RECORDING)
+    short = gaitedge.Recording(rec.timestamp_s[:50], rec.imu[:50])
+    result = gaitedge.analyse(short)
+    assert result.alerts == () and result.timeline == []
+    assert len(result.timeline_frame()) == 0

@@ -381,6 +381,10 @@ class Pipeline:
         the session goes on without it (alerts matter more than the raw file); the caller
         reads :attr:`recording_error` at the end (``listen`` exits 1 naming it)."""
         recorder, self.recorder = self.recorder, None
+        if getattr(recorder, "inner", None) is not None:  # a tap before the writer (the web
+            # view's, ``gaitedge.web.session.WebTap``): it stays, the writer goes
+            self.recorder, recorder = recorder, recorder.inner
+            self.recorder.inner = None
         self.recording_error = self.recording_error or exc
         log.error(
             "recording to %s stopped after %d samples: %s; the session goes on without it",

@@ -155,12 +155,14 @@ def test_live_serial_end_to_end_records_exactly_what_was_sent(bundle, hapt_recor
     assert "type=gaitedge rate=50.0Hz lost_frames=0" in line
 
 
+@pytest.mark.parametrize("web", [[], ["--web", "0"]], ids=["", "web"])
 def test_a_recording_on_a_full_disk_stops_alone_and_listen_says_so(
-    bundle, hapt_recording, tmp_path
+    bundle, hapt_recording, tmp_path, web
 ):
     """`listen --record` on a full disk: the first flush raised through the tick and ended the
     session (every device, with two tracebacks, no alert). The recording stops in one line,
-    the live session goes on (windows, alerts to the JSONL), and `listen` exits 1 naming it."""
+    the live session goes on (windows, alerts to the JSONL), and `listen` exits 1 naming it;
+    with the web view too (its tap before the writer: an AttributeError's traceback)."""
     import subprocess
     import sys
 
@@ -172,7 +174,8 @@ def test_a_recording_on_a_full_disk_stops_alone_and_listen_says_so(
     with EmulatedSerialDevice(emulator) as device:
         done = subprocess.run(
             [gaitedge, "listen", "--serial", device.path, "--model", str(bundle), "--duration",
-             "5", "-q", "--record", str(record), "--alerts-jsonl", str(jsonl), "--mount", "none"],
+             "5", "-q", "--record", str(record), "--alerts-jsonl", str(jsonl), "--mount", "none",
+             *web],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
     assert done.returncode == 1, done.stderr

@@ -66,13 +66,13 @@ class WebTap:
         label: str | np.ndarray | None = None,
         device_id: str | np.ndarray | None = None,
     ) -> None:
-        if self.inner is not None:
-            self.inner.write(timestamp_s, imu, label=label, device_id=device_id)
         self.hub.add_samples(str(device_id), timestamp_s, imu)
         now = self._clock()
         if now >= self._next_status_s:
             self._next_status_s = now + self.status_interval_s
             self.hub.set_status(self.status())
+        if self.inner is not None:  # a failing writer is the pipeline's to drop (the tap stays)
+            self.inner.write(timestamp_s, imu, label=label, device_id=device_id)
 
     def close(self) -> None:
         if self.inner is not None:

@@ -129,6 +129,16 @@ class ObservedPipeline(Pipeline):
             self._scored.append((made.state, Scored(made.windows, probs, alerts, heads)))
         return alerts
 
+    def _uncalibrated_activity(self, name: str, state: DeviceState) -> list[Alert]:
+        """A stream that never calibrated ends with its held-back activity alert: reported with
+        no window (:func:`decisions` makes it a decision of its own)."""
+        alerts = super()._uncalibrated_activity(name, state)
+        if alerts:
+            contract = self.contract_of(state)
+            none = Windows.empty(contract.chain.window_samples, contract.chain.n_channels)
+            self.on_windows(name, Scored(none, {}, alerts, dict(contract.heads)), {})
+        return alerts
+
     def _alerts(
         self,
         state: DeviceState,
@@ -187,6 +197,8 @@ class _WindowLog:
         self.parts: list[tuple[Windows, dict[str, np.ndarray]]] = []
 
     def __call__(self, device: str, own: Scored, cold: dict[float, ColdWindow]) -> None:
+        if not len(own.windows):  # an alert of no window (the sink has it)
+            return
         self.parts.append((own.windows, {h: np.asarray(p) for h, p in own.probs.items()}))
 
     def result(self) -> WindowProbabilities:
@@ -450,7 +462,8 @@ class Decision:
         activity: the window's most probable activity, or None without an activity head.
         p: its probability.
         p_fall: the window's fall probability, or None without a fall head.
-        probs: head name -> [n_classes] this window's probabilities.
+        probs: head name -> [n_classes] this window's probabilities (empty for the activity a
+            stream that never calibrated ends with: its held-back windows' vote).
         alerts: the alerts this window raised (already sent to the session's sinks).
         cold_start: whether ``activity``, ``p``, ``p_fall``, ``probs`` and ``alerts`` are the
             cold-start model's, which decides while the device's mounting calibrates (as
@@ -479,7 +492,11 @@ def decisions(
     window ending at the alert's time ``t``; the batch's last one if none ends there). ``cold``:
     the cold-start model's windows by their end (s, rounded to 0.1 ms), scored beside the
     device while its mounting calibrated: a window that ends where one of those does is that
-    model's decision, with its alerts (as ``listen`` reports it)."""
+    model's decision, with its alerts (as ``listen`` reports it). Alerts of no window (the
+    held-back activity a stream that never calibrated ends with) are a decision each, without
+    probabilities."""
+    if not len(windows):
+        return [Decision(device, a.t, a.label, a.p, None, {}, (a,)) for a in alerts]
     own = _by_window(windows, alerts)
     cold = cold or {}
     out = []
@@ -539,15 +556,18 @@ def source_from_spec(
     if Path(text).exists():
         rec = _read(text, None, accelerometer_only)
         return ReplaySource(recording=rec, speed=speed, device=Path(text).name)
-    raise ValueError(f"{text!r}: expected serial:PORT, ble:ADDRESS or a recording's path")
+    raise ValueError(
+        f"{text!r}: no such file or folder (a source is serial:PORT, ble:ADDRESS or a "
+        "recording's path)"
+    )
 
 
 class _Mailbox:
     """Decisions waiting for the consumer: bounded, the oldest dropped (and counted) when a
     consumer falls behind, so the pipeline never waits for it."""
 
-    def __init__(self, size: int) -> None:
-        self.items: collections.deque = collections.deque(maxlen=size)
+    def __init__(self, size: int | None) -> None:
+        self.items: collections.deque = collections.deque(maxlen=size)  # None: keeps all
         self.dropped = 0
         self.ready = asyncio.Event()
 
@@ -587,8 +607,9 @@ async def stream(
         mount: ``auto``, ``none`` or an axis map (default: the model's).
         mount_file: JSON file of stored mounting estimates per device id (as ``listen``).
         duration_s: stop after this many seconds (default: when the source ends).
-        max_pending: decisions kept for a consumer that falls behind; beyond it the oldest
-            are dropped (logged), so a slow consumer never holds the pipeline up.
+        max_pending: a live source's decisions kept for a consumer that falls behind; beyond
+            it the oldest are dropped (logged), so a slow consumer never holds the pipeline up.
+            A recording's are all kept (it is played as fast as ``speed`` asks, not live).
         calibrate_first: a recording's path only: calibrate on the whole recording first
             (look-ahead, ``replay --calibrate-first``); default online, as ``listen``.
 
@@ -600,8 +621,7 @@ async def stream(
     """
     from gaitedge.engine import load_engine
     from gaitedge.mounting import MountStore
-    from gaitedge.runner import calibrate_recording, model_options, reads_acc_only
-    from gaitedge.runner import stream as run_stream
+    from gaitedge.runner import calibrate_recording, model_options, reads_acc_only, stream_many
     from gaitedge.sources import ReplaySource
 
     if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
@@ -611,7 +631,7 @@ async def stream(
             raise ValueError(f"{name} must be a positive number, not {value!r}")
     source = source_from_spec(source_or_spec, speed=speed, accelerometer_only=reads_acc_only(model))
     engine = load_engine(model)
-    mailbox = _Mailbox(max_pending)
+    mailbox = _Mailbox(None if isinstance(source, ReplaySource) else max_pending)
 
     def on_windows(device: str, own: Scored, cold: dict[float, ColdWindow]) -> None:
         for decision in decisions(device, own.windows, own.probs, own.alerts, own.heads, cold):
@@ -627,7 +647,8 @@ async def stream(
     if calibrate_first and isinstance(source, ReplaySource) and source.recording is not None:
         rec = source.recording  # as `gaitedge replay --calibrate-first` does
         calibrate_recording(pipe, source.device, rec.timestamp_s, rec.imu)
-    task = asyncio.ensure_future(run_stream(pipe, source, duration_s=duration_s))
+    # As `listen` runs it: a source serving several phones goes on past a refused one.
+    task = asyncio.ensure_future(stream_many(pipe, [source], duration_s=duration_s))
     task.add_done_callback(lambda _: mailbox.put(_END))
     try:
         while (item := await mailbox.get()) is not _END:

@@ -295,3 +295,58 @@ def test_a_recording_without_an_activity_alert_has_an_empty_timeline(tmp_path):
     result = gaitedge.analyse(short)
     assert result.alerts == () and result.timeline == []
     assert len(result.timeline_frame()) == 0
+
+
+def test_stream_of_a_recording_keeps_every_decision_and_the_held_back_activity(tmp_path):
+    """A recording played fast made more decisions per chunk than max_pending and the oldest
+    were dropped ('the consumer fell behind', though it did nothing); a stream that never
+    calibrated ended without the held-back activity alert `replay` prints."""
+    from gaitedge.recording import Recording, write_recording
+
+    async def collect(path, **options) -> list:
+        return [d async for d in gaitedge.stream(path, speed=1e4, **options)]
+
+    got = asyncio.run(collect(DEMO_RECORDING, max_pending=10))
+    assert len(got) == len(gaitedge.analyse(DEMO_RECORDING).windows)
+    rec = read_recording(DEMO_RECORDING)
+    still = tmp_path / "postures.csv"  # its first 30 s: no walk, so no calibration
+    write_recording(still, Recording(rec.timestamp_s[:1500], rec.imu[:1500]))
+    whole = gaitedge.analyse(still, DEFAULT_MODEL)  # no cold-start model beside a given one
+    (held,) = [a for a in whole.alerts if a.extra.get("mounting") == "uncalibrated"]
+    got = asyncio.run(collect(still, model=DEFAULT_MODEL))
+    last = got[-1]
+    assert last.alerts == (held,) and last.activity == held.label and last.probs == {}
+
+
+def test_stream_over_a_source_of_several_phones_goes_on_past_a_refused_one():
+    """Two phones push to one listener, one in g: listen scores the other and names the
+    refused one at the end; stream stopped both at the first refusal."""
+    import secrets
+
+    from firmware_bridge.phones import PushConfig, emulated_sensor_logger
+    from gaitedge.pipeline import DevicesRefusedError
+    from gaitedge.sources import HttpSource
+
+    rec = read_recording(DEMO_RECORDING)
+    t, imu = rec.timestamp_s[:3000], rec.imu[:3000]
+    in_g = imu.copy()
+    in_g[:, :3] /= 9.80665
+    source = HttpSource("127.0.0.1", 0, token=secrets.token_urlsafe(16))
+    source.listen()
+    a = PushConfig(platform="ios", device_id="phone-A")
+    b = PushConfig(
+        platform="ios", device_id="phone-B", session_id="aaaaaaaa-6b7c-4f00-9d3e-2c1b0e5a7d11"
+    )
+    per: dict[str, int] = {}
+
+    async def collect() -> None:
+        async for d in gaitedge.stream(source, duration_s=6):
+            per[d.device] = per.get(d.device, 0) + 1
+
+    with (
+        emulated_sensor_logger(source.push_url, t, imu, config=a, speed=10),
+        emulated_sensor_logger(source.push_url, t, in_g, config=b, speed=10),
+        pytest.raises(DevicesRefusedError, match="phone-B"),
+    ):
+        asyncio.run(collect())
+    assert set(per) == {"phone-A"} and per["phone-A"] >= 100

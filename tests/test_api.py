@@ -282,8 +282,10 @@ def test_analyse_and_stream_run_an_export_without_a_gyroscope(tmp_path):
         return [d async for d in gaitedge.stream(path, speed=1e4)]
 
     got = asyncio.run(collect())
-    assert len(got) == json.loads(result.stdout.splitlines()[-1])["windows"]
+    scored = [d for d in got if d.probs]  # and the held-back activity (never calibrated)
+    assert len(scored) == json.loads(result.stdout.splitlines()[-1])["windows"]
     assert all(d.activity is not None for d in got)
+    assert [a.to_dict() for d in got for a in d.alerts] == cli
     # the model it ran is the one named (it named the default model)
     assert gaitedge.analyse(path).model.startswith("gaitedge-acc ")
 

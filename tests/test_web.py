@@ -294,3 +294,15 @@ def test_the_live_ingest_token_serves_the_page_when_no_web_token_is_set(tmp_path
     (tmp_path / "gaitedge.http-token").write_text("cred\n")
     assert load_token({"CREDENTIALS_DIRECTORY": str(tmp_path)}) == "cred"
     assert load_token({}) is None
+
+
+def test_a_browser_joining_after_a_long_replay_gets_its_whole_timeline():
+    """A 90-minute replay raises ~630 alerts: a page opened at its end showed the newest 500
+    (its timeline blank for the first 18 minutes)."""
+    hub = Hub()
+    for k in range(1000):
+        label = ("WALKING", "STANDING")[k % 2]
+        hub.add_alert(Alert(t=5.0 * k + 2.0, t_event=5.0 * k, type=AlertType.ACTIVITY,
+                            label=label, p=0.9, device="d"))  # fmt: skip
+    alerts = hub.snapshot()["alerts"]
+    assert len(alerts) == 1000 and alerts[0]["t"] == 2.0

@@ -25,7 +25,7 @@ PLOT_RATE_HZ = 50.0
 # Seconds of signal a joining browser gets (the page shows the last 10).
 HISTORY_S = 12.0
 # Alerts kept for a joining browser (the newest ones).
-MAX_ALERTS = 500
+MAX_ALERTS = 5000  # ~14 h of activity changes; a 90-min replay has ~630 alerts
 # No sample for this long (host clock) and a live link reads as dropped: BLE notifications and
 # serial frames arrive every few tens of milliseconds at 50 Hz, and the sources' watchdogs
 # give up on a link after 2-3 s, so 1 s shows a dead link well before the reconnect starts.

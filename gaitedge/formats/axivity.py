@@ -45,7 +45,10 @@ NAME = "axivity"
 # and hours are read from them as they are.
 LOCAL_CLOCK = True
 TITLE = "Axivity AX6 / AX3 .cwa (the binary file OmGui downloads from the device)"
-NEEDS = "one .cwa recording of an AX6 with its gyroscope on (an AX3 has no gyroscope)"
+NEEDS = (
+    "one .cwa recording: an AX6 with its gyroscope on, or an AX3 (no gyroscope: the "
+    "accelerometer-only model runs it)"
+)
 HINTS = {
     SensorKind.GYRO: "an AX3 (or an AX6 set to accelerometer only) records no gyroscope: record "
     "with an AX6 configured for accelerometer + gyroscope in OmGui",

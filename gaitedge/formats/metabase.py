@@ -45,8 +45,9 @@ from gaitedge.formats.table import iter_tables, parse_table, split_header
 NAME = "metabase"
 TITLE = "MbientLab MetaBase CSVs (MetaMotion; iOS/macOS, Android and MetaBase 5 dialects)"
 NEEDS = (
-    "the device's Accelerometer and Gyroscope CSVs as MetaBase exports them (g, deg/s); "
-    "--device picks one of several boards"
+    "the device's Accelerometer and Gyroscope CSVs as MetaBase exports them (g, deg/s; an "
+    "Accelerometer CSV alone runs on the accelerometer-only model); --device picks one of "
+    "several boards"
 )
 HINTS = {
     SensorKind.GYRO: "in MetaBase, enable the Gyroscope next to the Accelerometer and export "

@@ -413,6 +413,7 @@ def analyse(
         calibrate_recording,
         fast_batch_threads,
         model_options,
+        no_window_why,
         reads_acc_only,
         stream,
     )
@@ -438,6 +439,9 @@ def analyse(
             calibration = calibrate_recording(pipe, name, rec.timestamp_s, rec.imu)
         source = ReplaySource(recording=rec, fast=True, device=name)
         _run(lambda: stream(pipe, source))
+    for device, state in pipe.devices.items():  # as `replay` says it
+        if not state.windows and state.chain.stats.samples_in:
+            log.warning("%s: no window was made: %s", device, no_window_why(state.chain))
     # the model the recording ran (without a gyroscope: the accelerometer-only one)
     state = pipe.devices.get(name)
     contract = engine.contract if state is None else pipe.contract_of(state)

@@ -867,10 +867,11 @@ def _say_outcome(pipe) -> None:
     samples came slower than the model's figures hold for; whether its automatic mounting
     calibrated online or never did, and what the runtime did with activity meanwhile."""
     from gaitedge.formats.join import MIN_RATE_HZ
+    from gaitedge.runner import no_window_why
 
     for name, state in pipe.devices.items():
         if not state.windows and not state.decides and state.chain.stats.samples_in:
-            typer.echo(f"{name}: no window was made: {_no_window_why(state.chain)}", err=True)
+            typer.echo(f"{name}: no window was made: {no_window_why(state.chain)}", err=True)
             continue  # (its mounting's state says nothing then)
         rate, model_hz = state.chain.stats.input_rate_hz, state.chain.cfg.sample_rate_hz
         if rate is not None and rate < MIN_RATE_HZ:
@@ -910,32 +911,6 @@ def _say_outcome(pipe) -> None:
                 "stored estimate, --calibrate-first to calibrate on the whole file)",
                 err=True,
             )
-
-
-def _no_window_why(chain) -> str:
-    """Why a stream that had samples made no window, from what its chain counted: too short,
-    or broken by gaps into pieces shorter than a window (most samples a gap apart: a time
-    column in ms read as seconds; clock resets: rows out of order)."""
-    cfg, st = chain.cfg, chain.stats
-    window_s = cfg.window_samples / cfg.sample_rate_hz
-    kept = st.samples_in - st.dropped_nonfinite - st.dropped_out_of_order
-    if st.segments <= 1:
-        return (
-            f"its {kept} usable samples span less than one window ({window_s:g} s at "
-            f"{cfg.sample_rate_hz:g} Hz)"
-        )
-    why = (
-        f"gaps over {cfg.max_gap_s:g} s break its {kept} samples into {st.segments} pieces, none "
-        f"as long as a window ({window_s:g} s)"
-    )
-    if st.segments > kept / 2:
-        why += (
-            f"; most samples come over {cfg.max_gap_s:g} s after the one before (a time column "
-            "in ms read as seconds? its header or --layout names the unit)"
-        )
-    if st.repair.clock_resets:
-        why += f"; {st.repair.clock_resets} clock resets (stamps going back: rows out of order?)"
-    return why
 
 
 def _pairs(rec, path: Path, rate_hz: float | None, read: dict):

@@ -166,6 +166,32 @@ def _acc_only_options(model, opening: dict) -> dict:
     return {"acc_only_engine": functools.partial(load_engine, acc, **opening)}
 
 
+def no_window_why(chain) -> str:
+    """Why a stream that had samples made no window, from what its chain counted: too short,
+    or broken by gaps into pieces shorter than a window (most samples a gap apart: a time
+    column in ms read as seconds; clock resets: rows out of order)."""
+    cfg, st = chain.cfg, chain.stats
+    window_s = cfg.window_samples / cfg.sample_rate_hz
+    kept = st.samples_in - st.dropped_nonfinite - st.dropped_out_of_order
+    if st.segments <= 1:
+        return (
+            f"its {kept} usable samples span less than one window ({window_s:g} s at "
+            f"{cfg.sample_rate_hz:g} Hz)"
+        )
+    why = (
+        f"gaps over {cfg.max_gap_s:g} s break its {kept} samples into {st.segments} pieces, none "
+        f"as long as a window ({window_s:g} s)"
+    )
+    if st.segments > kept / 2:
+        why += (
+            f"; most samples come over {cfg.max_gap_s:g} s after the one before (a time column "
+            "in ms read as seconds? its header or --layout names the unit)"
+        )
+    if st.repair.clock_resets:
+        why += f"; {st.repair.clock_resets} clock resets (stamps going back: rows out of order?)"
+    return why
+
+
 def cold_start_options(model, mount: str | None, opening: dict) -> dict:
     """While a device's automatic mounting calibrates, the shipped cold-start bundle reports
     its activity (opened on the first such device) when no model and no mounting were given."""

@@ -352,3 +352,18 @@ def test_stream_over_a_source_of_several_phones_goes_on_past_a_refused_one():
     ):
         asyncio.run(collect())
     assert set(per) == {"phone-A"} and per["phone-A"] >= 100
+
+
+def test_analyse_says_why_no_window_was_made(tmp_path, caplog):
+    """A time column in ms read as seconds: replay says why no window was made; analyse
+    returned an empty result without a word."""
+    from gaitedge.recording import Recording, write_recording
+
+    rec = read_recording(DEMO_RECORDING)
+    path = tmp_path / "ms.csv"
+    write_recording(path, Recording(rec.timestamp_s[:3000] * 1000.0, rec.imu[:3000]))
+    with caplog.at_level("WARNING", logger="gaitedge.api"):
+        result = gaitedge.analyse(path)
+    assert len(result.windows) == 0
+    assert "ms.csv: no window was made: gaps over 1 s" in caplog.text
+    assert "a time column in ms read as seconds?" in caplog.text

@@ -298,9 +298,12 @@ def windows(
     layout: LayoutOption = None,
 ) -> None:
     """Save a recording's windows (npz) from the offline signal chain."""
+    import io
+
     import numpy as np
 
     from gaitedge.preprocess import ChainConfig, ChainInputError, run_offline
+    from gaitedge.private import write_private
 
     try:
         cfg = ChainConfig.from_json(chain_json.read_text()) if chain_json else ChainConfig()
@@ -313,17 +316,19 @@ def windows(
     except ChainInputError as exc:
         raise fail(str(exc)) from exc
     try:
-        # Through a file: numpy given a name without .npz writes NAME.npz instead (a
-        # directory's name too), and this line would have named the file it did not write.
-        with open(out, "wb") as f:
-            np.savez_compressed(
-                f,
-                data=result.data,
-                t_start_s=result.t_start_s,
-                t_end_s=result.t_end_s,
-                segment=result.segment,
-                chain=cfg.to_json(),
-            )
+        # Through a buffer: numpy given a name without .npz writes NAME.npz instead (a
+        # directory's name too), and this line would have named the file it did not write;
+        # a person's windows are health data, the owner's alone (0600: gaitedge.private).
+        npz = io.BytesIO()
+        np.savez_compressed(
+            npz,
+            data=result.data,
+            t_start_s=result.t_start_s,
+            t_end_s=result.t_end_s,
+            segment=result.segment,
+            chain=cfg.to_json(),
+        )
+        write_private(out, npz.getvalue())
     except OSError as exc:
         raise fail(f"{out}: cannot write: {exc}") from exc
     typer.echo(f"{len(result)} windows of {cfg.window_samples} x {cfg.n_channels} -> {out}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
+import io
 import json
 import math
 from collections.abc import Iterable
@@ -34,6 +35,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 
 from gaitedge.alerts import Alert, AlertType
+from gaitedge.private import private_dir, write_private
 from gaitedge.recording import Recording
 from gaitedge.units import STANDARD_GRAVITY_M_S2
 
@@ -306,8 +308,10 @@ class Summary:
 
     def write(self, out_dir: Path, stem: str, *, picture: bool = True) -> list[Path]:
         """``<stem>-hourly.csv``, ``<stem>-daily.csv``, ``<stem>-summary.json`` and (``picture``)
-        ``<stem>-week.png`` in ``out_dir``; returns the paths written."""
-        out_dir.mkdir(parents=True, exist_ok=True)
+        ``<stem>-week.png`` in ``out_dir``; returns the paths written. A person's days are
+        health data: the files are the owner's alone (0600, a new folder 0700:
+        ``gaitedge.private``), each written whole or not at all."""
+        private_dir(out_dir)
         paths = [out_dir / f"{stem}-hourly.csv", out_dir / f"{stem}-daily.csv"]
         header = [f"{c}_min" for c in self.columns] + ["wear_min", "falls"]
         wear = [i for i, c in enumerate(self.columns) if c not in (NONWEAR, NO_DATA)]
@@ -315,16 +319,17 @@ class Summary:
         def cells(m: np.ndarray, falls: int) -> list:
             return [f"{v:.2f}" for v in m] + [f"{m[wear].sum():.2f}", falls]
 
-        with paths[0].open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["day", "hour", *header])
-            w.writerows([d, h, *cells(m, n)] for d, h, m, n in self.hours)
-        with paths[1].open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["day", *header])
-            w.writerows([d, *cells(m, n)] for d, m, n in self.days())
+        hourly, daily = io.StringIO(newline=""), io.StringIO(newline="")
+        w = csv.writer(hourly)
+        w.writerow(["day", "hour", *header])
+        w.writerows([d, h, *cells(m, n)] for d, h, m, n in self.hours)
+        write_private(paths[0], hourly.getvalue())
+        w = csv.writer(daily)
+        w.writerow(["day", *header])
+        w.writerows([d, *cells(m, n)] for d, m, n in self.days())
+        write_private(paths[1], daily.getvalue())
         paths.append(out_dir / f"{stem}-summary.json")
-        paths[-1].write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        write_private(paths[-1], json.dumps(self.to_dict(), indent=1) + "\n")
         if picture:
             paths.append(plot_week(self, out_dir / f"{stem}-week.png"))
         return paths
@@ -524,6 +529,7 @@ def plot_week(summary: Summary, path: Path) -> Path:
     ax.legend(handles=handles, ncol=len(handles), loc="upper center", bbox_to_anchor=(0.5, -0.12))
     ax.set_title(f"{summary.recording}: activity by wall-clock time")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    png = io.BytesIO()
+    fig.savefig(png, dpi=110, format="png")
     plt.close(fig)
-    return path
+    return write_private(path, png.getvalue())

@@ -132,3 +132,23 @@ def test_secret_sources_in_order(tmp_path: Path, caplog) -> None:
     secret_file.write_text("\n")
     with pytest.raises(ValueError, match="is empty"):
         read_secret("MQTT password", file=secret_file, environ={})
+
+
+def test_summaries_and_windows_are_private(tmp_path: Path, open_umask) -> None:
+    """A person's days (summarize: hourly and daily CSV, JSON, the week's picture) and windows
+    (windows --out) were written with the umask's mode (world-readable here)."""
+    from typer.testing import CliRunner
+
+    from gaitedge.cli import app
+    from gaitedge.demo import DEMO_RECORDING
+
+    out = tmp_path / "week"
+    result = CliRunner().invoke(app, ["summarize", str(DEMO_RECORDING), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    written = sorted(out.iterdir())
+    assert {p.suffix for p in written} == {".csv", ".json", ".png"}
+    assert mode(out) == 0o700 and all(mode(p) == 0o600 for p in written)
+    npz = tmp_path / "w.npz"
+    result = CliRunner().invoke(app, ["windows", str(DEMO_RECORDING), "--out", str(npz)])
+    assert result.exit_code == 0, result.output
+    assert mode(npz) == 0o600 and len(np.load(npz)["data"]) > 0

@@ -203,6 +203,7 @@ class DeviceState:
     segment: int = -1
     # The first seconds of acceleration, kept until the unit check has run once.
     units_pending: list[np.ndarray] = field(default_factory=list)
+    units_first_t_s: float | None = None  # the first of those samples' stamp
     units_checked: bool = False
     # Stream time at which the mounting first reported calibrated (None: not yet, or fixed).
     calibrated_at_s: float | None = None
@@ -659,7 +660,7 @@ class Pipeline:
     @staticmethod
     def _hold_unchecked(state: DeviceState, chunk: SampleChunk) -> bool:
         """Hold ``chunk`` back while its device's units are not checked yet (the check has not
-        had its ``UNITS_CHECK_SAMPLES``): no window of a device the model may yet refuse (its
+        had its samples: :meth:`units_due`): no window of a device the model may yet refuse (its
         data in g or mg) is scored, so none raises an alert. The chain takes the held chunks
         with the one that completes the check: the same windows, the first ones later (at
         50 Hz, 5 s of data instead of the first window's 2.56 s). A chunk with a corrupted
@@ -927,15 +928,31 @@ class Pipeline:
         return alerts
 
     UNITS_CHECK_SAMPLES = 250  # 5 s at 50 Hz: enough for a median of |acc|
+    # ... or this long of a slower device's (at 12.5 Hz, 250 samples took 20 s), from at
+    # least UNITS_CHECK_MIN_SAMPLES (what ``check_gravity_scale`` judges on).
+    UNITS_CHECK_S = 5.0
+    UNITS_CHECK_MIN_SAMPLES = 50
+
+    def units_due(self, n: int, span_s: float) -> bool:
+        """Whether ``n`` usable samples spanning ``span_s`` of a device's stamps are enough for
+        its units check: ``UNITS_CHECK_SAMPLES`` of them, or ``UNITS_CHECK_S`` of a slower
+        device's (at 50 Hz or faster, the count comes first)."""
+        if n >= self.UNITS_CHECK_SAMPLES:
+            return True
+        return n >= self.UNITS_CHECK_MIN_SAMPLES and span_s >= self.UNITS_CHECK_S
 
     def _check_units(self, state: DeviceState, chunk: SampleChunk) -> None:
         """Refuse a device whose acceleration is not in m/s² (a wrong scale or unit), judged on
-        its first ``UNITS_CHECK_SAMPLES`` usable samples (corrupted ones: the chain drops them)."""
-        acc = chunk.imu[:, :3]
+        its first usable samples (:meth:`units_due`; corrupted ones: the chain drops them)."""
+        acc, t = chunk.imu[:, :3], chunk.t_s
         if not all_finite(chunk.t_s, chunk.imu):
-            acc = acc[usable_rows(chunk.t_s, chunk.imu)]
+            keep = usable_rows(chunk.t_s, chunk.imu)
+            acc, t = acc[keep], t[keep]
         state.units_pending.append(acc)
-        if sum(len(a) for a in state.units_pending) < self.UNITS_CHECK_SAMPLES:
+        if len(t) and state.units_first_t_s is None:
+            state.units_first_t_s = float(t[0])
+        span = float(t[-1]) - state.units_first_t_s if len(t) else 0.0
+        if not self.units_due(sum(len(a) for a in state.units_pending), span):
             return
         self._judge_units(state, chunk.device)
 
@@ -953,7 +970,7 @@ class Pipeline:
 
     def check_units(self, acc: np.ndarray, device: str) -> None:
         """Raise :class:`ContractError` when ``acc`` [n, 3] is not in m/s² (a wrong scale or
-        unit); :meth:`process` checks each device's first ``UNITS_CHECK_SAMPLES`` with it."""
+        unit); :meth:`process` checks each device's first samples with it (:meth:`units_due`)."""
         try:
             check_gravity_scale(acc, device)
         except ValueError as exc:

@@ -272,10 +272,13 @@ def _units_checked(
     data in the wrong unit are refused with that one error, before a calibration on them (which
     finds no walking in them) has anything to say."""
     pending: list[np.ndarray] | None = []
+    first: float | None = None
     for t, imu in chunks:
         if pending is not None:
             pending.append(imu[:, :3])
-            if sum(map(len, pending)) >= pipeline.UNITS_CHECK_SAMPLES:
+            first = float(t[0]) if first is None and len(t) else first
+            span = float(t[-1]) - first if len(t) else 0.0
+            if pipeline.units_due(sum(map(len, pending)), span):
                 pipeline.check_units(np.concatenate(pending), device)
                 pending = None
         yield t, imu

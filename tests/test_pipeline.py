@@ -408,6 +408,29 @@ def test_a_stream_shorter_than_the_units_check_is_judged_at_its_end(bundle, hapt
             assert pipe.stats.windows == (200 - 128) // hop(bundle) + 1
 
 
+def test_a_slow_device_is_checked_after_5_s_not_250_samples(bundle, hapt_experiment):
+    """A 12.5 Hz accelerometer (MetaBase's slowest setting) waited 250 samples, 20 s, for its
+    first decision; its units are judged on its first 5 s now (50 Hz and faster: on 250
+    samples, as before). In g it is refused there, nothing scored."""
+    from gaitedge.sources import SampleChunk
+
+    t, x, _ = hapt_experiment
+    t, x = t[:2000:4], x[:2000:4].copy()  # 12.5 Hz, 40 s
+    first = None
+    pipe = Pipeline(load_engine(bundle), FanOut([]))
+    for i in range(0, len(t), 4):
+        pipe.process(SampleChunk("dev", t[i : i + 4], x[i : i + 4], 0.0))
+        if first is None and pipe.stats.windows:
+            first = float(t[i + 3])
+    assert first is not None and first <= 5.5
+    x[:, :3] /= 9.80665
+    pipe = Pipeline(load_engine(bundle), FanOut([]))
+    with pytest.raises(ContractError, match=r"look like g "):
+        for i in range(0, len(t), 4):
+            pipe.process(SampleChunk("dev", t[i : i + 4], x[i : i + 4], 0.0))
+    assert float(t[i + 3]) <= 5.5 and pipe.stats.windows == 0
+
+
 def test_a_frame_of_other_channels_after_held_frames_is_the_chain_s_error(bundle, hapt_experiment):
     """Frames held back (before the units check, or while no window is due) and then one with
     the gyroscope missing: the chain refuses that one as it would alone (it was numpy's

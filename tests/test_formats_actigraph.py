@@ -52,6 +52,23 @@ def test_actilife_csv_reads_as_acceleration_alone_for_the_acc_model(tmp_path):
     np.testing.assert_allclose(np.diff(rec.timestamp_s), 1 / 30, rtol=1e-5)
 
 
+def test_actilife_csv_with_its_optional_timestamp_column(tmp_path):
+    """ActiLife may add a text Timestamp column (vendor-formats.md §B3, flagged, not seen): the
+    axes are read by name ('column 1 is not a number' refused the file)."""
+    lines = NEO.split("\r\n")
+    lines[10] = "Timestamp," + lines[10]
+    for k, row in enumerate(lines[11:-1]):
+        lines[11 + k] = f"12/20/2021 11:55:00.{k * 33:03d}," + row
+    path = tmp_path / "neo-ts.csv"
+    path.write_bytes("\r\n".join(lines).encode())
+    plain = tmp_path / "neo.csv"
+    plain.write_bytes(NEO.encode())
+    options = ReadOptions(accelerometer_only=True)
+    got, want = read(path, options=options), read(plain, options=options)
+    np.testing.assert_array_equal(got.imu, want.imu)
+    np.testing.assert_array_equal(got.timestamp_s, want.timestamp_s)
+
+
 def test_gt3x_is_recognised_and_refused(tmp_path):
     path = tmp_path / "NEO1C04110003.gt3x"
     with zipfile.ZipFile(path, "w") as z:

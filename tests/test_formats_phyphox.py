@@ -497,6 +497,16 @@ def test_padding_at_the_end_is_trimmed_and_counted(tmp_path):
     assert sum("1 trailing row(s)" in r for r in rec.source.rules) == 2
 
 
+def test_tab_rows_of_empty_cells_at_the_end_are_padding_not_a_crash(tmp_path):
+    """A tab-separated file ending with rows of empty cells (a line of tabs): an IndexError's
+    traceback (the line was taken for a blank one after polars had made it a row)."""
+    tab = [x.replace(",", "\t") for x in (EXAMPLE_5_ACC, EXAMPLE_5_GYRO)]
+    rec = formats.read(_pair(tmp_path, acc=tab[0], gyro=tab[1] + "\n\t\t\t\n\t\t\t"))
+    want = formats.read(_pair(tmp_path / "plain", acc=tab[0], gyro=tab[1]))
+    np.testing.assert_array_equal(rec.imu, want.imu)
+    assert any("2 trailing row(s)" in r for r in rec.source.rules)
+
+
 def test_two_exports_in_one_folder(tmp_path):
     path = _pair(tmp_path, **{"Accelerometer_2.csv": EXAMPLE_5_ACC})
     with pytest.raises(FormatError, match=r"2 acceleration \(with g\) sets .*one export"):

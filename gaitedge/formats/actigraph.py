@@ -70,8 +70,10 @@ def read(container: Container, options) -> Export:
         start = datetime.strptime(f"{start_date} {start_time}", f"{pattern} %H:%M:%S")
     except ValueError as exc:
         raise FormatError(f"{where}: start date/time: {exc}") from exc
-    table = parse_table(text, where, header_line=10)
-    xyz = table.columns(["Accelerometer X", "Accelerometer Y", "Accelerometer Z"])
+    axes = ["Accelerometer X", "Accelerometer Y", "Accelerometer Z"]
+    # by name: ActiLife may add a text Timestamp column (and others: Lux, steps ...)
+    table = parse_table(text, where, header_line=10, usecols=axes)
+    xyz = table.columns(axes)
     # Local time of the device, no zone in the file: read as if UTC (said in the rules).
     t0 = start.replace(tzinfo=timezone.utc).timestamp()
     t = t0 + np.arange(len(xyz)) / float(rate.group(1))

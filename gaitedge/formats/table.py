@@ -312,7 +312,7 @@ def _checked(
     """The careful path over ``data`` (its first ``skip`` lines not rows; ``line0``: the file's
     0-based line of its line 0): every row when polars refused the text, else the rows it left
     with an empty cell (NaN where a cell is empty, a FormatError naming the line otherwise)."""
-    lines = _trim(data.decode("utf-8", errors="replace").splitlines()[skip:])
+    lines = _trim(data.decode("utf-8", errors="replace").splitlines()[skip:], d.delimiter)
     dense = values[:, d.dense] if values is not None and d.sparse else values
     rows = range(len(lines)) if values is None else np.flatnonzero(np.isnan(dense).any(axis=1))
     checked = _parse_careful([lines[r] for r in rows], d, [line0 + skip + 1 + r for r in rows])
@@ -336,8 +336,10 @@ class _Dialect:
         return [k for k, i in enumerate(self.picked) if i not in self.sparse]
 
 
-def _trim(lines: list[str]) -> list[str]:
-    while lines and not lines[-1].strip():
+def _trim(lines: list[str], delimiter: str) -> list[str]:
+    """Without the blank lines at the end (a line of delimiters, tabs too, is a padded row)."""
+    blank = " \t\r\n\v\f".replace(delimiter, "")
+    while lines and not lines[-1].strip(blank):
         lines.pop()
     return lines
 

@@ -271,6 +271,10 @@ def test_the_hub_thins_to_the_plot_rate_and_keeps_a_bounded_history():
     assert kept[-1] - kept[0] <= HISTORY_S + 0.5
     assert len(hub.collect()["devices"]["dev"]["samples"]["t"]) == 30 * PLOT_RATE_HZ
     assert hub.collect()["devices"]["dev"]["samples"]["t"] == []  # collected once
+    # a fast replay's chunk of minutes: a joining browser gets its last HISTORY_S (it got all)
+    hub.add_samples("fast", t, np.zeros((len(t), 6)))
+    kept = np.array(hub.snapshot()["devices"]["fast"]["samples"]["t"])
+    assert kept[-1] - kept[0] <= HISTORY_S and kept[-1] == pytest.approx(t[-1], abs=0.02)
 
 
 def test_link_state_live_dropped_ended():

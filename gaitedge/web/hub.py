@@ -89,7 +89,9 @@ class Hub:
                 dev.history.clear()  # stream time went back: a new stream under this name
             dev.pending_t.append(t_kept)
             dev.pending_imu.append(imu_kept)
-            dev.history.append((t_kept, imu_kept))
+            # a large chunk (a fast replay's: minutes) keeps only its last HISTORY_S
+            recent = int(np.searchsorted(t_kept, t_kept[-1] - HISTORY_S))
+            dev.history.append((t_kept[recent:], imu_kept[recent:]))
             while dev.history[0][0][-1] < t_kept[-1] - HISTORY_S:
                 dev.history.popleft()
 

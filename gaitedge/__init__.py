@@ -30,7 +30,7 @@ _EXPORTS = {
     "load_engine": "gaitedge.engine",
     "FormatError": "gaitedge.formats",
     "ReadOptions": "gaitedge.formats",
-    "read": "gaitedge.formats",
+    "read": "gaitedge.api",
     "Pipeline": "gaitedge.pipeline",
     "BadSamplePolicy": "gaitedge.preprocess",
     "ChainConfig": "gaitedge.preprocess",

@@ -343,6 +343,24 @@ def _run(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return pool.submit(lambda: asyncio.run(coro_factory())).result()
 
 
+def read(path: str | os.PathLike, *, format: str | None = None, options: Any = None) -> Recording:  # noqa: A002 - the CLI's --format
+    """Read a recording as its app exported it (a file, a zip or the unzipped folder), as
+    ``gaitedge replay`` reads it: :func:`gaitedge.formats.read`, whose ``options`` default here
+    to reading an export without a gyroscope (its acceleration alone, [N, 3]) when the shipped
+    accelerometer-only model is installed to run it (:func:`analyse` picks that model).
+
+    Raises:
+        FormatError: the export cannot be read; one line naming the file (and line).
+    """
+    from gaitedge.formats import ReadOptions
+    from gaitedge.formats import read as read_export
+    from gaitedge.runner import reads_acc_only
+
+    if options is None:
+        options = ReadOptions(accelerometer_only=reads_acc_only(None))
+    return read_export(path, format=format, options=options)
+
+
 def _read(
     recording: Recording | str | os.PathLike, device: str | None, accelerometer_only: bool
 ) -> Recording:

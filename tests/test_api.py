@@ -367,3 +367,12 @@ def test_analyse_says_why_no_window_was_made(tmp_path, caplog):
     assert len(result.windows) == 0
     assert "ms.csv: no window was made: gaps over 1 s" in caplog.text
     assert "a time column in ms read as seconds?" in caplog.text
+
+
+def test_read_takes_an_app_export_without_a_gyroscope_as_replay_does(wild_exports):
+    """gaitedge.read of a MetaBase accelerometer log refused it ('the model needs both') while
+    replay and analyse run it on the accelerometer-only model."""
+    path = wild_exports / "metabase_ios-gait-lowback-acconly"
+    rec = gaitedge.read(path)
+    assert rec.imu.shape[1] == 3 and len(rec) > 4000
+    assert gaitedge.analyse(rec).model.startswith("gaitedge-acc ")

@@ -133,11 +133,24 @@ class ObservedPipeline(Pipeline):
         """A stream that never calibrated ends with its held-back activity alert: reported with
         no window (:func:`decisions` makes it a decision of its own)."""
         alerts = super()._uncalibrated_activity(name, state)
+        self._windowless(name, state, alerts)
+        return alerts
+
+    def finish(self, device: str | None = None) -> list[Alert]:
+        """As the pipeline's; a cold-start window's alert that no window of its device matched
+        by the end is reported with no window (never lost)."""
+        alerts = super().finish(device)
+        for name, state in self.devices.items():
+            if device is None or name == device:
+                stash = self._cold.pop(id(state), {})
+                self._windowless(name, state, [a for w in stash.values() for a in w.alerts])
+        return alerts
+
+    def _windowless(self, name: str, state: DeviceState, alerts: list[Alert]) -> None:
         if alerts:
             contract = self.contract_of(state)
             none = Windows.empty(contract.chain.window_samples, contract.chain.n_channels)
             self.on_windows(name, Scored(none, {}, alerts, dict(contract.heads)), {})
-        return alerts
 
     def _alerts(
         self,

@@ -1054,7 +1054,7 @@ def calibrate(
     from gaitedge.bundle import ContractError, read_contract
     from gaitedge.engine import model_path
     from gaitedge.mounting import MountingError, MountStore, default_mount_file
-    from gaitedge.preprocess import calibrate as estimate
+    from gaitedge.preprocess import calibrate_stream as estimate_stream
 
     if (recording is None) == (serial is None and ble is None) or (serial and ble):
         raise fail("give one recording CSV, or one live device (--serial PORT or --ble ADDRESS)")
@@ -1070,11 +1070,20 @@ def calibrate(
     if recording is None:
         _calibrate_live(serial, ble, duration, model, mount_file)
         return
-    rec = _load(recording, rate_hz, device=device, fmt=fmt, layout=layout)
-    est = estimate(cfg, [(rec.timestamp_s, rec.imu)])
-    name = device_id or recording.name
-    if device_id is None and rec.device_id is not None and len(rec.device_id):
-        name = str(rec.device_id[0])
+    # Streamed, block by block: a week's recording in the memory of a block (it was read
+    # whole: ~600 bytes a sample, 2.6 GB a day).
+    stream = _open(recording, rate_hz, device=device, fmt=fmt, layout=layout)
+    try:
+        est = estimate_stream(cfg, ((c.timestamp_s, c.imu) for c in stream))
+    except ValueError as exc:  # RecordingError, ChainInputError
+        raise fail(str(exc)) from exc
+    # Stored under the name replay and summarize give this file (its --device, else its file
+    # name), and, when it is a listen --record file, under its device's id (the service's).
+    names = [device_id] if device_id is not None else [device or recording.name]
+    ids = stream.first.device_id if stream.first is not None else None
+    if device_id is None and ids is not None and len(ids) and str(ids[0]) not in names:
+        names.insert(0, str(ids[0]))
+    name = names[0]
     result = {
         "device": name,
         "calibrated": est.calibrated,
@@ -1086,9 +1095,11 @@ def calibrate(
         raise fail(
             f"{recording}: only {est.walking_s:.0f} s of walking found; 20 s are needed", code=1
         )
-    store.put(name, est)
+    for each in names:
+        store.put(each, est)
     store.save()
-    typer.echo(f"saved the mounting of {name} to {mount_file}", err=True)
+    also = f" (and of {names[1]}, as replay names this file)" if len(names) > 1 else ""
+    typer.echo(f"saved the mounting of {name}{also} to {mount_file}", err=True)
 
 
 def _calibrate_live(serial, ble, duration, model, mount_file) -> None:

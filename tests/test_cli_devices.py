@@ -70,6 +70,28 @@ def test_calibrate_a_rotated_recording_and_reuse_it(hapt_rec, tmp_path):
     assert rotation_angle_deg(est.rotation @ r @ reference.T) < 1.0
 
 
+def test_a_recorded_device_calibrated_is_the_one_replay_and_summarize_restore(hapt_rec, tmp_path):
+    """A listen --record file (one device, its id in a column): calibrate stored the estimate
+    under the device's id only, replay and summarize looked the file's name up, and the
+    device calibrated online again from a cold start (a stored estimate silently unused)."""
+    from gaitedge.recording import RecordingWriter
+
+    t, x = hapt_rec
+    path = tmp_path / "session.csv"
+    writer = RecordingWriter(path, with_device_id=True)
+    writer.write(t, x, device_id="belt-7")
+    writer.close()
+    mount_file = tmp_path / "mount.json"
+    result = runner.invoke(app, ["calibrate", str(path), "--mount-file", str(mount_file)])
+    assert result.exit_code == 0, result.output
+    assert set(MountStore(mount_file).entries) == {"belt-7", "session.csv"}
+    cold = runner.invoke(app, ["replay", str(path), "--fast"])
+    assert "calibrated online" in cold.stderr
+    kept = runner.invoke(app, ["replay", str(path), "--fast", "--mount-file", str(mount_file)])
+    assert kept.exit_code == 0, kept.output
+    assert "calibrated online" not in kept.stderr and "cold start" not in kept.stdout
+
+
 def test_calibrate_without_walking_says_so(hapt_rec, tmp_path):
     t, x = hapt_rec
     still = np.tile(x[:1], (1500, 1))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -836,13 +837,7 @@ def replay(
             outcome = calibrate_chunks(pipe, source.device, pairs) if calibrate_first else ""
         except ValueError as exc:  # RecordingError, ChainInputError
             raise fail(str(exc)) from exc
-        if outcome == "too_little_walking":
-            typer.echo(
-                f"warning: {recording.name} has less than 20 s of walking to calibrate the "
-                "mounting from: activity is held back until it has (give --mount none if it is "
-                "in the model's body frame, or --mount-file with a stored estimate)",
-                err=True,
-            )
+        _say_calibrated_first(recording, outcome)
         try:
             run_sources(pipe, [source])
         except (ValueError, OSError) as exc:  # RecordingError, ChainInputError, ContractError
@@ -854,6 +849,17 @@ def replay(
         if stats:
             _print_stats(pipe)
     _check_delivered(pipe)
+
+
+def _say_calibrated_first(recording: Path, outcome: str) -> None:
+    """What --calibrate-first found, when it could not calibrate."""
+    if outcome == "too_little_walking":
+        typer.echo(
+            f"warning: {recording.name} has less than 20 s of walking to calibrate the "
+            "mounting from: activity is held back until it has (give --mount none if it is "
+            "in the model's body frame, or --mount-file with a stored estimate)",
+            err=True,
+        )
 
 
 def _check_delivered(pipe) -> None:
@@ -1004,12 +1010,19 @@ def summarize(
     ) as pipe:
         try:
             if calibrate_first:
-                calibrate_chunks(pipe, name, _pairs(None, recording, rate_hz, read))
-            summary = run(pipe, stream, name=recording.name, clock=clock, device=name)
+                outcome = calibrate_chunks(pipe, name, _pairs(None, recording, rate_hz, read))
+                _say_calibrated_first(recording, outcome)
+            # one device of several: its own files (another device's summary kept beside it)
+            shown = recording.name if device is None else f"{recording.name} ({device})"
+            summary = run(pipe, stream, name=shown, clock=clock, device=name)
         except (ValueError, OSError) as exc:  # RecordingError, ChainInputError, ContractError
             raise fail(str(exc)) from exc
+        _say_outcome(pipe)  # as replay says it: no window, a slow sensor, the calibration
     try:
-        paths = summary.write(out, recording.stem, picture=plot)
+        stem = recording.stem
+        if device is not None:
+            stem += "-" + re.sub(r"[^A-Za-z0-9._-]+", "_", device)
+        paths = summary.write(out, stem, picture=plot)
     except OSError as exc:
         raise fail(f"{out}: cannot write: {exc}") from exc
     for path in paths:

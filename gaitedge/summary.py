@@ -65,6 +65,8 @@ EPOCH = dt.datetime(1970, 1, 1)
 # Stamps at or after this are seconds since 1970 (1973-03-03); smaller ones count from the
 # recording's start (``listen --record``, HAPT).
 ABSOLUTE_AFTER_S = 1e8
+# Epoch seconds of 2200-01-01: a first stamp later is in another unit (ms, ns).
+LATEST_EPOCH_S = 7_258_118_400.0
 
 
 # The longest span a summary covers (its per-second timeline is built whole): a year of wear.
@@ -201,10 +203,21 @@ class WallClock:
                     "leave out --tz"
                 )
             return cls(first_stamp_s, None)
+        if first_stamp_s >= LATEST_EPOCH_S:
+            raise SummaryError(
+                f"its first stamp is {first_stamp_s:.6g} s, after the year 2200: epoch "
+                "milliseconds or nanoseconds read as seconds? (name the unit: a timestamp_ms "
+                "header, or --layout)"
+            )
         if first_stamp_s >= ABSOLUTE_AFTER_S:
             return cls(first_stamp_s, tz or "UTC")
         if start_epoch_s is not None:
             return cls(start_epoch_s, tz or "UTC")
+        if tz is not None:
+            raise SummaryError(
+                "this recording holds no date (its stamps count from its start): --tz has "
+                "nothing to convert; give --start with the local date and time it began"
+            )
         return cls(None, None)
 
     def local(self, t_s: float) -> dt.datetime:
@@ -220,6 +233,13 @@ class WallClock:
         if self.start_s is None:
             return f"day {(local - EPOCH).days + 1}"
         return local.date().isoformat()
+
+    def stamp(self, local: dt.datetime) -> str:
+        """A local time as the summary writes it: ISO, or ``day N HH:MM:SS`` on a relative
+        clock (not a 1970 date)."""
+        if self.start_s is None:
+            return f"{self.day(local)} {local:%H:%M:%S}"
+        return local.isoformat(timespec="seconds")
 
     def to_dict(self) -> dict:
         if self.start_s is None:
@@ -382,13 +402,16 @@ def build_summary(
     code, klass, columns = _seconds(n_s, activity, labels, nonwear, coverage)
     worn = code < columns.index(NONWEAR)
     by_label = np.bincount(klass[worn & (klass >= 0)], minlength=len(labels)) / 60.0
-    n_min = -(-n_s // 60)
+    # Minutes on the wall clock's: the first starts at the minute the recording starts in
+    # (blocks from the first sample put up to 59 s of each day and hour in the one before).
+    lead = clock.local(0.0).second
+    n_min = -(-(lead + n_s) // 60)
     padded = np.full(n_min * 60, -1, np.int16)
-    padded[:n_s] = code
+    padded[lead : lead + n_s] = code
     per_min = np.stack(
         [(padded.reshape(n_min, 60) == c).sum(axis=1) for c in range(len(columns))], axis=1
     )  # [M, C] seconds
-    minute_local = [clock.local(60.0 * m) for m in range(n_min)]
+    minute_local = [clock.local(60.0 * m - lead) for m in range(n_min)]
     fall_local = [clock.local(a.t_event) for a in falls]
     hours: dict[tuple[str, int], list] = {}
     days: list[str] = []
@@ -413,7 +436,7 @@ def build_summary(
         hours=[(d, h, m, f) for (d, h), (m, f) in hours.items()],
         minutes_by_label={x: float(v) for x, v in zip(labels, by_label, strict=True)},
         falls=[
-            {"t_s": round(a.t_event, 2), "local": loc.isoformat(timespec="seconds"), "p": a.p}
+            {"t_s": round(a.t_event, 2), "local": clock.stamp(loc), "p": a.p}
             for a, loc in zip(falls, fall_local, strict=True)
         ],
         nonwear=nonwear,
@@ -512,7 +535,7 @@ def plot_week(summary: Summary, path: Path) -> Path:
         extent=(0, 24, len(days) - 0.5, -0.5),
     )
     for fall in summary.falls:
-        local = dt.datetime.fromisoformat(fall["local"])
+        local = summary.clock.local(fall["t_s"])
         row = days.index(summary.clock.day(local))
         x = local.hour + local.minute / 60 + local.second / 3600
         ax.plot(x, row, marker="v", color="black", markersize=9, markerfacecolor="#ff2222")

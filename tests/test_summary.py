@@ -176,3 +176,58 @@ def test_nonwear_is_found_to_an_epoch_and_never_in_worn_data(hapt_dir, sisfall_d
     short = np.concatenate([worn[:30000, :3], _table(150000, rng), worn[30000:60000, :3]])
     det.process(np.arange(len(short)) / rate, short)
     assert det.finish() == []
+
+
+def test_a_clock_without_a_date_or_in_another_unit_is_said_so():
+    """--tz on a recording without a date did nothing (exit 0); epoch ms under timestamp_s
+    gave 'year 56387 is out of range'."""
+    with pytest.raises(SummaryError, match=r"holds no date.*give --start"):
+        WallClock.of(0.0, tz="Europe/Berlin")
+    with pytest.raises(SummaryError, match="epoch milliseconds or nanoseconds read as seconds"):
+        WallClock.of(1.717e12)
+
+
+def test_minutes_are_the_wall_clocks_and_each_device_has_its_own_files(hapt_dir, tmp_path):
+    """Six minutes from 23:59:30 UTC: half a minute on the first day (the minutes were 60-s
+    blocks from the first sample: a whole one). Two devices of one file summarised one after
+    the other into one folder: each its own files (the second overwrote the first's)."""
+    t, x = held_out_hapt(hapt_dir.parent, 360.0)
+    start = dt.datetime(2024, 3, 30, 23, 59, 30, tzinfo=dt.timezone.utc).timestamp()
+    path = tmp_path / "two.csv"
+    from gaitedge.recording import RecordingWriter
+
+    writer = RecordingWriter(path, with_device_id=True)
+    for device in ("belt/1", "belt/2"):
+        writer.write(t + start, x, device_id=device)
+    writer.close()
+    for device in ("belt/1", "belt/2"):
+        args = ["summarize", str(path), "--device", device, "--no-plot", "--out", str(tmp_path)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    for stem in ("two-belt_1", "two-belt_2"):
+        rows = (tmp_path / f"{stem}-daily.csv").read_text().splitlines()
+        wear = [float(r.split(",")[rows[0].split(",").index("wear_min")]) for r in rows[1:]]
+        assert wear == pytest.approx([0.5, 5.5], abs=0.03)
+        doc = json.loads((tmp_path / f"{stem}-summary.json").read_text())
+        assert doc["recording"] == f"two.csv ({stem[4:].replace('_', '/')})"
+
+
+def test_summarize_says_what_replay_says_and_falls_carry_no_1970_date(
+    hapt_dir, sisfall_dir, tmp_path
+):
+    """A time column in ms read as seconds: replay says no window was made, summarize wrote a
+    5-day summary without a word. A fall on a clock without a date was dated 1970-01-01."""
+    t, x = held_out_hapt(hapt_dir.parent, 60.0)
+    path = tmp_path / "ms.csv"
+    write_recording(path, Recording(t * 1000.0, x))
+    result = runner.invoke(app, ["summarize", str(path), "--no-plot", "--out", str(tmp_path)])
+    assert (
+        "ms.csv: no window was made" in result.stderr and "in ms read as seconds?" in result.stderr
+    )
+    fall = next(r for r in ds.sisfall_recordings(sisfall_dir.parent) if r.is_fall)
+    path = tmp_path / "fall.csv"
+    write_recording(path, Recording(np.arange(len(fall.imu)) / fall.rate_hz, fall.imu))
+    result = runner.invoke(app, ["summarize", str(path), "--no-plot", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    falls = json.loads((tmp_path / "fall-summary.json").read_text())["falls"]
+    assert falls and all(re.fullmatch(r"day 1 00:00:\d\d", f["local"]) for f in falls)

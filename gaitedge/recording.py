@@ -24,6 +24,7 @@ import io
 import itertools
 import math
 import os
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -523,12 +524,23 @@ class CsvChunks:
         )
 
 
+# Stamps at or after this are seconds since 1970 (1973-03-03); smaller ones count from a
+# stream's or a recording's start (a device's clock, ``listen``'s stream time, HAPT).
+EPOCH_STAMPS_AFTER_S = 1e8
+
+
 class RecordingWriter:
     """Append samples to a canonical recording CSV while streaming.
 
     Flushes (and fsyncs) whenever the stream time has advanced ``flush_interval_s`` since the
     last flush, so a crash loses at most that much. Appending to an existing file checks that
     its header matches.
+
+    ``wall_clock`` (``listen --record``): a device whose stamps count from its stream's start
+    is written on the wall clock, in UTC seconds since 1970: its first chunk anchors its
+    stream time (its last sample: now), so a session appended to the file keeps the gap
+    before it (it restarted at 0: read back as a clock reset, the gap lost) and the file
+    carries its dates (``summarize``). Stamps already since 1970 are written as they are.
     """
 
     def __init__(
@@ -538,8 +550,11 @@ class RecordingWriter:
         with_label: bool = False,
         with_device_id: bool = False,
         flush_interval_s: float = 1.0,
+        wall_clock: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.wall_clock = wall_clock
+        self._offsets: dict[str, float] = {}  # device -> wall clock minus its stream time
         extra = (["label"] if with_label else []) + (["device_id"] if with_device_id else [])
         self.header = list(CANONICAL_HEADER) + extra
         # A device without a gyroscope records acceleration alone ([N, 3]): the header then has
@@ -583,6 +598,8 @@ class RecordingWriter:
         """
         t = np.asarray(timestamp_s, dtype=np.float64).reshape(-1)
         x = np.asarray(imu, dtype=np.float64).reshape(len(t), -1)
+        if self.wall_clock and len(t):
+            t = t + self._offset(str(device_id), float(t[-1]))
         if self._header_pending:
             if x.shape[1] == 3:
                 self.header = self._acc_only_header
@@ -614,6 +631,13 @@ class RecordingWriter:
             if t[-1] - self._last_flush_t >= self.flush_interval_s:
                 self._sync()
                 self._last_flush_t = float(t[-1])
+
+    def _offset(self, device: str, newest_s: float) -> float:
+        offset = self._offsets.get(device)
+        if offset is None:
+            offset = 0.0 if newest_s >= EPOCH_STAMPS_AFTER_S else time.time() - newest_s
+            self._offsets[device] = offset
+        return offset
 
     def _write_header(self) -> None:
         self._header_pending = False

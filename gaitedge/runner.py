@@ -118,7 +118,7 @@ def open_pipeline(
         echo=echo,
     )
     try:
-        recorder = RecordingWriter(record, with_device_id=True) if record else None
+        recorder = RecordingWriter(record, with_device_id=True, wall_clock=True) if record else None
     except Exception:
         fan_out.close()
         raise

@@ -36,7 +36,7 @@ import numpy as np
 
 from gaitedge.alerts import Alert, AlertType
 from gaitedge.private import private_dir, write_private
-from gaitedge.recording import Recording
+from gaitedge.recording import EPOCH_STAMPS_AFTER_S, Recording
 from gaitedge.units import STANDARD_GRAVITY_M_S2
 
 # The model's activity classes as the field reports them (stairs: up and down together).
@@ -63,8 +63,8 @@ COLOURS = {
 }
 EPOCH = dt.datetime(1970, 1, 1)
 # Stamps at or after this are seconds since 1970 (1973-03-03); smaller ones count from the
-# recording's start (``listen --record``, HAPT).
-ABSOLUTE_AFTER_S = 1e8
+# recording's start (a device's stream time, HAPT).
+ABSOLUTE_AFTER_S = EPOCH_STAMPS_AFTER_S
 # Epoch seconds of 2200-01-01: a first stamp later is in another unit (ms, ns).
 LATEST_EPOCH_S = 7_258_118_400.0
 

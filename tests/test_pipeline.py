@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +143,10 @@ def test_live_serial_end_to_end_records_exactly_what_was_sent(bundle, hapt_recor
     sent = counts_to_si(si_to_counts(rec.imu, emulator.info), emulator.info)
     assert len(recorded) == len(rec)
     np.testing.assert_array_equal(recorded.imu, sent)
-    np.testing.assert_allclose(recorded.timestamp_s, rec.timestamp_s, atol=1e-6)
+    # the device's stamps, on the wall clock (UTC seconds; its first chunk anchors them)
+    t = recorded.timestamp_s
+    np.testing.assert_allclose(t - t[0], rec.timestamp_s - rec.timestamp_s[0], atol=1e-6)
+    assert abs(t[0] - time.time()) < 60.0
     assert set(recorded.device_id) == {device.path}
     assert pipe.stats.windows == (len(rec) - 128) // hop(bundle) + 1
     assert jsonl.read_text().strip(), "alerts reached the JSONL sink"

@@ -276,3 +276,40 @@ def test_one_glitched_stamp_is_put_back_not_read_as_a_clock_reset(tmp_path, glit
     np.testing.assert_array_equal(t[1501:], w[1501:])
     assert np.abs(t - w).max() <= 0.02  # the glitched row and its neighbour's run, spread
     assert describe_recording(got)["timestamp_repair"]["outliers"] == 1
+
+
+def test_listen_sessions_appended_to_one_recording_keep_their_gap_and_dates(tmp_path):
+    """listen --record writes a device's stream time (counting from its start): a second
+    session appended to the file restarted at 0, was read back as a clock reset and joined to
+    the first, the time between them lost (a week of wear a service restarted in had no
+    gaps and no dates). Written on the wall clock, each session keeps its place in time."""
+    import time
+
+    from gaitedge.engine import load_engine
+    from gaitedge.pipeline import Pipeline
+    from gaitedge.sinks import FanOut
+    from gaitedge.sources import SampleChunk
+    from gaitedge.summary import WallClock
+
+    path = tmp_path / "live.csv"
+    imu = np.zeros((100, 6))
+    imu[:, 2] = 9.80665
+    starts = []
+    for session in range(2):
+        if session:  # the first session's 2 s of stream time went by in a moment here
+            time.sleep(2.5)
+        starts.append(time.time())
+        recorder = RecordingWriter(path, with_device_id=True, wall_clock=True)
+        with Pipeline(load_engine(None), FanOut([]), recorder=recorder) as pipe:
+            for k in range(0, 100, 10):  # stream time from 0, as a device's
+                t = np.arange(k, k + 10) / 50.0
+                pipe.process(SampleChunk("belt", t, imu[k : k + 10], time.monotonic()))
+    rec = read_recording(path)
+    assert len(rec) == 200 and rec.repair is None  # no clock reset: nothing to repair
+    t = rec.timestamp_s
+    assert t[0] == pytest.approx(starts[0], abs=0.5)  # the wall clock, UTC seconds
+    # each session where it was: its first chunk's last sample at the time it was written
+    assert t[109] - t[9] == pytest.approx(starts[1] - starts[0], abs=0.3)
+    assert t[100] - t[99] > 0.3  # the gap between the sessions, not a clock reset
+    np.testing.assert_allclose(np.diff(t[:100]), 0.02, atol=1e-6)  # the device's own steps
+    assert WallClock.of(float(t[0])).start_s == t[0]  # summarize dates it

@@ -195,7 +195,12 @@ class WallClock:
         if start is not None:
             if tz is not None:
                 raise SummaryError("--start is local wall-clock time already; leave out --tz")
-            return cls((start.replace(tzinfo=None) - EPOCH).total_seconds(), None)
+            if start.utcoffset() is not None:  # it was dropped: the hours were the offset's
+                raise SummaryError(
+                    f"--start is the local wall-clock time the recording began, without an "
+                    f"offset (got {start.isoformat()}: give {start:%Y-%m-%dT%H:%M:%S})"
+                )
+            return cls((start - EPOCH).total_seconds(), None)
         if local_clock:
             if tz is not None:
                 raise SummaryError(

@@ -185,6 +185,12 @@ def test_a_clock_without_a_date_or_in_another_unit_is_said_so():
         WallClock.of(0.0, tz="Europe/Berlin")
     with pytest.raises(SummaryError, match="epoch milliseconds or nanoseconds read as seconds"):
         WallClock.of(1.717e12)
+    # an offset on --start was dropped in silence (the hours moved by it, or not, unsaid)
+    with pytest.raises(SummaryError, match=r"without an offset .*give 2024-03-04T09:15:00\)"):
+        WallClock.of(0.0, start=dt.datetime.fromisoformat("2024-03-04T09:15+02:00"))
+    assert WallClock.of(0.0, start=dt.datetime(2024, 3, 4, 9, 15)).local(60.0) == dt.datetime(
+        2024, 3, 4, 9, 16
+    )
 
 
 def test_minutes_are_the_wall_clocks_and_each_device_has_its_own_files(hapt_dir, tmp_path):

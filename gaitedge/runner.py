@@ -448,6 +448,15 @@ def status(pipeline: Pipeline, sources: list[Source]) -> list[DeviceStatus]:
                 or ("gaitedge" if isinstance(source, DeviceSource) else None),
             )
             row = replace(row, link=link)
+            # A phone's stamps are repaired per sensor before its sensors' join (the chain
+            # then sees them increasing): those repairs counted beside the chain's.
+            join = getattr(getattr(source, "imu", None), "join", None)
+            if join is not None:
+                r = join.repaired
+                row = replace(
+                    row, tied=row.tied + r["tied"], clock_resets=row.clock_resets +
+                    r["clock_resets"], outliers=row.outliers + r["outliers"],
+                )  # fmt: skip
         out.append(row)
     return out
 

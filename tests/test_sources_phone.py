@@ -258,6 +258,34 @@ def test_a_phone_clock_stepping_back_loses_nothing(held_out) -> None:
     assert steady.imu.join.repaired["clock_resets"] == 0
 
 
+def test_a_phones_stamp_repairs_are_on_its_status_line(held_out) -> None:
+    """A phone stamping at 50 ms: its join repairs two stamps in three before the chain sees
+    them (increasing), so the status line said tied=0 while 'every repair is counted'."""
+    from gaitedge.engine import load_engine
+    from gaitedge.pipeline import Pipeline
+    from gaitedge.runner import status
+    from gaitedge.sinks import FanOut
+
+    t, imu = held_out
+    source = HttpSource("127.0.0.1", 0, token="t")
+    step = 50_000_000
+    chunks = []
+    for body in push_messages(t[:1500], imu[:1500], PushConfig(platform="android")):
+        msg = parse_push(body)
+        for name, (ns, xyz) in list(msg.sensors.items()):
+            msg.sensors[name] = (ns // step * step, xyz)
+        chunks += source._add(msg, 0.0, 0.0)
+    (phone,) = source.phones.values()
+    chunks += phone.expire(10.0, everything=True)
+    with Pipeline(load_engine(None), FanOut([])) as pipe:
+        for chunk in chunks:
+            pipe.process(chunk)
+        (row,) = status(pipe, [source])
+    repaired = phone.imu.join.repaired["tied"]
+    assert repaired > 1500  # both sensors' tied stamps
+    assert row.tied >= repaired and f"tied={row.tied} " in row.line()
+
+
 def run_source(source, until, timeout_s: float):
     """Stream ``source`` until ``until(chunks)`` or the timeout; returns the chunks."""
     chunks = []

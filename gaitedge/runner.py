@@ -427,8 +427,17 @@ def status(pipeline: Pipeline, sources: list[Source]) -> list[DeviceStatus]:
     by_device = {s.device: s for s in sources}
     for s in sources:  # a network source serves several phones, each its own device
         by_device.update(getattr(s, "devices", {}))
+    rows = pipeline.device_status()
+    # A device the pipeline has no sample of yet (connecting, or sending only what is not a
+    # frame): its row still shows its link (corrupt bytes counted), not nothing.
+    seen = {row.device for row in rows}
+    rows += [
+        DeviceStatus(s.device, 0.0, None, 0.0, 0, 0, 0, 0.0)
+        for s in sources
+        if not _serves_many(s) and s.device not in seen
+    ]
     out = []
-    for row in pipeline.device_status():
+    for row in rows:
         source = by_device.get(row.device)
         if source is not None:
             k = source.stats

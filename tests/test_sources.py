@@ -157,6 +157,18 @@ def test_a_port_sending_no_valid_frame_is_said_so_once(caplog, kind):
     told = [r.getMessage() for r in caplog.records if "no valid frame" in r.getMessage()]
     assert len(told) == 1, told
     assert told[0].startswith(f"{port.path}: ") and "another baud rate or firmware" in told[0]
+    # its status row shows the link and what it counted (the port had no row at all)
+    from gaitedge.engine import load_engine
+    from gaitedge.pipeline import Pipeline
+    from gaitedge.runner import status
+    from gaitedge.sinks import FanOut
+
+    (row,) = status(Pipeline(load_engine(None), FanOut([])), [source])
+    assert row.device == port.path and row.windows == 0 and row.link.corrupt > 0
+    assert (
+        row.line().startswith(f"[{port.path}] t=0.0s ")
+        and f"corrupt={row.link.corrupt}" in row.line()
+    )
 
 
 def test_unplugged_port_reconnects_then_gives_up_clearly():

@@ -282,3 +282,20 @@ def test_replay_timeline_jumps_through_the_whole_recording(browser, tmp_path):
             Path(target).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(screenshot, target)
         assert run.stop() == 0  # Ctrl-C ends the review cleanly
+
+
+def test_a_device_without_a_gyroscope_shows_the_model_it_runs(browser, tmp_path):
+    """An export without a gyroscope runs the accelerometer-only model: its panel names it
+    (the page named only the session's, the default model)."""
+    rec = read_recording(DEMO_RECORDING)
+    n = 50 * 40
+    path = tmp_path / "acc.csv"
+    rows = np.column_stack([rec.timestamp_s[:n], rec.imu[:n, :3]])
+    np.savetxt(path, rows, delimiter=",", header="timestamp_s,acc_x,acc_y,acc_z", comments="")
+    with cli("replay", str(path), "--fast", "--web", "0") as run:
+        url = run.url()
+        run.wait_for(r'"windows": \d+')
+        browser.get(url)
+        section = poll(lambda: device_section(browser, path.name), 15)
+        poll(lambda: "model: gaitedge-acc " in section.text, 5)
+        assert run.stop() == 0

@@ -53,7 +53,9 @@ function renderDevice(dev) {
   const calibrating = (s.mounting || "").startsWith("calibrating");
   act.querySelector(".label").textContent = s.activity || (calibrating ? "calibrating…" : "–");
   act.querySelector(".p").textContent = s.activity ? `p=${fmt(s.p, 2)}` : "";
-  dev.node.querySelector(".mounting").textContent = s.mounting ? `mounting: ${s.mounting}` : "";
+  // A device may run another model than the session's (no gyroscope: the accelerometer-only one).
+  const how = [s.mounting ? `mounting: ${s.mounting}` : "", s.model ? `model: ${s.model}` : ""];
+  dev.node.querySelector(".mounting").textContent = how.filter(Boolean).join(" · ");
   dev.node.querySelector(".clock").textContent = s.t_s != null ? `t=${fmt(s.t_s, 1)} s · windows ${s.windows}` : "";
   if (state.review && state.review.device === dev.name) return; // the chart shows the jump
   drawSignal(dev.node, dev.t, dev.imu, dev.t.length ? dev.t[dev.t.length - 1] - WINDOW_S : 0, WINDOW_S, null);

@@ -598,8 +598,9 @@ def source_from_spec(
 
 
 class _Mailbox:
-    """Decisions waiting for the consumer: bounded, the oldest dropped (and counted) when a
-    consumer falls behind, so the pipeline never waits for it."""
+    """Decisions waiting for the consumer: bounded for a live source, the oldest dropped (and
+    counted) when a consumer falls behind, so the pipeline never waits for it; unbounded
+    (``size`` None) for a recording, which is not live."""
 
     def __init__(self, size: int | None) -> None:
         self.items: collections.deque = collections.deque(maxlen=size)  # None: keeps all

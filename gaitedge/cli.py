@@ -71,14 +71,6 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _reads_acc_only(model) -> bool:
-    """An export without a gyroscope is read for a command that runs a model (`replay`,
-    `summarize`, `bench`) as the runtime runs it (:func:`gaitedge.runner.reads_acc_only`)."""
-    from gaitedge.runner import reads_acc_only
-
-    return reads_acc_only(model)
-
-
 def _calibrating(calibrate_first: bool, mount: str | None) -> None:
     """Refuse --calibrate-first beside a --mount that fixes the mounting (it was accepted and
     did nothing)."""
@@ -803,14 +795,14 @@ def replay(
 
     What `listen` would have said: the mounting starts from --mount-file's stored estimate
     (else cold) and calibrates online; --calibrate-first calibrates on the whole file first."""
-    from gaitedge.runner import calibrate_chunks, run_sources
+    from gaitedge.runner import calibrate_chunks, reads_acc_only, run_sources
     from gaitedge.sources import ReplaySource
 
     _logging(verbose, quiet)
     _keep_recording(recording, alerts_jsonl, mount_file)
     _calibrating(calibrate_first, mount)
     read = {"strict": strict, "device": device, "fmt": fmt, "layout": layout}
-    read["accelerometer_only"] = _reads_acc_only(model)
+    read["accelerometer_only"] = reads_acc_only(model)
     # --web serves any stretch of the signal, so it keeps the recording in memory; otherwise
     # the file streams (twice with --calibrate-first).
     rec = _load(recording, rate_hz, **read) if web is not None else None
@@ -973,7 +965,7 @@ def summarize(
     calibrates online; --calibrate-first calibrates on the whole file first."""
     import datetime as dt
 
-    from gaitedge.runner import calibrate_chunks
+    from gaitedge.runner import calibrate_chunks, reads_acc_only
     from gaitedge.summary import SummaryError, WallClock, require_matplotlib
     from gaitedge.summary import summarize as run
 
@@ -983,7 +975,7 @@ def summarize(
         raise typer.BadParameter(f"--start {start!r} is not an ISO date and time") from exc
     _calibrating(calibrate_first, mount)
     read = {"strict": strict, "device": device, "fmt": fmt, "layout": layout}
-    read["accelerometer_only"] = _reads_acc_only(model)
+    read["accelerometer_only"] = reads_acc_only(model)
     stream = _open(recording, rate_hz, **read)
     name = device or recording.name
     try:
@@ -1488,10 +1480,10 @@ def bench(
     from gaitedge.bundle import ContractError
     from gaitedge.demo import DEMO_RECORDING
     from gaitedge.preprocess import ChainInputError
-    from gaitedge.runner import measure_live
+    from gaitedge.runner import measure_live, reads_acc_only
 
     path = recording or DEMO_RECORDING
-    rec = _load(path, None, accelerometer_only=_reads_acc_only(model))
+    rec = _load(path, None, accelerometer_only=reads_acc_only(model))
     with _session(model, None) as pipe:  # no sinks: time the pipeline only
         try:
             cost = measure_live(pipe, rec.timestamp_s, rec.imu, chunk_samples=chunk_samples)

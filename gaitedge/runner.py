@@ -459,9 +459,8 @@ def status(pipeline: Pipeline, sources: list[Source]) -> list[DeviceStatus]:
             row = replace(row, link=link)
             # A phone's stamps are repaired per sensor before its sensors' join (the chain
             # then sees them increasing): those repairs counted beside the chain's.
-            join = getattr(getattr(source, "imu", None), "join", None)
-            if join is not None:
-                r = join.repaired
+            r = getattr(source, "repaired", None)
+            if r is not None:
                 row = replace(
                     row, tied=row.tied + r["tied"], clock_resets=row.clock_resets +
                     r["clock_resets"], outliers=row.outliers + r["outliers"],

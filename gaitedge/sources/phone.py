@@ -454,6 +454,12 @@ class PhoneStream:
             self._count("late_message")
         return out + self._feed(released)
 
+    @property
+    def repaired(self) -> dict[str, int] | None:
+        """What the repair of each sensor's stamps changed before their join
+        (:attr:`InterpJoin.repaired`), or None before the join is decided."""
+        return None if self.imu.join is None else self.imu.join.repaired
+
     def expire(self, now: float, everything: bool = False) -> list[SampleChunk]:
         """Messages whose wait is over (or all of them: the session ended, and the samples
         the joins' timestamp repair held back with them)."""
